@@ -1,0 +1,34 @@
+# make test: create .venv on a fresh machine, install everything the tests need, lint, type-check, test.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint typecheck pytest bench demo fuzz clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check wacht_auth tests examples benchmarks
+	$(BIN)/ruff format --check wacht_auth tests examples benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict wacht_auth
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+demo: $(STAMP)
+	$(BIN)/python -m wacht_auth.cli demo
+
+clean:
+	rm -rf $(VENV)

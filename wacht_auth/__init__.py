@@ -1,0 +1,61 @@
+"""wacht_auth: verify Wacht session tokens locally, with adapters for Python web frameworks.
+
+The public names are re-exported here; the modules behind them are an implementation detail.
+"""
+
+from __future__ import annotations
+
+from .config import Config
+from .errors import (
+    AlgorithmNotAllowedError,
+    AudienceInvalidError,
+    ClaimsInvalidError,
+    ConfigurationError,
+    CsrfFailedError,
+    ForbiddenError,
+    IssuerInvalidError,
+    JWKSUnavailableError,
+    KeyNotFoundError,
+    OrganizationRequiredError,
+    PartyNotAuthorizedError,
+    PermissionDeniedError,
+    SignatureInvalidError,
+    TokenExpiredError,
+    TokenInvalidError,
+    TokenMalformedError,
+    TokenMissingError,
+    TokenNotYetValidError,
+    TokenTooLargeError,
+    WachtAuthError,
+    WorkspaceRequiredError,
+)
+from .session import Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlgorithmNotAllowedError",
+    "AudienceInvalidError",
+    "ClaimsInvalidError",
+    "Config",
+    "ConfigurationError",
+    "CsrfFailedError",
+    "ForbiddenError",
+    "IssuerInvalidError",
+    "JWKSUnavailableError",
+    "KeyNotFoundError",
+    "OrganizationRequiredError",
+    "PartyNotAuthorizedError",
+    "PermissionDeniedError",
+    "Session",
+    "SignatureInvalidError",
+    "TokenExpiredError",
+    "TokenInvalidError",
+    "TokenMalformedError",
+    "TokenMissingError",
+    "TokenNotYetValidError",
+    "TokenTooLargeError",
+    "WachtAuthError",
+    "WorkspaceRequiredError",
+    "__version__",
+]

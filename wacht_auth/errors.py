@@ -1,0 +1,242 @@
+"""The exception tree of wacht_auth: one base class, stable codes, HTTP answers.
+
+Every error a caller can see is a :class:`WachtAuthError` with a stable snake_case ``code``
+(never renamed once released, see ``docs/errors.md``), the HTTP ``status`` an adapter answers
+with, and a human ``message`` that may change between releases. Adapters turn an error into a
+response with :meth:`WachtAuthError.response_headers` and :meth:`WachtAuthError.to_dict`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlgorithmNotAllowedError",
+    "AudienceInvalidError",
+    "ClaimsInvalidError",
+    "ConfigurationError",
+    "CsrfFailedError",
+    "ForbiddenError",
+    "IssuerInvalidError",
+    "JWKSUnavailableError",
+    "KeyNotFoundError",
+    "OrganizationRequiredError",
+    "PartyNotAuthorizedError",
+    "PermissionDeniedError",
+    "SignatureInvalidError",
+    "TokenExpiredError",
+    "TokenInvalidError",
+    "TokenMalformedError",
+    "TokenMissingError",
+    "TokenNotYetValidError",
+    "TokenTooLargeError",
+    "WachtAuthError",
+    "WorkspaceRequiredError",
+]
+
+#: The realm named in every ``WWW-Authenticate`` challenge (RFC 6750 §3).
+REALM = "wacht"
+
+
+def _quote(value: str) -> str:
+    """Return ``value`` as an RFC 7230 quoted-string (backslash-escape ``"`` and ``\\``)."""
+    cleaned = "".join(ch if 0x20 <= ord(ch) < 0x7F else " " for ch in value)
+    return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class WachtAuthError(Exception):
+    """Base class of every error wacht_auth raises.
+
+    Attributes:
+        code: stable machine-readable code (the DESIGN.md §5 table).
+        status: HTTP status an adapter answers with.
+        message: human-readable explanation; may change between releases.
+    """
+
+    code: ClassVar[str] = "wacht_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message: str = message or self.default_message()
+        super().__init__(self.message)
+
+    @classmethod
+    def default_message(cls) -> str:
+        """The message used when none is given."""
+        return cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.code
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, status={self.status})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body in the Backend API's documented error envelope."""
+        return {"error": {"code": self.code, "message": self.message, "status": self.status}}
+
+    def to_json(self) -> bytes:
+        """:meth:`to_dict` encoded as compact UTF-8 JSON."""
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
+        """Headers an HTTP response for this error carries (besides ``Content-Type``)."""
+        return {}
+
+
+class ConfigurationError(WachtAuthError, ValueError):
+    """wacht_auth is not configured correctly."""
+
+    code = "configuration_error"
+    status = 500
+
+
+class TokenInvalidError(WachtAuthError):
+    """The request is not authenticated (HTTP 401)."""
+
+    code = "token_invalid"
+    status = 401
+
+    def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
+        """``WWW-Authenticate: Bearer`` as RFC 6750 §3 describes.
+
+        ``error="invalid_token"`` and an ``error_description`` are sent only when a token was
+        presented; a request without credentials gets the bare challenge (RFC 6750 §3.1).
+        """
+        if not token_presented:
+            return {"WWW-Authenticate": f'Bearer realm="{REALM}"'}
+        return {
+            "WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token", '
+            f"error_description={_quote(self.message)}"
+        }
+
+
+class TokenMissingError(TokenInvalidError):
+    """No session token was sent (no bearer header or session cookie)."""
+
+    code = "token_missing"
+
+    def response_headers(self, *, token_presented: bool = False) -> dict[str, str]:
+        """The bare challenge: no token was presented (RFC 6750 §3.1)."""
+        return super().response_headers(token_presented=False)
+
+
+class TokenMalformedError(TokenInvalidError):
+    """The token is not a well-formed compact JWS."""
+
+    code = "token_malformed"
+
+
+class TokenTooLargeError(TokenInvalidError):
+    """The token is larger than the configured size cap."""
+
+    code = "token_too_large"
+
+
+class AlgorithmNotAllowedError(TokenInvalidError):
+    """The token's signing algorithm is not allowed."""
+
+    code = "algorithm_not_allowed"
+
+
+class KeyNotFoundError(TokenInvalidError):
+    """No trusted signing key fits the token."""
+
+    code = "key_not_found"
+
+
+class SignatureInvalidError(TokenInvalidError):
+    """The token's signature does not verify."""
+
+    code = "signature_invalid"
+
+
+class TokenExpiredError(TokenInvalidError):
+    """The token has expired."""
+
+    code = "token_expired"
+
+
+class TokenNotYetValidError(TokenInvalidError):
+    """The token is not valid yet (nbf or iat in the future)."""
+
+    code = "token_not_yet_valid"
+
+
+class IssuerInvalidError(TokenInvalidError):
+    """The token was not issued by the configured Wacht deployment."""
+
+    code = "issuer_invalid"
+
+
+class AudienceInvalidError(TokenInvalidError):
+    """The token is not meant for the configured audience."""
+
+    code = "audience_invalid"
+
+
+class PartyNotAuthorizedError(TokenInvalidError):
+    """The token's authorized party (azp) is not one of the configured ones."""
+
+    code = "party_not_authorized"
+
+
+class ClaimsInvalidError(TokenInvalidError):
+    """The token's claims are missing or of the wrong type."""
+
+    code = "claims_invalid"
+
+
+class ForbiddenError(WachtAuthError):
+    """The caller is authenticated but not allowed (HTTP 403)."""
+
+    code = "forbidden"
+    status = 403
+
+    def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
+        """``WWW-Authenticate`` with ``error="insufficient_scope"`` (RFC 6750 §3.1)."""
+        return {
+            "WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope", '
+            f"error_description={_quote(self.message)}"
+        }
+
+
+class PermissionDeniedError(ForbiddenError):
+    """The caller lacks a required permission."""
+
+    code = "permission_denied"
+
+
+class OrganizationRequiredError(ForbiddenError):
+    """An active organization (or a specific one) is required."""
+
+    code = "organization_required"
+
+
+class WorkspaceRequiredError(ForbiddenError):
+    """An active workspace (or a specific one) is required."""
+
+    code = "workspace_required"
+
+
+class CsrfFailedError(ForbiddenError):
+    """A cookie-borne token was sent on an unsafe method from a foreign origin."""
+
+    code = "csrf_failed"
+
+    def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
+        """No challenge: the credentials are fine, the request's origin is not."""
+        return {}
+
+
+class JWKSUnavailableError(WachtAuthError):
+    """The signing keys cannot be fetched and none are cached."""
+
+    code = "jwks_unavailable"
+    status = 503
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after: int = max(1, int(retry_after))
+
+    def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
+        """``Retry-After``: a 503 must never look like a sign-out (DESIGN.md §4)."""
+        return {"Retry-After": str(self.retry_after)}

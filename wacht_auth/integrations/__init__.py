@@ -1,0 +1,1 @@
+"""Framework adapters: asgi, fastapi, django, drf, flask. Each imports its framework lazily."""
