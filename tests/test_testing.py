@@ -1,0 +1,498 @@
+"""wacht_auth.testing: the in-process issuer really serves keys and mints Wacht-shaped tokens."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import jwt
+import pytest
+
+from wacht_auth import Config
+from wacht_auth.testing import JWKS_PATH, SIGNING_ALGORITHMS, Issuer, SigningKey
+
+TIMEOUT = 5
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def fetch(url: str, timeout: float = TIMEOUT) -> tuple[int, dict[str, str], bytes]:
+    """GET ``url`` without following redirects; HTTP errors are returned, not raised."""
+    try:
+        with _opener.open(url, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+
+def served_jwks(issuer: Issuer) -> dict[str, Any]:
+    status, headers, body = fetch(issuer.jwks_url)
+    assert status == 200
+    assert headers["Content-Type"] == "application/json"
+    result: dict[str, Any] = json.loads(body)
+    return result
+
+
+def decode(token: str, jwk: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Verify ``token`` with PyJWT against a published JWK."""
+    kwargs.setdefault("options", {"verify_aud": False})
+    result: dict[str, Any] = jwt.decode(
+        token, jwt.PyJWK(jwk).key, algorithms=[jwk["alg"]], **kwargs
+    )
+    return result
+
+
+# -- SigningKey ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", SIGNING_ALGORITHMS)
+def test_signing_key_round_trips_through_pyjwt(alg: str) -> None:
+    key = SigningKey.generate(alg)
+    assert key.alg == alg
+    jwk = key.public_jwk()
+    assert jwk["kid"] == key.kid and jwk["use"] == "sig" and jwk["alg"] == alg
+    assert not {"d", "p", "q", "dp", "dq", "qi"} & set(jwk)
+    token = key.sign({"sub": "1", "exp": 2**40})
+    assert jwt.get_unverified_header(token) == {"alg": alg, "typ": "JWT"}
+    assert jwt.decode(token, key.public_pem(), algorithms=[alg])["sub"] == "1"
+    assert decode(token, jwk)["sub"] == "1"
+
+
+def test_signing_key_shapes() -> None:
+    es = SigningKey.generate("ES256", kid="k1").public_jwk()
+    assert es["kty"] == "EC" and es["crv"] == "P-256" and es["kid"] == "k1"
+    rs_key = SigningKey.generate("RS256")
+    rs = rs_key.public_jwk()
+    assert rs["kty"] == "RSA" and rs["e"] == "AQAB"
+    assert rs_key.private_key.key_size == 2048  # type: ignore[union-attr]
+    assert SigningKey.generate("EdDSA").public_jwk()["crv"] == "Ed25519"
+    assert rs_key.kid == rs_key.thumbprint()
+    assert rs_key.public_pem().startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_signing_key_rejects_symmetric_and_unknown() -> None:
+    for alg in ("HS256", "none", "es256"):
+        with pytest.raises(ValueError):
+            SigningKey.generate(alg)
+
+
+def test_sign_headers_kid_and_deletion() -> None:
+    key = SigningKey.generate("ES256")
+    token = key.sign({"sub": "1"}, include_kid=True, headers={"typ": None, "x": 1})
+    assert jwt.get_unverified_header(token) == {"alg": "ES256", "kid": key.kid, "x": 1}
+    # A lying alg header: the signature is still made with ES256.
+    lying = key.sign({"sub": "1"}, headers={"alg": "RS256"})
+    assert jwt.get_unverified_header(lying)["alg"] == "RS256"
+
+
+# -- the JWKS server -------------------------------------------------------------------------
+
+
+def test_serves_jwks_over_http() -> None:
+    with Issuer(algorithms=("ES256", "RS256")) as issuer:
+        assert issuer.url.startswith("http://127.0.0.1:")
+        assert issuer.jwks_url == issuer.url + JWKS_PATH
+        body = served_jwks(issuer)
+        assert body == issuer.jwks()
+        assert [k["alg"] for k in body["keys"]] == ["ES256", "RS256"]
+        assert issuer.fetch_count == 1
+        status, _, _ = fetch(issuer.url + "/other")
+        assert status == 404
+        assert issuer.fetch_count == 1  # other paths are not key fetches
+    with pytest.raises(OSError):
+        fetch(issuer.jwks_url, timeout=1)
+
+
+def test_query_string_is_still_a_fetch(wacht_issuer: Issuer) -> None:
+    assert fetch(wacht_issuer.jwks_url + "?x=1")[0] == 200
+    assert wacht_issuer.fetch_count == 1
+
+
+def test_fetch_count_counts_and_resets(wacht_issuer: Issuer) -> None:
+    for _ in range(3):
+        served_jwks(wacht_issuer)
+    assert wacht_issuer.fetch_count == 3
+    wacht_issuer.reset_count()
+    assert wacht_issuer.fetch_count == 0
+
+
+def test_fetch_count_is_thread_safe(wacht_issuer: Issuer) -> None:
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(5):
+                served_jwks(wacht_issuer)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors
+    assert wacht_issuer.fetch_count == 40
+
+
+def test_url_before_start_is_a_clear_error() -> None:
+    issuer = Issuer()
+    with pytest.raises(RuntimeError, match="start"):
+        _ = issuer.url
+    assert "not started" in repr(issuer)
+
+
+def test_start_is_idempotent_and_returns_self() -> None:
+    issuer = Issuer()
+    try:
+        assert issuer.start() is issuer
+        url = issuer.url
+        issuer.start()
+        assert issuer.url == url
+        assert served_jwks(issuer)["keys"]
+    finally:
+        issuer.stop()
+        issuer.stop()
+    assert not issuer.is_up
+
+
+# -- minting ---------------------------------------------------------------------------------
+
+
+def test_token_has_wacht_claims(wacht_issuer: Issuer) -> None:
+    now = int(time.time())
+    token = wacht_issuer.token()
+    assert jwt.get_unverified_header(token) == {"alg": "ES256", "typ": "JWT"}  # no kid
+    claims = decode(token, served_jwks(wacht_issuer)["keys"][0])
+    assert claims["iss"] == wacht_issuer.url
+    assert claims["sub"] == "user_1" and claims["sid"] == "sess_1"
+    assert abs(claims["iat"] - now) <= 2
+    assert claims["exp"] == claims["iat"] + 60
+    assert claims["permissions"] == {"organization": [], "workspace": []}
+    for absent in ("organization", "workspace", "metadata", "nbf", "aud", "azp"):
+        assert absent not in claims
+
+
+def test_token_with_everything(wacht_issuer: Issuer) -> None:
+    token = wacht_issuer.token(
+        "3141592653",
+        session_id="2718281828",
+        organization="11",
+        workspace="22",
+        permissions={"organization": ["organization:admin"], "workspace": ["invoices:read"]},
+        metadata={"plan": "pro"},
+        iat=1000,
+        lifetime=35,
+        nbf=999,
+        claims={"azp": "https://app.example", "sid": None},
+    )
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims == {
+        "iss": wacht_issuer.url,
+        "sub": "3141592653",
+        "iat": 1000,
+        "exp": 1035,
+        "nbf": 999,
+        "organization": "11",
+        "workspace": "22",
+        "permissions": {"organization": ["organization:admin"], "workspace": ["invoices:read"]},
+        "metadata": {"plan": "pro"},
+        "azp": "https://app.example",
+    }
+
+
+def test_permission_shapes(wacht_issuer: Issuer) -> None:
+    def perms(value: Any) -> Any:
+        return wacht_issuer.claims(permissions=value)["permissions"]
+
+    assert perms(["a", "b"]) == {"organization": ["a", "b"], "workspace": []}
+    assert perms("a") == {"organization": ["a"], "workspace": []}
+    assert perms({"workspace": ["w"]}) == {"organization": [], "workspace": ["w"]}
+    assert perms({"organization": None}) == {"organization": [], "workspace": []}
+
+
+def test_exp_and_user_none(wacht_issuer: Issuer) -> None:
+    claims = wacht_issuer.claims(None, session_id=None, exp=5, metadata={})
+    assert "sub" not in claims and "sid" not in claims and "metadata" not in claims
+    assert claims["exp"] == 5
+
+
+def test_issuer_clock_drives_iat_and_config() -> None:
+    now = [1_700_000_000.5]
+    with Issuer(clock=lambda: now[0]) as issuer:
+        assert issuer.claims()["iat"] == 1_700_000_000
+        config = issuer.config()
+        assert config.clock() == now[0]
+
+
+def test_rs256_issuer_and_kid(wacht_issuer_rs256: Issuer) -> None:
+    token = wacht_issuer_rs256.token(include_kid=True)
+    header = jwt.get_unverified_header(token)
+    jwk = served_jwks(wacht_issuer_rs256)["keys"][0]
+    assert header == {"alg": "RS256", "typ": "JWT", "kid": jwk["kid"]}
+    assert decode(token, jwk)["sub"] == "user_1"
+
+
+def test_include_kid_default() -> None:
+    with Issuer(include_kid=True) as issuer:
+        assert jwt.get_unverified_header(issuer.token())["kid"] == issuer.signing_key.kid
+        assert "kid" not in jwt.get_unverified_header(issuer.token(include_kid=False))
+
+
+def test_alg_picks_the_key() -> None:
+    with Issuer(algorithms=("ES256", "RS256")) as issuer:
+        assert issuer.signing_key.alg == "ES256"
+        token = issuer.token(alg="RS256")
+        assert jwt.get_unverified_header(token)["alg"] == "RS256"
+        decode(token, issuer.key_for("RS256").public_jwk())
+        with pytest.raises(ValueError, match="EdDSA"):
+            issuer.token(alg="EdDSA")
+
+
+def test_expired_token_is_expired(wacht_issuer: Issuer) -> None:
+    token = wacht_issuer.expired_token(user_id="7")
+    jwk = served_jwks(wacht_issuer)["keys"][0]
+    with pytest.raises(jwt.ExpiredSignatureError):
+        decode(token, jwk, leeway=300)
+    claims = decode(token, jwk, options={"verify_exp": False, "verify_aud": False})
+    assert claims["sub"] == "7"
+    assert claims["exp"] < time.time() - 300
+
+
+def test_forged_token_is_forged() -> None:
+    with Issuer(include_kid=True) as issuer:
+        token = issuer.forged_token(user_id="admin")
+        jwk = served_jwks(issuer)["keys"][0]
+        assert jwt.get_unverified_header(token)["kid"] == jwk["kid"]
+        with pytest.raises(jwt.InvalidSignatureError):
+            decode(token, jwk)
+        # The forging key is stable across calls and never published.
+        assert issuer.forged_token() != issuer.token()
+        assert len(issuer.jwks()["keys"]) == 1
+        with pytest.raises(TypeError):
+            issuer.forged_token(key=issuer.signing_key)
+
+
+def test_transport_token_has_no_sub(wacht_issuer: Issuer) -> None:
+    token = wacht_issuer.transport_token()
+    claims = decode(token, served_jwks(wacht_issuer)["keys"][0])
+    assert "sub" not in claims
+    assert claims["sess"] == "sess_1" and claims["rotating_token"]
+    assert claims["iss"] == wacht_issuer.url
+    assert claims["exp"] - claims["iat"] >= 24 * 3600
+
+
+def test_config_is_ready(wacht_issuer: Issuer, wacht_config: Config) -> None:
+    assert wacht_config.frontend_api_url == wacht_issuer.url
+    assert wacht_config.issuer == wacht_issuer.url
+    assert wacht_config.jwks_url == wacht_issuer.jwks_url
+    assert "ES256" in wacht_config.algorithms and "RS256" in wacht_config.algorithms
+    assert wacht_issuer.config(leeway=0, jwks_cooldown=0).leeway == 0
+
+
+def test_config_allows_every_published_algorithm() -> None:
+    with Issuer(algorithms=("EdDSA",)) as issuer:
+        assert issuer.config().algorithms == ("RS256", "ES256", "EdDSA")
+        assert issuer.config(algorithms=("EdDSA",)).algorithms == ("EdDSA",)
+
+
+def test_wacht_token_fixture(wacht_issuer: Issuer, wacht_token: str) -> None:
+    assert decode(wacht_token, wacht_issuer.jwks()["keys"][0])["sub"] == "user_1"
+
+
+# -- key server control ----------------------------------------------------------------------
+
+
+def test_fail_and_restore(wacht_issuer: Issuer) -> None:
+    wacht_issuer.fail(503, body=b"oops", content_type="text/plain", headers={"Retry-After": "1"})
+    status, headers, body = fetch(wacht_issuer.jwks_url)
+    assert (status, body, headers["Content-Type"]) == (503, b"oops", "text/plain")
+    assert headers["Retry-After"] == "1"
+    wacht_issuer.fail()
+    assert fetch(wacht_issuer.jwks_url)[0] == 500
+    wacht_issuer.fail(None)
+    assert served_jwks(wacht_issuer) == wacht_issuer.jwks()
+    assert wacht_issuer.fetch_count == 3
+
+
+def test_set_response(wacht_issuer: Issuer) -> None:
+    wacht_issuer.set_response(b"<html>login</html>", "text/html")
+    status, headers, body = fetch(wacht_issuer.jwks_url)
+    assert (status, headers["Content-Type"], body) == (200, "text/html", b"<html>login</html>")
+    big = b"x" * (2 << 20)
+    wacht_issuer.set_response(big)
+    assert fetch(wacht_issuer.jwks_url)[2] == big
+    wacht_issuer.set_response(None)
+    assert served_jwks(wacht_issuer) == wacht_issuer.jwks()
+
+
+def test_client_hanging_up_on_big_body_is_quiet(wacht_issuer: Issuer) -> None:
+    wacht_issuer.set_response(b"x" * (8 << 20))
+    with urllib.request.urlopen(wacht_issuer.jwks_url, timeout=TIMEOUT) as resp:
+        assert len(resp.read(1024)) == 1024
+    wacht_issuer.set_response(None)
+    assert served_jwks(wacht_issuer)["keys"]
+
+
+def test_redirect(wacht_issuer: Issuer) -> None:
+    wacht_issuer.redirect_to("http://127.0.0.1:9/elsewhere")
+    status, headers, _ = fetch(wacht_issuer.jwks_url)
+    assert status == 302 and headers["Location"] == "http://127.0.0.1:9/elsewhere"
+    wacht_issuer.redirect_to(None)
+    assert fetch(wacht_issuer.jwks_url)[0] == 200
+
+
+def test_delay_slows_and_times_out(wacht_issuer: Issuer) -> None:
+    wacht_issuer.delay(0.3)
+    started = time.monotonic()
+    assert fetch(wacht_issuer.jwks_url)[0] == 200
+    assert time.monotonic() - started >= 0.3
+    wacht_issuer.delay(5)
+    with pytest.raises((TimeoutError, socket.timeout, urllib.error.URLError)):
+        fetch(wacht_issuer.jwks_url, timeout=0.2)
+    wacht_issuer.delay(0)
+    started = time.monotonic()
+    assert fetch(wacht_issuer.jwks_url)[0] == 200
+    assert time.monotonic() - started < 2
+    with pytest.raises(ValueError):
+        wacht_issuer.delay(-1)
+
+
+def test_stop_cuts_a_delay_short() -> None:
+    issuer = Issuer().start()
+    issuer.delay(30)
+    results: list[Any] = []
+
+    def client() -> None:
+        try:
+            results.append(fetch(issuer.jwks_url, timeout=10)[0])
+        except OSError as exc:
+            results.append(exc)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    for _ in range(100):  # wait until the request has arrived
+        if issuer.fetch_count:
+            break
+        time.sleep(0.02)
+    started = time.monotonic()
+    issuer.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 5
+    assert results
+
+
+def test_cache_control(wacht_issuer: Issuer) -> None:
+    assert "Cache-Control" not in fetch(wacht_issuer.jwks_url)[1]
+    wacht_issuer.set_cache_control("max-age=120")
+    assert fetch(wacht_issuer.jwks_url)[1]["Cache-Control"] == "max-age=120"
+    wacht_issuer.set_cache_control(None)
+    assert "Cache-Control" not in fetch(wacht_issuer.jwks_url)[1]
+
+
+def test_restore_undoes_every_control(wacht_issuer: Issuer) -> None:
+    wacht_issuer.fail(500)
+    wacht_issuer.set_response(b"x")
+    wacht_issuer.redirect_to("http://127.0.0.1:9/")
+    wacht_issuer.delay(1)
+    wacht_issuer.set_cache_control("no-store")
+    wacht_issuer.restore()
+    status, headers, _ = fetch(wacht_issuer.jwks_url)
+    assert status == 200 and "Cache-Control" not in headers
+
+
+def test_down_refuses_then_up_on_same_port(wacht_issuer: Issuer) -> None:
+    url = wacht_issuer.jwks_url
+    served_jwks(wacht_issuer)
+    wacht_issuer.down()
+    assert not wacht_issuer.is_up
+    assert wacht_issuer.jwks_url == url
+    with pytest.raises(urllib.error.URLError) as info:
+        fetch(url, timeout=1)
+    assert isinstance(info.value.reason, ConnectionRefusedError)
+    wacht_issuer.up()
+    wacht_issuer.up()  # no-op when already up
+    assert wacht_issuer.jwks_url == url
+    assert served_jwks(wacht_issuer) == wacht_issuer.jwks()
+    assert wacht_issuer.fetch_count == 2  # refused connections never reach the server
+
+
+def test_down_needs_a_started_issuer() -> None:
+    with pytest.raises(RuntimeError):
+        Issuer().down()
+    with pytest.raises(RuntimeError):
+        Issuer().up()
+
+
+def test_rotate_replaces_the_key() -> None:
+    with Issuer(include_kid=True) as issuer:
+        old = issuer.signing_key
+        old_token = issuer.token()
+        new = issuer.rotate()
+        assert new.alg == "ES256" and new.kid != old.kid
+        assert issuer.signing_key is new
+        keys = served_jwks(issuer)["keys"]
+        assert [k["kid"] for k in keys] == [new.kid]
+        assert jwt.get_unverified_header(issuer.token())["kid"] == new.kid
+        decode(issuer.token(), keys[0])
+        with pytest.raises(jwt.InvalidSignatureError):
+            decode(old_token, {**keys[0]})
+
+
+def test_rotate_keep_old_and_other_alg() -> None:
+    with Issuer() as issuer:
+        old = issuer.signing_key
+        new = issuer.rotate("RS256", keep_old=True)
+        assert issuer.signing_key is new
+        assert [k.kid for k in issuer.keys] == [old.kid, new.kid]
+        assert jwt.get_unverified_header(issuer.token())["alg"] == "RS256"
+        assert issuer.key_for("ES256") is old
+        newer = issuer.rotate()
+        assert [k.kid for k in issuer.keys] == [old.kid, newer.kid]
+
+
+def test_add_and_remove_key(wacht_issuer: Issuer) -> None:
+    extra = SigningKey.generate("RS256", kid="extra")
+    wacht_issuer.add_key(extra)
+    kids = [k["kid"] for k in served_jwks(wacht_issuer)["keys"]]
+    assert kids == [wacht_issuer.signing_key.kid, "extra"]
+    token = wacht_issuer.token(key=extra, include_kid=True)
+    assert jwt.get_unverified_header(token)["kid"] == "extra"
+    wacht_issuer.remove_key("extra")
+    assert [k["kid"] for k in served_jwks(wacht_issuer)["keys"]] == kids[:1]
+    with pytest.raises(KeyError):
+        wacht_issuer.remove_key("extra")
+    # Removing the signer's key empties the set; the signer still signs.
+    wacht_issuer.remove_key(wacht_issuer.signing_key.kid)
+    assert served_jwks(wacht_issuer) == {"keys": []}
+    assert wacht_issuer.token()
+
+
+def test_fixed_port_and_reuse() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with Issuer(port=port) as issuer:
+        assert issuer.url == f"http://127.0.0.1:{port}"
+    with Issuer(port=port) as issuer:  # the port is free again after stop()
+        assert served_jwks(issuer)["keys"]
+
+
+def test_plugin_fixtures_are_registered(pytestconfig: pytest.Config) -> None:
+    plugin = pytestconfig.pluginmanager.get_plugin("wacht_auth")
+    assert plugin is not None
+    for name in ("wacht_issuer", "wacht_issuer_rs256", "wacht_config", "wacht_token"):
+        assert hasattr(plugin, name)
