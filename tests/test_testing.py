@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import socket
 import threading
@@ -496,3 +499,46 @@ def test_plugin_fixtures_are_registered(pytestconfig: pytest.Config) -> None:
     assert plugin is not None
     for name in ("wacht_issuer", "wacht_issuer_rs256", "wacht_config", "wacht_token"):
         assert hasattr(plugin, name)
+
+
+def test_requests_are_recorded(wacht_issuer: Issuer) -> None:
+    req = urllib.request.Request(wacht_issuer.jwks_url + "?v=2", headers={"User-Agent": "ua/1"})
+    with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
+        resp.read()
+    fetch(wacht_issuer.url + "/nope")
+    (recorded,) = wacht_issuer.requests
+    assert recorded.method == "GET" and recorded.path == JWKS_PATH + "?v=2"
+    assert recorded.headers["User-Agent"] == "ua/1"
+    wacht_issuer.reset_count()
+    assert wacht_issuer.requests == ()
+
+
+def test_algorithms_as_a_single_string() -> None:
+    assert [k.alg for k in Issuer(algorithms="RS256").keys] == ["RS256"]
+    with pytest.raises(ValueError):
+        Issuer(algorithms=())
+
+
+@pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
+def test_insecure_hmac_token_uses_the_public_pem(wacht_issuer: Issuer, alg: str) -> None:
+    token = wacht_issuer.insecure_token(alg, user_id="9")
+    header = jwt.get_unverified_header(token)
+    assert header == {"alg": alg, "typ": "JWT"}
+    signing_input, _, signature = token.rpartition(".")
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
+    expected = hmac.new(
+        wacht_issuer.signing_key.public_pem().encode(), signing_input.encode(), digest
+    ).digest()
+    assert signature == base64.urlsafe_b64encode(expected).rstrip(b"=").decode()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["sub"] == "9" and claims["iss"] == wacht_issuer.url
+    other = wacht_issuer.insecure_token(alg, secret="s" * 64)
+    assert jwt.decode(other, "s" * 64, algorithms=[alg], options={"verify_aud": False})
+
+
+def test_insecure_none_token(wacht_issuer: Issuer) -> None:
+    token = wacht_issuer.insecure_token(headers={"typ": None})
+    assert token.endswith(".") and token.count(".") == 2
+    assert jwt.get_unverified_header(token) == {"alg": "none"}
+    with pytest.raises(ValueError):
+        wacht_issuer.insecure_token("RS256")

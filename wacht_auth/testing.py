@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -40,8 +41,10 @@ from .config import DEFAULT_ALGORITHMS, Config
 
 __all__ = [
     "JWKS_PATH",
+    "MAX_DELAY",
     "SIGNING_ALGORITHMS",
     "Issuer",
+    "KeyRequest",
     "SigningKey",
 ]
 
@@ -71,6 +74,7 @@ _EC_CURVES: dict[str, tuple[ec.EllipticCurve, str, int]] = {
     "ES512": (ec.SECP521R1(), "P-521", 66),
 }
 _RSA_BITS = 2048
+_MAX_RECORDED = 1000
 _PyJWT_ALGORITHMS = get_default_algorithms()
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -230,6 +234,21 @@ class SigningKey:
 
 
 @dataclass(frozen=True)
+class KeyRequest:
+    """A request the issuer's key server received for :data:`JWKS_PATH`.
+
+    Attributes:
+        method: the HTTP method (``"GET"``).
+        path: the request target as sent, query string included.
+        headers: the request headers (names as sent).
+    """
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class _Answer:
     """A canned answer of the key server."""
 
@@ -307,7 +326,7 @@ class Issuer:
         port: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        algs = tuple(algorithms)
+        algs = (algorithms,) if isinstance(algorithms, str) else tuple(algorithms)
         if not algs:
             raise ValueError("algorithms must name at least one algorithm, e.g. ES256")
         self.include_kid: bool = include_kid
@@ -325,6 +344,7 @@ class Issuer:
         self._default_alg = algs[0]
         self._forgers: dict[str, SigningKey] = {}
         self._fetch_count = 0
+        self._requests: list[KeyRequest] = []
         self._delay = 0.0
         self._failure: _Answer | None = None
         self._response: _Answer | None = None
@@ -670,6 +690,40 @@ class Issuer:
             payload, include_kid=self.include_kid if include_kid is None else include_kid
         )
 
+    def insecure_token(
+        self,
+        alg: str = "none",
+        *,
+        secret: bytes | str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """A token with valid claims that a verifier must refuse for its algorithm alone.
+
+        ``alg="none"`` gives an unsecured JWS (RFC 7515 §A.5: empty signature).
+        ``"HS256"``/``"HS384"``/``"HS512"`` are HMAC-signed with ``secret``, by default the
+        signer's public PEM: the classic key-confusion attack, which a verifier that handed a
+        public key to an HMAC check would accept. Other arguments are those of :meth:`token`
+        (claims only); ``headers`` are merged into the header (``None`` deletes).
+        """
+        digests = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+        if alg != "none" and alg not in digests:
+            raise ValueError("insecure_token() makes alg none, HS256, HS384 or HS512 tokens")
+        header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
+        for name, value in (headers or {}).items():
+            if value is None:
+                header.pop(name, None)
+            else:
+                header[name] = value
+        signing_input = _b64url(_json(header)) + "." + _b64url(_json(self.claims(**kwargs)))
+        if alg == "none":
+            return signing_input + "."
+        if secret is None:
+            secret = self.signing_key.public_pem()
+        key = secret.encode() if isinstance(secret, str) else secret
+        mac = hmac.new(key, signing_input.encode("ascii"), digests[alg]).digest()
+        return signing_input + "." + _b64url(mac)
+
     # -- key server control ------------------------------------------------------------------
 
     @property
@@ -678,10 +732,17 @@ class Issuer:
         with self._lock:
             return self._fetch_count
 
+    @property
+    def requests(self) -> tuple[KeyRequest, ...]:
+        """The last (up to 1,000) requests counted in :attr:`fetch_count`, oldest first."""
+        with self._lock:
+            return tuple(self._requests)
+
     def reset_count(self) -> None:
-        """Set :attr:`fetch_count` back to 0."""
+        """Set :attr:`fetch_count` back to 0 and forget :attr:`requests`."""
         with self._lock:
             self._fetch_count = 0
+            self._requests.clear()
 
     def fail(
         self,
@@ -746,6 +807,8 @@ class Issuer:
             return
         with self._lock:
             self._fetch_count += 1
+            self._requests.append(KeyRequest("GET", handler.path, dict(handler.headers.items())))
+            del self._requests[:-_MAX_RECORDED]
             delay = self._delay
             answer = self._redirect or self._failure or self._response
             if answer is None:
