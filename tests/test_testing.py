@@ -7,16 +7,19 @@ import hashlib
 import hmac
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 
-from wacht_auth import Config
+from wacht_auth import Config, WachtAuthError
 from wacht_auth.testing import JWKS_PATH, SIGNING_ALGORITHMS, Issuer, SigningKey
 
 TIMEOUT = 5
@@ -542,3 +545,107 @@ def test_insecure_none_token(wacht_issuer: Issuer) -> None:
     assert jwt.get_unverified_header(token) == {"alg": "none"}
     with pytest.raises(ValueError):
         wacht_issuer.insecure_token("RS256")
+
+
+def test_fixtures_reach_a_user_test_suite(tmp_path: Path) -> None:
+    """The pytest11 entry point: a project's own tests get the fixtures without an import."""
+    (tmp_path / "test_user.py").write_text(
+        "def test_it(wacht_issuer, wacht_issuer_rs256, wacht_config, wacht_token):\n"
+        "    assert wacht_config.issuer == wacht_issuer.url\n"
+        "    assert wacht_token.count('.') == 2\n"
+        "    assert wacht_issuer_rs256.signing_key.alg == 'RS256'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+# -- end to end with the verifier -------------------------------------------------------------
+
+
+def _verifier(config: Config) -> Any:
+    module = pytest.importorskip("wacht_auth.verifier")
+    return module.Verifier(config)
+
+
+@pytest.mark.parametrize("algorithms", [("ES256",), ("RS256",), ("ES256", "RS256")])
+def test_verifier_accepts_minted_tokens(algorithms: tuple[str, ...]) -> None:
+    with Issuer(algorithms=algorithms) as issuer:
+        verifier = _verifier(issuer.config())
+        for alg in algorithms:
+            session = verifier.verify(
+                issuer.token(
+                    "2741598367104",
+                    session_id="99",
+                    organization="7",
+                    workspace="8",
+                    permissions={"organization": ["invoices:read"], "workspace": ["w:x"]},
+                    metadata={"plan": "pro"},
+                    alg=alg,
+                )
+            )
+            assert session.user_id == "2741598367104" and session.session_id == "99"
+            assert session.organization_id == "7" and session.workspace_id == "8"
+            assert session.has_permission("invoices:read", "organization")
+            assert session.has_permission("w:x", "workspace")
+            assert dict(session.metadata) == {"plan": "pro"}
+        assert issuer.fetch_count == 1
+
+
+def test_verifier_rejects_the_bad_tokens(wacht_issuer: Issuer) -> None:
+    verifier = _verifier(wacht_issuer.config())
+    now = time.time()
+    bad = {
+        "token_expired": wacht_issuer.expired_token(),
+        "signature_invalid": wacht_issuer.forged_token(),
+        "claims_invalid": wacht_issuer.transport_token(),
+        "algorithm_not_allowed": wacht_issuer.insecure_token("HS256"),
+        "issuer_invalid": wacht_issuer.token(claims={"iss": "https://other.example"}),
+        "token_not_yet_valid": wacht_issuer.token(nbf=now + 600),
+    }
+    for code, token in bad.items():
+        with pytest.raises(WachtAuthError) as info:
+            verifier.verify(token)
+        assert info.value.code == code
+        assert info.value.status == 401
+    with pytest.raises(WachtAuthError) as info:
+        verifier.verify(wacht_issuer.token(None))
+    assert info.value.code == "claims_invalid"
+    with pytest.raises(WachtAuthError) as info:
+        verifier.verify(wacht_issuer.insecure_token("none"))
+    assert info.value.code in ("token_malformed", "algorithm_not_allowed")
+
+
+@pytest.mark.parametrize("include_kid", [False, True])
+def test_verifier_follows_a_rotation(include_kid: bool) -> None:
+    with Issuer(include_kid=include_kid) as issuer:
+        verifier = _verifier(issuer.config(jwks_cooldown=0))
+        verifier.verify(issuer.token())
+        issuer.rotate()
+        assert verifier.verify(issuer.token("after")).user_id == "after"
+        assert issuer.fetch_count == 2
+
+
+def test_verifier_shares_the_issuer_clock() -> None:
+    now = [1_700_000_000.0]
+    with Issuer(clock=lambda: now[0]) as issuer:
+        verifier = _verifier(issuer.config())
+        token = issuer.token(lifetime=35)
+        verifier.verify(token)
+        now[0] += 60
+        with pytest.raises(WachtAuthError) as info:
+            verifier.verify(token)
+        assert info.value.code == "token_expired"
+
+
+def test_verifier_keeps_serving_while_the_key_server_is_down(wacht_issuer: Issuer) -> None:
+    verifier = _verifier(wacht_issuer.config())
+    verifier.verify(wacht_issuer.token())
+    wacht_issuer.down()
+    assert verifier.verify(wacht_issuer.token("other")).user_id == "other"
