@@ -1,0 +1,419 @@
+"""Strict compact-JWS parsing and claim checks (pure: no I/O, no clock of its own).
+
+This module implements DESIGN.md §3 rules 1-4 (:func:`parse`) and 8-9 (:func:`check_claims`).
+Signature verification and key choice (rules 5-7) live in :mod:`wacht_auth.keys`.
+
+It sits on the request path of every verification, so it is written for speed (DESIGN.md §8):
+one precompiled regular expression validates the whole token's shape and base64url alphabet,
+decoding is done by C code, and JSON goes through one prebuilt decoder.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .config import SUPPORTED_ALGORITHMS
+from .errors import (
+    AlgorithmNotAllowedError,
+    AudienceInvalidError,
+    ClaimsInvalidError,
+    IssuerInvalidError,
+    PartyNotAuthorizedError,
+    TokenExpiredError,
+    TokenMalformedError,
+    TokenNotYetValidError,
+    TokenTooLargeError,
+)
+
+__all__ = [
+    "JWS",
+    "ParsedToken",
+    "b64url_decode",
+    "check_claims",
+    "parse",
+    "parse_jws",
+    "peek_issuer",
+]
+
+# Rule 2 (RFC 7515 §7.1, §2 "Base64url Encoding"): three non-empty segments of the unpadded
+# base64url alphabet. ``bytes.translate(None, delete)`` removes every allowed byte in C; anything
+# left over (whitespace, "=" padding, "+", "/", non-ASCII) makes the token malformed. A JWE has
+# five segments and fails the segment count.
+_B64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64URL_AND_DOT = _B64URL + b"."
+
+# Canonical encoding (RFC 4648 §3.5): the bits of the last character that do not belong to a
+# decoded byte must be zero. With len % 4 == 2 the last character carries 2 data bits (its low
+# 4 bits are padding), with len % 4 == 3 it carries 4 (its low 2 bits are padding).
+_CANONICAL_LAST: tuple[frozenset[int], ...] = (
+    frozenset(_B64URL),  # len % 4 == 0: every character is all data
+    frozenset(),  # len % 4 == 1: never valid
+    frozenset(_B64URL[i] for i in range(0, 64, 16)),
+    frozenset(_B64URL[i] for i in range(0, 64, 4)),
+)
+_PADDING = (b"", b"", b"==", b"=")
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+
+# Header parameters that change how the JWS must be processed. We implement none of them, so a
+# token carrying one is refused rather than misread: "crit" (RFC 7515 §4.1.11), "b64" (RFC 7797
+# unencoded payload), "enc"/"zip" (JWE, RFC 7516 §4.1.2-3).
+_REFUSED_HEADER_PARAMS = ("crit", "b64", "enc", "zip")
+
+
+def b64url_decode(segment: str | bytes) -> bytes:
+    """Decode one unpadded base64url segment strictly (RFC 7515 §2, RFC 4648 §5).
+
+    Raises:
+        ValueError: characters outside ``[A-Za-z0-9_-]``, padding, a length that is 1 modulo
+            4, or non-zero trailing bits (a second spelling of the same bytes).
+    """
+    if isinstance(segment, str):
+        if not segment.isascii():
+            raise ValueError("not unpadded base64url")
+        segment = segment.encode("ascii")
+    if not isinstance(segment, bytes) or segment.translate(None, _B64URL):
+        raise ValueError("not unpadded base64url")
+    return _decode_checked(segment)
+
+
+def _decode_checked(segment: bytes) -> bytes:
+    """Decode a segment whose alphabet is already checked; enforce length and trailing bits."""
+    rem = len(segment) & 3
+    if rem and segment[-1] not in _CANONICAL_LAST[rem]:
+        raise ValueError("non-canonical base64url (length or trailing bits)")
+    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + _PADDING[rem])
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: duplicate member names are ambiguous (RFC 7515 §5.2 step 4)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate member name")
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    """``parse_constant``: ``NaN`` and ``Infinity`` are not JSON (RFC 8259 §6)."""
+    raise ValueError(f"{name} is not JSON")
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """Decode strict UTF-8 JSON that must be an object (rule 3); anything else is malformed."""
+    try:
+        text = raw.decode("utf-8")  # strict: invalid UTF-8 raises
+        value = _JSON.decode(text)
+        if "\\u" in text:
+            # An escaped lone surrogate ("\ud800") decodes to a str that is not Unicode text;
+            # such a string cannot be re-encoded as UTF-8, so refuse it here (RFC 8259 §8.2).
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except Exception as exc:  # RecursionError, UnicodeError, ValueError, ...: all malformed
+        raise TokenMalformedError(f"the token {what} is not valid UTF-8 JSON") from exc
+    if type(value) is not dict:
+        raise TokenMalformedError(f"the token {what} is not a JSON object")
+    return value
+
+
+@dataclass(slots=True)
+class JWS:
+    """A compact JWS whose structure and header passed rules 1, 2 and 4 (payload not decoded).
+
+    Attributes:
+        token: the token as received.
+        header: the decoded protected header.
+        payload: the decoded payload bytes (not interpreted).
+        signing_input: ``ASCII(header "." payload)``, the bytes the signature covers.
+        signature: the decoded signature bytes.
+        alg: the header's ``alg`` (one of the allowed algorithms).
+        kid: the header's ``kid``, or ``None``.
+    """
+
+    token: str
+    header: dict[str, Any]
+    payload: bytes
+    signing_input: bytes
+    signature: bytes
+    alg: str
+    kid: str | None
+
+
+@dataclass(slots=True)
+class ParsedToken:
+    """A token that passed DESIGN.md §3 rules 1-4; its signature is **not** verified yet.
+
+    Attributes:
+        token: the token as received.
+        header: the decoded protected header.
+        claims: the decoded payload, a JSON object.
+        signing_input: ``ASCII(header "." payload)``, the bytes the signature covers.
+        signature: the decoded signature bytes.
+        alg: the header's ``alg`` (one of the allowed algorithms).
+        kid: the header's ``kid``, or ``None`` (Wacht usually sends none).
+    """
+
+    token: str
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+    alg: str
+    kid: str | None
+
+
+def _split(
+    token: object, max_bytes: int, algorithms: Collection[str]
+) -> tuple[str, dict[str, Any], bytes, bytes, bytes, str, str | None]:
+    """Rules 1, 2, 4 and the header half of 3.
+
+    Returns ``(token, header, payload_segment, signing_input, signature, alg, kid)``.
+    """
+    if not isinstance(token, str):
+        raise TokenMalformedError("the token must be a string")
+    # Rule 1: the cap comes before any decoding work. A str longer than max_bytes characters
+    # is at least that many bytes; a shorter non-ASCII one fails the alphabet check next.
+    if len(token) > max_bytes:
+        raise TokenTooLargeError(f"the token is longer than {max_bytes} bytes")
+    if not token.isascii():
+        raise TokenMalformedError("the token contains characters outside base64url")
+    raw = token.encode("ascii")
+    parts = raw.split(b".")
+    if raw.translate(None, _B64URL_AND_DOT) or len(parts) != 3 or not all(parts):
+        raise TokenMalformedError(
+            "the token is not a compact JWS (three non-empty base64url segments)"
+        )
+    header_b64, payload_b64, signature_b64 = parts
+    try:
+        header_raw = _decode_checked(header_b64)
+        signature = _decode_checked(signature_b64)
+        rem = len(payload_b64) & 3
+        if rem and payload_b64[-1] not in _CANONICAL_LAST[rem]:
+            raise ValueError("non-canonical base64url")
+    except (ValueError, binascii.Error) as exc:
+        raise TokenMalformedError("the token is not strict base64url") from exc
+    header = _json_object(header_raw, "header")
+
+    # Rule 4. "alg" is required (RFC 7515 §4.1.1); its value is compared case-sensitively and
+    # must be allowed by configuration *and* implemented here: HS* and "none" never pass, even
+    # if someone put them in the allow-list.
+    if "alg" not in header:
+        raise TokenMalformedError("the token header has no alg")
+    alg = header["alg"]
+    if type(alg) is not str or alg not in algorithms or alg not in SUPPORTED_ALGORITHMS:
+        raise AlgorithmNotAllowedError(f"the token algorithm {str(alg)[:20]!r} is not allowed")
+    for name in _REFUSED_HEADER_PARAMS:
+        if name in header:
+            raise TokenMalformedError(f"the token header parameter {name!r} is not supported")
+    # "jku", "x5u", "jwk", "x5c" are ignored on purpose: keys come only from configuration.
+    kid = header.get("kid")
+    if kid is not None and type(kid) is not str:
+        raise TokenMalformedError("the token header kid must be a string")
+    typ = header.get("typ")
+    if typ is not None and type(typ) is not str:
+        raise TokenMalformedError("the token header typ must be a string")
+    signing_input = raw[: len(header_b64) + 1 + len(payload_b64)]
+    return token, header, payload_b64, signing_input, signature, alg, kid
+
+
+def _payload(payload_b64: bytes) -> bytes:
+    """Decode the payload segment (its trailing bits were checked by :func:`_split`)."""
+    return binascii.a2b_base64(payload_b64.translate(_TO_STANDARD) + _PADDING[len(payload_b64) & 3])
+
+
+def parse_jws(token: str, *, max_bytes: int, algorithms: Collection[str]) -> JWS:
+    """Parse a compact JWS without interpreting its payload (rules 1, 2, 4, header of 3).
+
+    Used where the payload is not a JWT claims set (test vectors, tooling); the verifier
+    uses :func:`parse`.
+
+    Raises:
+        TokenTooLargeError: over ``max_bytes``.
+        TokenMalformedError: structure, base64url, header JSON or header parameters.
+        AlgorithmNotAllowedError: ``alg`` not in ``algorithms`` (or not implemented).
+    """
+    token, header, payload_b64, signing_input, signature, alg, kid = _split(
+        token, max_bytes, algorithms
+    )
+    return JWS(token, header, _payload(payload_b64), signing_input, signature, alg, kid)
+
+
+def parse(token: str, *, max_bytes: int, algorithms: Collection[str]) -> ParsedToken:
+    """Parse a session token: DESIGN.md §3 rules 1-4. The signature is not checked here.
+
+    Args:
+        token: the compact JWS as received (a ``str``).
+        max_bytes: size cap, checked before anything is decoded (rule 1).
+        algorithms: the allowed ``alg`` values, compared case-sensitively (rule 4).
+
+    Raises:
+        TokenTooLargeError: the token is longer than ``max_bytes``.
+        TokenMalformedError: not three non-empty strict base64url segments; header or payload
+            not a strict UTF-8 JSON object (duplicate names, ``NaN``, nesting too deep ...);
+            ``crit``/``b64``/``enc``/``zip`` in the header; ``alg`` missing; ``kid`` or
+            ``typ`` not a string.
+        AlgorithmNotAllowedError: ``alg`` is not an allowed, implemented algorithm.
+    """
+    token, header, payload_b64, signing_input, signature, alg, kid = _split(
+        token, max_bytes, algorithms
+    )
+    claims = _json_object(_payload(payload_b64), "payload")
+    return ParsedToken(token, header, claims, signing_input, signature, alg, kid)
+
+
+def peek_issuer(token: str) -> str | None:
+    """The unverified ``iss`` of a token, or ``None``; never raises.
+
+    Only for choosing which deployment's verifier should check the token (multi-tenant
+    setups); the value is not trusted until that verifier has checked the signature.
+    """
+    try:
+        if not isinstance(token, str) or len(token) > 65536:
+            return None
+        parts = token.split(".")
+        if len(parts) != 3:
+            return None
+        iss = _json_object(b64url_decode(parts[1]), "payload").get("iss")
+    except Exception:
+        return None
+    return iss if type(iss) is str else None
+
+
+# --- claims (rules 8 and 9) --------------------------------------------------------------------
+
+
+def _is_number(value: object) -> bool:
+    """A finite JSON number; ``bool`` is not a number here (RFC 7519 §2 "NumericDate")."""
+    kind = type(value)
+    return kind is int or (kind is float and math.isfinite(value))  # type: ignore[arg-type]
+
+
+def _is_str_list_or_null(value: object) -> bool:
+    return value is None or (type(value) is list and all(type(v) is str for v in value))
+
+
+_ID_CLAIMS = ("sid", "session_id", "organization", "workspace")
+
+
+def _check_structure(claims: Mapping[str, Any]) -> None:
+    """Types of the claims this library reads (rules 8, 9 and the §2 claims table)."""
+    if "exp" not in claims:
+        raise ClaimsInvalidError("the token has no exp claim")
+    if not _is_number(claims["exp"]):
+        raise ClaimsInvalidError("the token exp claim is not a finite number")
+    for name in ("nbf", "iat"):
+        if name in claims and not _is_number(claims[name]):
+            raise ClaimsInvalidError(f"the token {name} claim is not a finite number")
+    sub = claims.get("sub")
+    if type(sub) is not str or not sub:
+        if sub is None and ("sess" in claims or "rotating_token" in claims):
+            # DESIGN.md §2: the __session cookie's long-lived token has sess/rotating_token and
+            # no sub. It identifies the browser to the frontend API, not the user to a backend.
+            raise ClaimsInvalidError(
+                "this is the __session transport cookie token, not a session token: send the "
+                "short-lived token from GET /session/token (the Wacht SDK's getToken())"
+            )
+        raise ClaimsInvalidError("the token sub claim must be a non-empty string")
+    for name in _ID_CLAIMS:
+        value = claims.get(name)
+        if value is not None and type(value) is not str and type(value) is not int:
+            raise ClaimsInvalidError(f"the token {name} claim must be a string")
+    perms = claims.get("permissions")
+    if perms is not None:
+        if type(perms) is not dict:
+            raise ClaimsInvalidError("the token permissions claim must be an object")
+        for scope in ("organization", "workspace"):
+            if not _is_str_list_or_null(perms.get(scope)):
+                raise ClaimsInvalidError(f"the token permissions.{scope} must be a string list")
+    for name in ("organization_permissions", "workspace_permissions"):
+        if not _is_str_list_or_null(claims.get(name)):
+            raise ClaimsInvalidError(f"the token {name} claim must be a string list")
+    metadata = claims.get("metadata")
+    if metadata is not None and type(metadata) is not dict:
+        raise ClaimsInvalidError("the token metadata claim must be an object")
+
+
+def check_claims(
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    now: float,
+    leeway: float,
+    audience: Collection[str] = (),
+    authorized_parties: Collection[str] = (),
+) -> None:
+    """Check a token's claims: DESIGN.md §3 rules 8 and 9.
+
+    The checks run in a fixed order, so a token with several faults always gets the same code:
+
+    1. structure (``claims_invalid``): ``exp`` present and a finite number (not bool);
+       ``nbf``/``iat`` finite numbers when present; ``sub`` a non-empty string (the
+       ``__session`` transport token is named as such); ``sid``/``session_id``/
+       ``organization``/``workspace`` strings (or integers); ``permissions`` an object whose
+       ``organization``/``workspace`` are string lists or null; flat
+       ``organization_permissions``/``workspace_permissions`` string lists or null;
+       ``metadata`` an object;
+    2. time: ``token_expired`` unless ``now < exp + leeway`` (RFC 7519 §4.1.4);
+       ``token_not_yet_valid`` when ``nbf`` or ``iat`` is later than ``now + leeway``
+       (RFC 7519 §4.1.5);
+    3. ``issuer_invalid`` unless ``iss`` equals ``issuer`` exactly;
+    4. ``audience_invalid`` when ``audience`` is configured and ``aud`` (a string or list of
+       strings, RFC 7519 §4.1.3) is missing or contains none of them; ``aud`` is not looked
+       at when no audience is configured (Wacht tokens normally carry none);
+    5. ``party_not_authorized`` when ``authorized_parties`` is configured and an ``azp`` is
+       present that is not one of them (trailing ``/`` ignored, as in the configuration).
+
+    Args:
+        claims: the decoded payload.
+        issuer: the exact ``iss`` expected.
+        now: the current POSIX time (from the configured clock).
+        leeway: tolerated clock skew, seconds.
+        audience: accepted ``aud`` values; empty means "not checked".
+        authorized_parties: accepted ``azp`` values; empty means "not checked".
+
+    Raises:
+        ClaimsInvalidError, TokenExpiredError, TokenNotYetValidError, IssuerInvalidError,
+        AudienceInvalidError, PartyNotAuthorizedError: as listed above.
+    """
+    _check_structure(claims)
+
+    if not now < claims["exp"] + leeway:
+        raise TokenExpiredError()
+    latest = now + leeway
+    nbf = claims.get("nbf")
+    if nbf is not None and nbf > latest:
+        raise TokenNotYetValidError("the token is not valid yet (nbf is in the future)")
+    iat = claims.get("iat")
+    if iat is not None and iat > latest:
+        raise TokenNotYetValidError("the token was issued in the future (iat)")
+
+    iss = claims.get("iss")
+    if type(iss) is not str or iss != issuer:
+        raise IssuerInvalidError(
+            "the token has no iss claim" if iss is None else "the token issuer is not accepted"
+        )
+
+    if audience:
+        aud = claims.get("aud")
+        if type(aud) is str:
+            ok = aud in audience
+        elif type(aud) is list:
+            ok = any(type(a) is str and a in audience for a in aud)
+        else:
+            ok = False
+        if not ok:
+            raise AudienceInvalidError(
+                "the token has no aud claim"
+                if aud is None
+                else "the token audience is not accepted"
+            )
+
+    if authorized_parties:
+        azp = claims.get("azp")
+        if azp is not None and (type(azp) is not str or azp.rstrip("/") not in authorized_parties):
+            raise PartyNotAuthorizedError()
