@@ -1,0 +1,606 @@
+"""Key fetching, caching and refreshing (DESIGN.md §4), against a real loopback key server.
+
+Time comes from a fake clock shared by the issuer (token ``iat``) and the config (freshness,
+cooldown, stale-if-error); network timeouts are real but kept at or below 2 s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from wacht_auth.config import Config
+from wacht_auth.errors import ConfigurationError, JWKSUnavailableError, WachtAuthError
+from wacht_auth.keyset import (
+    MIN_MAX_AGE,
+    FetchError,
+    KeySetState,
+    fetch_jwks,
+    freshness,
+    load_jwks,
+)
+from wacht_auth.testing import Issuer
+from wacht_auth.verifier import Verifier
+
+LONG = 24 * 3600  # token lifetime that outlives every clock jump in these tests
+
+
+class FakeClock:
+    """A settable POSIX clock."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Events:
+    """Collects ``on_event`` calls."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str, fields: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.items.append((name, dict(fields)))
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [fields for n, fields in self.items if n == name]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def issuer(clock: FakeClock) -> Iterator[Issuer]:
+    with Issuer(clock=clock) as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def kid_issuer(clock: FakeClock) -> Iterator[Issuer]:
+    with Issuer(clock=clock, include_kid=True) as issuer:
+        yield issuer
+
+
+def config(issuer: Issuer, **overrides: Any) -> Config:
+    values: dict[str, Any] = {"jwks_timeout": 1.0}
+    values.update(overrides)
+    return issuer.config(**values)
+
+
+def code_of(verifier: Verifier, token: str) -> str:
+    with pytest.raises(WachtAuthError) as info:
+        verifier.verify(token)
+    return info.value.code
+
+
+# --------------------------------------------------------------------------- pure policy
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, 600),
+        ("max-age=120", 120),
+        ("public, max-age=300, must-revalidate", 300),
+        ("max-age=5", MIN_MAX_AGE),
+        ("max-age=0", MIN_MAX_AGE),
+        ("max-age=86400", 600),
+        ("no-store", 600),
+        ("max-age=abc", 600),
+    ],
+)
+def test_freshness_uses_smaller_cache_control_but_not_below_60(
+    header: str | None, expected: float
+) -> None:
+    assert freshness(600, header) == expected
+
+
+def test_freshness_never_exceeds_a_small_configured_age() -> None:
+    assert freshness(30, "max-age=120") == 30
+
+
+@pytest.mark.parametrize(
+    ("body", "outcome"),
+    [
+        (b"<html>down</html>", "invalid_json"),
+        (b"\xff\xfe", "invalid_json"),
+        (b"[]", "invalid_jwks"),
+        (b'{"keys": {}}', "invalid_jwks"),
+        (b'{"keys": []}', "no_usable_keys"),
+        (b'{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}', "no_usable_keys"),
+    ],
+)
+def test_bad_bodies_are_failed_fetches(body: bytes, outcome: str) -> None:
+    with pytest.raises(FetchError) as info:
+        load_jwks(body)
+    assert info.value.outcome == outcome
+
+
+def test_state_lifecycle() -> None:
+    state = KeySetState(max_age=600, cooldown=30, stale_if_error=3600)
+    assert state.due(0) == "first_use"
+    state.start(0)
+    assert state.due(10) is None  # cooldown after an attempt, even a failed one
+    assert state.retry_after(10) == 20
+    assert state.due(30) == "first_use"
+    body = json.dumps(Issuer().jwks()).encode()
+    index, _, fingerprint = load_jwks(body)
+    assert state.succeed(30, index, fingerprint, 600) is False  # a first load replaces nothing
+    assert state.is_fresh(629) and not state.is_fresh(630)
+    assert state.due(630) == "expired"
+    assert state.usable(630 + 3599) is index
+    assert state.usable(630 + 3600) is None
+    # The same keys again: no change, and the same index object stays in place.
+    again, _, same = load_jwks(body)
+    assert state.succeed(700, again, same, 600) is False
+    assert state.index is index
+    generation = state.generation
+    state.reset()
+    assert state.index is None and state.due(700) == "first_use"
+    assert state.generation == generation + 1
+
+
+# --------------------------------------------------------------------------- lazy fetch, freshness
+
+
+def test_fetch_is_lazy_and_happens_once(issuer: Issuer, clock: FakeClock) -> None:
+    verifier = Verifier(config(issuer))
+    assert issuer.fetch_count == 0
+    for _ in range(5):
+        verifier.verify(issuer.token(lifetime=LONG))
+    assert issuer.fetch_count == 1
+
+
+def test_prefetch_fetches_eagerly(issuer: Issuer) -> None:
+    events = Events()
+    verifier = Verifier(config(issuer, on_event=events))
+    verifier.prefetch()
+    assert issuer.fetch_count == 1
+    verifier.verify(issuer.token())
+    assert issuer.fetch_count == 1
+    assert [e["reason"] for e in events.named("jwks_fetch")] == ["prefetch"]
+
+
+async def test_aprefetch_fetches_eagerly(issuer: Issuer) -> None:
+    verifier = Verifier(config(issuer))
+    await verifier.aprefetch()
+    assert issuer.fetch_count == 1
+
+
+def test_keys_expire_after_max_age(issuer: Issuer, clock: FakeClock) -> None:
+    events = Events()
+    verifier = Verifier(config(issuer, on_event=events, token_cache_size=0))
+    token = issuer.token(lifetime=LONG)
+    verifier.verify(token)
+    clock.advance(599)
+    verifier.verify(token)
+    assert issuer.fetch_count == 1
+    clock.advance(2)
+    verifier.verify(token)
+    assert issuer.fetch_count == 2
+    assert [e["reason"] for e in events.named("jwks_fetch")] == ["first_use", "expired"]
+
+
+def test_smaller_cache_control_max_age_wins(issuer: Issuer, clock: FakeClock) -> None:
+    issuer.set_cache_control("public, max-age=120")
+    verifier = Verifier(config(issuer, token_cache_size=0))
+    token = issuer.token(lifetime=LONG)
+    verifier.verify(token)
+    clock.advance(119)
+    verifier.verify(token)
+    assert issuer.fetch_count == 1
+    clock.advance(2)
+    verifier.verify(token)
+    assert issuer.fetch_count == 2
+
+
+def test_cache_control_max_age_floor_is_60_seconds(issuer: Issuer, clock: FakeClock) -> None:
+    issuer.set_cache_control("max-age=1")
+    verifier = Verifier(config(issuer, token_cache_size=0))
+    token = issuer.token(lifetime=LONG)
+    verifier.verify(token)
+    clock.advance(59)
+    verifier.verify(token)
+    assert issuer.fetch_count == 1
+    clock.advance(2)
+    verifier.verify(token)
+    assert issuer.fetch_count == 2
+
+
+def test_larger_cache_control_does_not_extend_max_age(issuer: Issuer, clock: FakeClock) -> None:
+    issuer.set_cache_control("max-age=86400")
+    verifier = Verifier(config(issuer, token_cache_size=0))
+    token = issuer.token(lifetime=LONG)
+    verifier.verify(token)
+    clock.advance(601)
+    verifier.verify(token)
+    assert issuer.fetch_count == 2
+
+
+# --------------------------------------------------------------------------- rotation, kids
+
+
+def test_rotation_with_kid(kid_issuer: Issuer, clock: FakeClock) -> None:
+    issuer = kid_issuer
+    verifier = Verifier(config(issuer))
+    old = issuer.token(lifetime=LONG)
+    verifier.verify(old)
+    issuer.rotate()  # the old key leaves the JWKS
+    clock.advance(31)  # past the cooldown of the first fetch
+    new = issuer.token(lifetime=LONG)
+    assert verifier.verify(new).user_id == "user_1"
+    assert issuer.fetch_count == 2  # the new kid was accepted after exactly one fetch
+    # The old token's kid is gone after the refresh (and the token cache was cleared).
+    assert code_of(verifier, old) == "key_not_found"
+    assert issuer.fetch_count == 2  # within the cooldown: no further fetch
+
+
+def test_unknown_kid_within_cooldown_is_rejected_without_fetch(
+    kid_issuer: Issuer, clock: FakeClock
+) -> None:
+    issuer = kid_issuer
+    events = Events()
+    verifier = Verifier(config(issuer, on_event=events))
+    verifier.verify(issuer.token())
+    issuer.rotate()
+    clock.advance(5)
+    new = issuer.token(lifetime=LONG)
+    assert code_of(verifier, new) == "key_not_found"
+    assert issuer.fetch_count == 1
+    assert events.named("jwks_refresh_suppressed")
+    clock.advance(30)
+    assert verifier.verify(new).user_id == "user_1"
+    assert issuer.fetch_count == 2
+    assert events.named("jwks_fetch")[-1]["reason"] == "unknown_kid"
+
+
+def test_rotation_kidless(issuer: Issuer, clock: FakeClock) -> None:
+    verifier = Verifier(config(issuer))
+    verifier.verify(issuer.token())
+    issuer.rotate()
+    clock.advance(31)
+    assert verifier.verify(issuer.token(lifetime=LONG)).user_id == "user_1"
+    assert issuer.fetch_count == 2
+
+
+def test_kidless_forged_token_refreshes_at_most_once_per_cooldown(
+    issuer: Issuer, clock: FakeClock
+) -> None:
+    verifier = Verifier(config(issuer))
+    verifier.verify(issuer.token())
+    clock.advance(31)
+    for _ in range(20):
+        assert code_of(verifier, issuer.forged_token()) == "signature_invalid"
+    assert issuer.fetch_count == 2
+
+
+def test_kid_of_a_known_key_with_bad_signature_does_not_refresh(
+    kid_issuer: Issuer, clock: FakeClock
+) -> None:
+    verifier = Verifier(config(kid_issuer))
+    verifier.verify(kid_issuer.token())
+    clock.advance(31)
+    assert code_of(verifier, kid_issuer.forged_token()) == "signature_invalid"
+    assert kid_issuer.fetch_count == 1
+
+
+def test_random_kid_flood_is_bounded_and_keeps_good_keys(issuer: Issuer, clock: FakeClock) -> None:
+    verifier = Verifier(config(issuer, token_cache_size=0))
+    good = issuer.token(lifetime=LONG)
+    verifier.verify(good)
+    for round_ in range(3):
+        clock.advance(31)
+        for i in range(200):
+            token = issuer.token(headers={"kid": f"random-{round_}-{i}"}, lifetime=LONG)
+            assert code_of(verifier, token) == "key_not_found"
+        assert issuer.fetch_count == 2 + round_  # one refresh per cooldown window
+        assert verifier.verify(good).user_id == "user_1"  # good keys never evicted
+
+
+def test_manual_refresh_bypasses_cooldown(issuer: Issuer, clock: FakeClock) -> None:
+    events = Events()
+    verifier = Verifier(config(issuer, on_event=events))
+    verifier.verify(issuer.token())
+    verifier.refresh()
+    verifier.refresh()
+    assert issuer.fetch_count == 3
+    assert [e["reason"] for e in events.named("jwks_fetch")][-1] == "manual"
+
+
+async def test_async_manual_refresh(issuer: Issuer) -> None:
+    verifier = Verifier(config(issuer))
+    await verifier.arefresh()
+    await verifier.arefresh()
+    assert issuer.fetch_count == 2
+
+
+def test_manual_refresh_failure_raises_but_keeps_keys(issuer: Issuer) -> None:
+    verifier = Verifier(config(issuer))
+    token = issuer.token()
+    verifier.verify(token)
+    issuer.fail(500)
+    with pytest.raises(JWKSUnavailableError) as info:
+        verifier.refresh()
+    assert info.value.code == "jwks_unavailable"
+    verifier.verify(issuer.token("other"))  # the good keys are still there
+
+
+def test_invalidate_forgets_keys(issuer: Issuer) -> None:
+    verifier = Verifier(config(issuer))
+    token = issuer.token()
+    verifier.verify(token)
+    verifier.invalidate()
+    verifier.verify(token)
+    assert issuer.fetch_count == 2
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def _down(issuer: Issuer) -> None:
+    issuer.down()
+
+
+def _http_500(issuer: Issuer) -> None:
+    issuer.fail(500)
+
+
+def _html(issuer: Issuer) -> None:
+    issuer.set_response(b"<html><body>Bad gateway</body></html>", "text/html")
+
+
+def _empty_set(issuer: Issuer) -> None:
+    issuer.set_response(b'{"keys": []}')
+
+
+def _oversized(issuer: Issuer) -> None:
+    jwks = issuer.jwks()
+    jwks["padding"] = "x" * 5000  # a valid JWKS, but over the 4 KiB cap set below
+    issuer.set_response(json.dumps(jwks).encode())
+
+
+def _redirect(issuer: Issuer) -> None:
+    issuer.redirect_to(issuer.jwks_url + "?again")
+
+
+def _slow(issuer: Issuer) -> None:
+    issuer.delay(1.5)  # jwks_timeout is 0.5 s below
+
+
+FAILURES = {
+    "down": _down,
+    "http_500": _http_500,
+    "html": _html,
+    "no_usable_keys": _empty_set,
+    "oversized": _oversized,
+    "redirect": _redirect,
+    "slow": _slow,
+}
+FAILURE_CONFIG = {"jwks_timeout": 0.5, "jwks_max_bytes": 4096, "token_cache_size": 0}
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_failed_refresh_serves_stale_keys_with_a_warning(
+    failure: str, issuer: Issuer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = Events()
+    verifier = Verifier(config(issuer, on_event=events, **FAILURE_CONFIG))
+    token = issuer.token(lifetime=LONG)
+    verifier.verify(token)
+    FAILURES[failure](issuer)
+    clock.advance(601)  # keys expired: a refresh is due and fails
+    with caplog.at_level(logging.WARNING, logger="wacht_auth"):
+        assert verifier.verify(token).user_id == "user_1"
+    fetches = events.named("jwks_fetch")
+    assert len(fetches) == 2 and fetches[-1]["outcome"] != "ok"
+    assert fetches[-1]["reason"] == "expired"
+    assert events.named("jwks_stale")
+    assert any(r.levelno == logging.WARNING for r in caplog.records)
+    # Stale keys keep serving without hammering the key server.
+    clock.advance(10)
+    verifier.verify(token)
+    assert len(events.named("jwks_fetch")) == 2
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_no_keys_at_all_is_jwks_unavailable(failure: str, issuer: Issuer) -> None:
+    events = Events()
+    verifier = Verifier(config(issuer, on_event=events, **FAILURE_CONFIG))
+    token = issuer.token()
+    FAILURES[failure](issuer)
+    with pytest.raises(JWKSUnavailableError) as info:
+        verifier.verify(token)
+    error = info.value
+    assert (error.code, error.status) == ("jwks_unavailable", 503)
+    assert 1 <= error.retry_after <= 30
+    assert error.response_headers()["Retry-After"] == str(error.retry_after)
+    assert events.named("verify")[-1]["outcome"] == "jwks_unavailable"
+
+
+async def test_no_keys_at_all_is_jwks_unavailable_async(issuer: Issuer) -> None:
+    verifier = Verifier(config(issuer))
+    issuer.fail(503)
+    with pytest.raises(JWKSUnavailableError) as info:
+        await verifier.averify(issuer.token())
+    assert info.value.code == "jwks_unavailable"
+
+
+def test_recovers_after_cooldown_once_the_server_is_back(issuer: Issuer, clock: FakeClock) -> None:
+    verifier = Verifier(config(issuer))
+    token = issuer.token(lifetime=LONG)
+    issuer.down()
+    assert code_of(verifier, token) == "jwks_unavailable"
+    issuer.up()
+    assert code_of(verifier, token) == "jwks_unavailable"  # still in the cooldown
+    clock.advance(31)
+    assert verifier.verify(token).user_id == "user_1"
+
+
+def test_stale_window_ends(issuer: Issuer, clock: FakeClock) -> None:
+    verifier = Verifier(config(issuer, jwks_stale_if_error=300, token_cache_size=0))
+    token = issuer.token(lifetime=LONG)
+    verifier.verify(token)
+    issuer.fail(500)
+    clock.advance(600 + 299)
+    verifier.verify(token)  # stale, within the window
+    clock.advance(2)
+    assert code_of(verifier, token) == "jwks_unavailable"
+
+
+def test_redirect_is_not_followed(issuer: Issuer, clock: FakeClock) -> None:
+    with Issuer(clock=clock) as other:
+        issuer.redirect_to(other.jwks_url)
+        verifier = Verifier(config(issuer))
+        assert code_of(verifier, issuer.token()) == "jwks_unavailable"
+        assert other.fetch_count == 0
+
+
+def test_slow_server_times_out_in_time(issuer: Issuer) -> None:
+    import time
+
+    issuer.delay(2)
+    verifier = Verifier(config(issuer, jwks_timeout=0.3))
+    started = time.monotonic()
+    assert code_of(verifier, issuer.token()) == "jwks_unavailable"
+    assert time.monotonic() - started < 1.5
+
+
+def test_http_for_non_loopback_is_refused_at_config() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Config(frontend_api_url="http://auth.example.com")
+    assert info.value.code == "configuration_error"
+    with pytest.raises(ConfigurationError):
+        Config(issuer="https://auth.example.com", jwks_url="http://auth.example.com/jwks")
+
+
+def test_pinned_public_key_never_fetches(issuer: Issuer) -> None:
+    events = Events()
+    cfg = Config(
+        issuer=issuer.url,
+        public_key=issuer.signing_key.public_pem(),
+        clock=issuer.clock,
+        on_event=events,
+    )
+    verifier = Verifier(cfg)
+    verifier.prefetch()
+    verifier.refresh()
+    assert verifier.verify(issuer.token()).user_id == "user_1"
+    assert verifier.verify(issuer.token("u2", include_kid=True)).user_id == "u2"
+    assert code_of(verifier, issuer.forged_token()) == "signature_invalid"
+    assert issuer.fetch_count == 0
+    assert not events.named("jwks_fetch")
+
+
+def test_pinned_key_wins_over_a_frontend_url(issuer: Issuer) -> None:
+    verifier = Verifier(
+        issuer.config(public_key=issuer.signing_key.public_pem(), token_cache_size=0)
+    )
+    verifier.verify(issuer.token())
+    assert issuer.fetch_count == 0
+
+
+# --------------------------------------------------------------------------- the HTTP request
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list[dict[str, str]] = []
+    body = b'{"keys": []}'
+
+    def do_GET(self) -> None:
+        type(self).seen.append(dict(self.headers.items()))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_request_names_the_library_and_asks_for_json() -> None:
+    from wacht_auth import __version__
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/jwks"
+        body, _ = fetch_jwks(url, timeout=1, max_bytes=1024)
+        assert body == _Recorder.body
+        headers = {k.lower(): v for k, v in _Recorder.seen[-1].items()}
+        assert headers["user-agent"] == f"wacht-auth/{__version__}"
+        assert headers["accept"] == "application/json"
+        with pytest.raises(FetchError) as info:
+            fetch_jwks(url, timeout=1, max_bytes=4)
+        assert info.value.outcome == "too_large"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --------------------------------------------------------------------------- observability
+
+
+def test_events_and_logs(
+    issuer: Issuer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = Events()
+    verifier = Verifier(config(issuer, on_event=events))
+    with caplog.at_level(logging.INFO, logger="wacht_auth"):
+        verifier.verify(issuer.token())
+    (fetch,) = events.named("jwks_fetch")
+    assert fetch["reason"] == "first_use"
+    assert fetch["outcome"] == "ok"
+    assert fetch["keys"] == 1
+    assert fetch["duration_ms"] >= 0
+    assert fetch["url"] == issuer.jwks_url
+    assert any("first_use" in r.getMessage() for r in caplog.records)
+    assert events.named("verify")[-1] == {"outcome": "ok", "issuer": issuer.url, "cached": False}
+
+
+def test_a_failing_event_handler_never_breaks_verification(issuer: Issuer) -> None:
+    def broken(name: str, fields: Mapping[str, Any]) -> None:
+        raise RuntimeError("metrics down")
+
+    verifier = Verifier(config(issuer, on_event=broken))
+    assert verifier.verify(issuer.token()).user_id == "user_1"
+
+
+def test_tokens_never_reach_the_logs(
+    issuer: Issuer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = Events()
+    verifier = Verifier(config(issuer, on_event=events, **FAILURE_CONFIG))
+    good = issuer.token(lifetime=LONG)
+    tokens = [good, issuer.forged_token(), issuer.expired_token(), good[:-3] + "abc"]
+    tokens.append(issuer.token(headers={"kid": "unknown"}))
+    with caplog.at_level(logging.DEBUG):
+        for token in tokens:
+            try:
+                verifier.verify(token)
+            except WachtAuthError:
+                pass
+        issuer.fail(500)
+        clock.advance(601)
+        verifier.verify(good)
+    text = caplog.text + repr(events.items)
+    for token in tokens:
+        for segment in token.split("."):
+            assert segment not in text

@@ -1,0 +1,650 @@
+"""The signing-key cache of one Wacht deployment (DESIGN.md §4).
+
+Three layers, so the policy is written once and tested without a network:
+
+* :class:`KeySetState` decides (sans-I/O): freshness, cooldown, stale-if-error. It never
+  reads a clock, takes a lock or touches a socket; ``now`` is passed in.
+* :func:`fetch_jwks` is the one blocking HTTP GET (``urllib``, no extra dependency): https
+  only (http only for loopback, which :class:`~wacht_auth.Config` already enforces), no
+  redirects, a total timeout and a body cap.
+* :class:`KeySet` glues them with a lock and a *single flight*: however many threads and
+  asyncio tasks (on however many event loops) need keys at once, one fetch runs and everyone
+  else waits for its result. Async callers run the fetch in a worker thread and await a future
+  resolved from that thread, so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.client import HTTPResponse
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._events import emit
+from .config import Config, is_loopback_host
+from .errors import JWKSUnavailableError
+from .keys import KeyIndex, key_from_pem
+
+__all__ = [
+    "MIN_MAX_AGE",
+    "FetchError",
+    "KeySet",
+    "KeySetState",
+    "fetch_jwks",
+    "freshness",
+    "load_jwks",
+]
+
+#: A server's ``Cache-Control: max-age`` may shorten freshness, but never below this (§4).
+MIN_MAX_AGE = 60.0
+_CHUNK = 64 * 1024
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+
+
+class FetchError(Exception):
+    """A key fetch failed; ``outcome`` is a short stable word for logs and metrics."""
+
+    def __init__(self, outcome: str, detail: str = "") -> None:
+        super().__init__(detail or outcome)
+        self.outcome = outcome
+        self.detail = detail or outcome
+
+
+# --------------------------------------------------------------------------- sans-I/O policy
+
+
+def freshness(max_age: float, cache_control: str | None) -> float:
+    """Seconds fetched keys stay fresh: ``max_age``, or a smaller server ``max-age`` (≥ 60 s).
+
+    A server may ask for more frequent refreshes than configured, but not so often that one
+    bad header turns every minute into a fetch storm; it can never extend the configured age.
+    """
+    if cache_control:
+        match = _MAX_AGE.search(cache_control)
+        if match:
+            return min(max_age, max(MIN_MAX_AGE, float(match.group(1))))
+    return max_age
+
+
+def load_jwks(body: bytes) -> tuple[KeyIndex, list[str], frozenset[str]]:
+    """Parse a JWKS body into a key index, skip reasons and a fingerprint of the set.
+
+    A body that is not a JSON object with a ``keys`` list, or that holds no usable key, is a
+    failed fetch (it must never replace good keys) and raises :class:`FetchError`. The
+    fingerprint (the canonical JSON of each entry) tells whether a new fetch changed the set.
+    """
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FetchError("invalid_json", "the key server did not answer with JSON") from exc
+    try:
+        index, skipped = KeyIndex.from_jwks(data)
+    except (ValueError, TypeError) as exc:
+        raise FetchError("invalid_jwks", f"not a JWK Set: {exc}") from exc
+    if not len(index):
+        raise FetchError("no_usable_keys", "the JWK Set holds no usable signing key")
+    entries = data.get("keys", []) if isinstance(data, dict) else []
+    fingerprint = frozenset(json.dumps(e, sort_keys=True, separators=(",", ":")) for e in entries)
+    return index, skipped, fingerprint
+
+
+class KeySetState:
+    """Freshness, cooldown and stale-if-error decisions for one deployment's keys.
+
+    Not thread-safe and free of I/O: :class:`KeySet` calls it under its lock, tests call it
+    directly with any ``now``.
+
+    * Keys are fresh until ``fresh_until``; past that a fetch is due ("expired").
+    * Fetch attempts, of any reason except manual ones, are at most one per ``cooldown``
+      (failed ones included, so a dead key server is not hammered by every request).
+    * While refreshes fail, the last good keys serve until ``fresh_until + stale_if_error``.
+    """
+
+    def __init__(self, *, max_age: float, cooldown: float, stale_if_error: float) -> None:
+        self.max_age = max_age
+        self.cooldown = cooldown
+        self.stale_if_error = stale_if_error
+        self.index: KeyIndex | None = None
+        self.fingerprint: frozenset[str] | None = None
+        self.fetched_at = -math.inf
+        self.fresh_until = -math.inf
+        self.next_attempt = -math.inf
+        self.attempted = False
+        self.generation = 0
+
+    def is_fresh(self, now: float) -> bool:
+        """Whether cached keys exist and are within their freshness lifetime."""
+        return self.index is not None and now < self.fresh_until
+
+    def usable(self, now: float) -> KeyIndex | None:
+        """The keys that may serve now: fresh ones, or stale ones within stale-if-error."""
+        if self.index is not None and now < self.fresh_until + self.stale_if_error:
+            return self.index
+        return None
+
+    def due(self, now: float) -> str | None:
+        """The reason a fetch should start now for an ordinary lookup, or ``None``."""
+        if self.is_fresh(now) or now < self.next_attempt:
+            return None
+        if self.index is None:
+            return "first_use"
+        return "expired"
+
+    def may_refresh(self, now: float) -> bool:
+        """Whether an unknown-key refresh is allowed now (the cooldown has passed)."""
+        return now >= self.next_attempt
+
+    def start(self, now: float) -> None:
+        """Record that a fetch starts now: the cooldown runs from here."""
+        self.attempted = True
+        self.next_attempt = now + self.cooldown
+
+    def succeed(
+        self, now: float, index: KeyIndex, fingerprint: frozenset[str], lifetime: float
+    ) -> bool:
+        """Install fetched keys; return whether they *replaced* a different key set.
+
+        An unchanged set keeps the old :class:`KeyIndex` object, so callers comparing by
+        identity (and the verified-token cache) see no change. A first load (or a load after
+        :meth:`reset`) replaces nothing, so it returns ``False``.
+        """
+        changed = self.fingerprint is not None and fingerprint != self.fingerprint
+        if fingerprint != self.fingerprint or self.index is None:
+            self.index = index
+            self.fingerprint = fingerprint
+            self.generation += 1
+        self.fetched_at = now
+        self.fresh_until = now + lifetime
+        return changed
+
+    def retry_after(self, now: float) -> int:
+        """Seconds until the next fetch may be tried (for ``Retry-After``)."""
+        return max(1, math.ceil(self.next_attempt - now)) if now < self.next_attempt else 1
+
+    def reset(self) -> None:
+        """Forget every key and every cooldown (``invalidate``)."""
+        self.index = None
+        self.fingerprint = None
+        self.fetched_at = self.fresh_until = self.next_attempt = -math.inf
+        self.attempted = False
+        self.generation += 1
+
+
+# --------------------------------------------------------------------------- blocking fetch
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: keys come only from the configured URL (a 3xx fails the fetch)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+# Loopback URLs never go through an environment proxy (tests and local development).
+_LOCAL_OPENER = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
+
+
+def _user_agent() -> str:
+    from . import __version__
+
+    return f"wacht-auth/{__version__}"
+
+
+def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str | None]:
+    """GET ``url`` and return ``(body, Cache-Control)``, or raise :class:`FetchError`.
+
+    ``timeout`` bounds connecting and each socket read, and the body loop also checks a total
+    deadline, so a server that drips bytes fails within about twice ``timeout``. At most
+    ``max_bytes + 1`` bytes are read.
+    """
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(
+        url, headers={"User-Agent": _user_agent(), "Accept": "application/json"}
+    )
+    opener = _LOCAL_OPENER if is_loopback_host(urlsplit(url).hostname) else _OPENER
+    try:
+        response: HTTPResponse = opener.open(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if 300 <= exc.code < 400:
+            raise FetchError("redirect", f"the key server redirected ({exc.code})") from None
+        raise FetchError(f"http_{exc.code}", f"the key server answered {exc.code}") from None
+    except (TimeoutError, urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
+            raise FetchError("timeout", "the key server did not answer in time") from None
+        raise FetchError("unreachable", f"the key server is unreachable: {reason}") from None
+    with response:
+        if response.status != 200:
+            raise FetchError(
+                f"http_{response.status}", f"the key server answered {response.status}"
+            )
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            raise FetchError("too_large", f"the key set is larger than {max_bytes} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while size <= max_bytes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise FetchError("timeout", "the key server did not answer in time")
+                chunk = response.read1(min(_CHUNK, max_bytes + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except FetchError:
+            raise
+        except (TimeoutError, OSError, ValueError) as exc:
+            if isinstance(exc, TimeoutError):
+                raise FetchError("timeout", "the key server did not answer in time") from None
+            raise FetchError("unreachable", f"reading the key set failed: {exc}") from None
+        if size > max_bytes:
+            raise FetchError("too_large", f"the key set is larger than {max_bytes} bytes")
+        return b"".join(chunks), response.headers.get("Cache-Control")
+
+
+# --------------------------------------------------------------------------- single flight
+
+
+class _Flight:
+    """One fetch in progress; threads wait on an event, tasks on a future of their own loop."""
+
+    __slots__ = ("_done", "_lock", "_waiters", "error")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self.error: FetchError | None = None
+
+    def finish(self, error: FetchError | None) -> None:
+        with self._lock:
+            self.error = error
+            self._done.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # that loop is closed; nobody is waiting there any more
+                pass
+
+    def wait(self, timeout: float) -> None:
+        self._done.wait(timeout)
+
+    async def await_(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._waiters.append((loop, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            pass
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a caller does after looking at the state under the lock."""
+
+    index: KeyIndex | None = None  # use these keys now
+    flight: _Flight | None = None  # wait for (or, if ``own``, run) this fetch
+    own: bool = False
+    reason: str = ""
+
+
+class KeySet:
+    """Keys of one deployment: lazily fetched, cached, refreshed, shared by threads and tasks.
+
+    With a pinned ``Config.public_key`` the set is that one key and never fetches.
+
+    Args:
+        config: the deployment's settings (URL, timeouts, cache lifetimes, clock, on_event).
+        on_change: called (outside any lock) whenever the key set changes or is invalidated,
+            so caches derived from the keys (the verified-token cache) can be cleared.
+    """
+
+    def __init__(self, config: Config, *, on_change: Callable[[], None] | None = None) -> None:
+        self.config = config
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._flight: _Flight | None = None
+        self._state = KeySetState(
+            max_age=config.jwks_max_age,
+            cooldown=config.jwks_cooldown,
+            stale_if_error=config.jwks_stale_if_error,
+        )
+        self._pinned: KeyIndex | None = None
+        if config.public_key is not None:
+            self._pinned = KeyIndex([key_from_pem(config.public_key)])
+        self._executor_jobs: set[asyncio.Future[None]] = set()
+        # Bound on how long a caller waits for someone else's fetch (the fetch itself is
+        # bounded by jwks_timeout; DNS resolution is not, hence the margin).
+        self._wait_timeout = config.jwks_timeout + 1.0
+
+    # ---------------------------------------------------------------- read side
+
+    @property
+    def pinned(self) -> bool:
+        """Whether this set is a pinned public key (networkless, never fetches)."""
+        return self._pinned is not None
+
+    @property
+    def generation(self) -> int:
+        """Increases every time the key set changes or is invalidated."""
+        return self._state.generation
+
+    def current(self) -> KeyIndex | None:
+        """The fresh keys, without any I/O or locking, or ``None``."""
+        if self._pinned is not None:
+            return self._pinned
+        state = self._state
+        index = state.index
+        if index is not None and self.config.clock() < state.fresh_until:
+            return index
+        return None
+
+    def get(self) -> KeyIndex:
+        """Keys to verify with; fetches (blocking this caller only) when none are fresh.
+
+        Raises:
+            JWKSUnavailableError: no usable keys and the key server cannot provide them.
+        """
+        index = self.current()
+        if index is not None:
+            return index
+        plan = self._plan_get()
+        if plan.flight is not None:
+            self._run_or_wait(plan)
+        return self._usable_or_raise(plan)
+
+    async def aget(self) -> KeyIndex:
+        """:meth:`get` for asyncio: the fetch runs in a worker thread."""
+        index = self.current()
+        if index is not None:
+            return index
+        plan = self._plan_get()
+        if plan.flight is not None:
+            await self._arun_or_wait(plan)
+        return self._usable_or_raise(plan)
+
+    def refresh_unknown(self, seen: KeyIndex) -> KeyIndex | None:
+        """New keys after a token named an unknown ``kid`` (or no kid-less key verified it).
+
+        At most one fetch per cooldown, shared by every caller; returns ``None`` when the
+        refresh is suppressed, fails, or brings no new key set, so the caller rejects the token.
+        """
+        if self._pinned is not None:
+            return None
+        plan = self._plan_refresh(seen)
+        if plan.index is not None or plan.flight is None:
+            return plan.index
+        self._run_or_wait(plan)
+        return self._newer_than(seen)
+
+    async def arefresh_unknown(self, seen: KeyIndex) -> KeyIndex | None:
+        """:meth:`refresh_unknown` for asyncio."""
+        if self._pinned is not None:
+            return None
+        plan = self._plan_refresh(seen)
+        if plan.index is not None or plan.flight is None:
+            return plan.index
+        await self._arun_or_wait(plan)
+        return self._newer_than(seen)
+
+    # ---------------------------------------------------------------- operator side
+
+    def refresh(self) -> None:
+        """Fetch the keys now, bypassing the cooldown (joins a fetch already running).
+
+        Raises:
+            JWKSUnavailableError: the fetch failed (the last good keys keep serving).
+        """
+        self._forced("manual")
+
+    async def arefresh(self) -> None:
+        """:meth:`refresh` for asyncio."""
+        await self._aforced("manual")
+
+    def prefetch(self) -> None:
+        """Load the keys eagerly (at start-up) unless fresh ones are cached.
+
+        Raises:
+            JWKSUnavailableError: the fetch failed.
+        """
+        if self.current() is None:
+            self._forced("prefetch")
+
+    async def aprefetch(self) -> None:
+        """:meth:`prefetch` for asyncio."""
+        if self.current() is None:
+            await self._aforced("prefetch")
+
+    def invalidate(self) -> None:
+        """Forget the cached keys and cooldowns; the next verification fetches again."""
+        if self._pinned is not None:
+            return
+        with self._lock:
+            self._state.reset()
+        emit(
+            self.config.on_event,
+            "jwks_invalidated",
+            {"url": self.config.jwks_url},
+            message="JWKS cache invalidated for %(url)s",
+        )
+        if self._on_change is not None:
+            self._on_change()
+
+    # ---------------------------------------------------------------- internals
+
+    def _plan_get(self) -> _Plan:
+        now = self.config.clock()
+        with self._lock:
+            state = self._state
+            if state.is_fresh(now):
+                return _Plan(index=state.index)
+            if self._flight is not None:
+                stale = state.usable(now)
+                if stale is not None:  # someone is refreshing; serve the old keys meanwhile
+                    return _Plan(index=stale)
+                return _Plan(flight=self._flight)
+            reason = state.due(now)
+            if reason is not None:
+                return self._start(now, reason)
+            return _Plan(index=state.usable(now))
+
+    def _plan_refresh(self, seen: KeyIndex) -> _Plan:
+        now = self.config.clock()
+        with self._lock:
+            state = self._state
+            if state.index is not None and state.index is not seen:
+                return _Plan(index=state.index)  # another caller already brought new keys
+            if self._flight is not None:
+                return _Plan(flight=self._flight)
+            if state.may_refresh(now):
+                return self._start(now, "unknown_kid")
+            retry = state.retry_after(now)
+        emit(
+            self.config.on_event,
+            "jwks_refresh_suppressed",
+            {"url": self.config.jwks_url, "retry_after": retry},
+            level=logging.DEBUG,
+            message="JWKS refresh for an unknown key suppressed by the cooldown "
+            "(next in %(retry_after)ss) for %(url)s",
+        )
+        return _Plan()
+
+    def _start(self, now: float, reason: str) -> _Plan:
+        """Open a flight (caller holds the lock)."""
+        self._state.start(now)
+        flight = self._flight = _Flight()
+        return _Plan(flight=flight, own=True, reason=reason)
+
+    def _forced(self, reason: str) -> None:
+        plan = self._plan_forced(reason)
+        self._run_or_wait(plan)
+        self._raise_if_failed(plan)
+
+    async def _aforced(self, reason: str) -> None:
+        plan = self._plan_forced(reason)
+        await self._arun_or_wait(plan)
+        self._raise_if_failed(plan)
+
+    def _plan_forced(self, reason: str) -> _Plan:
+        now = self.config.clock()
+        with self._lock:
+            if self._flight is not None:
+                return _Plan(flight=self._flight)
+            return self._start(now, reason)
+
+    def _raise_if_failed(self, plan: _Plan) -> None:
+        if self._pinned is not None:
+            return
+        flight = plan.flight
+        if flight is not None and flight.error is not None:
+            raise JWKSUnavailableError(
+                f"fetching the signing keys failed: {flight.error.detail}",
+                retry_after=self._state.retry_after(self.config.clock()),
+            )
+
+    def _run_or_wait(self, plan: _Plan) -> None:
+        assert plan.flight is not None
+        if self._pinned is not None:
+            return
+        if plan.own:
+            self._run(plan.flight, plan.reason)
+        else:
+            plan.flight.wait(self._wait_timeout)
+
+    async def _arun_or_wait(self, plan: _Plan) -> None:
+        assert plan.flight is not None
+        if self._pinned is not None:
+            return
+        if plan.own:
+            loop = asyncio.get_running_loop()
+            job = loop.run_in_executor(None, self._run, plan.flight, plan.reason)
+            # Held so the job outlives a cancelled caller: the flight must always finish.
+            self._executor_jobs.add(job)
+            job.add_done_callback(self._executor_jobs.discard)
+        await plan.flight.await_(self._wait_timeout)
+
+    def _usable_or_raise(self, plan: _Plan) -> KeyIndex:
+        if plan.index is not None:
+            return plan.index
+        now = self.config.clock()
+        with self._lock:
+            index = self._state.usable(now)
+            retry = self._state.retry_after(now)
+        if index is not None:
+            return index
+        raise JWKSUnavailableError(
+            "no signing keys are available and the key server cannot be reached",
+            retry_after=retry,
+        )
+
+    def _newer_than(self, seen: KeyIndex) -> KeyIndex | None:
+        with self._lock:
+            index = self._state.usable(self.config.clock())
+        return index if index is not None and index is not seen else None
+
+    def _run(self, flight: _Flight, reason: str) -> None:
+        """Perform the fetch of ``flight`` and publish its outcome. Never raises."""
+        config = self.config
+        url = config.jwks_url
+        assert url is not None
+        started = time.perf_counter()
+        error: FetchError | None = None
+        changed = False
+        stale: KeyIndex | None = None
+        stale_fields: dict[str, Any] = {}
+        fields: dict[str, Any] = {"url": url, "reason": reason}
+        try:
+            try:
+                body, cache_control = fetch_jwks(
+                    url, timeout=config.jwks_timeout, max_bytes=config.jwks_max_bytes
+                )
+                index, skipped, fingerprint = load_jwks(body)
+            except FetchError as exc:
+                error = exc
+            except Exception as exc:  # a bug or an odd library error: still just a failed fetch
+                error = FetchError("error", f"{type(exc).__name__}")
+            duration_ms = (time.perf_counter() - started) * 1000.0
+            now = config.clock()
+            with self._lock:
+                state = self._state
+                if error is None:
+                    lifetime = freshness(config.jwks_max_age, cache_control)
+                    changed = state.succeed(now, index, fingerprint, lifetime)
+                    fields.update(
+                        outcome="ok",
+                        keys=len(index),
+                        kids=sorted({k.kid for k in index.keys if k.kid is not None}),
+                        skipped=skipped,
+                        max_age=lifetime,
+                        changed=changed,
+                    )
+                else:
+                    stale = state.usable(now)
+                    fields.update(outcome=error.outcome, error=error.detail)
+                    if stale is not None:
+                        stale_fields = {
+                            "url": url,
+                            "age": now - state.fetched_at,
+                            "stale_until": state.fresh_until + state.stale_if_error,
+                            "error": error.outcome,
+                        }
+                fields["duration_ms"] = round(duration_ms, 3)
+                self._flight = None
+        finally:
+            if self._flight is flight:  # an unexpected failure above: never strand waiters
+                with self._lock:
+                    self._flight = None
+            flight.finish(error)
+
+        if error is None:
+            emit(
+                config.on_event,
+                "jwks_fetch",
+                fields,
+                message="fetched JWKS %(url)s (reason %(reason)s): %(outcome)s, %(keys)s keys "
+                "in %(duration_ms).1f ms",
+            )
+            if changed and self._on_change is not None:
+                self._on_change()
+        else:
+            emit(
+                config.on_event,
+                "jwks_fetch",
+                fields,
+                level=logging.WARNING,
+                message="fetching JWKS %(url)s (reason %(reason)s) failed: %(outcome)s "
+                "(%(error)s) after %(duration_ms).1f ms",
+            )
+            if stale is not None:
+                emit(
+                    config.on_event,
+                    "jwks_stale",
+                    stale_fields,
+                    level=logging.WARNING,
+                    message="serving stale keys for %(url)s (%(age).0f s old) after a failed "
+                    "refresh (%(error)s)",
+                )

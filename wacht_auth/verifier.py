@@ -1,0 +1,408 @@
+"""The verifier: a bearer token in, a verified :class:`~wacht_auth.Session` out.
+
+``verify`` and ``averify`` share one core, :meth:`Verifier._core`, a generator that holds the
+whole policy (DESIGN.md §3). When it needs keys it *yields* a request instead of doing I/O;
+the sync shell answers with a blocking key lookup, the async shell with one that awaits. So
+the two differ only in how keys arrive, never in what is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any
+
+from ._events import LOGGER, emit
+from .config import Config
+from .errors import (
+    ConfigurationError,
+    IssuerInvalidError,
+    JWKSUnavailableError,
+    KeyNotFoundError,
+    SignatureInvalidError,
+    TokenMalformedError,
+    TokenTooLargeError,
+    WachtAuthError,
+)
+from .keys import Key, KeyIndex
+from .keyset import KeySet
+from .session import Session
+from .tokens import ParsedToken, check_claims, parse, peek_issuer
+
+__all__ = ["TokenCache", "Verifier"]
+
+# What the core asks its shell for: (key set, None) = "the keys, fetching if needed";
+# (key set, index) = "newer keys than ``index``, if a refresh is allowed" (may answer None).
+_Request = tuple[KeySet, KeyIndex | None]
+_Core = Generator[_Request, KeyIndex | None, Session]
+
+
+class _Deployment:
+    """One trusted Wacht deployment: its settings and its own keys (never shared)."""
+
+    __slots__ = ("config", "keys")
+
+    def __init__(self, config: Config, keys: KeySet) -> None:
+        self.config = config
+        self.keys = keys
+
+
+class _Entry:
+    """A verified token remembered by :class:`TokenCache`."""
+
+    __slots__ = ("clock", "session", "valid_from", "valid_until")
+
+    def __init__(
+        self,
+        session: Session,
+        valid_from: float,
+        valid_until: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.session = session
+        self.valid_from = valid_from
+        self.valid_until = valid_until
+        self.clock = clock
+
+
+class TokenCache:
+    """A bounded LRU of successful verifications, keyed by the exact token string (§8).
+
+    An entry is used only while ``nbf``/``iat`` - leeway <= now < ``exp`` + leeway, checked on
+    every hit with the deployment's clock, so a cached token expires exactly when a fresh
+    verification would fail. The cache is cleared whenever a key set changes; an insert racing
+    with a clear is dropped (the ``generation`` check), so nothing verified with removed keys
+    survives a rotation.
+    """
+
+    __slots__ = ("_data", "_lock", "generation", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self.generation = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, token: str) -> Session | None:
+        """The cached session for ``token`` if it is still within its time claims."""
+        entry = self._data.get(token)  # a single C-level lookup: safe without the lock
+        if entry is None:
+            return None
+        now = entry.clock()
+        if entry.valid_from <= now < entry.valid_until:
+            with self._lock:
+                if token in self._data:
+                    self._data.move_to_end(token)
+            return entry.session
+        with self._lock:
+            if self._data.get(token) is entry:
+                del self._data[token]
+        return None
+
+    def put(self, token: str, entry: _Entry, generation: int) -> None:
+        """Remember ``entry`` unless the cache was cleared since ``generation`` was read."""
+        with self._lock:
+            if generation != self.generation:
+                return
+            self._data[token] = entry
+            self._data.move_to_end(token)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every entry (the key set changed)."""
+        with self._lock:
+            self.generation += 1
+            self._data.clear()
+
+
+def _verified(keys: Sequence[Key], parsed: ParsedToken) -> bool:
+    alg, signing_input, signature = parsed.alg, parsed.signing_input, parsed.signature
+    return any(key.verify(alg, signing_input, signature) for key in keys)
+
+
+def _bound(value: Any, default: float) -> float:
+    return float(value) if type(value) in (int, float) else default
+
+
+class Verifier:
+    """Verifies Wacht session tokens locally; one instance serves a whole process.
+
+    Thread-safe and task-safe. Keys are fetched lazily (or with :meth:`prefetch`), cached and
+    refreshed as DESIGN.md §4 describes; successful verifications are cached by token string
+    (``Config.token_cache_size``; 0 turns it off).
+
+    Args:
+        config: one deployment's :class:`~wacht_auth.Config`, or several (staging and
+            production, one per tenant ...). With several, each token is routed by its
+            (unverified) ``iss`` to the deployment with that issuer, then verified against
+            that deployment's own keys and settings; an unknown issuer is ``issuer_invalid``
+            without any fetch.
+
+    Raises:
+        ConfigurationError: no config, something that is not a ``Config``, or two configs
+            with the same issuer.
+    """
+
+    def __init__(self, config: Config | Sequence[Config]) -> None:
+        configs = (config,) if isinstance(config, Config) else tuple(config)
+        if not configs:
+            raise ConfigurationError("Verifier needs at least one Config")
+        for item in configs:
+            if not isinstance(item, Config):
+                raise ConfigurationError(
+                    f"Verifier takes Config objects, got {type(item).__name__}: build one with "
+                    "wacht_auth.Config(frontend_api_url=...) or Config.from_env()"
+                )
+        self._configs: tuple[Config, ...] = configs
+        self._cache = TokenCache(max(c.token_cache_size for c in configs))
+        self._deployments: dict[str, _Deployment] = {}
+        for item in configs:
+            assert item.issuer is not None  # Config guarantees it
+            if item.issuer in self._deployments:
+                raise ConfigurationError(
+                    f"two configs trust the same issuer {item.issuer!r}: give each deployment "
+                    "one Config"
+                )
+            keys = KeySet(item, on_change=self._cache.clear)
+            self._deployments[item.issuer] = _Deployment(item, keys)
+        self._all = tuple(self._deployments.values())
+        self._single: _Deployment | None = self._all[0] if len(self._all) == 1 else None
+        self._max_bytes = max(c.max_token_bytes for c in configs)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Verifier:
+        """A verifier for the deployment :meth:`Config.from_env` finds; ``overrides`` win."""
+        return cls(Config.from_env(env, **overrides))
+
+    def __repr__(self) -> str:
+        return f"Verifier(issuers={[c.issuer for c in self._configs]!r})"
+
+    @property
+    def config(self) -> Config:
+        """The (first) deployment's settings."""
+        return self._configs[0]
+
+    @property
+    def configs(self) -> tuple[Config, ...]:
+        """Every trusted deployment's settings, in the order given."""
+        return self._configs
+
+    # ------------------------------------------------------------------ verification
+
+    def verify(self, token: str) -> Session:
+        """Verify ``token`` and return its session; may block on a key fetch.
+
+        Raises:
+            TokenInvalidError: a subclass with the precise ``code`` (401).
+            JWKSUnavailableError: no usable keys and the key server is unreachable (503).
+        """
+        if type(token) is str:
+            hit = self._cache.get(token)
+            if hit is not None:
+                self._report_hit(hit)
+                return hit
+        core = self._core(token)
+        try:
+            request = next(core)
+            while True:
+                keyset, seen = request
+                try:
+                    answer = keyset.get() if seen is None else keyset.refresh_unknown(seen)
+                except JWKSUnavailableError as exc:
+                    request = core.throw(exc)
+                    continue
+                request = core.send(answer)
+        except StopIteration as stop:
+            session: Session = stop.value
+            return session
+
+    async def averify(self, token: str) -> Session:
+        """:meth:`verify` for asyncio: key fetches run in a worker thread, never on the loop."""
+        if type(token) is str:
+            hit = self._cache.get(token)
+            if hit is not None:
+                self._report_hit(hit)
+                return hit
+        core = self._core(token)
+        try:
+            request = next(core)
+            while True:
+                keyset, seen = request
+                answer: KeyIndex | None
+                try:
+                    if seen is None:
+                        answer = await keyset.aget()
+                    else:
+                        answer = await keyset.arefresh_unknown(seen)
+                except JWKSUnavailableError as exc:
+                    request = core.throw(exc)
+                    continue
+                request = core.send(answer)
+        except StopIteration as stop:
+            session: Session = stop.value
+            return session
+
+    def _core(self, token: object) -> _Core:
+        """The whole policy, once: parse, pick keys, verify, refresh once, check claims."""
+        deployment: _Deployment | None = None
+        try:
+            if type(token) is not str or not token:
+                raise TokenMalformedError("the token must be a non-empty string")
+            deployment = self._pick(token)
+            config = deployment.config
+            keyset = deployment.keys
+            parsed = parse(token, max_bytes=config.max_token_bytes, algorithms=config.algorithms)
+            # Read before the keys: a rotation that clears the cache meanwhile voids our insert.
+            generation = self._cache.generation
+            index = yield keyset, None
+            assert index is not None
+            # A pinned key has no kid; the token's kid then names nothing we could fetch.
+            kid = None if keyset.pinned else parsed.kid
+            keys = index.select(parsed.alg, kid)
+            if not _verified(keys, parsed):
+                if keys and kid is not None:
+                    # The key the kid names exists and rejects the signature: no refresh.
+                    raise SignatureInvalidError()
+                # §4: an unknown kid, or a kid-less token no cached key verifies, earns one
+                # refresh (at most one per cooldown, shared by everyone).
+                newer = yield keyset, index
+                retry = newer.select(parsed.alg, kid) if newer is not None else ()
+                if not retry:
+                    if keys:
+                        raise SignatureInvalidError()
+                    raise KeyNotFoundError(
+                        "no trusted signing key fits the token"
+                        if kid is None
+                        else "the token's kid names no trusted signing key"
+                    )
+                if not _verified(retry, parsed):
+                    raise SignatureInvalidError()
+            claims = parsed.claims
+            check_claims(
+                claims,
+                issuer=config.issuer or "",
+                now=config.clock(),
+                leeway=config.leeway,
+                audience=config.audience,
+                authorized_parties=config.authorized_parties,
+            )
+            session = Session.from_claims(claims, token)
+        except WachtAuthError as exc:
+            self._report(deployment, exc.code)
+            raise
+        except Exception as exc:  # never a 500 for bad input (DESIGN.md §3 rule 3)
+            self._report(deployment, TokenMalformedError.code)
+            raise TokenMalformedError("the token could not be read") from exc
+        if config.token_cache_size:
+            leeway = config.leeway
+            start = max(_bound(claims.get("nbf"), -math.inf), _bound(claims.get("iat"), -math.inf))
+            self._cache.put(
+                token,
+                _Entry(session, start - leeway, claims["exp"] + leeway, config.clock),
+                generation,
+            )
+        self._report(deployment, "ok")
+        return session
+
+    def _pick(self, token: str) -> _Deployment:
+        """The deployment that must verify ``token``: the only one, or the one its iss names."""
+        if self._single is not None:
+            return self._single
+        if len(token) > self._max_bytes:
+            raise TokenTooLargeError()
+        iss = peek_issuer(token)
+        deployment = self._deployments.get(iss) if iss is not None else None
+        if deployment is None:
+            if iss is None:  # unreadable, or no iss at all: let the parser name the fault
+                first = self._configs[0]
+                parse(token, max_bytes=first.max_token_bytes, algorithms=first.algorithms)
+                raise IssuerInvalidError("the token has no iss claim")
+            raise IssuerInvalidError("the token issuer is not a trusted Wacht deployment")
+        return deployment
+
+    def _report(self, deployment: _Deployment | None, outcome: str) -> None:
+        config = deployment.config if deployment is not None else self._configs[0]
+        handler = config.on_event
+        if handler is None and not LOGGER.isEnabledFor(logging.DEBUG):
+            return
+        issuer = deployment.config.issuer if deployment is not None else None
+        emit(
+            handler,
+            "verify",
+            {"outcome": outcome, "issuer": issuer, "cached": False},
+            level=logging.DEBUG,
+            message=None if outcome == "ok" else "token rejected: %(outcome)s (%(issuer)s)",
+        )
+
+    def _report_hit(self, session: Session) -> None:
+        if len(self._all) == 1:
+            config = self._configs[0]
+        else:
+            iss = session.claims.get("iss")
+            deployment = self._deployments.get(iss) if isinstance(iss, str) else None
+            config = deployment.config if deployment is not None else self._configs[0]
+        handler = config.on_event
+        if handler is not None:
+            handler_fields = {"outcome": "ok", "issuer": config.issuer, "cached": True}
+            emit(handler, "verify", handler_fields)
+
+    # ------------------------------------------------------------------ operators
+
+    def refresh(self) -> None:
+        """Fetch every deployment's keys now, bypassing the cooldown.
+
+        Raises:
+            JWKSUnavailableError: a fetch failed (the last good keys keep serving).
+        """
+        errors: list[JWKSUnavailableError] = []
+        for deployment in self._all:
+            if deployment.keys.pinned:
+                continue
+            try:
+                deployment.keys.refresh()
+            except JWKSUnavailableError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    async def arefresh(self) -> None:
+        """:meth:`refresh` for asyncio (fetches run in worker threads, concurrently)."""
+        results = await asyncio.gather(
+            *(d.keys.arefresh() for d in self._all if not d.keys.pinned),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def prefetch(self) -> None:
+        """Load every deployment's keys now (at start-up) instead of on first use.
+
+        Raises:
+            JWKSUnavailableError: the keys of a deployment could not be fetched.
+        """
+        for deployment in self._all:
+            deployment.keys.prefetch()
+
+    async def aprefetch(self) -> None:
+        """:meth:`prefetch` for asyncio."""
+        results = await asyncio.gather(
+            *(d.keys.aprefetch() for d in self._all), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def invalidate(self) -> None:
+        """Forget all cached keys and verified tokens; the next request fetches again."""
+        for deployment in self._all:
+            deployment.keys.invalidate()
+        self._cache.clear()
