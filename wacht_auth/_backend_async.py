@@ -1,0 +1,288 @@
+"""The asynchronous Backend API client: the shared core plus an ``httpx.AsyncClient`` loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from . import _backend_ops as ops
+from ._backend_client import _ClientBase, _env_settings, _too_many_pages
+from ._backend_core import Call, Op, RetryPolicy, next_page_params
+from ._backend_models import (
+    Membership,
+    Organization,
+    Page,
+    Resource,
+    SessionTicket,
+    User,
+    Workspace,
+)
+from ._backend_ops import TicketType
+from .config import Config
+
+R = TypeVar("R")
+T = TypeVar("T", bound=Resource)
+
+
+class AsyncBackendClient(_ClientBase):
+    """Asynchronous twin of :class:`BackendClient` over one ``httpx.AsyncClient`` pool.
+
+    Same arguments (``transport`` is an ``httpx.AsyncBaseTransport``; ``sleep`` is awaited,
+    ``asyncio.sleep`` by default), same methods, awaited; ``iter_*`` are async iterators. Use
+    ``async with``, or call :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        secret_key: str | None = None,
+        base_url: str | None = None,
+        deployment_id: str | None = None,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self._init_core(config, secret_key, base_url, deployment_id, timeout, retry, clock)
+        self._sleep: Callable[[float], Awaitable[None]] = (
+            sleep if sleep is not None else asyncio.sleep
+        )
+        self._http = httpx.AsyncClient(
+            transport=transport, follow_redirects=False, timeout=self._core.timeout
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncBackendClient:
+        """Build from ``WACHT_SECRET_KEY`` (or ``WACHT_API_KEY``), ``WACHT_DEPLOYMENT_ID`` and
+        ``WACHT_BACKEND_API_URL``; keyword arguments win over the environment."""
+        settings: dict[str, Any] = {**_env_settings(env)}
+        settings.update({k: v for k, v in kwargs.items() if v is not None})
+        return cls(**settings)
+
+    async def aclose(self) -> None:
+        """Close the connection pool (a no-op on a client from :meth:`as_user`)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncBackendClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _send(self, call: Call) -> Any:
+        core = self._core
+        started = core.clock()
+        for attempt in range(1, core.retry.max_attempts + 1):
+            try:
+                response = await self._http.send(core.to_httpx(call, started))
+            except httpx.RequestError as exc:
+                delay = core.after_exception(call, exc, attempt, started)
+            else:
+                if response.is_success:
+                    return core.decode(call, response, attempt)
+                delay = core.after_response(call, response, attempt, started)
+            await self._sleep(delay)
+        raise AssertionError("unreachable: the core raises on the last attempt")
+
+    async def _run(self, op: Op[R]) -> R:
+        body = await self.request(
+            op.method, op.path, params=op.params, json=op.json, idempotency_key=op.idempotency_key
+        )
+        return op.parse(body)
+
+    async def _walk(
+        self,
+        path: str,
+        item: Callable[[Mapping[str, Any]], T],
+        query: Mapping[str, Any],
+        max_pages: int,
+    ) -> AsyncIterator[T]:
+        params: dict[str, Any] | None = dict(query)
+        for _ in range(max_pages):
+            if params is None:
+                return
+            page = await self._run(ops.paged(path, item, params))
+            for entry in page.data:
+                yield entry
+            params = next_page_params(params, page)
+        if params is not None:
+            raise _too_many_pages(path, max_pages)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Call any Backend API endpoint; see :meth:`BackendClient.request`."""
+        return await self._send(
+            self._core.build(
+                method, path, params=params, json_body=json, idempotency_key=idempotency_key
+            )
+        )
+
+    # -- users -----------------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> User:
+        """``GET /users/{user_id}``: one user."""
+        return await self._run(ops.get_user(user_id))
+
+    async def list_users(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+        search: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Page[User]:
+        """``GET /users``: one page of users."""
+        query = ops.list_query(limit, offset, params, search=search)
+        return await self._run(ops.list_users(query))
+
+    def iter_users(
+        self,
+        *,
+        search: str | None = None,
+        page_size: int = ops.DEFAULT_PAGE_SIZE,
+        max_pages: int = ops.DEFAULT_MAX_PAGES,
+        params: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[User]:
+        """Every user, walking ``GET /users`` page by page (``async for``)."""
+        query = ops.list_query(page_size, None, params, search=search)
+        return self._walk(ops.USERS, User, query, max_pages)
+
+    async def create_user(
+        self, data: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> User:
+        """``POST /users``: create a user."""
+        return await self._run(ops.create_user(data, idempotency_key))
+
+    async def update_user(self, user_id: str, data: Mapping[str, Any]) -> User:
+        """``PATCH /users/{user_id}``: change the given fields."""
+        return await self._run(ops.update_user(user_id, data))
+
+    async def delete_user(self, user_id: str) -> None:
+        """``DELETE /users/{user_id}``."""
+        await self._run(ops.delete_user(user_id))
+
+    # -- organizations and workspaces ------------------------------------------------------------
+
+    async def get_organization(self, organization_id: str) -> Organization:
+        """``GET /organizations/{organization_id}``."""
+        return await self._run(ops.get_organization(organization_id))
+
+    async def list_organizations(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+        search: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Page[Organization]:
+        """``GET /organizations``: one page of organizations."""
+        query = ops.list_query(limit, offset, params, search=search)
+        return await self._run(ops.list_organizations(query))
+
+    def iter_organizations(
+        self,
+        *,
+        search: str | None = None,
+        page_size: int = ops.DEFAULT_PAGE_SIZE,
+        max_pages: int = ops.DEFAULT_MAX_PAGES,
+        params: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[Organization]:
+        """Every organization, walking ``GET /organizations``."""
+        query = ops.list_query(page_size, None, params, search=search)
+        return self._walk(ops.ORGANIZATIONS, Organization, query, max_pages)
+
+    async def list_organization_members(
+        self,
+        organization_id: str,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Page[Membership]:
+        """``GET /organizations/{organization_id}/members``: one page of memberships."""
+        query = ops.list_query(limit, offset, params)
+        return await self._run(ops.list_organization_members(organization_id, query))
+
+    def iter_organization_members(
+        self,
+        organization_id: str,
+        *,
+        page_size: int = ops.DEFAULT_PAGE_SIZE,
+        max_pages: int = ops.DEFAULT_MAX_PAGES,
+        params: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[Membership]:
+        """Every member of an organization, walking its ``/members`` list."""
+        path = ops.organization_members_path(organization_id)
+        return self._walk(path, Membership, ops.list_query(page_size, None, params), max_pages)
+
+    async def get_workspace(self, workspace_id: str) -> Workspace:
+        """``GET /workspaces/{workspace_id}``."""
+        return await self._run(ops.get_workspace(workspace_id))
+
+    async def list_workspace_members(
+        self,
+        workspace_id: str,
+        *,
+        limit: int | None = None,
+        offset: int | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Page[Membership]:
+        """``GET /workspaces/{workspace_id}/members``: one page of memberships."""
+        query = ops.list_query(limit, offset, params)
+        return await self._run(ops.list_workspace_members(workspace_id, query))
+
+    def iter_workspace_members(
+        self,
+        workspace_id: str,
+        *,
+        page_size: int = ops.DEFAULT_PAGE_SIZE,
+        max_pages: int = ops.DEFAULT_MAX_PAGES,
+        params: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[Membership]:
+        """Every member of a workspace, walking its ``/members`` list."""
+        path = ops.workspace_members_path(workspace_id)
+        return self._walk(path, Membership, ops.list_query(page_size, None, params), max_pages)
+
+    # -- session tickets -------------------------------------------------------------------------
+
+    async def create_session_ticket(
+        self,
+        ticket_type: TicketType,
+        *,
+        user_id: str | None = None,
+        app_slug: str | None = None,
+        expires_in: int | timedelta | None = None,
+        extra: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> SessionTicket:
+        """``POST /session/tickets``; see :meth:`BackendClient.create_session_ticket`."""
+        return await self._run(
+            ops.create_session_ticket(
+                ticket_type,
+                user_id=user_id,
+                app_slug=app_slug,
+                expires_in=expires_in,
+                extra=extra,
+                idempotency_key=idempotency_key,
+            )
+        )

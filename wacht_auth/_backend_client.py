@@ -1,0 +1,117 @@
+"""What both Backend API clients share: settings from the environment, forwarding, ``repr``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from ._backend_core import Core, RetryPolicy
+from ._backend_errors import BackendAPIError
+from .config import Config
+
+_Self = TypeVar("_Self", bound="_ClientBase")
+
+
+def _env_settings(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The Backend API settings from the environment (and nothing that needs a frontend API)."""
+    env = os.environ if env is None else env
+    names = {
+        "secret_key": ("WACHT_SECRET_KEY", "WACHT_API_KEY"),
+        "deployment_id": ("WACHT_DEPLOYMENT_ID",),
+        "base_url": ("WACHT_BACKEND_API_URL",),
+    }
+    out: dict[str, str] = {}
+    for key, candidates in names.items():
+        for name in candidates:
+            value = env.get(name, "").strip()
+            if value:
+                out[key] = value
+                break
+    return out
+
+
+class _ClientBase:
+    """What both clients share: the core, construction, forwarding and ``repr``."""
+
+    _core: Core
+    _owns_http: bool
+
+    def _init_core(
+        self,
+        config: Config | None,
+        secret_key: str | None,
+        base_url: str | None,
+        deployment_id: str | None,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+        clock: Callable[[], float] | None,
+    ) -> None:
+        self._core = Core.create(
+            config,
+            secret_key=secret_key,
+            base_url=base_url,
+            deployment_id=deployment_id,
+            timeout=timeout,
+            retry=retry,
+            clock=clock,
+        )
+        self._owns_http = True
+
+    @property
+    def base_url(self) -> str:
+        """The Backend API base URL (no trailing slash)."""
+        return self._core.base_url
+
+    @property
+    def deployment_id(self) -> str | None:
+        """The ``X-Deployment-ID`` sent with every call, when configured."""
+        return self._core.deployment_id
+
+    @property
+    def acting_as_user(self) -> bool:
+        """True for a client from :meth:`as_user`: it sends the user's JWT, not the secret key."""
+        return self._core.acting_as_user
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy."""
+        return self._core.retry
+
+    def _derive(self: _Self, core: Core) -> _Self:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._core = core
+        clone._owns_http = False  # the pool belongs to the client it came from
+        return clone
+
+    def as_user(self: _Self, session_or_token: Any) -> _Self:
+        """A client that authenticates as the signed-in user instead of with the secret key.
+
+        Takes a verified :class:`wacht_auth.Session` (or an adapter's auth state; its
+        ``token`` is used) or the raw session JWT. Requests then carry
+        ``Authorization: Bearer <user jwt>`` and never the secret key; this is what the Backend
+        API endpoints that act for the user (the API Auth App and Webhook App portals) expect.
+        The returned client shares this client's connection pool: closing it does nothing, and
+        it stops working once this client is closed.
+
+        Raises:
+            wacht_auth.TokenMissingError: nobody is signed in (no token).
+        """
+        return self._derive(self._core.for_user(session_or_token))
+
+    def __repr__(self) -> str:
+        auth = "user token" if self._core.acting_as_user else "secret key"
+        return (
+            f"{type(self).__name__}(base_url={self._core.base_url!r}, "
+            f"deployment_id={self._core.deployment_id!r}, auth={auth!r})"
+        )
+
+
+def _too_many_pages(path: str, max_pages: int) -> BackendAPIError:
+    return BackendAPIError(
+        f"more than max_pages={max_pages} pages; raise max_pages or narrow the query",
+        code="too_many_pages",
+        method="GET",
+        path=path,
+    )
