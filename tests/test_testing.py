@@ -649,3 +649,24 @@ def test_verifier_keeps_serving_while_the_key_server_is_down(wacht_issuer: Issue
     verifier.verify(wacht_issuer.token())
     wacht_issuer.down()
     assert verifier.verify(wacht_issuer.token("other")).user_id == "other"
+
+
+def test_many_concurrent_fetches_are_all_answered(wacht_issuer: Issuer) -> None:
+    wacht_issuer.delay(0.2)  # hold every answer so the connections really overlap
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        status = fetch(wacht_issuer.jwks_url, timeout=10)[0]
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=client) for _ in range(100)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert statuses == [200] * 100
+    assert wacht_issuer.fetch_count == 100
+    assert time.monotonic() - started < 10
