@@ -1,0 +1,132 @@
+"""Timing and reporting shared by every benchmark.
+
+Rules (DESIGN.md §8): ``time.perf_counter_ns``, the garbage collector off while a round runs,
+every case measured for several rounds and summarised by its median. The cases of one table
+are run *interleaved* (round 1 of every case, then round 2 …) so that a burst of load from
+another process on the machine lands on all of them alike instead of skewing one ratio.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Measured",
+    "Plan",
+    "Report",
+    "Target",
+    "measure",
+    "timed_round",
+]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure: ``rounds`` rounds of ``ops`` operations per case."""
+
+    rounds: int
+    ops: int
+
+    def scaled(self, factor: float) -> Plan:
+        """The same number of rounds with ``factor`` times the operations (at least 1)."""
+        return Plan(self.rounds, max(1, int(self.ops * factor)))
+
+
+@dataclass
+class Measured:
+    """One case: the per-round figures (nanoseconds per operation) and their median."""
+
+    name: str
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def ns(self) -> float:
+        """Median nanoseconds per operation."""
+        return statistics.median(self.samples)
+
+    @property
+    def us(self) -> float:
+        """Median microseconds per operation."""
+        return self.ns / 1000.0
+
+    @property
+    def per_second(self) -> float:
+        """Operations per second at the median."""
+        return 1e9 / self.ns
+
+
+@dataclass(frozen=True)
+class Target:
+    """A promise from the issues, checked against the measured figures (informative only)."""
+
+    label: str
+    value: float
+    limit: float
+    higher_is_better: bool
+    unit: str = "x"
+
+    @property
+    def met(self) -> bool:
+        """Whether the figure meets the target."""
+        return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
+
+    def line(self) -> str:
+        """``label  value  target  PASS|MISS``, aligned."""
+        op = "≥" if self.higher_is_better else "≤"
+        figure = f"{self.value:.2f}{self.unit}"
+        goal = f"target {op} {self.limit:g}{self.unit}"
+        return f"  {self.label:<46} {figure:>10}   {goal:<16} {'PASS' if self.met else 'MISS'}"
+
+
+def timed_round(run: Callable[[], int]) -> float:
+    """Run ``run`` once with the collector off; ``run`` returns how many operations it did.
+
+    Returns nanoseconds per operation.
+    """
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter_ns()
+        count = run()
+        elapsed = time.perf_counter_ns() - start
+    finally:
+        if enabled:
+            gc.enable()
+    return elapsed / max(count, 1)
+
+
+def measure(cases: Sequence[tuple[str, Callable[[], int]]], rounds: int) -> list[Measured]:
+    """Measure ``cases`` interleaved: one warm-up pass, then ``rounds`` timed passes.
+
+    Each case is a name and a function running one round (returning its operation count).
+    """
+    results = [Measured(name) for name, _ in cases]
+    for _, run in cases:  # warm-up: imports, caches of the interpreter, first key fetch
+        run()
+    for _ in range(rounds):
+        for result, (_, run) in zip(results, cases, strict=True):
+            result.samples.append(timed_round(run))
+    return results
+
+
+@dataclass
+class Report:
+    """A titled table of ``(label, figure, note)`` rows and the target checks under it."""
+
+    title: str
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+
+    def print(self) -> None:
+        """Print the table."""
+        print(self.title)
+        for label, figure, note in self.rows:
+            print(f"  {label:<46} {figure:>10}   {note}".rstrip())
+        for target in self.targets:
+            print(target.line())
+        print()
