@@ -1,0 +1,404 @@
+"""The ASGI adapter: contract table through Starlette's TestClient, websockets, protect-all,
+lifespan prefetch, Starlette's requires(), plain ASGI apps, once-per-request verification."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.authentication import requires
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from examples import starlette_app
+from tests.integrations.contract import APP_ORIGIN, CASES, USER, Case, check, request_for
+from wacht_auth import Session, TokenExpiredError
+from wacht_auth.auth import PublicPaths
+from wacht_auth.integrations import asgi
+from wacht_auth.integrations.asgi import (
+    WachtMiddleware,
+    WachtUser,
+    require_auth,
+    require_organization,
+    require_permission,
+    require_workspace,
+)
+from wacht_auth.testing import Issuer
+from wacht_auth.verifier import Verifier
+
+
+class CountingVerifier(Verifier):
+    """A real verifier that counts verifications, to prove they happen once per request."""
+
+    calls = 0
+
+    def verify(self, token: str) -> Session:
+        self.calls += 1
+        return super().verify(token)
+
+    async def averify(self, token: str) -> Session:
+        self.calls += 1
+        return await super().averify(token)
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    with Issuer() as issuer:
+        yield issuer
+
+
+def body(request: Request) -> dict[str, Any]:
+    auth = request.state.wacht
+    return {"user_id": auth.user_id, "session_id": auth.session_id}
+
+
+async def public(request: Request) -> JSONResponse:
+    assert request.scope["wacht"] is request.state.wacht
+    return JSONResponse({"user_id": request.state.wacht.user_id})
+
+
+@require_auth
+async def protected(request: Request) -> JSONResponse:
+    return JSONResponse(body(request))
+
+
+@require_permission("invoices:write")
+async def admin(request: Request) -> JSONResponse:
+    return JSONResponse(body(request))
+
+
+@require_organization()
+def org(request: Request) -> JSONResponse:  # sync: Starlette runs it in a thread
+    return JSONResponse(body(request))
+
+
+@require_workspace("9")
+def workspace(request: Request) -> JSONResponse:
+    return JSONResponse(body(request))
+
+
+@require_permission("a", "b", scope="workspace", require_all=True)
+async def both(request: Request) -> JSONResponse:
+    return JSONResponse(body(request))
+
+
+@requires("authenticated")
+async def starlette_requires(request: Request) -> JSONResponse:
+    assert isinstance(request.user, WachtUser)
+    return JSONResponse({"user_id": request.user.identity, "name": request.user.display_name})
+
+
+@requires(["authenticated", "invoices:write"])
+async def starlette_scoped(request: Request) -> JSONResponse:
+    return JSONResponse({"scopes": request.auth.scopes})
+
+
+@require_auth
+async def ws(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_json({"user_id": websocket.state.wacht.user_id})
+    await websocket.close()
+
+
+async def ws_open(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_json({"user_id": websocket.scope["wacht"].user_id})
+    await websocket.close()
+
+
+ROUTES = [
+    Route("/public", public),
+    Route("/protected", protected, methods=["GET", "POST"]),
+    Route("/admin", admin),
+    Route("/org", org),
+    Route("/workspace", workspace),
+    Route("/both", both),
+    Route("/requires", starlette_requires),
+    Route("/scoped", starlette_scoped),
+    WebSocketRoute("/ws", ws),
+    WebSocketRoute("/ws-open", ws_open),
+]
+
+
+def make_app(verifier: Verifier, **options: Any) -> Starlette:
+    app = Starlette(routes=ROUTES)
+    app.add_middleware(WachtMiddleware, verifier=verifier, **options)
+    return app
+
+
+def call(client: TestClient, case: Case, issuer: Issuer, cookie_name: str) -> Any:
+    request = request_for(case, issuer, cookie_name)
+    headers = dict(request.headers)
+    if request.cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request.cookies.items())
+    return client.request(request.method, request.path, headers=headers)
+
+
+@pytest.fixture(scope="module", params=["decorators", "example"])
+def contract_client(request: pytest.FixtureRequest, issuer: Issuer) -> Iterator[TestClient]:
+    config = issuer.config()
+    if request.param == "example":
+        app = starlette_app.create_app(config)
+    else:
+        app = make_app(Verifier(config))
+    with TestClient(app, base_url=APP_ORIGIN) as client:
+        yield client
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_contract(case: Case, contract_client: TestClient, issuer: Issuer) -> None:
+    response = call(contract_client, case, issuer, issuer.config().cookie_name or "")
+    check(case, response.status_code, response.headers, response.content)
+
+
+@pytest.fixture
+def verifier(issuer: Issuer) -> CountingVerifier:
+    return CountingVerifier(issuer.config())
+
+
+@pytest.fixture
+def client(verifier: CountingVerifier) -> TestClient:
+    return TestClient(make_app(verifier), base_url=APP_ORIGIN)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_verification_happens_once_per_request(
+    client: TestClient, verifier: CountingVerifier, issuer: Issuer
+) -> None:
+    assert client.get("/protected", headers=bearer(issuer.token(user_id=USER))).status_code == 200
+    assert verifier.calls == 1
+    assert client.get("/public").json() == {"user_id": None}
+    assert verifier.calls == 1  # no token: nothing to verify
+
+
+def test_starlette_requires_sees_auth_and_user(client: TestClient, issuer: Issuer) -> None:
+    token = issuer.token(
+        user_id=USER, organization="77", permissions={"organization": ["invoices:write"]}
+    )
+    answer = client.get("/requires", headers=bearer(token))
+    assert answer.status_code == 200
+    assert answer.json() == {"user_id": USER, "name": USER}
+    assert client.get("/scoped", headers=bearer(token)).json() == {
+        "scopes": ["authenticated", "invoices:write"]
+    }
+    assert client.get("/requires").status_code == 403  # Starlette's own answer
+    assert client.get("/scoped", headers=bearer(issuer.token(user_id=USER))).status_code == 403
+
+
+def test_decorators_on_sync_and_async_endpoints(client: TestClient, issuer: Issuer) -> None:
+    ws_token = issuer.token(user_id=USER, workspace="9", permissions={"workspace": ["a", "b"]})
+    assert client.get("/workspace", headers=bearer(ws_token)).status_code == 200
+    assert client.get("/both", headers=bearer(ws_token)).status_code == 200
+    other = issuer.token(user_id=USER, workspace="8", permissions={"workspace": ["a"]})
+    answer = client.get("/workspace", headers=bearer(other))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "workspace_required")
+    answer = client.get("/both", headers=bearer(other))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "permission_denied")
+    answer = client.get("/org", headers=bearer(issuer.expired_token(user_id=USER)))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, "token_expired")
+
+
+def test_websocket_accepted_with_valid_token(client: TestClient, issuer: Issuer) -> None:
+    with client.websocket_connect("/ws", headers=bearer(issuer.token(user_id=USER))) as socket:
+        assert socket.receive_json() == {"user_id": USER}
+
+
+@pytest.mark.parametrize("token", [None, "expired"])
+def test_websocket_closed_1008_without_valid_token(
+    client: TestClient, issuer: Issuer, token: str | None
+) -> None:
+    headers = bearer(issuer.expired_token(user_id=USER)) if token else {}
+    with pytest.raises(WebSocketDisconnect) as caught:
+        with client.websocket_connect("/ws", headers=headers):
+            pass  # pragma: no cover - the handshake is refused
+    assert caught.value.code == 1008
+    assert caught.value.reason == ("token_expired" if token else "token_missing")
+
+
+def test_websocket_cookie_token_needs_own_origin(client: TestClient, issuer: Issuer) -> None:
+    """Browsers send cookies on cross-site websocket handshakes: the CSRF rule applies."""
+    cookie = {"Cookie": f"{issuer.config().cookie_name}={issuer.token(user_id=USER)}"}
+    with client.websocket_connect("/ws", headers={**cookie, "Origin": APP_ORIGIN}) as socket:
+        assert socket.receive_json() == {"user_id": USER}
+    for origin in ({"Origin": "https://evil.example"}, {}):
+        with pytest.raises(WebSocketDisconnect) as caught:
+            with client.websocket_connect("/ws", headers={**cookie, **origin}):
+                pass  # pragma: no cover
+        assert (caught.value.code, caught.value.reason) == (1008, "csrf_failed")
+
+
+def test_protect_all_with_public_paths(verifier: CountingVerifier, issuer: Issuer) -> None:
+    app = make_app(verifier, protect_all=True, public_paths=["/public", "/ws-open*"])
+    client = TestClient(app, base_url=APP_ORIGIN)
+    assert client.get("/public").json() == {"user_id": None}
+    answer = client.get("/requires")  # undecorated route, protected by the middleware
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "token_missing"
+    assert answer.headers["www-authenticate"] == 'Bearer realm="wacht"'
+    assert answer.headers["content-type"] == "application/json"
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    answer = client.get("/requires", headers=bearer(issuer.expired_token(user_id=USER)))
+    assert answer.json()["error"]["code"] == "token_expired"
+    assert client.get("/requires", headers=bearer(issuer.token(user_id=USER))).status_code == 200
+    with client.websocket_connect("/ws-open") as socket:  # public prefix
+        assert socket.receive_json() == {"user_id": None}
+    with pytest.raises(WebSocketDisconnect) as caught:
+        with client.websocket_connect("/ws"):
+            pass  # pragma: no cover
+    assert caught.value.code == 1008
+
+
+def test_public_paths_object_accepted(verifier: CountingVerifier) -> None:
+    app = make_app(verifier, protect_all=True, public_paths=PublicPaths(["/pub*"]))
+    assert TestClient(app).get("/public").status_code == 200
+
+
+def test_lifespan_prefetch(issuer: Issuer) -> None:
+    issuer.reset_count()
+    with TestClient(make_app(Verifier(issuer.config()), prefetch=True)):
+        assert issuer.fetch_count == 1  # fetched at start-up, before any request
+    issuer.reset_count()
+    with TestClient(make_app(Verifier(issuer.config()))):
+        assert issuer.fetch_count == 0
+
+
+def test_lifespan_prefetch_failure_does_not_stop_startup(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with Issuer() as issuer:
+        issuer.fail(500)
+        app = make_app(Verifier(issuer.config()), prefetch=True)
+        with caplog.at_level(logging.WARNING, "wacht_auth"), TestClient(app) as client:
+            answer = client.get("/protected", headers=bearer(issuer.token(user_id=USER)))
+            assert answer.status_code == 503
+            assert answer.json()["error"]["code"] == "jwks_unavailable"
+            assert int(answer.headers["retry-after"]) >= 1
+            issuer.restore()
+        assert "prefetch" in caplog.text
+
+
+def test_example_websocket(issuer: Issuer) -> None:
+    client = TestClient(starlette_app.create_app(Verifier(issuer.config())))
+    with client.websocket_connect("/ws", headers=bearer(issuer.token(user_id=USER))) as socket:
+        assert socket.receive_json() == {"user_id": USER}
+    with pytest.raises(WebSocketDisconnect) as caught:
+        with client.websocket_connect("/ws"):
+            pass  # pragma: no cover
+    assert caught.value.code == 1008
+
+
+def test_plain_asgi_app(issuer: Issuer) -> None:
+    """Any ASGI callable can be wrapped; the state is in the scope."""
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.update(scope)
+        if scope["path"] == "/raise":
+            raise TokenExpiredError()  # answered by the middleware: nothing was sent yet
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    client = TestClient(WachtMiddleware(app, config=issuer.config()), base_url=APP_ORIGIN)
+    assert client.get("/", headers=bearer(issuer.token(user_id=USER))).status_code == 204
+    assert seen["wacht"].user_id == USER
+    assert seen["state"]["wacht"] is seen["wacht"]
+    assert seen["user"].identity == USER and seen["user"].is_authenticated
+    assert seen["auth"].scopes == ["authenticated"]
+    client.get("/")
+    assert seen["wacht"].user_id is None and not seen["user"].is_authenticated
+    answer = client.get("/raise")
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, "token_expired")
+
+
+def test_error_after_response_started_is_not_swallowed(issuer: Issuer) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise TokenExpiredError()
+
+    client = TestClient(WachtMiddleware(app, config=issuer.config()))
+    with pytest.raises(TokenExpiredError):
+        client.get("/")
+
+
+def test_decorator_without_middleware_uses_app_state_verifier(issuer: Issuer) -> None:
+    app = Starlette(routes=ROUTES)
+    client = TestClient(app, base_url=APP_ORIGIN)
+    with pytest.raises(RuntimeError, match="WachtMiddleware"):
+        client.get("/protected")
+    app.state.wacht_verifier = verifier = CountingVerifier(issuer.config())
+    token = bearer(issuer.token(user_id=USER, organization="77"))
+    assert client.get("/protected", headers=token).json()["user_id"] == USER  # async path
+    assert client.get("/org", headers=token).json()["user_id"] == USER  # sync path
+    assert client.get("/org").json()["error"]["code"] == "token_missing"
+    assert verifier.calls == 2
+
+
+def test_decorator_needs_a_request_argument() -> None:
+    @require_auth
+    async def endpoint(value: int) -> Response:  # pragma: no cover - never reached
+        return Response()
+
+    with pytest.raises(TypeError, match="Request or WebSocket"):
+        import asyncio
+
+        asyncio.run(endpoint(1))
+
+
+def test_middleware_builds_verifier_from_env(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WACHT_FRONTEND_API_URL", issuer.url)
+    for name in ("WACHT_JWT_KEY", "WACHT_PUBLIC_SIGNING_KEY", "WACHT_ISSUER", "WACHT_JWKS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    middleware = WachtMiddleware(Starlette())
+    assert middleware.verifier.config.issuer == issuer.url
+    assert asgi.__all__ == sorted(asgi.__all__)
+
+
+NO_STARLETTE = """
+import asyncio, sys
+sys.modules["starlette"] = None  # the import fails, as on a machine without Starlette
+from wacht_auth.config import Config
+from wacht_auth.integrations.asgi import WachtMiddleware
+from wacht_auth.verifier import Verifier
+
+seen = {}
+
+async def app(scope, receive, send):
+    seen.update(scope)
+
+async def main():
+    middleware = WachtMiddleware(app, verifier=Verifier(Config(frontend_api_url=sys.argv[1])))
+    scope = {"type": "http", "method": "GET", "path": "/", "scheme": "http", "headers": []}
+    await middleware(scope, None, None)
+    assert seen["wacht"].user_id is None and not seen["user"].is_authenticated
+    assert seen["auth"].scopes == [] and seen["state"]["wacht"] is seen["wacht"]
+    print("ok")
+
+asyncio.run(main())
+"""
+
+
+def test_plain_asgi_without_starlette_installed(issuer: Issuer) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", NO_STARLETTE, issuer.url],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "ok", result.stderr

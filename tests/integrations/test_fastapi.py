@@ -1,0 +1,227 @@
+"""The FastAPI adapter: contract table with and without the middleware, dependencies that
+return the session, once-per-request verification, the bearer scheme in OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import pytest
+from fastapi import Depends, FastAPI, WebSocket
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from examples import fastapi_app
+from tests.integrations.contract import APP_ORIGIN, CASES, USER, Case, check, request_for
+from wacht_auth import Session, WachtAuthError
+from wacht_auth.auth import AuthState
+from wacht_auth.integrations import asgi
+from wacht_auth.integrations.fastapi import (
+    WachtMiddleware,
+    get_auth_state,
+    install,
+    require_auth,
+    require_organization,
+    require_permission,
+    require_workspace,
+    wacht_exception_handler,
+)
+from wacht_auth.testing import Issuer
+from wacht_auth.verifier import Verifier
+
+
+class CountingVerifier(Verifier):
+    """A real verifier that counts verifications."""
+
+    calls = 0
+
+    async def averify(self, token: str) -> Session:
+        self.calls += 1
+        return await super().averify(token)
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    with Issuer() as issuer:
+        yield issuer
+
+
+def add_routes(app: FastAPI) -> FastAPI:
+    @app.get("/public")
+    async def public(state: Annotated[AuthState, Depends(get_auth_state)]) -> Any:
+        return {"user_id": state.user_id}
+
+    @app.get("/protected")
+    @app.post("/protected")
+    async def protected(session: Annotated[Session, Depends(require_auth)]) -> Any:
+        return {"user_id": session.user_id, "session_id": session.session_id}
+
+    @app.get("/admin")
+    def admin(session: Annotated[Session, Depends(require_permission("invoices:write"))]) -> Any:
+        return {"user_id": session.user_id}
+
+    @app.get("/org", dependencies=[Depends(require_auth)])  # two deps, verified once
+    async def org(session: Annotated[Session, Depends(require_organization())]) -> Any:
+        return {"user_id": session.user_id}
+
+    @app.get("/workspace")
+    async def workspace(session: Annotated[Session, Depends(require_workspace("9"))]) -> Any:
+        return {"user_id": session.user_id, "workspace_id": session.workspace_id}
+
+    @app.get("/both")
+    async def both(
+        session: Annotated[
+            Session, Depends(require_permission("a", "b", scope="workspace", require_all=True))
+        ],
+    ) -> Any:
+        return {"user_id": session.user_id}
+
+    @app.websocket("/ws")
+    @asgi.require_auth  # the Starlette decorator works on FastAPI websocket routes
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user_id": websocket.state.wacht.user_id})
+        await websocket.close()
+
+    return app
+
+
+def make_app(verifier: Verifier, **options: Any) -> FastAPI:
+    app = FastAPI()
+    install(app, verifier, **options)
+    return add_routes(app)
+
+
+def call(client: TestClient, case: Case, issuer: Issuer, cookie_name: str) -> Any:
+    request = request_for(case, issuer, cookie_name)
+    headers = dict(request.headers)
+    if request.cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request.cookies.items())
+    return client.request(request.method, request.path, headers=headers)
+
+
+@pytest.fixture(scope="module", params=["middleware", "dependencies-only", "example"])
+def contract_client(request: pytest.FixtureRequest, issuer: Issuer) -> Iterator[TestClient]:
+    config = issuer.config()
+    if request.param == "example":
+        app = fastapi_app.create_app(config)
+    else:
+        app = make_app(Verifier(config), middleware=request.param == "middleware")
+    with TestClient(app, base_url=APP_ORIGIN) as client:
+        yield client
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_contract(case: Case, contract_client: TestClient, issuer: Issuer) -> None:
+    response = call(contract_client, case, issuer, issuer.config().cookie_name or "")
+    check(case, response.status_code, response.headers, response.content)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("middleware", [True, False])
+def test_verified_once_per_request(issuer: Issuer, middleware: bool) -> None:
+    verifier = CountingVerifier(issuer.config())
+    client = TestClient(make_app(verifier, middleware=middleware), base_url=APP_ORIGIN)
+    token = issuer.token(user_id=USER, organization="77")
+    assert client.get("/org", headers=bearer(token)).json() == {"user_id": USER}
+    assert verifier.calls == 1
+    client.get("/public", headers=bearer(token))
+    assert verifier.calls == 2
+
+
+def test_dependencies_only_verify_where_needed(issuer: Issuer) -> None:
+    verifier = CountingVerifier(issuer.config())
+    app = make_app(verifier, middleware=False)
+
+    @app.get("/plain")
+    async def plain() -> Any:
+        return {}
+
+    client = TestClient(app)
+    assert client.get("/plain", headers=bearer(issuer.token(user_id=USER))).status_code == 200
+    assert verifier.calls == 0
+
+
+def test_dependencies_return_the_session(issuer: Issuer) -> None:
+    client = TestClient(make_app(Verifier(issuer.config())))
+    token = issuer.token(user_id=USER, workspace="9", permissions={"workspace": ["a", "b"]})
+    assert client.get("/workspace", headers=bearer(token)).json() == {
+        "user_id": USER,
+        "workspace_id": "9",
+    }
+    assert client.get("/both", headers=bearer(token)).status_code == 200
+    other = issuer.token(user_id=USER, workspace="8", permissions={"workspace": ["a"]})
+    answer = client.get("/workspace", headers=bearer(other))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "workspace_required")
+    assert 'error="insufficient_scope"' in answer.headers["www-authenticate"]
+    answer = client.get("/both", headers=bearer(other))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "permission_denied")
+
+
+def test_openapi_shows_the_bearer_scheme(issuer: Issuer) -> None:
+    schema = TestClient(make_app(Verifier(issuer.config()))).get("/openapi.json").json()
+    scheme = schema["components"]["securitySchemes"]["WachtBearer"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    assert scheme["bearerFormat"] == "JWT"
+    assert schema["paths"]["/protected"]["get"]["security"] == [{"WachtBearer": []}]
+    assert schema["paths"]["/admin"]["get"]["security"] == [{"WachtBearer": []}]
+    assert schema["paths"]["/public"]["get"]["security"] == [{"WachtBearer": []}]
+
+
+def test_websocket_with_the_starlette_decorator(issuer: Issuer) -> None:
+    client = TestClient(make_app(Verifier(issuer.config())))
+    with client.websocket_connect("/ws", headers=bearer(issuer.token(user_id=USER))) as socket:
+        assert socket.receive_json() == {"user_id": USER}
+    with pytest.raises(WebSocketDisconnect) as caught:
+        with client.websocket_connect("/ws"):
+            pass  # pragma: no cover
+    assert (caught.value.code, caught.value.reason) == (1008, "token_missing")
+
+
+def test_protect_all_and_prefetch(issuer: Issuer) -> None:
+    issuer.reset_count()
+    app = make_app(
+        Verifier(issuer.config()),
+        protect_all=True,
+        prefetch=True,
+        public_paths=["/public", "/openapi.json", "/docs*"],
+    )
+    with TestClient(app, base_url=APP_ORIGIN) as client:
+        assert issuer.fetch_count == 1
+        assert client.get("/openapi.json").status_code == 200
+        assert client.get("/docs").status_code == 200
+        answer = client.get("/nowhere")
+        assert (answer.status_code, answer.json()["error"]["code"]) == (401, "token_missing")
+        assert client.get("/nowhere", headers=bearer(issuer.token(user_id=USER))).status_code == 404
+    with pytest.raises(ValueError, match="middleware"):
+        install(FastAPI(), Verifier(issuer.config()), middleware=False, protect_all=True)
+
+
+def test_manual_wiring_middleware_and_handler(issuer: Issuer) -> None:
+    """The documented alternative to install(): add the middleware and the handler yourself."""
+    app = FastAPI()
+    app.add_middleware(WachtMiddleware, verifier=Verifier(issuer.config()))
+    app.add_exception_handler(WachtAuthError, wacht_exception_handler)
+    client = TestClient(add_routes(app), base_url=APP_ORIGIN)
+    answer = client.get("/protected", headers=bearer(issuer.expired_token(user_id=USER)))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, "token_expired")
+    assert client.get("/protected", headers=bearer(issuer.token(user_id=USER))).status_code == 200
+
+
+def test_middleware_alone_answers_dependency_errors(issuer: Issuer) -> None:
+    """Without the handler, the middleware still answers a dependency's error as JSON."""
+    app = FastAPI()
+    app.add_middleware(WachtMiddleware, verifier=Verifier(issuer.config()))
+    answer = TestClient(add_routes(app)).get("/admin", headers=bearer(issuer.token(user_id=USER)))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "permission_denied")
+
+
+def test_install_builds_verifier_from_config(issuer: Issuer) -> None:
+    app = FastAPI()
+    verifier = install(app, config=issuer.config())
+    assert app.state.wacht_verifier is verifier
+    client = TestClient(add_routes(app))
+    assert client.get("/protected", headers=bearer(issuer.token(user_id=USER))).status_code == 200

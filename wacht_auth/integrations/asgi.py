@@ -1,0 +1,321 @@
+"""ASGI adapter: a pure ASGI middleware for Starlette, FastAPI or any ASGI app, and decorators.
+
+The middleware verifies the request's token once (with ``averify``: keys are fetched without
+blocking the loop) and stores the :class:`~wacht_auth.auth.AuthState` in ``scope["wacht"]`` and
+``scope["state"]["wacht"]`` (so ``request.state.wacht`` works: Starlette rebuilds ``Request``
+from the scope, an attribute set on one would be lost), plus ``scope["auth"]``/``scope["user"]``
+for Starlette's own ``requires()``. Starlette is optional: a plain ASGI app gets look-alikes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..auth import (
+    AuthState,
+    PublicPaths,
+    Requirement,
+    TokenSource,
+    aauthenticate,
+    authenticate,
+    error_response,
+    find_token,
+)
+from ..config import Config
+from ..errors import WachtAuthError
+from ..session import PermissionScope, Session
+
+if TYPE_CHECKING:
+    from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+
+    from ..verifier import Verifier
+else:
+    try:
+        from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+    except ImportError:  # a plain ASGI app without Starlette: the same shapes, no dependency
+
+        class BaseUser:
+            """Stand-in for ``starlette.authentication.BaseUser``."""
+
+        class AuthCredentials:
+            """Stand-in for ``starlette.authentication.AuthCredentials``."""
+
+            def __init__(self, scopes=None):
+                self.scopes = list(scopes or [])
+
+        class UnauthenticatedUser(BaseUser):
+            """Stand-in for ``starlette.authentication.UnauthenticatedUser``."""
+
+            is_authenticated, display_name = False, ""
+
+
+__all__ = [
+    "WachtMiddleware",
+    "WachtUser",
+    "aget_auth_state",
+    "get_auth_state",
+    "require_auth",
+    "require_organization",
+    "require_permission",
+    "require_workspace",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+F = TypeVar("F", bound=Callable[..., Any])
+logger = logging.getLogger("wacht_auth")
+_HEADERS = {b"authorization", b"origin", b"referer", b"host"}
+_WEB_SCHEMES = {"ws": "http", "wss": "https"}
+
+
+class WachtUser(BaseUser):
+    """The signed-in caller as a Starlette user (``request.user``); ``identity`` is the user id."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Always True: only a verified session makes a ``WachtUser``."""
+        return True
+
+    @property
+    def identity(self) -> str:
+        """The user id (``sub``)."""
+        return self.session.user_id
+
+    @property
+    def display_name(self) -> str:
+        """The user id: tokens carry no name."""
+        return self.session.user_id
+
+
+def _store(scope: Scope, state: AuthState) -> AuthState:
+    scope["wacht"] = state
+    scope.setdefault("state", {})["wacht"] = state
+    if state.session is not None:  # Starlette's requires("authenticated", "invoices:read")
+        scope["auth"] = AuthCredentials(["authenticated", *state.permissions])
+        scope["user"] = WachtUser(state.session)
+    else:
+        scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
+    return state
+
+
+def _read(scope: Scope, config: Config) -> tuple[TokenSource | None, dict[str, Any]]:
+    """The token and the CSRF inputs, read straight from the ASGI scope's raw headers."""
+    headers: dict[bytes, str] = {}
+    cookies: list[str] = []
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            cookies.append(value.decode("latin-1"))
+        elif name in _HEADERS and name not in headers:
+            headers[name] = value.decode("latin-1")
+    # The app's own origin for the CSRF rule: scheme + Host (ws/wss compare as http/https).
+    scheme = _WEB_SCHEMES.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    host = headers.get(b"host") or ("{}:{}".format(*scope["server"]) if scope.get("server") else "")
+
+    def cookie(name: str) -> str | None:
+        for chunk in ";".join(cookies).split(";"):
+            key, _, value = chunk.partition("=")
+            if key.strip() == name:
+                return value.strip().strip('"')
+        return None
+
+    # A websocket handshake is a GET that browsers send cross-site with cookies: treat it as
+    # unsafe, so a cookie-borne token needs a same-origin Origin (cross-site websocket hijacking).
+    return find_token(config, headers.get(b"authorization"), cookie), {
+        "method": scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET",
+        "origin": headers.get(b"origin"),
+        "referer": headers.get(b"referer"),
+        "own_origin": f"{scheme}://{host}" if host else None,
+    }
+
+
+def _verifier_for(scope: Scope) -> Verifier:
+    verifier = getattr(getattr(scope.get("app"), "state", None), "wacht_verifier", None)
+    if verifier is None:
+        raise RuntimeError(
+            "no Wacht verifier for this request: add WachtMiddleware to the app, or set "
+            "app.state.wacht_verifier (wacht_auth.integrations.fastapi.install does both)"
+        )
+    return verifier  # type: ignore[no-any-return]  # Starlette's State is untyped
+
+
+async def aget_auth_state(scope: Scope, verifier: Verifier | None = None) -> AuthState:
+    """The request's auth state, verified once (then cached in the scope)."""
+    if (state := scope.get("wacht")) is not None:
+        return state  # type: ignore[no-any-return]  # set by _store only
+    verifier = verifier or _verifier_for(scope)
+    source, options = _read(scope, verifier.config)
+    return _store(scope, await aauthenticate(verifier, source, **options))
+
+
+def get_auth_state(scope: Scope, verifier: Verifier | None = None) -> AuthState:
+    """The sync twin of :func:`aget_auth_state`, for sync endpoints (run in a thread)."""
+    if (state := scope.get("wacht")) is not None:
+        return state  # type: ignore[no-any-return]  # set by _store only
+    verifier = verifier or _verifier_for(scope)
+    source, options = _read(scope, verifier.config)
+    return _store(scope, authenticate(verifier, source, **options))
+
+
+async def _deny(scope: Scope, send: Send, error: WachtAuthError) -> None:
+    """Answer ``error`` in raw ASGI: JSON for HTTP, close 1008 before accept for websockets."""
+    if scope["type"] == "websocket":  # RFC 6455 §7.4.1: 1008 is "policy violation"
+        await send({"type": "websocket.close", "code": 1008, "reason": error.code})
+        return
+    status, headers, body = error_response(error)
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class WachtMiddleware:
+    """Pure ASGI middleware attaching the caller's :class:`~wacht_auth.auth.AuthState`.
+
+    ``app.add_middleware(WachtMiddleware, verifier=...)`` or ``WachtMiddleware(app, ...)``.
+    Without ``verifier`` one is built from ``config`` (or the environment), at start-up.
+    ``protect_all`` requires a signed-in caller everywhere except ``public_paths`` (exact
+    paths, or prefixes ending in ``*``); ``prefetch`` fetches the keys at lifespan start-up.
+    A :class:`~wacht_auth.WachtAuthError` raised by the app before it answered (a FastAPI
+    dependency, say) is answered here as JSON.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: Verifier | None = None,
+        config: Config | None = None,
+        protect_all: bool = False,
+        public_paths: Iterable[str] | PublicPaths = (),
+        prefetch: bool = False,
+    ) -> None:
+        if verifier is None:
+            from ..verifier import Verifier
+
+            verifier = Verifier(config) if config is not None else Verifier.from_env()
+        self.app, self.verifier, self.protect_all, self.prefetch = (
+            app,
+            verifier,
+            protect_all,
+            prefetch,
+        )
+        self.public_paths = (
+            public_paths if isinstance(public_paths, PublicPaths) else PublicPaths(public_paths)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        if scope["type"] not in ("http", "websocket"):
+            if scope["type"] == "lifespan" and self.prefetch:
+                receive = self._prefetching(receive)
+            await self.app(scope, receive, send)
+            return
+        state = await aget_auth_state(scope, self.verifier)
+        if self.protect_all and scope.get("path") not in self.public_paths:
+            try:
+                Requirement().check(state)
+            except WachtAuthError as error:
+                await _deny(scope, send, error)
+                return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except WachtAuthError as error:
+            if started:
+                raise
+            await _deny(scope, send, error)
+
+    def _prefetching(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message.get("type") == "lifespan.startup":
+                try:
+                    await self.verifier.aprefetch()
+                except WachtAuthError as error:  # keys are fetched again on first need
+                    logger.warning("wacht_auth: key prefetch at start-up failed: %s", error)
+            return message
+
+        return wrapped
+
+
+def _guard(requirement: Requirement) -> Callable[[F], F]:
+    """A decorator for Starlette endpoints (sync or async, HTTP or websocket)."""
+    from starlette.requests import HTTPConnection
+    from starlette.responses import Response
+    from starlette.websockets import WebSocket
+
+    def connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, HTTPConnection):
+                return value
+        raise TypeError("a wacht_auth decorator needs an endpoint taking a Request or WebSocket")
+
+    def refusal(error: WachtAuthError) -> Response:
+        status, headers, body = error_response(error)
+        return Response(body, status, headers)
+
+    def decorate(endpoint: F) -> F:
+        if inspect.iscoroutinefunction(endpoint):
+
+            @functools.wraps(endpoint)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                conn = connection(args, kwargs)
+                try:
+                    requirement.check(await aget_auth_state(conn.scope))
+                except WachtAuthError as error:
+                    if isinstance(conn, WebSocket):
+                        return await conn.close(code=1008, reason=error.code)
+                    return refusal(error)
+                return await endpoint(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]  # same signature (wraps)
+
+        @functools.wraps(endpoint)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                requirement.check(get_auth_state(connection(args, kwargs).scope))
+            except WachtAuthError as error:
+                return refusal(error)
+            return endpoint(*args, **kwargs)
+
+        return sync_wrapper  # type: ignore[return-value]  # same signature (wraps)
+
+    return decorate
+
+
+def require_auth(endpoint: F) -> F:
+    """Decorator: 401 (with the precise code, e.g. ``token_expired``) unless signed in."""
+    return _guard(Requirement())(endpoint)
+
+
+def require_permission(
+    *permissions: str, scope: PermissionScope | None = None, require_all: bool = False
+) -> Callable[[F], F]:
+    """Decorator: 403 ``permission_denied`` unless the caller holds one (or all) of these."""
+    return _guard(Requirement(permissions, scope, require_all))
+
+
+def require_organization(organization_id: str | None = None) -> Callable[[F], F]:
+    """Decorator: 403 ``organization_required`` without an active (or this) organization."""
+    return _guard(Requirement(organization=organization_id or True))
+
+
+def require_workspace(workspace_id: str | None = None) -> Callable[[F], F]:
+    """Decorator: 403 ``workspace_required`` without an active (or this) workspace."""
+    return _guard(Requirement(workspace=workspace_id or True))

@@ -1,0 +1,130 @@
+"""FastAPI adapter: dependencies returning the verified :class:`~wacht_auth.Session`.
+
+``Depends(require_auth)``, ``Depends(require_permission("invoices:write"))``,
+``Depends(require_organization())``, ``Depends(require_workspace())``. They verify the request
+once (reusing the state :class:`~wacht_auth.integrations.asgi.WachtMiddleware` stored, or
+verifying themselves and caching it in the scope), and declare the bearer scheme so that the
+OpenAPI schema shows it. :func:`install` wires an app in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..auth import AuthState, PublicPaths, Requirement, error_response
+from ..config import Config
+from ..errors import WachtAuthError
+from ..session import PermissionScope, Session
+from .asgi import WachtMiddleware, aget_auth_state
+
+if TYPE_CHECKING:
+    from ..verifier import Verifier
+
+__all__ = [
+    "WachtMiddleware",
+    "bearer_scheme",
+    "get_auth_state",
+    "install",
+    "require_auth",
+    "require_organization",
+    "require_permission",
+    "require_workspace",
+    "wacht_exception_handler",
+]
+
+#: The ``Authorization: Bearer`` scheme as OpenAPI shows it (``components.securitySchemes``).
+#: ``auto_error=False``: the token may also come from the session cookie, and a missing one is
+#: answered by the requirement with our own JSON error, not FastAPI's.
+bearer_scheme = HTTPBearer(
+    scheme_name="WachtBearer",
+    bearerFormat="JWT",
+    description="A Wacht session token (`GET {frontend}/session/token`).",
+    auto_error=False,
+)
+
+
+async def get_auth_state(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> AuthState:
+    """Dependency: the caller's :class:`~wacht_auth.auth.AuthState` (anonymous allowed)."""
+    return await aget_auth_state(request.scope)
+
+
+State = Annotated[AuthState, Depends(get_auth_state)]
+
+
+def _dependency(requirement: Requirement) -> Callable[[AuthState], Awaitable[Session]]:
+    async def dependency(state: State) -> Session:
+        return requirement.check(state)  # a WachtAuthError is answered by the handler
+
+    return dependency
+
+
+async def require_auth(state: State) -> Session:
+    """Dependency: the session, or 401 with the precise code (``token_expired`` …)."""
+    return Requirement().check(state)
+
+
+def require_permission(
+    *permissions: str, scope: PermissionScope | None = None, require_all: bool = False
+) -> Callable[..., Awaitable[Session]]:
+    """Dependency factory: the session when it holds one (or all) of ``permissions``, else
+    403 ``permission_denied``."""
+    return _dependency(Requirement(permissions, scope, require_all))
+
+
+def require_organization(organization_id: str | None = None) -> Callable[..., Awaitable[Session]]:
+    """Dependency factory: the session with an active (or this) organization, else 403."""
+    return _dependency(Requirement(organization=organization_id or True))
+
+
+def require_workspace(workspace_id: str | None = None) -> Callable[..., Awaitable[Session]]:
+    """Dependency factory: the session with an active (or this) workspace, else 403."""
+    return _dependency(Requirement(workspace=workspace_id or True))
+
+
+async def wacht_exception_handler(request: Request, exc: Exception) -> Response:
+    """Answer a :class:`~wacht_auth.WachtAuthError` as JSON with ``WWW-Authenticate`` etc.
+
+    Register with ``app.add_exception_handler(WachtAuthError, wacht_exception_handler)``.
+    """
+    if not isinstance(exc, WachtAuthError):  # pragma: no cover - registered for it only
+        raise exc
+    status, headers, body = error_response(exc)
+    return Response(body, status, headers)
+
+
+def install(
+    app: FastAPI,
+    verifier: Verifier | None = None,
+    *,
+    config: Config | None = None,
+    middleware: bool = True,
+    protect_all: bool = False,
+    public_paths: Iterable[str] | PublicPaths = (),
+    prefetch: bool = False,
+) -> Verifier:
+    """Wire ``app``: the exception handler, ``app.state.wacht_verifier`` and (unless
+    ``middleware=False``) :class:`~wacht_auth.integrations.asgi.WachtMiddleware`.
+
+    Without the middleware the dependencies verify the token themselves, only on the routes
+    that use them; websockets and ``protect_all``/``prefetch`` need the middleware.
+    """
+    if verifier is None:
+        from ..verifier import Verifier
+
+        verifier = Verifier(config) if config is not None else Verifier.from_env()
+    app.state.wacht_verifier = verifier
+    app.add_exception_handler(WachtAuthError, wacht_exception_handler)
+    if middleware:
+        options: dict[str, Any] = {"protect_all": protect_all, "prefetch": prefetch}
+        app.add_middleware(WachtMiddleware, verifier=verifier, public_paths=public_paths, **options)
+    elif protect_all or prefetch:
+        raise ValueError("protect_all and prefetch need the middleware (middleware=True)")
+    return verifier
