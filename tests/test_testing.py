@@ -511,7 +511,7 @@ def test_requests_are_recorded(wacht_issuer: Issuer) -> None:
     fetch(wacht_issuer.url + "/nope")
     (recorded,) = wacht_issuer.requests
     assert recorded.method == "GET" and recorded.path == JWKS_PATH + "?v=2"
-    assert recorded.headers["User-Agent"] == "ua/1"
+    assert recorded.headers["user-agent"] == "ua/1"
     wacht_issuer.reset_count()
     assert wacht_issuer.requests == ()
 

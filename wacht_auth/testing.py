@@ -77,6 +77,7 @@ _RSA_BITS = 2048
 _MAX_RECORDED = 1000
 _PyJWT_ALGORITHMS = get_default_algorithms()
 
+#: The private key types a :class:`SigningKey` wraps.
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
@@ -240,7 +241,7 @@ class KeyRequest:
     Attributes:
         method: the HTTP method (``"GET"``).
         path: the request target as sent, query string included.
-        headers: the request headers (names as sent).
+        headers: the request headers, names lowercased (``headers["user-agent"]``).
     """
 
     method: str
@@ -810,7 +811,9 @@ class Issuer:
             return
         with self._lock:
             self._fetch_count += 1
-            self._requests.append(KeyRequest("GET", handler.path, dict(handler.headers.items())))
+            self._requests.append(
+                KeyRequest("GET", handler.path, {k.lower(): v for k, v in handler.headers.items()})
+            )
             del self._requests[:-_MAX_RECORDED]
             delay = self._delay
             answer = self._redirect or self._failure or self._response
