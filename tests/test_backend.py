@@ -608,3 +608,52 @@ def test_repr_of_models_and_errors_hide_credentials() -> None:
         == "AuthenticationError(code='unauthorized', status=401, request_id='r', attempts=1)"
     )
     assert str(err) == "nope (code=unauthorized, status=401, request_id=r, after 1 attempt)"
+
+
+# -- end to end ----------------------------------------------------------------------------------
+
+
+async def test_end_to_end_protected_view_fetches_the_callers_user(fake: FakeBackend) -> None:
+    """A view verifies the caller's token, then looks the caller up through the client."""
+    pytest.importorskip("starlette")
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from wacht_auth import WachtAuthError
+    from wacht_auth.testing import Issuer
+    from wacht_auth.verifier import Verifier
+
+    fake.reply("GET", "/users/42", Reply(200, user_json("42")))
+    with Issuer() as issuer:
+        config = issuer.config(
+            secret_key=SECRET, deployment_id=DEPLOYMENT, backend_api_url=fake.url
+        )
+        verifier = Verifier(config)
+        wacht = AsyncBackendClient(config)
+
+        async def me(request: Request) -> JSONResponse:
+            header = request.headers.get("authorization", "")
+            try:
+                session = await verifier.averify(header.removeprefix("Bearer ").strip())
+            except WachtAuthError as exc:
+                return JSONResponse(
+                    exc.to_dict(), status_code=exc.status, headers=exc.response_headers()
+                )
+            user = await wacht.get_user(session.user_id)
+            return JSONResponse({"id": user.id, "email": user.primary_email_address})
+
+        app = Starlette(routes=[Route("/me", me)])
+        transport = httpx.ASGITransport(app=app)
+        async with wacht, httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+            token = issuer.token("42")
+            ok = await http.get("/me", headers={"Authorization": f"Bearer {token}"})
+            denied = await http.get("/me", headers={"Authorization": "Bearer not.a.token"})
+
+    assert ok.status_code == 200
+    assert ok.json() == {"id": "42", "email": "ada@example.com"}
+    assert denied.status_code == 401 and "invalid_token" in denied.headers["www-authenticate"]
+    (lookup,) = fake.requests
+    assert_secret_headers(lookup, body=False)
