@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.authentication import requires
+from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -112,7 +113,14 @@ async def ws_open(websocket: WebSocket) -> None:
     await websocket.close()
 
 
+class Invoices(HTTPEndpoint):
+    @require_permission("invoices:write")
+    async def post(self, request: Request) -> JSONResponse:
+        return JSONResponse(body(request))
+
+
 ROUTES = [
+    Route("/invoices", Invoices),
     Route("/public", public),
     Route("/protected", protected, methods=["GET", "POST"]),
     Route("/admin", admin),
@@ -205,6 +213,13 @@ def test_decorators_on_sync_and_async_endpoints(client: TestClient, issuer: Issu
     assert (answer.status_code, answer.json()["error"]["code"]) == (403, "permission_denied")
     answer = client.get("/org", headers=bearer(issuer.expired_token(user_id=USER)))
     assert (answer.status_code, answer.json()["error"]["code"]) == (401, "token_expired")
+
+
+def test_decorators_on_endpoint_class_methods(client: TestClient, issuer: Issuer) -> None:
+    token = issuer.token(user_id=USER, permissions={"organization": ["invoices:write"]})
+    assert client.post("/invoices", headers=bearer(token)).json()["user_id"] == USER
+    answer = client.post("/invoices", headers=bearer(issuer.token(user_id=USER)))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (403, "permission_denied")
 
 
 def test_websocket_accepted_with_valid_token(client: TestClient, issuer: Issuer) -> None:
