@@ -383,6 +383,16 @@ def _slow(issuer: Issuer) -> None:
     issuer.delay(1.5)  # jwks_timeout is 0.5 s below
 
 
+#: The jwks_fetch outcome each failure must be reported with (docs/observability.md).
+OUTCOMES = {
+    "down": "unreachable",
+    "http_500": "http_500",
+    "html": "invalid_json",
+    "no_usable_keys": "no_usable_keys",
+    "oversized": "too_large",
+    "redirect": "redirect",
+    "slow": "timeout",
+}
 FAILURES = {
     "down": _down,
     "http_500": _http_500,
@@ -408,7 +418,7 @@ def test_failed_refresh_serves_stale_keys_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="wacht_auth"):
         assert verifier.verify(token).user_id == "user_1"
     fetches = events.named("jwks_fetch")
-    assert len(fetches) == 2 and fetches[-1]["outcome"] != "ok"
+    assert len(fetches) == 2 and fetches[-1]["outcome"] == OUTCOMES[failure]
     assert fetches[-1]["reason"] == "expired"
     assert events.named("jwks_stale")
     assert any(r.levelno == logging.WARNING for r in caplog.records)
@@ -431,6 +441,7 @@ def test_no_keys_at_all_is_jwks_unavailable(failure: str, issuer: Issuer) -> Non
     assert 1 <= error.retry_after <= 30
     assert error.response_headers()["Retry-After"] == str(error.retry_after)
     assert events.named("verify")[-1]["outcome"] == "jwks_unavailable"
+    assert events.named("jwks_fetch")[-1]["outcome"] == OUTCOMES[failure]
 
 
 async def test_no_keys_at_all_is_jwks_unavailable_async(issuer: Issuer) -> None:
@@ -519,6 +530,8 @@ def test_pinned_key_wins_over_a_frontend_url(issuer: Issuer) -> None:
 
 
 class _Recorder(BaseHTTPRequestHandler):
+    """Records request headers; ``/nolength`` answers without Content-Length (read to EOF)."""
+
     seen: list[dict[str, str]] = []
     body = b'{"keys": []}'
 
@@ -526,7 +539,8 @@ class _Recorder(BaseHTTPRequestHandler):
         type(self).seen.append(dict(self.headers.items()))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.body)))
+        if self.path != "/nolength":
+            self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
         self.wfile.write(self.body)
 
@@ -547,9 +561,12 @@ def test_request_names_the_library_and_asks_for_json() -> None:
         headers = {k.lower(): v for k, v in _Recorder.seen[-1].items()}
         assert headers["user-agent"] == f"wacht-auth/{__version__}"
         assert headers["accept"] == "application/json"
-        with pytest.raises(FetchError) as info:
-            fetch_jwks(url, timeout=1, max_bytes=4)
-        assert info.value.outcome == "too_large"
+        for path in ("/jwks", "/nolength"):
+            with pytest.raises(FetchError) as info:
+                fetch_jwks(url.replace("/jwks", path), timeout=1, max_bytes=4)
+            assert info.value.outcome == "too_large"
+        body, _ = fetch_jwks(url.replace("/jwks", "/nolength"), timeout=1, max_bytes=1024)
+        assert body == _Recorder.body
     finally:
         server.shutdown()
         server.server_close()

@@ -16,6 +16,7 @@ Three layers, so the policy is written once and tested without a network:
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import logging
 import math
@@ -26,7 +27,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.client import HTTPResponse
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -214,12 +214,14 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str 
     )
     opener = _LOCAL_OPENER if is_loopback_host(urlsplit(url).hostname) else _OPENER
     try:
-        response: HTTPResponse = opener.open(request, timeout=timeout)
+        response: http.client.HTTPResponse = opener.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
         if 300 <= exc.code < 400:
             raise FetchError("redirect", f"the key server redirected ({exc.code})") from None
         raise FetchError(f"http_{exc.code}", f"the key server answered {exc.code}") from None
+    except http.client.HTTPException as exc:
+        raise FetchError("bad_response", f"the key server answered badly: {exc!r}") from None
     except (TimeoutError, urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
@@ -247,6 +249,8 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str 
                 size += len(chunk)
         except FetchError:
             raise
+        except http.client.HTTPException as exc:
+            raise FetchError("bad_response", f"reading the key set failed: {exc!r}") from None
         except (TimeoutError, OSError, ValueError) as exc:
             if isinstance(exc, TimeoutError):
                 raise FetchError("timeout", "the key server did not answer in time") from None
@@ -337,9 +341,10 @@ class KeySet:
         if config.public_key is not None:
             self._pinned = KeyIndex([key_from_pem(config.public_key)])
         self._executor_jobs: set[asyncio.Future[None]] = set()
-        # Bound on how long a caller waits for someone else's fetch (the fetch itself is
-        # bounded by jwks_timeout; DNS resolution is not, hence the margin).
-        self._wait_timeout = config.jwks_timeout + 1.0
+        # Bound on how long a caller waits for someone else's fetch: the fetch takes at most
+        # about twice jwks_timeout (connect, then the body deadline); DNS is not bounded by it,
+        # hence the margin. A caller that gives up is answered from whatever keys exist.
+        self._wait_timeout = 2 * config.jwks_timeout + 1.0
 
     # ---------------------------------------------------------------- read side
 

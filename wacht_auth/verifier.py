@@ -124,8 +124,11 @@ class TokenCache:
 
 
 def _verified(keys: Sequence[Key], parsed: ParsedToken) -> bool:
-    alg, signing_input, signature = parsed.alg, parsed.signing_input, parsed.signature
-    return any(key.verify(alg, signing_input, signature) for key in keys)
+    """Whether one of ``keys`` (at most 4, rule 5) verifies the signature."""
+    for key in keys:
+        if key.verify(parsed.alg, parsed.signing_input, parsed.signature):
+            return True
+    return False
 
 
 def _bound(value: Any, default: float) -> float:
