@@ -1,0 +1,229 @@
+"""The Django adapter: the shared contract through Django's WSGI and ASGI test clients.
+
+Django is configured in-process by ``conftest.py`` (settings from ``django_settings.py``,
+views in ``django_urls.py``); every test sets ``WACHT_AUTH`` with ``override_settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("django")
+
+from asgiref.sync import async_to_sync
+from django.core.exceptions import ImproperlyConfigured
+from django.test import AsyncClient, Client, override_settings
+
+from tests.integrations.contract import CASES, USER, Case, check, make_token, request_for
+from wacht_auth import Config, Session
+from wacht_auth.integrations.django import WachtSettings, load_settings
+from wacht_auth.testing import Issuer
+from wacht_auth.verifier import Verifier
+
+
+class CountingVerifier:
+    """Wraps a real verifier and counts verifications (sync and async)."""
+
+    def __init__(self, verifier: Verifier) -> None:
+        self.inner = verifier
+        self.config = verifier.config
+        self.calls = 0
+
+    def verify(self, token: str) -> Session:
+        self.calls += 1
+        return self.inner.verify(token)
+
+    async def averify(self, token: str) -> Session:
+        self.calls += 1
+        return await self.inner.averify(token)
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    with Issuer() as started:
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def _no_wacht_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests choose their configuration; the developer's shell must not leak in."""
+    for name in list(os.environ):
+        if name.startswith(("WACHT_", "NEXT_PUBLIC_WACHT_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def verifier(issuer: Issuer) -> Iterator[CountingVerifier]:
+    counting = CountingVerifier(Verifier(issuer.config()))
+    with override_settings(WACHT_AUTH={"verifier": counting}):
+        yield counting
+
+
+def _send_sync(client: Client, case: Case, issuer: Issuer, prefix: str) -> Any:
+    req = request_for(case, issuer, issuer.config().cookie_name or "")
+    for name, value in req.cookies.items():
+        client.cookies[name] = value
+    return client.generic(req.method, prefix + req.path, headers=req.headers)
+
+
+async def _send_async(client: AsyncClient, case: Case, issuer: Issuer, prefix: str) -> Any:
+    req = request_for(case, issuer, issuer.config().cookie_name or "")
+    for name, value in req.cookies.items():
+        client.cookies[name] = value
+    return await client.generic(req.method, prefix + req.path, headers=req.headers)
+
+
+def _expected_calls(case: Case) -> int:
+    """One verification per request with a token; none when the CSRF rule refuses it first."""
+    return 0 if case.token is None or case.code == "csrf_failed" else 1
+
+
+@pytest.mark.parametrize("prefix", ["/sync", "/cbv", "/async"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_contract_wsgi(case: Case, prefix: str, issuer: Issuer, verifier: CountingVerifier) -> None:
+    response = _send_sync(Client(), case, issuer, prefix)
+    check(case, response.status_code, dict(response.headers), response.content)
+    assert verifier.calls == _expected_calls(case)
+
+
+@pytest.mark.parametrize("prefix", ["/async", "/acbv", "/sync"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+async def test_contract_asgi(
+    case: Case, prefix: str, issuer: Issuer, verifier: CountingVerifier
+) -> None:
+    response = await _send_async(AsyncClient(), case, issuer, prefix)
+    check(case, response.status_code, dict(response.headers), response.content)
+    assert verifier.calls == _expected_calls(case)
+
+
+def test_a_view_that_never_looks_costs_no_verification(
+    issuer: Issuer, verifier: CountingVerifier
+) -> None:
+    auth = {"Authorization": f"Bearer {issuer.token(user_id=USER)}"}
+    assert Client().get("/untouched", headers=auth).status_code == 200
+    assert verifier.calls == 0
+
+
+async def test_lazy_under_asgi_and_verified_once(
+    issuer: Issuer, verifier: CountingVerifier
+) -> None:
+    auth = {"Authorization": f"Bearer {issuer.token(user_id=USER)}"}
+    client = AsyncClient()
+    assert (await client.get("/untouched", headers=auth)).status_code == 200
+    assert verifier.calls == 0
+    response = await client.get("/twice", headers=auth)
+    assert response.json() == {"user_id": USER, "same": True}
+    assert verifier.calls == 1
+
+
+def test_improperly_configured_names_the_missing_setting() -> None:
+    with override_settings(WACHT_AUTH={}), pytest.raises(ImproperlyConfigured) as raised:
+        Client().get("/untouched")
+    message = str(raised.value)
+    assert "frontend_api_url" in message and "WACHT_AUTH" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ({"frontend_url": "https://x.example"}, "frontend_url"),
+        ({"frontend_api_url": "ftp://x.example"}, "frontend_api_url"),
+        ({"frontend_api_url": "https://x.example", "public_paths": "/health"}, "public_paths"),
+        ("https://x.example", "dict"),
+    ],
+)
+def test_bad_settings_are_named(value: object, named: str) -> None:
+    with override_settings(WACHT_AUTH=value), pytest.raises(ImproperlyConfigured, match=named):
+        load_settings()
+
+
+def test_settings_from_the_dict_keys_case_insensitive() -> None:
+    raw = {"FRONTEND_API_URL": "https://acme.wacht.example", "audience": "api", "PROTECT_ALL": 1}
+    with override_settings(WACHT_AUTH=raw):
+        conf = load_settings()
+        assert conf is load_settings()  # built once
+    assert isinstance(conf, WachtSettings) and conf.protect_all
+    config: Config = conf.verifier.config
+    assert config.issuer == "https://acme.wacht.example" and config.audience == ("api",)
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WACHT_FRONTEND_API_URL", "https://env.wacht.example")
+    load_settings.cache_clear()
+    try:
+        assert load_settings().verifier.config.issuer == "https://env.wacht.example"
+    finally:
+        load_settings.cache_clear()
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_protect_all_with_public_paths_and_views(
+    kind: str, issuer: Issuer, verifier: CountingVerifier
+) -> None:
+    settings = {"verifier": verifier, "protect_all": True, "public_paths": ["/health/*"]}
+    token = issuer.token(user_id=USER)
+
+    def get(path: str, token: str | None = None, method: str = "GET") -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if kind == "wsgi":
+            return Client().generic(method, path, headers=headers)
+
+        async def aget() -> Any:
+            return await AsyncClient().generic(method, path, headers=headers)
+
+        return async_to_sync(aget)()
+
+    with override_settings(WACHT_AUTH=settings):
+        denied = get("/untouched")
+        assert denied.status_code == 401 and denied.json()["error"]["code"] == "token_missing"
+        assert denied.headers["WWW-Authenticate"] == 'Bearer realm="wacht"'
+        expired = get("/untouched", issuer.expired_token(user_id=USER))
+        assert expired.json()["error"]["code"] == "token_expired"
+        assert get("/untouched", token).status_code == 200
+        assert get("/untouched", method="OPTIONS").status_code == 200  # CORS preflight
+        for open_path in ("/health/live", "/marked-public", "/amarked-public"):
+            assert get(open_path).status_code == 200, open_path
+        assert get("/sync/admin", token).status_code == 403
+        assert get("/acbv/admin", token).status_code == 403
+
+
+def test_permission_mixin_without_permissions_is_improperly_configured(
+    issuer: Issuer, verifier: CountingVerifier
+) -> None:
+    with pytest.raises(ImproperlyConfigured, match="wacht_permissions"):
+        Client().get("/misconfigured", headers={"Authorization": "Bearer x"})
+
+
+def test_decorators_work_without_the_middleware(issuer: Issuer, verifier: CountingVerifier) -> None:
+    with override_settings(MIDDLEWARE=[]):
+        client = Client()
+        assert client.get("/sync/protected").json()["error"]["code"] == "token_missing"
+        token = make_token(issuer, "valid")
+        ok = client.get("/sync/protected", headers={"Authorization": f"Bearer {token}"})
+        assert ok.json()["user_id"] == USER
+
+
+def test_example_app(issuer: Issuer) -> None:
+    from examples import django_app
+
+    verifier = Verifier(issuer.config())
+    with override_settings(
+        ROOT_URLCONF=django_app.__name__,
+        MIDDLEWARE=django_app.SETTINGS["MIDDLEWARE"],
+        WACHT_AUTH={"verifier": verifier, **django_app.SETTINGS["WACHT_AUTH"]},
+    ):
+        client = Client()
+        assert client.get("/health").json() == {"ok": True}
+        assert client.get("/me").json()["error"]["code"] == "token_missing"
+        me = client.get("/me", headers={"Authorization": f"Bearer {issuer.token(user_id=USER)}"})
+        assert me.status_code == 200 and me.json()["user_id"] == USER
+        lacking = issuer.token(user_id=USER)
+        forbidden = client.post("/invoices", headers={"Authorization": f"Bearer {lacking}"})
+        assert forbidden.json()["error"]["code"] == "permission_denied"
+        allowed = issuer.token(user_id=USER, permissions={"organization": ["invoices:write"]})
+        created = client.post("/invoices", headers={"Authorization": f"Bearer {allowed}"})
+        assert created.status_code == 201

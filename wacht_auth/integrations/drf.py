@@ -1,0 +1,178 @@
+"""Django REST framework: an authentication class, permission classes and an exception handler.
+
+``request.user`` is a :class:`WachtUser` (no database row), ``request.auth`` the verified
+:class:`~wacht_auth.Session`. The request's state is the one the Django middleware attached
+(verified once); without the middleware, ``settings.WACHT_AUTH`` is read the same way.
+Install :func:`exception_handler` so that every 401/403 carries the JSON envelope and codes of
+``docs/errors.md``; see ``docs/django.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpResponse
+from rest_framework import exceptions  # type: ignore[import-untyped]  # DRF ships no types
+from rest_framework.authentication import BaseAuthentication  # type: ignore[import-untyped]
+from rest_framework.permissions import BasePermission  # type: ignore[import-untyped]
+
+from ..auth import Requirement
+from ..errors import PermissionDeniedError, TokenMissingError, WachtAuthError
+from ..session import PermissionScope, Session
+from .django import _respond, auth_state
+
+__all__ = [
+    "HasOrganization",
+    "HasWachtPermission",
+    "HasWorkspace",
+    "IsWachtAuthenticated",
+    "WachtAuthentication",
+    "WachtUser",
+    "exception_handler",
+]
+
+
+class WachtUser:
+    """The signed-in caller as ``request.user``: ids and permissions from the token."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.id = self.pk = self.user_id = session.user_id
+        self.session_id = session.session_id
+        self.organization_id = session.organization_id
+        self.workspace_id = session.workspace_id
+        self.permissions = session.permissions
+
+    def __repr__(self) -> str:
+        return f"<WachtUser {self.user_id}>"
+
+    def __str__(self) -> str:
+        return self.user_id
+
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        """Whether the token grants ``perm`` (organization or workspace)."""
+        return self.session.has_permission(perm)
+
+
+def _api_exception(error: WachtAuthError) -> Any:
+    """The DRF exception for ``error``, carrying our code and the error itself."""
+    kind = {401: exceptions.AuthenticationFailed, 403: exceptions.PermissionDenied}
+    exc = kind.get(error.status, exceptions.APIException)(error.message, error.code)
+    exc.status_code, exc.wacht_error = error.status, error
+    return exc
+
+
+class WachtAuthentication(BaseAuthentication):  # type: ignore[misc]  # DRF is untyped
+    """Authenticate with the Wacht session token; a token that fails is refused (401, or 403
+    ``csrf_failed``), as DRF's ``TokenAuthentication`` does, even on open views."""
+
+    def authenticate(self, request: Any) -> tuple[WachtUser, Session] | None:
+        """``(WachtUser, Session)``, None without a token, or raise with our code."""
+        state = auth_state(request._request)
+        if state.session is not None:
+            return WachtUser(state.session), state.session
+        if state.error is not None:
+            raise _api_exception(state.error)
+        return None
+
+    def authenticate_header(self, request: Any) -> str:
+        """The challenge that makes DRF answer 401 rather than 403."""
+        return TokenMissingError().response_headers()["WWW-Authenticate"]
+
+
+class _WachtPermission(BasePermission):  # type: ignore[misc]  # DRF is untyped
+    def requirement(self) -> Requirement:
+        return Requirement()
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        """Check the requirement; on failure keep the error for :func:`exception_handler`
+        and return False, so that DRF's ``&``/``|`` composition keeps working."""
+        try:
+            self.requirement().check(auth_state(request._request))
+        except WachtAuthError as error:
+            request._request.__dict__["_wacht_denied"] = error
+            self.message, self.code = error.message, error.code
+            return False
+        return True
+
+
+class IsWachtAuthenticated(_WachtPermission):
+    """Allow signed-in callers (401 with the precise code otherwise)."""
+
+
+class HasWachtPermission(_WachtPermission):
+    """Allow callers holding one (or all) of :attr:`permissions`; 403 ``permission_denied``.
+
+    Set the attributes in a subclass or use :meth:`with_permissions`.
+    """
+
+    permissions: tuple[str, ...] = ()
+    scope: PermissionScope | None = None
+    require_all: bool = False
+
+    @classmethod
+    def with_permissions(
+        cls, *permissions: str, scope: PermissionScope | None = None, require_all: bool = False
+    ) -> type[HasWachtPermission]:
+        """A permission class requiring ``permissions``, e.g. ``("invoices:write")``."""
+        Requirement(permissions, scope, require_all)  # validate now, at import time
+        attrs = {"permissions": permissions, "scope": scope, "require_all": require_all}
+        return type(f"HasWachtPermission{list(permissions)}", (cls,), attrs)
+
+    def requirement(self) -> Requirement:
+        """The requirement built from the class attributes."""
+        if not self.permissions:
+            raise ImproperlyConfigured(
+                "HasWachtPermission needs permissions: use "
+                'HasWachtPermission.with_permissions("invoices:write") or set .permissions'
+            )
+        return Requirement(tuple(self.permissions), self.scope, self.require_all)
+
+
+class HasOrganization(_WachtPermission):
+    """Allow callers with an active organization (:attr:`organization_id`, when set)."""
+
+    organization_id: str | None = None
+
+    def requirement(self) -> Requirement:
+        """Require the organization."""
+        return Requirement(organization=self.organization_id or True)
+
+
+class HasWorkspace(_WachtPermission):
+    """Allow callers with an active workspace (:attr:`workspace_id`, when set)."""
+
+    workspace_id: str | None = None
+
+    def requirement(self) -> Requirement:
+        """Require the workspace."""
+        return Requirement(workspace=self.workspace_id or True)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
+    """``REST_FRAMEWORK["EXCEPTION_HANDLER"]``: our 401/403/503 answers (codes, envelope,
+    ``WWW-Authenticate``, ``Retry-After``), DRF's own ``NotAuthenticated`` as ``token_missing``
+    and ``PermissionDenied`` as ``permission_denied``; everything else as DRF does."""
+    # Imported here: rest_framework.views imports the authentication classes named in settings.
+    from rest_framework import views
+
+    error = getattr(exc, "wacht_error", None)
+    request = getattr(context.get("request"), "_request", None)
+    denied = getattr(request, "_wacht_denied", None)
+    if error is None and isinstance(exc, exceptions.NotAuthenticated):
+        error = denied or TokenMissingError()
+    elif error is None and isinstance(exc, exceptions.PermissionDenied):
+        same = denied is not None and denied.code == exc.get_codes()
+        error = denied if same else PermissionDeniedError(str(exc.detail))
+    if not isinstance(error, WachtAuthError):
+        return views.exception_handler(exc, context)
+    views.set_rollback()
+    response: HttpResponse = _respond(error)
+    return response
