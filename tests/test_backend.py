@@ -14,6 +14,7 @@ import pytest
 
 from tests.fake_backend import FakeBackend, Recorded, Reply, paged_users
 from wacht_auth import Config, ConfigurationError, Session, TokenMissingError
+from wacht_auth.auth import AuthState
 from wacht_auth.backend import (
     AsyncBackendClient,
     AuthenticationError,
@@ -199,13 +200,14 @@ def test_ids_are_escaped_and_paths_stay_on_the_api(fake: FakeBackend, ft: FakeTi
 # -- forwarding ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("who", ["session", "token"])
+@pytest.mark.parametrize("who", ["session", "token", "auth_state"])
 def test_as_user_sends_the_user_jwt_and_never_the_secret(
     fake: FakeBackend, ft: FakeTime, who: str
 ) -> None:
     fake.reply("GET", "/api-auth/apps", Reply(200, {"data": []}))
     with make(fake, ft) as client:
-        user_client = client.as_user(session() if who == "session" else USER_JWT)
+        who_: Any = {"session": session(), "token": USER_JWT, "auth_state": AuthState(session())}
+        user_client = client.as_user(who_[who])
         assert user_client.acting_as_user and not client.acting_as_user
         assert user_client._http is client._http  # one pool
         user_client.request("GET", "/api-auth/apps")
@@ -225,7 +227,9 @@ def test_as_user_without_a_token(fake: FakeBackend, ft: FakeTime) -> None:
         with pytest.raises(TokenMissingError):
             client.as_user("")
         with pytest.raises(TokenMissingError):
-            client.as_user(None)
+            client.as_user(None)  # type: ignore[arg-type]
+        with pytest.raises(TokenMissingError):
+            client.as_user(AuthState())  # signed out: request.wacht without a session
         with pytest.raises(ValueError):
             client.as_user("bad token\r\nX-Evil: 1")
 
@@ -657,3 +661,120 @@ async def test_end_to_end_protected_view_fetches_the_callers_user(fake: FakeBack
     assert denied.status_code == 401 and "invalid_token" in denied.headers["www-authenticate"]
     (lookup,) = fake.requests
     assert_secret_headers(lookup, body=False)
+
+
+def test_forwarded_token_is_redacted_too(
+    fake: FakeBackend, ft: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.reply("GET", "/x", Reply(503, envelope(503, "down", f"bad token {USER_JWT}")))
+    caplog.set_level(logging.DEBUG)
+    with make(fake, ft) as client, pytest.raises(ServerError) as info:
+        client.as_user(USER_JWT).request("GET", "/x")
+    assert USER_JWT not in str(info.value) and "[redacted]" in info.value.message
+    assert USER_JWT not in caplog.text and SECRET not in caplog.text
+    assert "retrying" in caplog.text
+
+
+# -- pure parts of the core ----------------------------------------------------------------------
+
+
+def test_parse_retry_after() -> None:
+    from wacht_auth._backend_core import parse_retry_after, retry_after_from_message
+
+    now = 1_800_000_000.0
+    assert parse_retry_after("7", now=now) == 7.0
+    assert parse_retry_after(" 1.5 ", now=now) == 1.5
+    assert parse_retry_after(formatdate(now + 30, usegmt=True), now=now) == 30.0
+    assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0
+    for bad in (None, "", "-1", "soon", "nan", "inf"):
+        assert parse_retry_after(bad, now=now) is None
+    assert retry_after_from_message("Too many requests. Retry after 12 seconds.") == 12.0
+    assert retry_after_from_message("RETRY AFTER 2.5s") == 2.5
+    assert retry_after_from_message("slow down") is None
+    assert retry_after_from_message(None) is None
+
+
+def test_backoff_is_capped_full_jitter() -> None:
+    policy = RetryPolicy(backoff_base=1, backoff_max=5, random=lambda: 0.999)
+    assert [round(policy.backoff(n), 2) for n in (1, 2, 3, 4, 50)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert RetryPolicy(random=lambda: 0.0).backoff(3) == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_attempts": 0},
+        {"max_attempts": 21},
+        {"max_attempts": True},
+        {"deadline": 0},
+        {"deadline": float("inf")},
+        {"backoff_base": -1},
+        {"max_retry_after": float("nan")},
+    ],
+)
+def test_retry_policy_validation(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        RetryPolicy(**kwargs)
+
+
+def test_next_page_params() -> None:
+    from wacht_auth._backend_core import next_page_params
+    from wacht_auth.backend import Page
+
+    def page(body: Any) -> Page[User]:
+        return Page.parse(body, User)
+
+    one = [{"id": "1"}, {"id": "2"}]
+    assert next_page_params({"limit": 2}, page({"data": one, "has_more": True})) == {
+        "limit": 2,
+        "offset": 2,
+    }
+    assert next_page_params({"limit": 2}, page({"data": one, "has_more": False})) is None
+    assert next_page_params({"limit": 2}, page({"data": one, "offset": 4, "total": 6})) is None
+    assert next_page_params({"limit": 2}, page({"data": one})) == {"limit": 2, "offset": 2}
+    assert next_page_params({"limit": 3}, page({"data": one})) is None  # short page
+    assert next_page_params({}, page({"data": one})) is None  # no limit, no has_more: stop
+    cursor = page({"data": one, "has_more": True, "next_cursor": "c"})
+    assert next_page_params({"limit": 2, "offset": 0}, cursor) == {"limit": 2, "cursor": "c"}
+    assert next_page_params({"cursor": "c"}, cursor) is None  # a cursor that repeats ends it
+    assert next_page_params({}, page([{"id": "1"}])) is None  # bare list: one final page
+    assert next_page_params({}, page("nonsense")) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"error":{"code":"x","message":"m","status":400}}', ("x", "m", None)),
+        (b'{"errors":[{"message":"a","code":7},{"message":"b"}]}', ("7", "a; b", None)),
+        (b'{"errors":[]}', (None, None, None)),
+        (b'{"error":"invalid_request","error_description":"d"}', ("invalid_request", "d", None)),
+        (b'{"code":"c","message":"m","request_id":"r"}', ("c", "m", "r")),
+        (b"[1,2]", (None, "[1,2]", None)),
+        (b"upstream   timed out", (None, "upstream timed out", None)),
+        (b"<!doctype html><p>oops</p>", (None, None, None)),
+        (b"\xff\xfe", (None, "\ufffd\ufffd", None)),
+        (b"", (None, None, None)),
+    ],
+)
+def test_parse_error_body(body: bytes, expected: tuple[str | None, ...]) -> None:
+    from wacht_auth._backend_errors import parse_error_body
+
+    assert parse_error_body(body) == expected
+
+
+def test_models_tolerate_shapes() -> None:
+    from wacht_auth.backend import Membership, Organization
+
+    user = User({"id": 5, "primary_email_address": "a@b.c", "created_at": 1_700_000_000_000})
+    assert user.id == "5" and user.primary_email_address == "a@b.c"
+    assert user.created_at is not None and user.created_at.year == 2023
+    assert User({"created_at": "not a date"}).created_at is None
+    assert Membership({"user_id": 9, "role": "admin"}).roles == ("admin",)
+    assert Membership({"roles": None}).roles == () and Membership({}).user is None
+    org = Organization({"id": "1", "member_count": "12", "name": 3})
+    assert (org.member_count, org.name) == (12, None)
+    assert org == Organization({"id": "1", "member_count": "12", "name": 3})
+    assert org != User(org.raw) and dict(org) == dict(org.raw)
+    with pytest.raises(TypeError):
+        org.raw["id"] = "2"  # type: ignore[index]
+    assert "Organization(id='1'" in repr(org)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from ._backend_core import Core, RetryPolicy
 from ._backend_errors import BackendAPIError
 from .config import Config
 
 _Self = TypeVar("_Self", bound="_ClientBase")
+
+
+class SupportsToken(Protocol):
+    """Anything carrying a verified session token: a :class:`wacht_auth.Session`, or an
+    adapter's auth state (``request.wacht``), whose ``token`` is ``None`` when signed out."""
+
+    @property
+    def token(self) -> str | None: ...
 
 
 def _env_settings(env: Mapping[str, str] | None) -> dict[str, str]:
@@ -85,7 +93,7 @@ class _ClientBase:
         clone._owns_http = False  # the pool belongs to the client it came from
         return clone
 
-    def as_user(self: _Self, session_or_token: Any) -> _Self:
+    def as_user(self: _Self, session_or_token: SupportsToken | str) -> _Self:
         """A client that authenticates as the signed-in user instead of with the secret key.
 
         Takes a verified :class:`wacht_auth.Session` (or an adapter's auth state; its

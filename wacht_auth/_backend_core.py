@@ -95,6 +95,8 @@ class RetryPolicy:
                 raise ConfigurationError(f"{name} must be a number >= 0, got {value!r}")
             if math.isinf(value) and name != "max_retry_after":
                 raise ConfigurationError(f"{name} must be finite")
+        if not self.deadline > 0:
+            raise ConfigurationError("deadline must be more than 0 seconds")
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff after try number ``attempt`` (1-based)."""
@@ -312,7 +314,7 @@ class Core:
     def to_httpx(self, call: Call, started: float) -> httpx.Request:
         """The request for one try; its timeout never reaches past the retry deadline."""
         remaining = self.retry.deadline - (self.clock() - started)
-        timeout = max(0.001, min(self.timeout, remaining)) if self.retry.deadline else self.timeout
+        timeout = max(0.001, min(self.timeout, remaining))
         return httpx.Request(
             call.method,
             self.base_url + call.path,
@@ -349,6 +351,7 @@ class Core:
         headers = response.headers
         body = response.content
         status = response.status_code
+        logger.debug("Backend API %s %s: HTTP %d", call.method, call.path, status)
         hint = parse_retry_after(headers.get("retry-after"), now=self.wall_clock())
         if hint is None and status == 429:
             hint = retry_after_from_message(parse_error_body(body)[1])

@@ -19,6 +19,7 @@ with its path, the error classes and the retry policy.
 from __future__ import annotations
 
 from ._backend_async import AsyncBackendClient
+from ._backend_client import SupportsToken
 from ._backend_core import USER_AGENT, RetryPolicy
 from ._backend_errors import (
     AuthenticationError,
@@ -63,6 +64,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "SessionTicket",
+    "SupportsToken",
     "TicketType",
     "TransportError",
     "UnprocessableEntityError",
