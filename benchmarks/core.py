@@ -1,0 +1,238 @@
+"""Core: ``Verifier.verify`` against the ``cryptography`` floor and PyJWT (issue 2, §8).
+
+Everything is measured in one run, on one key and one set of tokens, for RS256-2048 and ES256:
+
+- **floor**: ``public_key.verify`` of ``cryptography`` alone, on each token's signing input
+  and signature, both decoded outside the loop (for ES256 the r||s signature is converted to
+  DER outside the loop too). No JOSE library can be faster than this.
+- **fresh**: ``Verifier.verify`` with the verified-token cache off, on a pool of distinct
+  tokens: every call splits, decodes, parses, picks the key, checks the signature and claims.
+- **fresh, cache on**: the same pool through verifiers with the default cache, a new
+  verifier per round (keys fetched before the round starts), so every call is a miss that
+  also stores its result: the cost a new token pays in production.
+- **cache hit**: ``Verifier.verify`` on one token over and over.
+- **PyJWT**: ``jwt.decode`` with the public key object preloaded, checking ``iss`` and
+  requiring ``exp``, ``iat``, ``sub``, on the same pool of tokens.
+- **key lookup**: ``KeyIndex.select`` for a known ``kid`` and for a kid-less token.
+
+Tokens carry no ``kid`` (as Wacht's usually do not) and come from ``wacht_auth.testing``'s
+issuer, whose JWKS the verifier fetches over loopback before any round starts.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from itertools import repeat
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from wacht_auth.keys import KeyIndex
+from wacht_auth.testing import Issuer
+from wacht_auth.verifier import Verifier
+
+from ._harness import Measured, Plan, Report, Target, measure
+
+__all__ = ["ALGORITHMS", "bench", "mint_pool"]
+
+#: The algorithms of the core table, with the fresh-verify target of issue 2 (x the floor).
+ALGORITHMS: dict[str, float] = {"RS256": 1.6, "ES256": 1.3}
+#: Issue 2: a cache hit costs at most 2 µs; a key lookup well under 1 µs.
+CACHE_HIT_TARGET_US = 2.0
+LOOKUP_TARGET_US = 1.0
+#: Tokens live long enough for any run; the verifier re-checks exp on every call anyway.
+TOKEN_LIFETIME = 3600
+_LABEL = {"RS256": "RS256-2048", "ES256": "ES256 (P-256)"}
+
+
+def _b64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def mint_pool(issuer: Issuer, count: int, alg: str | None = None) -> list[str]:
+    """``count`` distinct tokens (distinct ``sub`` and ``sid``) from ``issuer``."""
+    return [
+        issuer.token(
+            user_id=f"{100000 + i}",
+            session_id=f"{900000 + i}",
+            lifetime=TOKEN_LIFETIME,
+            alg=alg,
+        )
+        for i in range(count)
+    ]
+
+
+def _floor(public_key: Any, alg: str, pool: list[str]) -> Callable[[], int]:
+    """The floor: ``cryptography`` signature checks alone over the pool's tokens."""
+    items: list[tuple[bytes, bytes]] = []
+    for token in pool:
+        signing_input, _, signature_b64 = token.rpartition(".")
+        signature = _b64(signature_b64)
+        if alg == "ES256":
+            half = len(signature) // 2
+            signature = encode_dss_signature(
+                int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big")
+            )
+        items.append((signing_input.encode("ascii"), signature))
+    verify = public_key.verify
+    if isinstance(public_key, rsa.RSAPublicKey):
+        pad, digest = padding.PKCS1v15(), hashes.SHA256()
+
+        def run() -> int:
+            for signing_input, signature in items:
+                verify(signature, signing_input, pad, digest)
+            return len(items)
+
+    else:
+        ecdsa = ec.ECDSA(hashes.SHA256())
+
+        def run() -> int:
+            for signing_input, signature in items:
+                verify(signature, signing_input, ecdsa)
+            return len(items)
+
+    return run
+
+
+def _over_pool(verify: Callable[[str], object], pool: list[str]) -> Callable[[], int]:
+    def run() -> int:
+        for token in pool:
+            verify(token)
+        return len(pool)
+
+    return run
+
+
+def _repeated(verify: Callable[[str], object], token: str, count: int) -> Callable[[], int]:
+    def run() -> int:
+        for _ in repeat(None, count):
+            verify(token)
+        return count
+
+    return run
+
+
+def _fresh_cache_on(issuer: Issuer, pool: list[str], rounds: int) -> Callable[[], int]:
+    """A new verifier with the default cache for each round, keys fetched beforehand, so
+    every token of the pool is a miss (each appears once per verifier)."""
+    warm = issuer.token(user_id="warm-up", lifetime=TOKEN_LIFETIME)
+    verifiers = []
+    for _ in range(rounds + 1):  # + the warm-up round of measure()
+        verifier = Verifier(issuer.config())
+        verifier.verify(warm)  # fetches the JWKS outside the timed round
+        verifiers.append(verifier)
+
+    def run() -> int:
+        verify = verifiers.pop().verify
+        for token in pool:
+            verify(token)
+        return len(pool)
+
+    return run
+
+
+def _lookup(index: KeyIndex, alg: str, kid: str | None, count: int) -> Callable[[], int]:
+    select = index.select
+
+    def run() -> int:
+        for _ in repeat(None, count):
+            select(alg, kid)
+        return count
+
+    return run
+
+
+def _verifier_index(verifier: Verifier, issuer: Issuer) -> KeyIndex:
+    """The verifier's own key index (its one deployment's fresh key set), else the same JWKS
+    indexed here: ``KeyIndex.select`` is the lookup the verifier makes per token."""
+    deployments: Any = getattr(verifier, "_all", ())
+    if len(deployments) == 1:
+        index = deployments[0].keys.current()
+        if isinstance(index, KeyIndex):
+            return index
+    return KeyIndex.from_jwks(issuer.jwks())[0]
+
+
+def _check_setup(verifier: Verifier, pyjwt_decode: Callable[[str], Any], pool: list[str]) -> None:
+    """Refuse to time anything that does not actually verify (a benchmark of a no-op)."""
+    session: Any = verifier.verify(pool[0])
+    if session.user_id != "100000":
+        raise RuntimeError(f"verifier returned the wrong user: {session.user_id!r}")
+    if pyjwt_decode(pool[0])["sub"] != "100000":
+        raise RuntimeError("PyJWT returned the wrong claims")
+    forged = pool[0][:-8] + ("AAAAAAAA" if not pool[0].endswith("AAAAAAAA") else "BBBBBBBB")
+    try:
+        verifier.verify(forged)
+    except Exception:
+        pass
+    else:
+        raise RuntimeError("the verifier accepted a forged signature")
+
+
+def bench(alg: str, plan: Plan) -> Report:
+    """Measure the core table for ``alg`` (``"RS256"`` or ``"ES256"``)."""
+    issuer = Issuer(algorithms=(alg,)).start()
+    try:
+        return _bench(issuer, alg, plan)
+    finally:
+        issuer.stop()
+
+
+def _bench(issuer: Issuer, alg: str, plan: Plan) -> Report:
+    pool = mint_pool(issuer, plan.ops)
+    fresh = Verifier(issuer.config(token_cache_size=0))
+    cached = Verifier(issuer.config())
+    fresh.verify(pool[0])  # fetches the JWKS
+    index = _verifier_index(fresh, issuer)
+    key = index.keys[0]
+    kid = key.kid
+    public_key = key.public_key  # the very key object the verifier checks signatures with
+    options: Any = {"require": ["exp", "iat", "sub"]}
+
+    def pyjwt_decode(token: str) -> Any:
+        return jwt.decode(token, public_key, algorithms=[alg], issuer=issuer.url, options=options)
+
+    _check_setup(fresh, pyjwt_decode, pool)
+    hits = plan.ops * 20
+    lookups = plan.ops * 100
+    cases: list[tuple[str, Callable[[], int]]] = [
+        ("floor", _floor(public_key, alg, pool)),
+        ("fresh", _over_pool(fresh.verify, pool)),
+        ("fresh_cache_on", _fresh_cache_on(issuer, pool, plan.rounds)),
+        ("hit", _repeated(cached.verify, pool[0], hits)),
+        ("pyjwt", _over_pool(pyjwt_decode, pool)),
+        ("lookup_kid", _lookup(index, alg, kid, lookups)),
+        ("lookup_nokid", _lookup(index, alg, None, lookups)),
+    ]
+    m = {r.name: r for r in measure(cases, plan.rounds)}
+    floor = m["floor"].us
+
+    def row(label: str, r: Measured, ratio: bool = True) -> tuple[str, str, str]:
+        note = f"{r.us / floor:5.2f}x floor" if ratio else ""
+        return (label, f"{r.us:9.3f} µs", note)
+
+    report = Report(
+        f"Core, {_LABEL[alg]}: kid-less tokens, {plan.rounds} rounds, median µs/op "
+        f"({plan.ops} distinct tokens per round)"
+    )
+    report.rows = [
+        row("(a) floor: cryptography verify alone", m["floor"]),
+        row("(b) Verifier.verify, fresh tokens, cache off", m["fresh"]),
+        row("(b') Verifier.verify, fresh, cache on (misses)", m["fresh_cache_on"]),
+        row("(c) Verifier.verify, repeated token (hit)", m["hit"], ratio=False),
+        row("(d) PyJWT jwt.decode, preloaded key", m["pyjwt"]),
+        row("(e) KeyIndex.select, known kid", m["lookup_kid"], ratio=False),
+        row("(e) KeyIndex.select, no kid", m["lookup_nokid"], ratio=False),
+        ("PyJWT / fresh verify", f"{m['pyjwt'].us / m['fresh'].us:8.2f}x", ""),
+    ]
+    report.targets = [
+        Target("fresh verify (b) vs floor", m["fresh"].us / floor, ALGORITHMS[alg], False),
+        Target("cache hit (c)", m["hit"].us, CACHE_HIT_TARGET_US, False, " µs"),
+        Target("key lookup, known kid", m["lookup_kid"].us, LOOKUP_TARGET_US, False, " µs"),
+        Target("key lookup, no kid", m["lookup_nokid"].us, LOOKUP_TARGET_US, False, " µs"),
+    ]
+    return report
