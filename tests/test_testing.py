@@ -566,6 +566,35 @@ def test_fixtures_reach_a_user_test_suite(tmp_path: Path) -> None:
     assert "1 passed" in done.stdout
 
 
+def test_marker_configures_the_fixtures(tmp_path: Path) -> None:
+    (tmp_path / "test_marked.py").write_text(
+        "import pytest\n"
+        "pytestmark = pytest.mark.wacht(algorithms=('RS256', 'EdDSA'), include_kid=True)\n"
+        "def test_module_marker(wacht_issuer, wacht_token):\n"
+        "    assert [k.alg for k in wacht_issuer.keys] == ['RS256', 'EdDSA']\n"
+        "    assert wacht_issuer.include_kid and wacht_token.count('.') == 2\n"
+        "@pytest.mark.wacht(config={'jwks_cooldown': 0, 'leeway': 0})\n"
+        "def test_config_overrides(wacht_config):\n"
+        "    assert wacht_config.jwks_cooldown == 0 and wacht_config.leeway == 0\n"
+        "    assert 'EdDSA' in wacht_config.algorithms\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--strict-markers", "-p", "no:cacheprovider", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+
+
+@pytest.mark.wacht(algorithms=("ES384",), config={"leeway": 1})
+def test_marker_in_this_suite(wacht_issuer: Issuer, wacht_config: Config) -> None:
+    assert wacht_issuer.signing_key.alg == "ES384"
+    assert wacht_config.leeway == 1 and "ES384" in wacht_config.algorithms
+
+
 # -- end to end with the verifier -------------------------------------------------------------
 
 

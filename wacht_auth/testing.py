@@ -868,10 +868,35 @@ except ImportError:  # pragma: no cover - pytest is optional at runtime
     pass
 else:
 
+    def _marker_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
+        """The ``wacht`` markers' arguments, module first so the closest one wins."""
+        kwargs: dict[str, Any] = {}
+        config: dict[str, Any] = {}
+        for marker in reversed(list(request.node.iter_markers("wacht"))):
+            kwargs.update(marker.kwargs)
+            config.update(marker.kwargs.get("config") or {})
+        kwargs["config"] = config
+        return kwargs
+
+    def pytest_configure(config: pytest.Config) -> None:
+        """Register the ``wacht`` marker, so ``--strict-markers`` accepts it."""
+        config.addinivalue_line(
+            "markers",
+            "wacht(**kwargs): arguments for the wacht_issuer fixture's Issuer (algorithms=, "
+            "include_kid=, clock=) and config={...} overrides for wacht_config",
+        )
+
     @pytest.fixture
-    def wacht_issuer() -> Iterator[Issuer]:
-        """A started ES256 :class:`Issuer`, stopped after the test."""
-        with Issuer() as issuer:
+    def wacht_issuer(request: pytest.FixtureRequest) -> Iterator[Issuer]:
+        """A started :class:`Issuer` (ES256 unless a marker says otherwise), stopped after.
+
+        ``@pytest.mark.wacht(algorithms=("RS256",), include_kid=True)`` on a test, class or
+        module passes those arguments to :class:`Issuer`; markers at several levels merge, the
+        closest winning.
+        """
+        kwargs = _marker_kwargs(request)
+        kwargs.pop("config", None)
+        with Issuer(**kwargs) as issuer:
             yield issuer
 
     @pytest.fixture
@@ -881,9 +906,12 @@ else:
             yield issuer
 
     @pytest.fixture
-    def wacht_config(wacht_issuer: Issuer) -> Config:
-        """``wacht_issuer.config()``: a :class:`~wacht_auth.Config` trusting ``wacht_issuer``."""
-        return wacht_issuer.config()
+    def wacht_config(request: pytest.FixtureRequest, wacht_issuer: Issuer) -> Config:
+        """``wacht_issuer.config()``: a :class:`~wacht_auth.Config` trusting ``wacht_issuer``.
+
+        ``@pytest.mark.wacht(config={"jwks_cooldown": 0})`` passes overrides to it.
+        """
+        return wacht_issuer.config(**_marker_kwargs(request)["config"])
 
     @pytest.fixture
     def wacht_token(wacht_issuer: Issuer) -> str:
