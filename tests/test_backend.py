@@ -778,3 +778,26 @@ def test_models_tolerate_shapes() -> None:
     with pytest.raises(TypeError):
         org.raw["id"] = "2"  # type: ignore[index]
     assert "Organization(id='1'" in repr(org)
+
+
+def test_events_report_requests_and_retries(fake: FakeBackend, ft: FakeTime) -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+    fake.reply("GET", "/users/1", limited({"Retry-After": "1"}), Reply(200, user_json("1")))
+    fake.reply("GET", "/users/2", Reply(404, envelope(404, "not_found", "gone")))
+
+    def on_event(name: str, fields: Any) -> None:
+        events.append((name, dict(fields)))
+        raise RuntimeError("a broken metrics hook never breaks the call")
+
+    with make(fake, ft, on_event=on_event) as client:
+        client.get_user("1")
+        with pytest.raises(NotFoundError):
+            client.as_user(USER_JWT).get_user("2")
+    names = [name for name, _ in events]
+    assert names == ["backend_retry", "backend_request", "backend_request"]
+    retry, ok, missing = (fields for _, fields in events)
+    assert (retry["reason"], retry["delay"], retry["attempt"]) == ("http_429", 1.0, 1)
+    assert (ok["outcome"], ok["status"], ok["attempts"], ok["as_user"]) == ("ok", 200, 2, False)
+    assert ok["duration_ms"] == 1000.0  # the fake clock moved by the one wait
+    assert (missing["outcome"], missing["status"], missing["as_user"]) == ("not_found", 404, True)
+    assert all(SECRET not in repr(f) and USER_JWT not in repr(f) for _, f in events)

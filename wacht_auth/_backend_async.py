@@ -23,7 +23,7 @@ from ._backend_models import (
     Workspace,
 )
 from ._backend_ops import TicketType
-from .config import Config
+from .config import Config, EventHandler
 
 R = TypeVar("R")
 T = TypeVar("T", bound=Resource)
@@ -49,8 +49,11 @@ class AsyncBackendClient(_ClientBase):
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        on_event: EventHandler | None = None,
     ) -> None:
-        self._init_core(config, secret_key, base_url, deployment_id, timeout, retry, clock)
+        self._init_core(
+            config, secret_key, base_url, deployment_id, timeout, retry, clock, on_event
+        )
         self._sleep: Callable[[float], Awaitable[None]] = (
             sleep if sleep is not None else asyncio.sleep
         )
@@ -92,7 +95,7 @@ class AsyncBackendClient(_ClientBase):
                 delay = core.after_exception(call, exc, attempt, started)
             else:
                 if response.is_success:
-                    return core.decode(call, response, attempt)
+                    return core.decode(call, response, attempt, started)
                 delay = core.after_response(call, response, attempt, started)
             await self._sleep(delay)
         raise AssertionError("unreachable: the core raises on the last attempt")

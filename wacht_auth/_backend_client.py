@@ -8,7 +8,7 @@ from typing import Protocol, TypeVar
 
 from ._backend_core import Core, RetryPolicy
 from ._backend_errors import BackendAPIError
-from .config import Config
+from .config import Config, EventHandler
 
 _Self = TypeVar("_Self", bound="_ClientBase")
 
@@ -54,6 +54,7 @@ class _ClientBase:
         timeout: float | None,
         retry: RetryPolicy | None,
         clock: Callable[[], float] | None,
+        on_event: EventHandler | None,
     ) -> None:
         self._core = Core.create(
             config,
@@ -63,6 +64,7 @@ class _ClientBase:
             timeout=timeout,
             retry=retry,
             clock=clock,
+            on_event=on_event,
         )
         self._owns_http = True
 

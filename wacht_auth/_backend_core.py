@@ -21,17 +21,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from importlib import metadata
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from ._backend_errors import BackendAPIError, TransportError, error_from_response, parse_error_body
 from ._backend_models import Page
-from .config import DEFAULT_BACKEND_API_URL, Config, is_loopback_host
+from ._events import emit
+from .config import DEFAULT_BACKEND_API_URL, Config, EventHandler, is_loopback_host
 from .errors import ConfigurationError, TokenMissingError
-
-logger = logging.getLogger("wacht_auth.backend")
 
 R = TypeVar("R")
 
@@ -215,6 +214,7 @@ class Core:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
     wall_clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
     secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    on_event: EventHandler | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -227,6 +227,7 @@ class Core:
         timeout: float | None,
         retry: RetryPolicy | None,
         clock: Callable[[], float] | None,
+        on_event: EventHandler | None = None,
     ) -> Core:
         """Merge explicit arguments over ``config`` over defaults, and validate once."""
         if secret_key is None and config is not None:
@@ -255,6 +256,7 @@ class Core:
             retry=retry if retry is not None else RetryPolicy(),
             clock=clock if clock is not None else time.monotonic,
             secrets=(token,),
+            on_event=on_event if on_event is not None or config is None else config.on_event,
         )
 
     def for_user(self, session_or_token: object) -> Core:
@@ -326,23 +328,28 @@ class Core:
 
     # -- responses -----------------------------------------------------------------------------
 
-    def decode(self, call: Call, response: httpx.Response, attempts: int) -> Any:
+    def decode(self, call: Call, response: httpx.Response, attempt: int, started: float) -> Any:
         """The decoded JSON body of a 2xx answer (``None`` when empty)."""
         body = response.content
-        if not body.strip():
-            return None
+        request_id = response.headers.get("x-request-id")
         try:
-            return json.loads(body)
+            value = json.loads(body) if body.strip() else None
         except (ValueError, UnicodeDecodeError):
-            raise BackendAPIError(
-                f"the Backend API answered HTTP {response.status_code} with a non-JSON body",
-                code="invalid_response",
-                status=response.status_code,
-                request_id=response.headers.get("x-request-id"),
-                attempts=attempts,
-                method=call.method,
-                path=call.path,
-            ) from None
+            self._fail(
+                call,
+                started,
+                BackendAPIError(
+                    f"the Backend API answered HTTP {response.status_code} with a non-JSON body",
+                    code="invalid_response",
+                    status=response.status_code,
+                    request_id=request_id,
+                    attempts=attempt,
+                    method=call.method,
+                    path=call.path,
+                ),
+            )
+        self._report(call, started, "ok", response.status_code, attempt, request_id)
+        return value
 
     def after_response(
         self, call: Call, response: httpx.Response, attempt: int, started: float
@@ -351,7 +358,6 @@ class Core:
         headers = response.headers
         body = response.content
         status = response.status_code
-        logger.debug("Backend API %s %s: HTTP %d", call.method, call.path, status)
         hint = parse_retry_after(headers.get("retry-after"), now=self.wall_clock())
         if hint is None and status == 429:
             hint = retry_after_from_message(parse_error_body(body)[1])
@@ -366,26 +372,26 @@ class Core:
             retry_after=hint,
         )
         if not call.retryable or status not in RETRY_STATUSES:
-            raise error
-        return self._next_delay(call, error, attempt, started, hint, f"HTTP {status}")
+            self._fail(call, started, error)
+        return self._next_delay(call, error, attempt, started, hint, f"http_{status}")
 
     def after_exception(
         self, call: Call, exc: httpx.RequestError, attempt: int, started: float
     ) -> float:
         """Seconds to wait before the next try, or raise :class:`TransportError`."""
-        kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+        timed_out = isinstance(exc, httpx.TimeoutException)
         detail = self.redact(str(exc)) or type(exc).__name__
         error = TransportError(
-            f"the request to the Backend API {kind}: {detail}",
-            code="timeout" if isinstance(exc, httpx.TimeoutException) else "connection_error",
+            f"the request to the Backend API {'timed out' if timed_out else 'failed'}: {detail}",
+            code="timeout" if timed_out else "connection_error",
             attempts=attempt,
             method=call.method,
             path=call.path,
         )
         error.__cause__ = exc
         if not call.retryable or not isinstance(exc, httpx.TransportError):
-            raise error
-        return self._next_delay(call, error, attempt, started, None, type(exc).__name__)
+            self._fail(call, started, error)
+        return self._next_delay(call, error, attempt, started, None, error.code)
 
     def _next_delay(
         self,
@@ -394,28 +400,64 @@ class Core:
         attempt: int,
         started: float,
         hint: float | None,
-        what: str,
+        reason: str,
     ) -> float:
         policy = self.retry
         if attempt >= policy.max_attempts:
-            raise error
+            self._fail(call, started, error)
         if hint is not None and hint > policy.max_retry_after:
             error.message += f"; the server asked to wait {hint:g}s, more than max_retry_after"
-            raise error
+            self._fail(call, started, error)
         delay = hint if hint is not None else policy.backoff(attempt)
         if self.clock() - started + delay >= policy.deadline:
             error.message += f"; gave up: the retry deadline of {policy.deadline:g}s would pass"
-            raise error
-        logger.info(
-            "Backend API %s %s: %s, retrying in %.2fs (attempt %d of %d)",
-            call.method,
-            call.path,
-            what,
-            delay,
-            attempt,
-            policy.max_attempts,
+            self._fail(call, started, error)
+        emit(
+            self.on_event,
+            "backend_retry",
+            {
+                "method": call.method,
+                "path": call.path,
+                "reason": reason,
+                "delay": delay,
+                "attempt": attempt,
+                "max_attempts": policy.max_attempts,
+            },
+            message="Backend API %(method)s %(path)s: %(reason)s, retrying in %(delay).2fs "
+            "(attempt %(attempt)d of %(max_attempts)d)",
         )
         return delay
+
+    def _fail(self, call: Call, started: float, error: BackendAPIError) -> NoReturn:
+        self._report(call, started, error.code, error.status, error.attempts, error.request_id)
+        raise error
+
+    def _report(
+        self,
+        call: Call,
+        started: float,
+        outcome: str,
+        status: int | None,
+        attempts: int,
+        request_id: str | None,
+    ) -> None:
+        emit(
+            self.on_event,
+            "backend_request",
+            {
+                "method": call.method,
+                "path": call.path,
+                "outcome": outcome,
+                "status": status,
+                "attempts": attempts,
+                "duration_ms": round((self.clock() - started) * 1000, 3),
+                "request_id": request_id,
+                "as_user": self.acting_as_user,
+            },
+            level=logging.DEBUG if outcome == "ok" else logging.INFO,
+            message="Backend API %(method)s %(path)s: %(outcome)s (status %(status)s, "
+            "%(attempts)d attempt(s), %(duration_ms).0f ms)",
+        )
 
 
 def next_page_params(params: Mapping[str, Any], page: Page[Any]) -> dict[str, Any] | None:

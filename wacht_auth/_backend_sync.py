@@ -23,7 +23,7 @@ from ._backend_models import (
     Workspace,
 )
 from ._backend_ops import TicketType
-from .config import Config
+from .config import Config, EventHandler
 
 R = TypeVar("R")
 T = TypeVar("T", bound=Resource)
@@ -47,6 +47,8 @@ class BackendClient(_ClientBase):
         transport: an ``httpx.BaseTransport`` (tests use ``httpx.MockTransport``).
         clock: monotonic seconds for the retry deadline (injectable for tests).
         sleep: waits between tries (injectable for tests); ``time.sleep`` by default.
+        on_event: observability callback (default ``config.on_event``); receives
+            ``backend_request`` and ``backend_retry`` events, never credentials.
     """
 
     def __init__(
@@ -61,8 +63,11 @@ class BackendClient(_ClientBase):
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
+        on_event: EventHandler | None = None,
     ) -> None:
-        self._init_core(config, secret_key, base_url, deployment_id, timeout, retry, clock)
+        self._init_core(
+            config, secret_key, base_url, deployment_id, timeout, retry, clock, on_event
+        )
         self._sleep: Callable[[float], None] = sleep if sleep is not None else time.sleep
         self._http = httpx.Client(
             transport=transport, follow_redirects=False, timeout=self._core.timeout
@@ -102,7 +107,7 @@ class BackendClient(_ClientBase):
                 delay = core.after_exception(call, exc, attempt, started)
             else:
                 if response.is_success:
-                    return core.decode(call, response, attempt)
+                    return core.decode(call, response, attempt, started)
                 delay = core.after_response(call, response, attempt, started)
             self._sleep(delay)
         raise AssertionError("unreachable: the core raises on the last attempt")
