@@ -244,6 +244,10 @@ CLAIM_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("exp NaN", claims(exp=math.nan), {}, "claims_invalid"),
     ("exp inf", claims(exp=math.inf), {}, "claims_invalid"),
     ("exp float", claims(exp=NOW + 0.5), {}, "ok"),
+    ("exp huge int", claims(exp=10**400), {}, "claims_invalid"),
+    ("exp past year 9999", claims(exp=253_402_300_800), {}, "claims_invalid"),
+    ("exp huge float", claims(exp=1e300), {}, "claims_invalid"),
+    ("nbf huge negative", claims(nbf=-(10**30)), {}, "claims_invalid"),
     ("expired", claims(exp=int(NOW) - 10), {}, "token_expired"),
     ("expired at the edge", claims(exp=int(NOW) - 5), {}, "token_expired"),
     ("within leeway", claims(exp=int(NOW) - 4), {}, "ok"),
@@ -277,6 +281,8 @@ CLAIM_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("aud mismatch", claims(aud="apix"), {"audience": ("api",)}, "audience_invalid"),
     ("aud list mismatch", claims(aud=["x"]), {"audience": ("api",)}, "audience_invalid"),
     ("aud empty list", claims(aud=[]), {"audience": ("api",)}, "audience_invalid"),
+    ("aud substring of a str audience", claims(aud="ap"), {"audience": "api"}, "audience_invalid"),
+    ("aud with a str audience", claims(aud="api"), {"audience": "api"}, "ok"),
     ("aud wrong type", claims(aud={"api": 1}), {"audience": ("api",)}, "audience_invalid"),
     # rule 9: azp
     ("azp absent is fine", claims(), {"authorized_parties": ("https://app.example",)}, "ok"),
@@ -371,3 +377,18 @@ def test_transport_token_is_named() -> None:
         check_claims(claims(sub=_DROP, sess="1", rotating_token="r"), issuer=ISS, now=NOW, leeway=5)
     assert info.value.code == "claims_invalid"
     assert "__session" in info.value.message
+
+
+def test_header_cache_respects_allow_list_and_copies() -> None:
+    token = raw_token('{"alg":"ES256","kid":"k"}', GOOD_PAYLOAD)
+    assert code_of(token, algorithms=("ES256",)) == "ok"
+    assert code_of(token, algorithms=("RS256",)) == "algorithm_not_allowed"
+    assert code_of(token, algorithms=["ES256"]) == "ok"  # unhashable allow-list
+    assert code_of(token, algorithms=["RS256"]) == "algorithm_not_allowed"
+    first = parse(token, max_bytes=8192, algorithms=("ES256",))
+    first.header["kid"] = "changed"
+    again = parse(token, max_bytes=8192, algorithms=("ES256",))
+    assert again.header["kid"] == "k" and again.kid == "k"
+    for i in range(200):  # the cache stays bounded and correct past its size
+        other = raw_token(json.dumps({"alg": "ES256", "kid": str(i)}), GOOD_PAYLOAD)
+        assert parse(other, max_bytes=8192, algorithms=ALGS).kid == str(i)

@@ -325,7 +325,7 @@ def _parse_jwks(data: Any) -> tuple[list[Key], list[str], frozenset[str]]:
             continue
         same = [k for k in keys if k.kid == kid]
         if len(same) == count and len({(k.fingerprint(), k.algorithms) for k in same}) == 1:
-            keys = [k for k in keys if k.kid != kid] + same[:1]
+            keys = [k for k in keys if k.kid != kid or k is same[0]]
             continue
         ambiguous.add(kid)
         keys = [k for k in keys if k.kid != kid]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import binascii
 import json
-import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -167,6 +166,44 @@ class ParsedToken:
     kid: str | None
 
 
+# Tokens of one deployment share their header byte for byte ({"alg":"ES256","typ":"JWT"}), so
+# the outcome of checking a header segment against an allow-list is remembered (DESIGN.md §8).
+# Only successes are stored, the key includes the allow-list, and the size is bounded.
+_HEADER_CACHE: dict[tuple[bytes, Collection[str]], tuple[dict[str, Any], str, str | None]] = {}
+_HEADER_CACHE_SIZE = 64
+
+
+def _check_header(
+    header_b64: bytes, algorithms: Collection[str]
+) -> tuple[dict[str, Any], str, str | None]:
+    """Decode and check a protected header (rules 2, 3, 4); returns ``(header, alg, kid)``."""
+    try:
+        header_raw = _decode_checked(header_b64)
+    except (ValueError, binascii.Error) as exc:
+        raise TokenMalformedError("the token header is not strict base64url") from exc
+    header = _json_object(header_raw, "header")
+
+    # Rule 4. "alg" is required (RFC 7515 §4.1.1); its value is compared case-sensitively and
+    # must be allowed by configuration *and* implemented here: HS* and "none" never pass, even
+    # if someone put them in the allow-list.
+    if "alg" not in header:
+        raise TokenMalformedError("the token header has no alg")
+    alg = header["alg"]
+    if type(alg) is not str or alg not in algorithms or alg not in SUPPORTED_ALGORITHMS:
+        raise AlgorithmNotAllowedError(f"the token algorithm {str(alg)[:20]!r} is not allowed")
+    for name in _REFUSED_HEADER_PARAMS:
+        if name in header:
+            raise TokenMalformedError(f"the token header parameter {name!r} is not supported")
+    # "jku", "x5u", "jwk", "x5c" are ignored on purpose: keys come only from configuration.
+    kid = header.get("kid")
+    if kid is not None and type(kid) is not str:
+        raise TokenMalformedError("the token header kid must be a string")
+    typ = header.get("typ")
+    if typ is not None and type(typ) is not str:
+        raise TokenMalformedError("the token header typ must be a string")
+    return header, alg, kid
+
+
 def _split(
     token: object, max_bytes: int, algorithms: Collection[str]
 ) -> tuple[str, dict[str, Any], bytes, bytes, bytes, str, str | None]:
@@ -189,36 +226,30 @@ def _split(
             "the token is not a compact JWS (three non-empty base64url segments)"
         )
     header_b64, payload_b64, signature_b64 = parts
+
     try:
-        header_raw = _decode_checked(header_b64)
+        cache_key: tuple[bytes, Collection[str]] | None = (header_b64, algorithms)
+        cached = _HEADER_CACHE.get(cache_key)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable allow-list (a list): no caching
+        cache_key = cached = None
+    if cached is None:
+        cached = _check_header(header_b64, algorithms)
+        if cache_key is not None:
+            if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+                _HEADER_CACHE.clear()
+            _HEADER_CACHE[cache_key] = cached
+    header, alg, kid = cached
+
+    try:
         signature = _decode_checked(signature_b64)
         rem = len(payload_b64) & 3
         if rem and payload_b64[-1] not in _CANONICAL_LAST[rem]:
             raise ValueError("non-canonical base64url")
     except (ValueError, binascii.Error) as exc:
         raise TokenMalformedError("the token is not strict base64url") from exc
-    header = _json_object(header_raw, "header")
-
-    # Rule 4. "alg" is required (RFC 7515 §4.1.1); its value is compared case-sensitively and
-    # must be allowed by configuration *and* implemented here: HS* and "none" never pass, even
-    # if someone put them in the allow-list.
-    if "alg" not in header:
-        raise TokenMalformedError("the token header has no alg")
-    alg = header["alg"]
-    if type(alg) is not str or alg not in algorithms or alg not in SUPPORTED_ALGORITHMS:
-        raise AlgorithmNotAllowedError(f"the token algorithm {str(alg)[:20]!r} is not allowed")
-    for name in _REFUSED_HEADER_PARAMS:
-        if name in header:
-            raise TokenMalformedError(f"the token header parameter {name!r} is not supported")
-    # "jku", "x5u", "jwk", "x5c" are ignored on purpose: keys come only from configuration.
-    kid = header.get("kid")
-    if kid is not None and type(kid) is not str:
-        raise TokenMalformedError("the token header kid must be a string")
-    typ = header.get("typ")
-    if typ is not None and type(typ) is not str:
-        raise TokenMalformedError("the token header typ must be a string")
     signing_input = raw[: len(header_b64) + 1 + len(payload_b64)]
-    return token, header, payload_b64, signing_input, signature, alg, kid
+    # A copy: callers may keep or change their token's header without touching the cache.
+    return token, dict(header), payload_b64, signing_input, signature, alg, kid
 
 
 def _payload(payload_b64: bytes) -> bytes:
@@ -287,10 +318,18 @@ def peek_issuer(token: str) -> str | None:
 # --- claims (rules 8 and 9) --------------------------------------------------------------------
 
 
+# NumericDate bounds (RFC 7519 §2): beyond year 9999 a value is not a date anyone issues, and
+# datetime cannot represent it (Session.expires_at), so it is refused as a wrong type.
+_MAX_NUMERIC_DATE = 253_402_300_799
+
+
 def _is_number(value: object) -> bool:
-    """A finite JSON number; ``bool`` is not a number here (RFC 7519 §2 "NumericDate")."""
+    """A finite JSON number within NumericDate range; ``bool`` is not a number here."""
     kind = type(value)
-    return kind is int or (kind is float and math.isfinite(value))  # type: ignore[arg-type]
+    # NaN and infinities fail the range comparison.
+    return (kind is int or kind is float) and (
+        -_MAX_NUMERIC_DATE <= value <= _MAX_NUMERIC_DATE  # type: ignore[operator]
+    )
 
 
 def _is_str_list_or_null(value: object) -> bool:
@@ -305,10 +344,10 @@ def _check_structure(claims: Mapping[str, Any]) -> None:
     if "exp" not in claims:
         raise ClaimsInvalidError("the token has no exp claim")
     if not _is_number(claims["exp"]):
-        raise ClaimsInvalidError("the token exp claim is not a finite number")
+        raise ClaimsInvalidError("the token exp claim is not a NumericDate (a finite number)")
     for name in ("nbf", "iat"):
         if name in claims and not _is_number(claims[name]):
-            raise ClaimsInvalidError(f"the token {name} claim is not a finite number")
+            raise ClaimsInvalidError(f"the token {name} claim is not a NumericDate")
     sub = claims.get("sub")
     if type(sub) is not str or not sub:
         if sub is None and ("sess" in claims or "rotating_token" in claims):
@@ -382,7 +421,8 @@ def check_claims(
     """
     _check_structure(claims)
 
-    if not now < claims["exp"] + leeway:
+    # now < exp + leeway, written so a huge integer exp is never converted to float.
+    if not claims["exp"] > now - leeway:
         raise TokenExpiredError()
     latest = now + leeway
     nbf = claims.get("nbf")
@@ -399,6 +439,8 @@ def check_claims(
         )
 
     if audience:
+        if isinstance(audience, str):  # one value, not a string to search substrings in
+            audience = (audience,)
         aud = claims.get("aud")
         if type(aud) is str:
             ok = aud in audience
@@ -414,6 +456,8 @@ def check_claims(
             )
 
     if authorized_parties:
+        if isinstance(authorized_parties, str):
+            authorized_parties = (authorized_parties,)
         azp = claims.get("azp")
         if azp is not None and (type(azp) is not str or azp.rstrip("/") not in authorized_parties):
             raise PartyNotAuthorizedError()
