@@ -313,6 +313,22 @@ def test_random_kid_flood_is_bounded_and_keeps_good_keys(issuer: Issuer, clock: 
         assert verifier.verify(good).user_id == "user_1"  # good keys never evicted
 
 
+def test_suppressed_refreshes_log_one_info_line_per_window(
+    issuer: Issuer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = Events()
+    verifier = Verifier(config(issuer, on_event=events))
+    verifier.verify(issuer.token(lifetime=LONG))
+    with caplog.at_level(logging.INFO, logger="wacht_auth"):
+        for i in range(50):
+            code_of(verifier, issuer.token(headers={"kid": f"r{i}"}, lifetime=LONG))
+    assert len(events.named("jwks_refresh_suppressed")) == 50
+    suppressed = [
+        r for r in caplog.records if getattr(r, "wacht_event", "") == "jwks_refresh_suppressed"
+    ]
+    assert len(suppressed) == 1
+
+
 def test_manual_refresh_bypasses_cooldown(issuer: Issuer, clock: FakeClock) -> None:
     events = Events()
     verifier = Verifier(config(issuer, on_event=events))

@@ -9,8 +9,8 @@ Three layers, so the policy is written once and tested without a network:
   redirects, a total timeout and a body cap.
 * :class:`KeySet` glues them with a lock and a *single flight*: however many threads and
   asyncio tasks (on however many event loops) need keys at once, one fetch runs and everyone
-  else waits for its result. Async callers run the fetch in a worker thread and await a future
-  resolved from that thread, so the event loop never blocks.
+  else waits for its result. An async caller runs the fetch in a short-lived worker thread and
+  awaits a future that thread resolves, so the event loop never blocks.
 """
 
 from __future__ import annotations
@@ -266,9 +266,10 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str 
 class _Flight:
     """One fetch in progress; threads wait on an event, tasks on a future of their own loop."""
 
-    __slots__ = ("_done", "_lock", "_waiters", "error")
+    __slots__ = ("_done", "_lock", "_waiters", "error", "started")
 
     def __init__(self) -> None:
+        self.started = time.monotonic()
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -332,6 +333,7 @@ class KeySet:
         self._on_change = on_change
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
+        self._suppressed_window = -math.inf
         self._state = KeySetState(
             max_age=config.jwks_max_age,
             cooldown=config.jwks_cooldown,
@@ -340,11 +342,13 @@ class KeySet:
         self._pinned: KeyIndex | None = None
         if config.public_key is not None:
             self._pinned = KeyIndex([key_from_pem(config.public_key)])
-        self._executor_jobs: set[asyncio.Future[None]] = set()
         # Bound on how long a caller waits for someone else's fetch: the fetch takes at most
         # about twice jwks_timeout (connect, then the body deadline); DNS is not bounded by it,
         # hence the margin. A caller that gives up is answered from whatever keys exist.
         self._wait_timeout = 2 * config.jwks_timeout + 1.0
+        # A fetch running far longer than that is presumed stuck (a hung resolver): it is
+        # detached so that later callers may start a new one instead of waiting forever.
+        self._stuck_after = 2 * self._wait_timeout
 
     # ---------------------------------------------------------------- read side
 
@@ -467,7 +471,7 @@ class KeySet:
             state = self._state
             if state.is_fresh(now):
                 return _Plan(index=state.index)
-            if self._flight is not None:
+            if self._running() is not None:
                 stale = state.usable(now)
                 if stale is not None:  # someone is refreshing; serve the old keys meanwhile
                     return _Plan(index=stale)
@@ -483,20 +487,30 @@ class KeySet:
             state = self._state
             if state.index is not None and state.index is not seen:
                 return _Plan(index=state.index)  # another caller already brought new keys
-            if self._flight is not None:
+            if self._running() is not None:
                 return _Plan(flight=self._flight)
             if state.may_refresh(now):
                 return self._start(now, "unknown_kid")
             retry = state.retry_after(now)
+            # One INFO line per cooldown window; the rest of a flood goes to DEBUG.
+            first = self._suppressed_window != state.next_attempt
+            self._suppressed_window = state.next_attempt
         emit(
             self.config.on_event,
             "jwks_refresh_suppressed",
             {"url": self.config.jwks_url, "retry_after": retry},
-            level=logging.DEBUG,
+            level=logging.INFO if first else logging.DEBUG,
             message="JWKS refresh for an unknown key suppressed by the cooldown "
             "(next in %(retry_after)ss) for %(url)s",
         )
         return _Plan()
+
+    def _running(self) -> _Flight | None:
+        """The fetch in progress, unless it is presumed stuck (caller holds the lock)."""
+        flight = self._flight
+        if flight is not None and time.monotonic() - flight.started > self._stuck_after:
+            self._flight = flight = None
+        return flight
 
     def _start(self, now: float, reason: str) -> _Plan:
         """Open a flight (caller holds the lock)."""
@@ -517,7 +531,7 @@ class KeySet:
     def _plan_forced(self, reason: str) -> _Plan:
         now = self.config.clock()
         with self._lock:
-            if self._flight is not None:
+            if self._running() is not None:
                 return _Plan(flight=self._flight)
             return self._start(now, reason)
 
@@ -545,12 +559,28 @@ class KeySet:
         if self._pinned is not None:
             return
         if plan.own:
-            loop = asyncio.get_running_loop()
-            job = loop.run_in_executor(None, self._run, plan.flight, plan.reason)
-            # Held so the job outlives a cancelled caller: the flight must always finish.
-            self._executor_jobs.add(job)
-            job.add_done_callback(self._executor_jobs.discard)
+            # A thread of its own rather than the loop's executor: the fetch must finish (and
+            # wake every waiter, on every loop) even if this task is cancelled, the executor is
+            # busy with the app's own blocking work, or this loop is shutting down.
+            worker = threading.Thread(
+                target=self._run,
+                args=(plan.flight, plan.reason),
+                name="wacht-auth-jwks-fetch",
+                daemon=True,
+            )
+            try:
+                worker.start()
+            except BaseException:
+                self._abandon(plan.flight)
+                raise
         await plan.flight.await_(self._wait_timeout)
+
+    def _abandon(self, flight: _Flight) -> None:
+        """Release waiters of a fetch that could not even start."""
+        with self._lock:
+            if self._flight is flight:
+                self._flight = None
+        flight.finish(FetchError("error", "the key fetch could not be started"))
 
     def _usable_or_raise(self, plan: _Plan) -> KeyIndex:
         if plan.index is not None:
@@ -618,11 +648,13 @@ class KeySet:
                             "error": error.outcome,
                         }
                 fields["duration_ms"] = round(duration_ms, 3)
-                self._flight = None
+                if self._flight is flight:
+                    self._flight = None
         finally:
             if self._flight is flight:  # an unexpected failure above: never strand waiters
                 with self._lock:
-                    self._flight = None
+                    if self._flight is flight:
+                        self._flight = None
             flight.finish(error)
 
         if error is None:
