@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -699,3 +700,38 @@ def test_many_concurrent_fetches_are_all_answered(wacht_issuer: Issuer) -> None:
     assert statuses == [200] * 100
     assert wacht_issuer.fetch_count == 100
     assert time.monotonic() - started < 10
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+
+
+def _doc_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
+
+
+def test_docs_pytest_example_runs(tmp_path: Path) -> None:
+    """The first example of docs/testing.md, run as a user's own test file."""
+    pytest.importorskip("flask")
+    pytest.importorskip("wacht_auth.integrations.flask")
+    (tmp_path / "test_views.py").write_text(_doc_blocks()[0])
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "."],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout
+
+
+def test_docs_plain_example_runs() -> None:
+    """The "Without pytest" example of docs/testing.md."""
+    verifier_module = pytest.importorskip("wacht_auth.verifier")
+    import wacht_auth
+
+    if not hasattr(wacht_auth, "Verifier"):
+        pytest.skip("wacht_auth does not export Verifier yet")
+    (block,) = [b for b in _doc_blocks() if "with Issuer() as issuer:" in b]
+    exec(compile(block, str(DOCS), "exec"), {"__name__": "docs_example"})
+    assert verifier_module.Verifier is wacht_auth.Verifier
