@@ -13,7 +13,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..auth import (
     AuthState,
@@ -71,7 +71,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("wacht_auth")
-_HEADERS = {b"authorization", b"origin", b"referer", b"host"}
+_CSRF_HEADERS = {b"origin", b"referer", b"host"}
+_SIGNED_IN = Requirement()
 _WEB_SCHEMES = {"ws": "http", "wss": "https"}
 
 
@@ -108,34 +109,55 @@ def _store(scope: Scope, state: AuthState) -> AuthState:
     return state
 
 
-def _read(scope: Scope, config: Config) -> tuple[TokenSource | None, dict[str, Any]]:
-    """The token and the CSRF inputs, read straight from the ASGI scope's raw headers."""
-    headers: dict[bytes, str] = {}
-    cookies: list[str] = []
-    for name, value in scope.get("headers", ()):
-        if name == b"cookie":
-            cookies.append(value.decode("latin-1"))
-        elif name in _HEADERS and name not in headers:
-            headers[name] = value.decode("latin-1")
-    # The app's own origin for the CSRF rule: scheme + Host (ws/wss compare as http/https).
-    scheme = _WEB_SCHEMES.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
-    host = headers.get(b"host") or ("{}:{}".format(*scope["server"]) if scope.get("server") else "")
+class _Inputs(NamedTuple):
+    source: TokenSource | None
+    method: str = "GET"
+    origin: str | None = None
+    referer: str | None = None
+    own_origin: str | None = None
 
+
+def _read(scope: Scope, config: Config) -> _Inputs:
+    """The token and the CSRF inputs, read straight from the ASGI scope's raw headers.
+
+    The request path is hot: one pass over the headers, and the CSRF inputs are collected
+    only for a token from the cookie (the rule ignores bearer headers).
+    """
+    authorization = cookies = None
+    for name, value in scope["headers"]:
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == b"cookie":  # HTTP/2 may split cookies over several fields
+            cookies = value if cookies is None else cookies + b";" + value
+    source = find_token(config, authorization, _cookie_reader(cookies) if cookies else None)
+    if source is None or not source.from_cookie:
+        return _Inputs(source)
+    headers = {n: v.decode("latin-1") for n, v in scope["headers"] if n in _CSRF_HEADERS}
+    # The app's own origin: scheme + Host, ws/wss as http/https. A websocket handshake is a
+    # GET that browsers send cross-site with cookies: it counts as unsafe, so a cookie-borne
+    # token needs a same-origin Origin (cross-site websocket hijacking).
+    scheme = _WEB_SCHEMES.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    server = scope.get("server")
+    host = headers.get(b"host") or (f"{server[0]}:{server[1]}" if server else "")
+    websocket = scope["type"] == "websocket"
+    return _Inputs(
+        source,
+        "WEBSOCKET" if websocket else scope.get("method", "GET"),
+        headers.get(b"origin"),
+        headers.get(b"referer"),
+        f"{scheme}://{host}" if host else None,
+    )
+
+
+def _cookie_reader(header: bytes) -> Callable[[str], str | None]:
     def cookie(name: str) -> str | None:
-        for chunk in ";".join(cookies).split(";"):
+        for chunk in header.decode("latin-1").split(";"):
             key, _, value = chunk.partition("=")
             if key.strip() == name:
                 return value.strip().strip('"')
         return None
 
-    # A websocket handshake is a GET that browsers send cross-site with cookies: treat it as
-    # unsafe, so a cookie-borne token needs a same-origin Origin (cross-site websocket hijacking).
-    return find_token(config, headers.get(b"authorization"), cookie), {
-        "method": scope.get("method", "GET") if scope["type"] == "http" else "WEBSOCKET",
-        "origin": headers.get(b"origin"),
-        "referer": headers.get(b"referer"),
-        "own_origin": f"{scheme}://{host}" if host else None,
-    }
+    return cookie
 
 
 def _verifier_for(scope: Scope) -> Verifier:
@@ -153,8 +175,11 @@ async def aget_auth_state(scope: Scope, verifier: Verifier | None = None) -> Aut
     if (state := scope.get("wacht")) is not None:
         return state  # type: ignore[no-any-return]  # set by _store only
     verifier = verifier or _verifier_for(scope)
-    source, options = _read(scope, verifier.config)
-    return _store(scope, await aauthenticate(verifier, source, **options))
+    source, method, origin, referer, own = _read(scope, verifier.config)
+    state = await aauthenticate(
+        verifier, source, method=method, origin=origin, referer=referer, own_origin=own
+    )
+    return _store(scope, state)
 
 
 def get_auth_state(scope: Scope, verifier: Verifier | None = None) -> AuthState:
@@ -162,8 +187,11 @@ def get_auth_state(scope: Scope, verifier: Verifier | None = None) -> AuthState:
     if (state := scope.get("wacht")) is not None:
         return state  # type: ignore[no-any-return]  # set by _store only
     verifier = verifier or _verifier_for(scope)
-    source, options = _read(scope, verifier.config)
-    return _store(scope, authenticate(verifier, source, **options))
+    source, method, origin, referer, own = _read(scope, verifier.config)
+    state = authenticate(
+        verifier, source, method=method, origin=origin, referer=referer, own_origin=own
+    )
+    return _store(scope, state)
 
 
 async def _deny(scope: Scope, send: Send, error: WachtAuthError) -> None:
@@ -203,12 +231,8 @@ class WachtMiddleware:
             from ..verifier import Verifier
 
             verifier = Verifier(config) if config is not None else Verifier.from_env()
-        self.app, self.verifier, self.protect_all, self.prefetch = (
-            app,
-            verifier,
-            protect_all,
-            prefetch,
-        )
+        self.app, self.verifier = app, verifier
+        self.protect_all, self.prefetch = protect_all, prefetch
         self.public_paths = (
             public_paths if isinstance(public_paths, PublicPaths) else PublicPaths(public_paths)
         )
@@ -223,7 +247,7 @@ class WachtMiddleware:
         state = await aget_auth_state(scope, self.verifier)
         if self.protect_all and scope.get("path") not in self.public_paths:
             try:
-                Requirement().check(state)
+                _SIGNED_IN.check(state)
             except WachtAuthError as error:
                 await _deny(scope, send, error)
                 return
@@ -261,6 +285,8 @@ def _guard(requirement: Requirement) -> Callable[[F], F]:
     from starlette.websockets import WebSocket
 
     def connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection:
+        if args and isinstance(args[0], HTTPConnection):  # the usual endpoint(request)
+            return args[0]
         for value in (*args, *kwargs.values()):
             if isinstance(value, HTTPConnection):
                 return value
@@ -301,7 +327,7 @@ def _guard(requirement: Requirement) -> Callable[[F], F]:
 
 def require_auth(endpoint: F) -> F:
     """Decorator: 401 (with the precise code, e.g. ``token_expired``) unless signed in."""
-    return _guard(Requirement())(endpoint)
+    return _guard(_SIGNED_IN)(endpoint)
 
 
 def require_permission(
