@@ -735,3 +735,18 @@ def test_docs_plain_example_runs() -> None:
     (block,) = [b for b in _doc_blocks() if "with Issuer() as issuer:" in b]
     exec(compile(block, str(DOCS), "exec"), {"__name__": "docs_example"})
     assert verifier_module.Verifier is wacht_auth.Verifier
+
+
+def test_ipv6_loopback() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        issuer = Issuer(host="::1").start()
+    except RuntimeError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        assert issuer.url == f"http://[::1]:{issuer.port}"
+        assert issuer.config().jwks_url == issuer.jwks_url
+        assert served_jwks(issuer) == issuer.jwks()
+    finally:
+        issuer.stop()
