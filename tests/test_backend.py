@@ -801,3 +801,133 @@ def test_events_report_requests_and_retries(fake: FakeBackend, ft: FakeTime) -> 
     assert ok["duration_ms"] == 1000.0  # the fake clock moved by the one wait
     assert (missing["outcome"], missing["status"], missing["as_user"]) == ("not_found", 404, True)
     assert all(SECRET not in repr(f) and USER_JWT not in repr(f) for _, f in events)
+
+
+# -- the two clients behave alike ----------------------------------------------------------------
+
+Script = Any  # Callable[[FakeBackend], None]
+
+SCENARIOS: dict[str, tuple[Script, str, tuple[Any, ...], dict[str, Any]]] = {
+    "envelope_404": (
+        lambda f: f.reply("GET", "/users/1", Reply(404, envelope(404, "user_missing", "gone"))),
+        "get_user",
+        ("1",),
+        {},
+    ),
+    "errors_list_422": (
+        lambda f: f.reply(
+            "POST", "/users", Reply(422, {"errors": [{"message": "m", "code": "c"}]})
+        ),
+        "create_user",
+        ({"first_name": "A"},),
+        {},
+    ),
+    "html_502_retried": (
+        lambda f: f.reply("GET", "/users/1", Reply(502, body=b"<html>bad gateway</html>")),
+        "get_user",
+        ("1",),
+        {},
+    ),
+    "retry_after_seconds": (
+        lambda f: f.reply(
+            "GET", "/users/1", limited({"Retry-After": "2"}), Reply(200, user_json("1"))
+        ),
+        "get_user",
+        ("1",),
+        {},
+    ),
+    "retry_after_message": (
+        lambda f: f.reply(
+            "GET", "/users/1", limited(message="Retry after 3 seconds"), Reply(200, user_json("1"))
+        ),
+        "get_user",
+        ("1",),
+        {},
+    ),
+    "retry_limit": (
+        lambda f: f.reply("GET", "/organizations/1", limited({"Retry-After": "1"})),
+        "get_organization",
+        ("1",),
+        {},
+    ),
+    "post_not_retried": (
+        lambda f: f.reply("POST", "/session/tickets", Reply(503, envelope(503, "down", "down"))),
+        "create_session_ticket",
+        ("impersonation",),
+        {"user_id": "5"},
+    ),
+    "post_with_key_retried": (
+        lambda f: f.reply(
+            "POST", "/session/tickets", Reply(504, body=b""), Reply(200, {"ticket": "t"})
+        ),
+        "create_session_ticket",
+        ("api_auth_access",),
+        {"app_slug": "a", "idempotency_key": "k1"},
+    ),
+    "dropped_post": (
+        lambda f: f.reply("POST", "/users", Reply(drop=True)),
+        "create_user",
+        ({},),
+        {},
+    ),
+    "paging": (
+        lambda f: f.handle("GET", "/users", paged_users(12)),
+        "iter_users",
+        (),
+        {"page_size": 5},
+    ),
+    "members": (
+        lambda f: f.reply("GET", "/organizations/3/members", Reply(200, {"data": [{"id": "m"}]})),
+        "list_organization_members",
+        ("3",),
+        {"limit": 5},
+    ),
+}
+
+
+def _summary(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_summary(v) for v in value]
+    if hasattr(value, "raw"):
+        return dict(value.raw)
+    if hasattr(value, "data"):
+        return [dict(v.raw) for v in value.data]
+    return value
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+async def test_sync_and_async_clients_behave_alike(
+    fake: FakeBackend, ft: FakeTime, scenario: str
+) -> None:
+    script, name, args, kwargs = SCENARIOS[scenario]
+    outcomes = []
+    for kind in ("sync", "async"):
+        fake.requests.clear()
+        ft.sleeps.clear()
+        script(fake)
+        outcome: dict[str, Any] = {}
+        try:
+            if kind == "sync":
+                with make(fake, ft) as client:
+                    result = getattr(client, name)(*args, **kwargs)
+                    outcome["result"] = _summary(
+                        list(result) if name.startswith("iter") else result
+                    )
+            else:
+                async with amake(fake, ft) as aclient:
+                    call = getattr(aclient, name)(*args, **kwargs)
+                    if name.startswith("iter"):
+                        outcome["result"] = _summary([item async for item in call])
+                    else:
+                        outcome["result"] = _summary(await call)
+        except BackendAPIError as exc:
+            outcome["error"] = (type(exc).__name__, exc.code, exc.status, exc.attempts, str(exc))
+        outcome["sleeps"] = list(ft.sleeps)
+        outcome["requests"] = [
+            (r.method, r.path, r.query, r.body, r.headers.get("idempotency-key"))
+            for r in fake.requests
+        ]
+        for request in fake.requests:
+            assert_secret_headers(request, body=request.method == "POST")
+        outcomes.append(outcome)
+    assert outcomes[0] == outcomes[1]
