@@ -116,6 +116,7 @@ def get(app: Flask, path: str, token: str | None = None, **kwargs: Any) -> Answe
     )
     text = response.get_data(as_text=True)
     data = response.get_json(silent=True) if response.is_json else None
+    response.close()  # static files are streamed from an open file
     return Answer(response.status_code, response.headers, response.mimetype or "", text, data)
 
 
