@@ -212,13 +212,13 @@ def test_only_the_fetching_request_waits_for_an_expiry_refresh(
     token = issuer.token(lifetime=24 * 3600)
     verifier.verify(token)
     clock.advance(601)  # the keys expired: the next request refreshes them
-    issuer.delay(0.6)
+    issuer.delay(1.2)
     fetcher = threading.Thread(target=verifier.verify, args=(token,), daemon=True)
     fetcher.start()
     time.sleep(0.15)  # the refresh is in flight now
     started = time.monotonic()
     assert verifier.verify(token).user_id == "user_1"  # served by the expired keys at once
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 0.6
     fetcher.join(timeout=5)
     assert issuer.fetch_count == 2
 
@@ -230,11 +230,11 @@ async def test_tasks_are_served_stale_keys_during_an_expiry_refresh(
     token = issuer.token(lifetime=24 * 3600)
     await verifier.averify(token)
     clock.advance(601)
-    issuer.delay(0.6)
+    issuer.delay(1.2)
     refresher = asyncio.create_task(verifier.averify(token))
     await asyncio.sleep(0.15)
     started = time.monotonic()
     await asyncio.wait_for(verifier.averify(token), timeout=5)
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 0.6
     await asyncio.wait_for(refresher, timeout=5)
     assert issuer.fetch_count == 2
