@@ -387,6 +387,50 @@ def test_async_views(issuer: Issuer) -> None:
     assert get(app, "/async", issuer.token()).status_code == 403
 
 
+def test_own_origin_is_the_request_scheme_and_host(issuer: Issuer) -> None:
+    app = contract_app(issuer.config())
+    cookie_name = app.extensions["wacht"].verifier.config.cookie_name
+    token = issuer.token(user_id=USER)
+
+    def post(**headers: str) -> int:
+        client = app.test_client()
+        client.set_cookie(cookie_name, token, domain="api.example")
+        answer = client.post("/protected", headers=headers, base_url="https://api.example:8443/")
+        answer.close()
+        return answer.status_code
+
+    assert post(Origin="https://api.example:8443") == 200
+    assert post(Referer="https://api.example:8443/page?x=1") == 200
+    assert post(Origin="http://api.example:8443") == 403  # another scheme is another origin
+    assert post(Origin="https://api.example") == 403
+
+
+def test_class_based_views(issuer: Issuer) -> None:
+    from flask.views import MethodView
+
+    class Invoices(MethodView):
+        decorators = [require_permission("invoices:read")]
+
+        def get(self) -> dict[str, Any]:
+            return {"user_id": g.wacht.user_id}
+
+    class Status(MethodView):
+        decorators = [public]
+
+        def get(self) -> str:
+            return "up"
+
+    app = Flask(__name__)
+    Wacht(app, config=issuer.config(), protect_all=True)
+    app.add_url_rule("/invoices", view_func=Invoices.as_view("invoices"))
+    app.add_url_rule("/status", view_func=Status.as_view("status"))
+    reader = issuer.token(user_id=USER, permissions=["invoices:read"])
+    assert get(app, "/invoices", reader).json == {"user_id": USER}
+    assert get(app, "/invoices", issuer.token()).json["error"]["code"] == "permission_denied"
+    assert get(app, "/invoices").json["error"]["code"] == "token_missing"
+    assert get(app, "/status").text == "up"
+
+
 # -- protect-all -------------------------------------------------------------------------------
 
 
