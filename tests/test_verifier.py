@@ -379,3 +379,20 @@ async def test_async_refresh_covers_every_deployment(two: tuple[Issuer, Issuer])
 
 def test_config_type_is_exported_for_several(issuer: Issuer) -> None:
     assert isinstance(Verifier([issuer.config()]).config, Config)
+
+
+def test_cache_hits_are_cheap(issuer: Issuer) -> None:
+    # A sanity bound, far above the ~1 µs measured (docs/keys.md): it catches a hit path that
+    # silently falls back to full verification (~50-100 µs), not small regressions.
+    import time
+
+    verifier = make(issuer)
+    token = issuer.token()
+    verifier.verify(token)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(2000):
+            verifier.verify(token)
+        best = min(best, (time.perf_counter() - started) / 2000)
+    assert best < 20e-6

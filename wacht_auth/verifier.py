@@ -207,7 +207,7 @@ class Verifier:
             TokenInvalidError: a subclass with the precise ``code`` (401).
             JWKSUnavailableError: no usable keys and the key server is unreachable (503).
         """
-        if type(token) is str:
+        if type(token) is str and len(token) <= self._max_bytes:  # no hashing of huge input
             hit = self._cache.get(token)
             if hit is not None:
                 self._report_hit(hit)
@@ -229,7 +229,7 @@ class Verifier:
 
     async def averify(self, token: str) -> Session:
         """:meth:`verify` for asyncio: key fetches run in a worker thread, never on the loop."""
-        if type(token) is str:
+        if type(token) is str and len(token) <= self._max_bytes:  # no hashing of huge input
             hit = self._cache.get(token)
             if hit is not None:
                 self._report_hit(hit)
