@@ -534,6 +534,21 @@ def test_pinned_public_key_never_fetches(issuer: Issuer) -> None:
     assert not events.named("jwks_fetch")
 
 
+def test_a_weak_pinned_key_is_a_configuration_error(issuer: Issuer) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    weak = (
+        rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    with pytest.raises(ConfigurationError) as info:
+        Verifier(Config(issuer=issuer.url, public_key=weak))
+    assert info.value.code == "configuration_error"
+
+
 def test_pinned_key_wins_over_a_frontend_url(issuer: Issuer) -> None:
     verifier = Verifier(
         issuer.config(public_key=issuer.signing_key.public_pem(), token_cache_size=0)

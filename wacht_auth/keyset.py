@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from ._events import emit
 from .config import Config, is_loopback_host
-from .errors import JWKSUnavailableError
+from .errors import ConfigurationError, JWKSUnavailableError
 from .keys import KeyIndex, key_from_pem
 
 __all__ = [
@@ -341,7 +341,13 @@ class KeySet:
         )
         self._pinned: KeyIndex | None = None
         if config.public_key is not None:
-            self._pinned = KeyIndex([key_from_pem(config.public_key)])
+            try:
+                self._pinned = KeyIndex([key_from_pem(config.public_key)])
+            except ValueError as exc:  # loads as PEM, but weak or of an unsupported type
+                raise ConfigurationError(
+                    f"public_key cannot verify Wacht tokens: {exc} (set WACHT_JWT_KEY to the "
+                    "deployment's RSA (>= 2048 bits), EC or Ed25519 public key)"
+                ) from exc
         # Bound on how long a caller waits for someone else's fetch: the fetch takes at most
         # about twice jwks_timeout (connect, then the body deadline); DNS is not bounded by it,
         # hence the margin. A caller that gives up is answered from whatever keys exist.
