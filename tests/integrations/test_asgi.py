@@ -272,6 +272,14 @@ def test_protect_all_with_public_paths(verifier: CountingVerifier, issuer: Issue
     assert caught.value.code == 1008
 
 
+def test_protect_all_lets_cors_preflights_through(verifier: CountingVerifier) -> None:
+    """Browsers send no credentials on a preflight; CORSMiddleware (if inside) answers it."""
+    client = TestClient(make_app(verifier, protect_all=True), base_url=APP_ORIGIN)
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    assert client.options("/protected", headers=preflight).status_code == 405  # the router
+    assert client.options("/protected").status_code == 401  # a plain OPTIONS is protected
+
+
 def test_public_paths_object_accepted(verifier: CountingVerifier) -> None:
     app = make_app(verifier, protect_all=True, public_paths=PublicPaths(["/pub*"]))
     assert TestClient(app).get("/public").status_code == 200

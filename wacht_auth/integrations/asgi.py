@@ -245,7 +245,7 @@ class WachtMiddleware:
             await self.app(scope, receive, send)
             return
         state = await aget_auth_state(scope, self.verifier)
-        if self.protect_all and scope.get("path") not in self.public_paths:
+        if self.protect_all and not self._is_public(scope):
             try:
                 _SIGNED_IN.check(state)
             except WachtAuthError as error:
@@ -264,6 +264,15 @@ class WachtMiddleware:
             if started:
                 raise
             await _deny(scope, send, error)
+
+    def _is_public(self, scope: Scope) -> bool:
+        """A public path, or a CORS preflight: browsers never send credentials on those
+        (Fetch standard, CORS-preflight request), so refusing one would break CORS."""
+        if scope.get("path") in self.public_paths:
+            return True
+        return scope.get("method") == "OPTIONS" and any(
+            name == b"access-control-request-method" for name, _ in scope["headers"]
+        )
 
     def _prefetching(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
