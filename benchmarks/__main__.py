@@ -18,9 +18,9 @@ from importlib import metadata
 from ._harness import CLOCKS, Plan, Report, set_clock
 
 SECTIONS = ("core", "asgi", "django", "flask")
-#: Full run: about a minute on the 2-core development machine. Quick: a few seconds.
-FULL = {"core": Plan(rounds=11, ops=1000), "web": Plan(rounds=9, ops=1000)}
-QUICK = {"core": Plan(rounds=5, ops=200), "web": Plan(rounds=5, ops=200)}
+#: Full run: under a minute of CPU on the 2-core development machine. Quick: a few seconds.
+FULL = {"core": Plan(rounds=9, ops=500), "web": Plan(rounds=7, ops=500)}
+QUICK = {"core": Plan(rounds=5, ops=100), "web": Plan(rounds=5, ops=100)}
 _FRAMEWORKS = {
     "asgi": ("benchmarks.asgi", "wacht_auth.integrations.asgi"),
     "django": ("benchmarks.wsgi_django", "wacht_auth.integrations.django"),

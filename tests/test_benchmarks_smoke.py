@@ -65,6 +65,12 @@ def test_starlette_benchmark_runs(fixture: Fixture) -> None:
     _figures_are_sane(asgi.bench(fixture, TINY))
 
 
+def test_flask_benchmark_runs(fixture: Fixture) -> None:
+    from benchmarks import wsgi_flask
+
+    _figures_are_sane(wsgi_flask.bench(fixture, TINY))
+
+
 def test_django_benchmark_runs() -> None:
     # A child process: the benchmark configures Django settings, which must not leak into the
     # settings the adapter tests configure in this process.
