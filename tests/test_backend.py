@@ -931,3 +931,13 @@ async def test_sync_and_async_clients_behave_alike(
             assert_secret_headers(request, body=request.method == "POST")
         outcomes.append(outcome)
     assert outcomes[0] == outcomes[1]
+
+
+def test_walk_bounds_are_checked_before_any_request(fake: FakeBackend, ft: FakeTime) -> None:
+    with make(fake, ft) as client:
+        for kwargs in ({"page_size": 0}, {"max_pages": 0}, {"page_size": True}):
+            with pytest.raises(ValueError):
+                client.iter_users(**kwargs)
+        with pytest.raises(ValueError):
+            client.list_users(limit=-1)
+    assert fake.requests == []

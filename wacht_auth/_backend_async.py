@@ -167,7 +167,7 @@ class AsyncBackendClient(_ClientBase):
         params: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[User]:
         """Every user, walking ``GET /users`` page by page (``async for``)."""
-        query = ops.list_query(page_size, None, params, search=search)
+        query = ops.walk_query(page_size, max_pages, params, search=search)
         return self._walk(ops.USERS, User, query, max_pages)
 
     async def create_user(
@@ -211,7 +211,7 @@ class AsyncBackendClient(_ClientBase):
         params: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[Organization]:
         """Every organization, walking ``GET /organizations``."""
-        query = ops.list_query(page_size, None, params, search=search)
+        query = ops.walk_query(page_size, max_pages, params, search=search)
         return self._walk(ops.ORGANIZATIONS, Organization, query, max_pages)
 
     async def list_organization_members(
@@ -236,7 +236,7 @@ class AsyncBackendClient(_ClientBase):
     ) -> AsyncIterator[Membership]:
         """Every member of an organization, walking its ``/members`` list."""
         path = ops.organization_members_path(organization_id)
-        return self._walk(path, Membership, ops.list_query(page_size, None, params), max_pages)
+        return self._walk(path, Membership, ops.walk_query(page_size, max_pages, params), max_pages)
 
     async def get_workspace(self, workspace_id: str) -> Workspace:
         """``GET /workspaces/{workspace_id}``."""
@@ -264,7 +264,7 @@ class AsyncBackendClient(_ClientBase):
     ) -> AsyncIterator[Membership]:
         """Every member of a workspace, walking its ``/members`` list."""
         path = ops.workspace_members_path(workspace_id)
-        return self._walk(path, Membership, ops.list_query(page_size, None, params), max_pages)
+        return self._walk(path, Membership, ops.walk_query(page_size, max_pages, params), max_pages)
 
     # -- session tickets -------------------------------------------------------------------------
 

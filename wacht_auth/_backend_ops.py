@@ -73,6 +73,16 @@ def list_query(
     return {k: v for k, v in query.items() if v is not None}
 
 
+def walk_query(
+    page_size: int, max_pages: int, params: Mapping[str, Any] | None, **filters: Any
+) -> dict[str, Any]:
+    """The first query of an ``iter_*`` walk; both bounds must be positive integers."""
+    for name, value in (("page_size", page_size), ("max_pages", max_pages)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return list_query(page_size, None, params, **filters)
+
+
 # -- users ---------------------------------------------------------------------------------------
 
 USERS = "/users"

@@ -190,7 +190,7 @@ class BackendClient(_ClientBase):
         params: Mapping[str, Any] | None = None,
     ) -> Iterator[User]:
         """Every user, walking ``GET /users`` page by page (at most ``max_pages`` pages)."""
-        query = ops.list_query(page_size, None, params, search=search)
+        query = ops.walk_query(page_size, max_pages, params, search=search)
         return self._walk(ops.USERS, User, query, max_pages)
 
     def create_user(self, data: Mapping[str, Any], *, idempotency_key: str | None = None) -> User:
@@ -232,7 +232,7 @@ class BackendClient(_ClientBase):
         params: Mapping[str, Any] | None = None,
     ) -> Iterator[Organization]:
         """Every organization, walking ``GET /organizations``."""
-        query = ops.list_query(page_size, None, params, search=search)
+        query = ops.walk_query(page_size, max_pages, params, search=search)
         return self._walk(ops.ORGANIZATIONS, Organization, query, max_pages)
 
     def list_organization_members(
@@ -257,7 +257,7 @@ class BackendClient(_ClientBase):
     ) -> Iterator[Membership]:
         """Every member of an organization, walking its ``/members`` list."""
         path = ops.organization_members_path(organization_id)
-        return self._walk(path, Membership, ops.list_query(page_size, None, params), max_pages)
+        return self._walk(path, Membership, ops.walk_query(page_size, max_pages, params), max_pages)
 
     def get_workspace(self, workspace_id: str) -> Workspace:
         """``GET /workspaces/{workspace_id}``."""
@@ -285,7 +285,7 @@ class BackendClient(_ClientBase):
     ) -> Iterator[Membership]:
         """Every member of a workspace, walking its ``/members`` list."""
         path = ops.workspace_members_path(workspace_id)
-        return self._walk(path, Membership, ops.list_query(page_size, None, params), max_pages)
+        return self._walk(path, Membership, ops.walk_query(page_size, max_pages, params), max_pages)
 
     # -- session tickets -------------------------------------------------------------------------
 
