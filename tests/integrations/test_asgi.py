@@ -280,6 +280,22 @@ def test_protect_all_lets_cors_preflights_through(verifier: CountingVerifier) ->
     assert client.options("/protected").status_code == 401  # a plain OPTIONS is protected
 
 
+def test_cors_middleware_outside_adds_headers_to_refusals(verifier: CountingVerifier) -> None:
+    from starlette.middleware.cors import CORSMiddleware
+
+    app = make_app(verifier, protect_all=True)
+    app.add_middleware(CORSMiddleware, allow_origins=["https://app.example"], allow_methods=["*"])
+    client = TestClient(app, base_url=APP_ORIGIN)
+    origin = {"Origin": "https://app.example"}
+    preflight = client.options(
+        "/protected", headers={**origin, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 200
+    answer = client.get("/protected", headers=origin)
+    assert answer.status_code == 401
+    assert answer.headers["access-control-allow-origin"] == "https://app.example"
+
+
 def test_public_paths_object_accepted(verifier: CountingVerifier) -> None:
     app = make_app(verifier, protect_all=True, public_paths=PublicPaths(["/pub*"]))
     assert TestClient(app).get("/public").status_code == 200
