@@ -322,9 +322,10 @@ def test_es256_signature_shape() -> None:
     assert not key.verify("ES256", si, sig[:-1])
     assert not key.verify("ES256", si, _es256_sig(0, s))
     assert not key.verify("ES256", si, _es256_sig(r, 0))
-    assert not key.verify("ES256", si, _es256_sig(r + P256_N, s, 33)[1:])  # r >= n wraps
-    assert not key.verify("ES256", si, _es256_sig(P256_N, s))
-    assert not key.verify("ES256", si, _es256_sig(r, P256_N - s + P256_N, 33)[1:])
+    assert not key.verify("ES256", si, _es256_sig(P256_N, s))  # r = n
+    assert not key.verify("ES256", si, _es256_sig(r, P256_N))  # s = n
+    assert not key.verify("ES256", si, _es256_sig(2**256 - 1, s))  # r > n
+    assert not key.verify("ES256", si, _es256_sig(r, 2**256 - 1))  # s > n
     # High-s (s' = n - s) is a valid ECDSA signature too; JWS does not forbid it.
     assert key.verify("ES256", si, _es256_sig(r, P256_N - s))
     # A DER-encoded ECDSA signature is not the JWS encoding.

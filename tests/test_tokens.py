@@ -128,6 +128,12 @@ PARSE_CASES: list[tuple[str, object, str]] = [
         "token_malformed",
     ),
     ("trailing data", raw_token(GOOD_HEADER, GOOD_PAYLOAD + "x"), "token_malformed"),
+    ("trailing second object", raw_token(GOOD_HEADER, GOOD_PAYLOAD + "{}"), "token_malformed"),
+    ("trailing non-JSON space", raw_token(GOOD_HEADER, GOOD_PAYLOAD + "\u00a0"), "token_malformed"),
+    ("trailing JSON whitespace", raw_token(GOOD_HEADER, GOOD_PAYLOAD + " \r\n\t"), "ok"),
+    ("leading JSON whitespace", raw_token(GOOD_HEADER, "\n " + GOOD_PAYLOAD), "ok"),
+    ("UTF-8 BOM", raw_token(GOOD_HEADER, "\ufeff" + GOOD_PAYLOAD), "token_malformed"),
+    ("unterminated object", raw_token(GOOD_HEADER, GOOD_PAYLOAD[:-1]), "token_malformed"),
     # rule 4
     ("alg missing", raw_token('{"typ":"JWT"}', GOOD_PAYLOAD), "token_malformed"),
     ("alg none", raw_token('{"alg":"none"}', GOOD_PAYLOAD), "algorithm_not_allowed"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import binascii
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,11 +104,23 @@ def _reject_constant(name: str) -> Any:
 _JSON = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 
+# The decoder's C scanner: JSONDecoder.decode minus its Python wrapper and whitespace regexes.
+_SCAN: Callable[[str, int], tuple[Any, int]] = _JSON.scan_once  # type: ignore[attr-defined]
+_JSON_WS = " \t\n\r"  # the only whitespace JSON allows (RFC 8259 §2)
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     """Decode strict UTF-8 JSON that must be an object (rule 3); anything else is malformed."""
     try:
         text = raw.decode("utf-8")  # strict: invalid UTF-8 raises
-        value = _JSON.decode(text)
+        if text[:1] == "{":
+            # Fast path for the usual compact object; whatever follows it may only be JSON
+            # whitespace. A syntax error raises StopIteration or ValueError from the scanner.
+            value, end = _SCAN(text, 0)
+            if end != len(text) and text[end:].strip(_JSON_WS):
+                raise ValueError("extra data after the JSON value")
+        else:
+            value = _JSON.decode(text)
         if "\\u" in text:
             # An escaped lone surrogate ("\ud800") decodes to a str that is not Unicode text;
             # such a string cannot be re-encoded as UTF-8, so refuse it here (RFC 8259 §8.2).
@@ -332,8 +344,9 @@ def _is_number(value: object) -> bool:
     )
 
 
-def _is_str_list_or_null(value: object) -> bool:
-    return value is None or (type(value) is list and all(type(v) is str for v in value))
+def _is_str_list(value: object) -> bool:
+    """A JSON array of strings (permission lists)."""
+    return type(value) is list and all(type(v) is str for v in value)
 
 
 _ID_CLAIMS = ("sid", "session_id", "organization", "workspace")
@@ -341,14 +354,16 @@ _ID_CLAIMS = ("sid", "session_id", "organization", "workspace")
 
 def _check_structure(claims: Mapping[str, Any]) -> None:
     """Types of the claims this library reads (rules 8, 9 and the §2 claims table)."""
-    if "exp" not in claims:
+    get = claims.get
+    exp = get("exp")
+    if exp is None:
         raise ClaimsInvalidError("the token has no exp claim")
-    if not _is_number(claims["exp"]):
+    if not _is_number(exp):
         raise ClaimsInvalidError("the token exp claim is not a NumericDate (a finite number)")
     for name in ("nbf", "iat"):
         if name in claims and not _is_number(claims[name]):
             raise ClaimsInvalidError(f"the token {name} claim is not a NumericDate")
-    sub = claims.get("sub")
+    sub = get("sub")
     if type(sub) is not str or not sub:
         if sub is None and ("sess" in claims or "rotating_token" in claims):
             # DESIGN.md §2: the __session cookie's long-lived token has sess/rotating_token and
@@ -359,20 +374,22 @@ def _check_structure(claims: Mapping[str, Any]) -> None:
             )
         raise ClaimsInvalidError("the token sub claim must be a non-empty string")
     for name in _ID_CLAIMS:
-        value = claims.get(name)
+        value = get(name)
         if value is not None and type(value) is not str and type(value) is not int:
             raise ClaimsInvalidError(f"the token {name} claim must be a string")
-    perms = claims.get("permissions")
+    perms = get("permissions")
     if perms is not None:
         if type(perms) is not dict:
             raise ClaimsInvalidError("the token permissions claim must be an object")
         for scope in ("organization", "workspace"):
-            if not _is_str_list_or_null(perms.get(scope)):
+            value = perms.get(scope)
+            if value is not None and not _is_str_list(value):
                 raise ClaimsInvalidError(f"the token permissions.{scope} must be a string list")
     for name in ("organization_permissions", "workspace_permissions"):
-        if not _is_str_list_or_null(claims.get(name)):
+        value = get(name)
+        if value is not None and not _is_str_list(value):
             raise ClaimsInvalidError(f"the token {name} claim must be a string list")
-    metadata = claims.get("metadata")
+    metadata = get("metadata")
     if metadata is not None and type(metadata) is not dict:
         raise ClaimsInvalidError("the token metadata claim must be an object")
 
