@@ -941,3 +941,19 @@ def test_walk_bounds_are_checked_before_any_request(fake: FakeBackend, ft: FakeT
         with pytest.raises(ValueError):
             client.list_users(limit=-1)
     assert fake.requests == []
+
+
+def test_error_fields_echoing_a_credential_are_redacted() -> None:
+    from wacht_auth._backend_errors import error_from_response
+
+    body = b'{"error":{"code":"bad_' + SECRET.encode() + b'","message":"m"}}'
+    err = error_from_response(
+        401,
+        {"x-request-id": SECRET},
+        body,
+        method="GET",
+        path="/x",
+        redact=lambda s: s.replace(SECRET, "[redacted]"),
+    )
+    assert (err.code, err.request_id) == ("bad_[redacted]", "[redacted]")
+    assert SECRET not in str(err) and SECRET not in repr(err)

@@ -225,9 +225,11 @@ def error_from_response(
         message = f"the Backend API answered HTTP {status}"
     request_id = headers.get("x-request-id") or body_request_id
     kw: dict[str, Any] = {
-        "code": code or (cls.default_code if cls is not BackendAPIError else f"http_{status}"),
+        "code": redact(code)
+        if code
+        else (cls.default_code if cls is not BackendAPIError else f"http_{status}"),
         "status": status,
-        "request_id": request_id,
+        "request_id": redact(request_id) if request_id else None,
         "attempts": attempts,
         "method": method,
         "path": path,
