@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -150,6 +151,9 @@ def test_state_lifecycle() -> None:
     again, _, same = load_jwks(body)
     assert state.succeed(700, again, same, 600) is False
     assert state.index is index
+    other, _, different = load_jwks(json.dumps(Issuer().jwks()).encode())
+    assert state.succeed(800, other, different, 600) is True  # a rotation replaced the set
+    assert state.index is other
     generation = state.generation
     state.reset()
     assert state.index is None and state.due(700) == "first_use"
@@ -499,8 +503,6 @@ def test_redirect_is_not_followed(issuer: Issuer, clock: FakeClock) -> None:
 
 
 def test_slow_server_times_out_in_time(issuer: Issuer) -> None:
-    import time
-
     issuer.delay(2)
     verifier = Verifier(config(issuer, jwks_timeout=0.3))
     started = time.monotonic()
@@ -568,6 +570,18 @@ class _Recorder(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         type(self).seen.append(dict(self.headers.items()))
+        if self.path == "/drip":  # one byte every 50 ms: no single read ever times out
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(40):
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.05)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         if self.path != "/nolength":
@@ -598,6 +612,11 @@ def test_request_names_the_library_and_asks_for_json() -> None:
             assert info.value.outcome == "too_large"
         body, _ = fetch_jwks(url.replace("/jwks", "/nolength"), timeout=1, max_bytes=1024)
         assert body == _Recorder.body
+        started = time.monotonic()
+        with pytest.raises(FetchError) as info:
+            fetch_jwks(url.replace("/jwks", "/drip"), timeout=0.3, max_bytes=1024)
+        assert info.value.outcome == "timeout"
+        assert time.monotonic() - started < 1.0
     finally:
         server.shutdown()
         server.server_close()
