@@ -312,7 +312,7 @@ def _guard(requirement: Requirement) -> Callable[[F], F]:
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 conn = connection(args, kwargs)
                 try:
-                    requirement.check(await aget_auth_state(conn.scope))
+                    requirement.check(conn.scope.get("wacht") or await aget_auth_state(conn.scope))
                 except WachtAuthError as error:
                     if isinstance(conn, WebSocket):
                         return await conn.close(code=1008, reason=error.code)
