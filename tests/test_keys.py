@@ -354,7 +354,7 @@ def test_rsa_signature_length_must_match_modulus() -> None:
 
 
 def _pem(private: Any) -> str:
-    return (
+    return str(
         private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
     )
 

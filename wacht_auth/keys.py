@@ -95,7 +95,6 @@ _CURVES: dict[str, tuple[ec.EllipticCurve, int, int, str]] = {
 }
 _EC_BY_CURVE_NAME = {v[0].name: k for k, v in _CURVES.items()}
 _ECDSA = {alg: ec.ECDSA(_SHA[int(alg[2:])]) for alg in ("ES256", "ES384", "ES512")}
-_EC_ALG_CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k", "oth")
 
