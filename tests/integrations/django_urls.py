@@ -23,6 +23,7 @@ from wacht_auth.integrations.django import (
     require_auth,
     require_organization,
     require_permission,
+    require_workspace,
 )
 from wacht_auth.integrations.drf import HasOrganization, HasWachtPermission, IsWachtAuthenticated
 
@@ -56,6 +57,9 @@ async def apublic_view(request: HttpRequest) -> JsonResponse:
 aprotected_view = require_auth(apublic_view)
 aadmin_view = require_permission("invoices:write")(apublic_view)
 aorg_view = require_organization()(apublic_view)
+workspace_view = require_workspace("5")(public_view)
+aworkspace_view = require_workspace()(apublic_view)
+strict_view = require_permission("a", "b", scope="workspace", require_all=True)(apublic_view)
 
 
 def untouched_view(request: HttpRequest) -> HttpResponse:
@@ -184,6 +188,9 @@ urlpatterns = [
     *_routes(
         "drf", DrfPublic.as_view(), DrfProtected.as_view(), DrfAdmin.as_view(), DrfOrg.as_view()
     ),
+    path("sync/workspace", workspace_view),
+    path("async/workspace", aworkspace_view),
+    path("async/strict", strict_view),
     path("untouched", untouched_view),
     path("marked-public", marked_public_view),
     path("amarked-public", amarked_public_view),

@@ -16,11 +16,12 @@ pytest.importorskip("django")
 
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
-from django.test import AsyncClient, Client, override_settings
+from django.test import AsyncClient, Client, RequestFactory, override_settings
 
 from tests.integrations.contract import CASES, USER, Case, check, make_token, request_for
 from wacht_auth import Config, Session
-from wacht_auth.integrations.django import WachtSettings, load_settings
+from wacht_auth.auth import AuthState
+from wacht_auth.integrations.django import WachtSettings, _attach, auth_state, load_settings
 from wacht_auth.testing import Issuer
 from wacht_auth.verifier import Verifier
 
@@ -118,6 +119,68 @@ async def test_lazy_under_asgi_and_verified_once(
     response = await client.get("/twice", headers=auth)
     assert response.json() == {"user_id": USER, "same": True}
     assert verifier.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "claims", "status", "code"),
+    [
+        ("/sync/workspace", {"workspace": "5"}, 200, None),
+        ("/sync/workspace", {"workspace": "6"}, 403, "workspace_required"),
+        ("/async/workspace", {"workspace": "6"}, 200, None),
+        ("/async/workspace", {}, 403, "workspace_required"),
+        ("/async/strict", {"workspace": "5", "permissions": {"workspace": ["a", "b"]}}, 200, None),
+        ("/async/strict", {"workspace": "5", "permissions": {"workspace": ["a"]}}, 403,
+         "permission_denied"),
+        ("/async/strict", {"organization": "1", "permissions": {"organization": ["a", "b"]}},
+         403, "permission_denied"),
+    ],
+)  # fmt: skip
+def test_workspace_and_scoped_permissions(
+    path: str,
+    claims: dict[str, Any],
+    status: int,
+    code: str | None,
+    issuer: Issuer,
+    verifier: CountingVerifier,
+) -> None:
+    token = issuer.token(user_id=USER, **claims)
+    response = Client().get(path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == status
+    if code is not None:
+        assert response.json()["error"]["code"] == code
+        assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("prefix", ["/sync", "/async", "/cbv", "/acbv"])
+def test_key_server_down_is_503_with_retry_after(prefix: str) -> None:
+    with Issuer() as down:
+        token = down.token(user_id=USER)
+        config = down.config(jwks_timeout=1)
+        down.down()
+        with override_settings(WACHT_AUTH={"config": config}):
+            response = Client().get(
+                prefix + "/protected", headers={"Authorization": f"Bearer {token}"}
+            )
+            public = Client().get(prefix + "/public", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "jwks_unavailable"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "WWW-Authenticate" not in response.headers
+    assert public.status_code == 200 and public.json()["user_id"] is None
+
+
+def test_request_wacht_is_an_auth_state(issuer: Issuer, verifier: CountingVerifier) -> None:
+    token = issuer.token(user_id=USER)
+    request = RequestFactory().get("/", headers={"Authorization": f"Bearer {token}"})
+    state = auth_state(request)  # no middleware ran: attached on demand from WACHT_AUTH
+    assert isinstance(request.wacht, AuthState) and request.wacht.user_id == USER  # type: ignore[attr-defined]
+    assert state.user_id == USER and verifier.calls == 1
+    assert "user_id" in repr(request.wacht)  # type: ignore[attr-defined]
+    orphan = RequestFactory().get("/")
+    never_used = _attach(orphan, load_settings())
+    del orphan
+    with pytest.raises(RuntimeError, match="request was gone"):
+        never_used.resolve()
 
 
 def test_improperly_configured_names_the_missing_setting() -> None:

@@ -135,3 +135,17 @@ def test_drf_own_errors_carry_our_codes() -> None:
     assert b'"code":"permission_denied"' in denied.content and b"admins only" in denied.content
     throttled = exception_handler(Throttled(wait=3), context)  # not ours: DRF's own answer
     assert throttled.status_code == 429 and throttled["Retry-After"] == "3"
+
+
+def test_key_server_down_is_503_with_retry_after() -> None:
+    with Issuer() as down:
+        token = down.token(user_id=USER)
+        config = down.config(jwks_timeout=1)
+        down.down()
+        with override_settings(WACHT_AUTH={"config": config}):
+            response = APIClient().get(
+                "/drf/protected", headers={"Authorization": f"Bearer {token}"}
+            )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "jwks_unavailable"
+    assert int(response.headers["Retry-After"]) >= 1

@@ -7,6 +7,7 @@ Add ``"wacht_auth.integrations.django.WachtMiddleware"`` to ``MIDDLEWARE`` and c
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar, cast
@@ -16,9 +17,16 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse
-from django.utils.functional import SimpleLazyObject
 
-from ..auth import AuthState, PublicPaths, Requirement, aauthenticate, authenticate, find_token
+from ..auth import (
+    AuthState,
+    PublicPaths,
+    Requirement,
+    TokenSource,
+    aauthenticate,
+    authenticate,
+    find_token,
+)
 from ..auth import error_response as _error_response
 from ..config import Config
 from ..errors import ConfigurationError, WachtAuthError
@@ -97,63 +105,71 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_settings_changed)
 
 
-class _RequestAuth:
-    """One request's auth state, verified at most once, on first access (sync or async)."""
+class _LazyState(AuthState):
+    """``request.wacht``: verified on first use, like ``request.user``, and at most once."""
 
-    __slots__ = ("conf", "request", "state")
+    __slots__ = ("_conf", "_request", "_state")
 
     def __init__(self, conf: WachtSettings, request: HttpRequest) -> None:
-        self.conf = conf
-        self.request = request
-        self.state: AuthState | None = None
+        self._conf = conf
+        # A weak reference: no request <-> state cycle, so the request is freed by refcount.
+        self._request = weakref.ref(request)
+        self._state: AuthState | None = None
 
-    def _inputs(self) -> tuple[Any, dict[str, Any]]:
-        request, config, meta = self.request, self.conf.verifier.config, self.request.META
-        # A function, so that cookies are parsed only when there is no bearer header.
-        cookie = lambda name: request.COOKIES.get(name)  # noqa: E731
+    def _inputs(self) -> tuple[TokenSource | None, dict[str, Any]]:
+        request = self._request()
+        if request is None:
+            raise RuntimeError("request.wacht was first used after its request was gone")
+        config, meta = self._conf.verifier.config, request.META
+        cookie = lambda name: request.COOKIES.get(name)  # noqa: E731  # parsed only if needed
         source = find_token(config, meta.get("HTTP_AUTHORIZATION"), cookie)
-        own = f"{request.scheme}://{request.get_host()}" if source and source.from_cookie else None
+        if source is None or not source.from_cookie:  # origins matter for cookie tokens only
+            return source, {"config": config}
         return source, {
             "method": request.method or "GET",
             "origin": meta.get("HTTP_ORIGIN"),
             "referer": meta.get("HTTP_REFERER"),
-            "own_origin": own,
+            "own_origin": f"{request.scheme}://{request.get_host()}",
             "config": config,
         }
 
-    def get(self) -> AuthState:
-        if self.state is None:
+    def resolve(self) -> AuthState:
+        if self._state is None:
             source, options = self._inputs()
-            self.state = authenticate(self.conf.verifier, source, **options)
-        return self.state
+            self._state = authenticate(self._conf.verifier, source, **options)
+        return self._state
 
-    async def aget(self) -> AuthState:
-        if self.state is None:
+    async def aresolve(self) -> AuthState:
+        if self._state is None:
             source, options = self._inputs()
-            self.state = await aauthenticate(self.conf.verifier, source, **options)
-        return self.state
+            self._state = await aauthenticate(self._conf.verifier, source, **options)
+        return self._state
+
+    # The state's fields, read through resolve(); every other property derives from them.
+    session = property(lambda self: self.resolve().session)
+    error = property(lambda self: self.resolve().error)
+    token_presented = property(lambda self: self.resolve().token_presented)
 
 
-def _attach(request: HttpRequest, conf: WachtSettings) -> _RequestAuth:
-    auth = _RequestAuth(conf, request)
-    # Lazy like request.user: a view that never looks costs no verification.
-    request.__dict__.update(_wacht=auth, wacht=SimpleLazyObject(auth.get), awacht=auth.aget)
-    return auth
+def _attach(request: HttpRequest, conf: WachtSettings) -> _LazyState:
+    state = _LazyState(conf, request)
+    request.__dict__.update(wacht=state, awacht=state.aresolve)
+    return state
 
 
-def _auth_of(request: HttpRequest) -> _RequestAuth:
-    auth = request.__dict__.get("_wacht")
-    return auth if isinstance(auth, _RequestAuth) else _attach(request, load_settings())
+def _lazy(request: HttpRequest) -> _LazyState:
+    state = request.__dict__.get("wacht")
+    return state if isinstance(state, _LazyState) else _attach(request, load_settings())
 
 
 def auth_state(request: HttpRequest) -> AuthState:
     """The request's :class:`~wacht_auth.auth.AuthState` (verified now if not yet)."""
-    return _auth_of(request).get()
+    return _lazy(request).resolve()
 
 
 async def aauth_state(request: HttpRequest) -> AuthState:
     """Async twin of :func:`auth_state`, same as ``await request.awacht()``."""
-    return await _auth_of(request).aget()
+    return await _lazy(request).aresolve()
 
 
 def _respond(error: WachtAuthError, *, token_presented: bool = True) -> HttpResponse:
