@@ -19,7 +19,9 @@ from ._harness import CLOCKS, Plan, Report, set_clock
 
 SECTIONS = ("core", "asgi", "django", "flask")
 #: Full run: under a minute of CPU on the 2-core development machine. Quick: a few seconds.
-FULL = {"core": Plan(rounds=9, ops=500), "web": Plan(rounds=7, ops=500)}
+#: Many short rounds rather than a few long ones: the median then shrugs off the rounds that
+#: another process's burst of work slowed down.
+FULL = {"core": Plan(rounds=15, ops=300), "web": Plan(rounds=15, ops=250)}
 QUICK = {"core": Plan(rounds=5, ops=100), "web": Plan(rounds=5, ops=100)}
 _FRAMEWORKS = {
     "asgi": ("benchmarks.asgi", "wacht_auth.integrations.asgi"),
@@ -44,12 +46,23 @@ def machine() -> str:
         for name in ("wacht-auth", "cryptography", "PyJWT", "starlette", "Django", "Flask")
     )
     return (
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
-        f"{platform.release()}\n"
+        f"Machine: {_cpu_model()} ({platform.machine()}), {os.cpu_count()} CPUs, "
+        f"{platform.system()} {platform.release()}\n"
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
         f"{backend.openssl_version_text()}\n"
         f"{versions}\n"
     )
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def run(sections: Sequence[str], quick: bool, out: Callable[[Report], None]) -> list[str]:
