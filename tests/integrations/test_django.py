@@ -214,6 +214,17 @@ def test_settings_from_the_dict_keys_case_insensitive() -> None:
     assert config.issuer == "https://acme.wacht.example" and config.audience == ("api",)
 
 
+def test_prefetch_at_start_up(caplog: pytest.LogCaptureFixture) -> None:
+    with Issuer() as fresh:
+        with override_settings(WACHT_AUTH={"config": fresh.config(), "prefetch": True}):
+            Client().get("/untouched")  # loading the middleware prefetches
+            assert fresh.fetch_count == 1
+        fresh.down()
+        with override_settings(WACHT_AUTH={"config": fresh.config(jwks_timeout=1), "PREFETCH": 1}):
+            assert Client().get("/untouched").status_code == 200  # a failed prefetch is not fatal
+    assert "prefetch at start-up failed" in caplog.text
+
+
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WACHT_FRONTEND_API_URL", "https://env.wacht.example")
     load_settings.cache_clear()

@@ -7,6 +7,7 @@ Add ``"wacht_auth.integrations.django.WachtMiddleware"`` to ``MIDDLEWARE`` and c
 from __future__ import annotations
 
 import functools
+import logging
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -49,7 +50,9 @@ __all__ = [
 ]
 
 _V = TypeVar("_V", bound=Callable[..., Any])
-_ADAPTER_KEYS = frozenset({"protect_all", "public_paths", "config", "verifier"})
+_ADAPTER_KEYS = frozenset({"protect_all", "public_paths", "prefetch", "config", "verifier"})
+_SIGNED_IN = Requirement()
+logger = logging.getLogger("wacht_auth")
 _CONFIG_KEYS = frozenset(f.name for f in fields(Config))
 
 
@@ -94,6 +97,11 @@ def load_settings() -> WachtSettings:
         )
     except ConfigurationError as exc:
         raise _improperly(exc.message) from exc
+    if adapter.get("prefetch"):
+        try:
+            verifier.prefetch()
+        except WachtAuthError as error:  # not fatal: keys are fetched again on first need
+            logger.warning("wacht_auth: key prefetch at start-up failed: %s", error)
     return WachtSettings(verifier, bool(adapter.get("protect_all")), PublicPaths(paths))
 
 
@@ -216,12 +224,12 @@ class WachtMiddleware:
         )
 
     def _protect(self, request: HttpRequest, view: Any, *args: Any) -> HttpResponse | None:
-        return None if self._open(request, view) else _deny(Requirement(), auth_state(request))
+        return None if self._open(request, view) else _deny(_SIGNED_IN, auth_state(request))
 
     async def _aprotect(self, request: HttpRequest, view: Any, *args: Any) -> HttpResponse | None:
         if self._open(request, view):
             return None
-        return _deny(Requirement(), await aauth_state(request))
+        return _deny(_SIGNED_IN, await aauth_state(request))
 
 
 def _guard(requirement: Requirement) -> Callable[[_V], _V]:
@@ -246,7 +254,7 @@ def _guard(requirement: Requirement) -> Callable[[_V], _V]:
 
 def require_auth(view: _V) -> _V:
     """Answer 401 (with the failed token's precise code) unless the caller is signed in."""
-    return _guard(Requirement())(view)
+    return _guard(_SIGNED_IN)(view)
 
 
 def require_permission(
