@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from wacht_auth.errors import WachtAuthError
 from wacht_auth.keys import Key, KeyIndex, key_from_pem, parse_jwks, select_keys
+from wacht_auth.tokens import b64url_decode as b64url
 from wacht_auth.tokens import parse
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -111,6 +112,7 @@ SKIP_CASES: list[tuple[str, Any]] = [
     ("EC unsupported curve", ec_jwk(crv="secp256k1")),
     ("EC point not on curve", ec_jwk(y=b64int(12345, 32))),
     ("EC short coordinate", ec_jwk(x=b64(b"\x01" * 31))),
+    ("EC coordinate with a leading zero byte", ec_jwk(x=b64(b"\x00" + b64url(ec_jwk()["x"])))),
     ("OKP X25519", {"kty": "OKP", "crv": "X25519", "x": b64(b"\x01" * 32)}),
     ("alg HS256 on RSA", rsa_jwk(alg="HS256")),
     ("alg RSA1_5", rsa_jwk(alg="RSA1_5")),
@@ -320,6 +322,7 @@ def test_es256_signature_shape() -> None:
     assert not key.verify("ES256", si, sig + b"\x00")  # 65 bytes
     assert not key.verify("ES256", si, b"\x00" + sig)
     assert not key.verify("ES256", si, sig[:-1])
+    assert not key.verify("ES256", si, sig[:32] + b"\x00" + sig[32:])  # same r, s; 65 bytes
     assert not key.verify("ES256", si, _es256_sig(0, s))
     assert not key.verify("ES256", si, _es256_sig(r, 0))
     assert not key.verify("ES256", si, _es256_sig(P256_N, s))  # r = n
