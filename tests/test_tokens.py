@@ -398,3 +398,36 @@ def test_header_cache_respects_allow_list_and_copies() -> None:
     for i in range(200):  # the cache stays bounded and correct past its size
         other = raw_token(json.dumps({"alg": "ES256", "kid": str(i)}), GOOD_PAYLOAD)
         assert parse(other, max_bytes=8192, algorithms=ALGS).kid == str(i)
+
+
+def test_fuzzed_tokens_only_raise_wacht_errors() -> None:
+    """Rule 3: whatever the bytes, parse() answers with a 401 error or a parsed token."""
+    import random
+
+    rng = random.Random(20261123)
+    seeds = [GOOD, signed(kid="k"), raw_token('{"alg":"ES256","kid":"a"}', '{"a":[1,{"b":null}]}')]
+    alphabet = 'AQgw-_09azAZ.=+/ \\"{}[]:,\x00\x7fé'
+    for _ in range(3000):
+        chars = list(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            op = rng.random()
+            pos = rng.randrange(len(chars) + 1)
+            if op < 0.4 and chars:
+                chars[min(pos, len(chars) - 1)] = rng.choice(alphabet)
+            elif op < 0.7:
+                chars.insert(pos, rng.choice(alphabet))
+            elif chars:
+                del chars[min(pos, len(chars) - 1)]
+        token = "".join(chars)
+        try:
+            parse(token, max_bytes=8192, algorithms=ALGS)
+        except WachtAuthError as exc:
+            assert exc.status == 401
+        peek_issuer(token)
+    # Decoded JSON fuzz: random payload bytes, properly encoded.
+    for _ in range(2000):
+        payload = bytes(rng.randrange(256) for _ in range(rng.randint(1, 40)))
+        try:
+            parse(raw_token(GOOD_HEADER, payload), max_bytes=8192, algorithms=ALGS)
+        except WachtAuthError as exc:
+            assert exc.code == "token_malformed"
