@@ -30,6 +30,7 @@ from .errors import (
     WorkspaceRequiredError,
 )
 from .session import Session
+from .verifier import Verifier
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,7 @@ __all__ = [
     "TokenMissingError",
     "TokenNotYetValidError",
     "TokenTooLargeError",
+    "Verifier",
     "WachtAuthError",
     "WorkspaceRequiredError",
     "__version__",
