@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -27,9 +28,13 @@ def _id(value: object) -> str | None:
 
 def _permission_list(value: object) -> tuple[str, ...]:
     """A permission array; ``null`` or a missing key is empty, non-strings are dropped."""
-    if not isinstance(value, list):
+    if not isinstance(value, list) or not value:
         return ()
-    return tuple(p for p in value if isinstance(p, str) and p)
+    items = tuple(value)
+    for item in items:
+        if type(item) is not str or not item:  # verified claims never get here
+            return tuple(p for p in items if isinstance(p, str) and p)
+    return items
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,45 +66,53 @@ class Session:
     metadata: Mapping[str, Any]
     claims: Mapping[str, Any]
     token: str = field(repr=False)
-    issued_at: datetime | None
-    expires_at: datetime
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any], token: str) -> Session:
         """Build a session from claims that already passed verification.
 
         Tolerates the older shapes: ``session_id`` for ``sid``, flat
-        ``organization_permissions``/``workspace_permissions`` arrays, ``null`` arrays.
+        ``organization_permissions``/``workspace_permissions`` arrays, ``null`` arrays. The
+        verifier hands over the claims it parsed and owns; they are wrapped, not copied (this
+        runs on every fresh verification, DESIGN.md §8).
         """
-        perms = claims.get("permissions")
+        get = claims.get
+        perms = get("permissions")
         if isinstance(perms, Mapping):
             org_perms = _permission_list(perms.get("organization"))
             ws_perms = _permission_list(perms.get("workspace"))
         else:
             org_perms = ws_perms = ()
-        if not org_perms:
-            org_perms = _permission_list(claims.get("organization_permissions"))
-        if not ws_perms:
-            ws_perms = _permission_list(claims.get("workspace_permissions"))
-        metadata = claims.get("metadata")
-        iat = claims.get("iat")
+        if not org_perms and "organization_permissions" in claims:
+            org_perms = _permission_list(get("organization_permissions"))
+        if not ws_perms and "workspace_permissions" in claims:
+            ws_perms = _permission_list(get("workspace_permissions"))
+        metadata = get("metadata")
+        view = claims if isinstance(claims, MappingProxyType) else MappingProxyType(claims)
         return cls(
             user_id=claims["sub"],
-            session_id=_id(claims.get("sid")) or _id(claims.get("session_id")),
-            organization_id=_id(claims.get("organization")),
-            workspace_id=_id(claims.get("workspace")),
+            session_id=_id(get("sid")) or _id(get("session_id")),
+            organization_id=_id(get("organization")),
+            workspace_id=_id(get("workspace")),
             organization_permissions=org_perms,
             workspace_permissions=ws_perms,
-            metadata=MappingProxyType(dict(metadata)) if isinstance(metadata, Mapping) else _EMPTY,
-            claims=MappingProxyType(dict(claims)),
+            metadata=MappingProxyType(metadata) if isinstance(metadata, dict) else _EMPTY,
+            claims=view,
             token=token,
-            issued_at=(
-                datetime.fromtimestamp(iat, timezone.utc)
-                if isinstance(iat, (int, float)) and not isinstance(iat, bool)
-                else None
-            ),
-            expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc),
         )
+
+    @cached_property
+    def issued_at(self) -> datetime | None:
+        """``iat`` as an aware UTC datetime, when present."""
+        iat = self.claims.get("iat")
+        if isinstance(iat, (int, float)) and not isinstance(iat, bool):
+            return datetime.fromtimestamp(iat, timezone.utc)
+        return None
+
+    @cached_property
+    def expires_at(self) -> datetime:
+        """``exp`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.claims["exp"], timezone.utc)
 
     @property
     def permissions(self) -> tuple[str, ...]:
