@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from .config import Config
@@ -56,9 +56,11 @@ class _Verifies(Protocol):
     def averify(self, token: str) -> Awaitable[Session]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class TokenSource:
-    """A token found on a request, and whether it came from the session cookie."""
+class TokenSource(NamedTuple):
+    """A token found on a request, and whether it came from the session cookie.
+
+    A named tuple rather than a dataclass: one is built on every authenticated request.
+    """
 
     token: str
     from_cookie: bool = False
@@ -72,6 +74,8 @@ def bearer_token(authorization: str | None) -> str | None:
     """
     if not authorization:
         return None
+    if authorization.startswith("Bearer ") and " " not in authorization[7:].strip():
+        return authorization[7:].strip()  # the common shape, without the regex
     match = _BEARER.match(authorization.strip())
     if match is None:
         return "" if authorization.strip().lower() == "bearer" else None
