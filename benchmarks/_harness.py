@@ -78,6 +78,23 @@ class Measured:
         """Operations per second at the median."""
         return 1e9 / self.ns
 
+    @property
+    def spread(self) -> float:
+        """Interquartile range of the rounds, in percent of the median (how noisy it was)."""
+        if len(self.samples) < 2:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.samples, n=4)
+        return 100.0 * (q3 - q1) / self.ns
+
+    def ratio(self, other: Measured) -> float:
+        """Median over rounds of this case's time divided by ``other``'s in the same round.
+
+        The cases of a table run interleaved, so a round's figures were taken moments apart:
+        pairing them cancels load that came and went between rounds, which the ratio of the
+        two medians would not.
+        """
+        return statistics.median(a / b for a, b in zip(self.samples, other.samples, strict=True))
+
 
 @dataclass(frozen=True)
 class Target:

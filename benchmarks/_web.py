@@ -266,11 +266,13 @@ def framework_report(
     plain, repeated, fresh, pyjwt = m["plain"], m["repeated"], m["fresh"], m["pyjwt"]
 
     def row(label: str, r: Measured, note: str = "") -> tuple[str, str, str]:
-        return (label, f"{r.per_second:8.0f} req/s", f"{r.us:8.1f} µs/req  {note}".rstrip())
+        figures = f"{r.us:8.1f} µs/req   IQR {r.spread:4.1f}%"
+        return (label, f"{r.per_second:8.0f} req/s", f"{figures}  {note}".rstrip())
 
     report = Report(
         f"{name}: trivial endpoint, raw in-process calls, {plan.rounds} rounds x "
         f"{plan.ops} requests, median"
+        "\n  (ratios: median of the per-round ratios; IQR: spread of the rounds)"
     )
     report.rows = [
         row("no auth", plain),
@@ -283,7 +285,7 @@ def framework_report(
         row("PyJWT middleware, fresh RS256-2048", pyjwt),
     ]
     report.targets = [
-        Target("repeated token vs no auth", plain.ns / repeated.ns, repeated_target, True),
-        Target("fresh tokens vs PyJWT middleware", pyjwt.ns / fresh.ns, fresh_target, True),
+        Target("repeated token vs no auth", plain.ratio(repeated), repeated_target, True),
+        Target("fresh tokens vs PyJWT middleware", pyjwt.ratio(fresh), fresh_target, True),
     ]
     return report

@@ -260,15 +260,16 @@ def _bench(issuer: Issuer, alg: str, plan: Plan) -> Report:
         *_parts(fresh, key, pool),
     ]
     m = {r.name: r for r in measure(cases, plan.rounds)}
-    floor = m["floor"].us
+    floor = m["floor"]
 
     def row(label: str, r: Measured, ratio: bool = True) -> tuple[str, str, str]:
-        note = f"{r.us / floor:5.2f}x floor" if ratio else ""
-        return (label, f"{r.us:9.3f} µs", note)
+        note = f"{r.ratio(floor):5.2f}x floor" if ratio else " " * 11
+        return (label, f"{r.us:9.3f} µs", f"{note}   IQR {r.spread:4.1f}%")
 
     report = Report(
         f"Core, {_LABEL[alg]}: kid-less tokens, {plan.rounds} rounds, median µs/op "
         f"({plan.ops} distinct tokens per round)"
+        "\n  (ratios: median of the per-round ratios; IQR: spread of the rounds)"
     )
     report.rows = [
         row("(a) floor: cryptography verify alone", m["floor"]),
@@ -278,7 +279,7 @@ def _bench(issuer: Issuer, alg: str, plan: Plan) -> Report:
         row("(d) PyJWT jwt.decode, preloaded key", m["pyjwt"]),
         row("(e) KeyIndex.select, known kid", m["lookup_kid"], ratio=False),
         row("(e) KeyIndex.select, no kid", m["lookup_nokid"], ratio=False),
-        ("PyJWT / fresh verify", f"{m['pyjwt'].us / m['fresh'].us:8.2f}x", ""),
+        ("PyJWT / fresh verify", f"{m['pyjwt'].ratio(m['fresh']):8.2f}x", ""),
     ]
     parts = [m[name] for name, _ in _PARTS]
     rest = m["fresh"].us - sum(p.us for p in parts)
@@ -294,7 +295,7 @@ def _bench(issuer: Issuer, alg: str, plan: Plan) -> Report:
         )
     )
     report.targets = [
-        Target("fresh verify (b) vs floor", m["fresh"].us / floor, ALGORITHMS[alg], False),
+        Target("fresh verify (b) vs floor", m["fresh"].ratio(floor), ALGORITHMS[alg], False),
         Target("cache hit (c)", m["hit"].us, CACHE_HIT_TARGET_US, False, " µs"),
         Target("key lookup, known kid", m["lookup_kid"].us, LOOKUP_TARGET_US, False, " µs"),
         Target("key lookup, no kid", m["lookup_nokid"].us, LOOKUP_TARGET_US, False, " µs"),
