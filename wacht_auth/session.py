@@ -78,7 +78,7 @@ class Session:
         """
         get = claims.get
         perms = get("permissions")
-        if isinstance(perms, Mapping):
+        if type(perms) is dict or isinstance(perms, Mapping):  # dict first: no ABC check
             org_perms = _permission_list(perms.get("organization"))
             ws_perms = _permission_list(perms.get("workspace"))
         else:
@@ -88,7 +88,7 @@ class Session:
         if not ws_perms and "workspace_permissions" in claims:
             ws_perms = _permission_list(get("workspace_permissions"))
         metadata = get("metadata")
-        view = claims if isinstance(claims, MappingProxyType) else MappingProxyType(claims)
+        view = claims if type(claims) is MappingProxyType else MappingProxyType(claims)
         return cls(
             user_id=claims["sub"],
             session_id=_id(get("sid")) or _id(get("session_id")),
