@@ -9,40 +9,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
-
+from tests.helpers import FakeClock
 from wacht_auth.errors import WachtAuthError
 from wacht_auth.session import Session
 from wacht_auth.testing import Issuer
 from wacht_auth.verifier import Verifier
 
 N = 200
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def issuer(clock: FakeClock) -> Iterator[Issuer]:
-    with Issuer(clock=clock) as issuer:
-        yield issuer
 
 
 def make(issuer: Issuer, **overrides: Any) -> Verifier:

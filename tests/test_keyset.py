@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import Events, FakeClock
 from wacht_auth.config import Config
 from wacht_auth.errors import ConfigurationError, JWKSUnavailableError, WachtAuthError
 from wacht_auth.keyset import (
@@ -30,46 +31,6 @@ from wacht_auth.testing import Issuer
 from wacht_auth.verifier import Verifier
 
 LONG = 24 * 3600  # token lifetime that outlives every clock jump in these tests
-
-
-class FakeClock:
-    """A settable POSIX clock."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Events:
-    """Collects ``on_event`` calls."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, name: str, fields: Mapping[str, Any]) -> None:
-        with self._lock:
-            self.items.append((name, dict(fields)))
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [fields for n, fields in self.items if n == name]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def issuer(clock: FakeClock) -> Iterator[Issuer]:
-    with Issuer(clock=clock) as issuer:
-        yield issuer
 
 
 @pytest.fixture

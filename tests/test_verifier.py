@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import wacht_auth.verifier as verifier_module
+from tests.helpers import Events, FakeClock
 from wacht_auth.config import Config
 from wacht_auth.errors import ConfigurationError, WachtAuthError
 from wacht_auth.session import Session
@@ -16,42 +16,6 @@ from wacht_auth.testing import Issuer
 from wacht_auth.verifier import TokenCache, Verifier
 
 LONG = 24 * 3600
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Events:
-    def __init__(self) -> None:
-        self.items: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, name: str, fields: Mapping[str, Any]) -> None:
-        with self._lock:
-            self.items.append((name, dict(fields)))
-
-    def named(self, name: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [fields for n, fields in self.items if n == name]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def issuer(clock: FakeClock) -> Iterator[Issuer]:
-    with Issuer(clock=clock) as issuer:
-        yield issuer
 
 
 def make(issuer: Issuer, **overrides: Any) -> Verifier:
