@@ -16,6 +16,7 @@ from wacht_auth.auth import (
     aauthenticate,
     authenticate,
     bearer_token,
+    cookie_reader,
     error_response,
     find_token,
     origin_of,
@@ -189,3 +190,12 @@ def test_error_response() -> None:
     assert headers["Content-Type"] == "application/json"
     assert 'error="invalid_token"' in headers["WWW-Authenticate"]
     assert json.loads(body)["error"]["code"] == "token_expired"
+
+
+def test_cookie_reader_parses_a_raw_cookie_header() -> None:
+    cookie = cookie_reader(b'a=1; __auth_x="tok"; a=2;broken; b = 3 ')
+    assert cookie("a") == "1"  # the first of a name wins
+    assert cookie("__auth_x") == "tok"  # RFC 6265 DQUOTE-wrapped value
+    assert cookie("b") == "3"
+    assert cookie("missing") is None
+    assert cookie_reader("c=4")("c") == "4"

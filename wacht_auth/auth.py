@@ -38,6 +38,7 @@ __all__ = [
     "aauthenticate",
     "authenticate",
     "bearer_token",
+    "cookie_reader",
     "error_response",
     "find_token",
     "origin_of",
@@ -80,6 +81,22 @@ def bearer_token(authorization: str | None) -> str | None:
     if match is None:
         return "" if authorization.strip().lower() == "bearer" else None
     return match.group(1).strip()
+
+
+def cookie_reader(header: bytes | str) -> Callable[[str], str | None]:
+    """A lookup over a raw ``Cookie`` header (RFC 6265 §4.2), for servers that give no parsed
+    cookies (raw ASGI). The first cookie of a name wins; a DQUOTE-wrapped value is unwrapped
+    (RFC 6265 §4.1.1). Parsing happens only when a cookie is asked for."""
+
+    def cookie(name: str) -> str | None:
+        text = header.decode("latin-1") if isinstance(header, bytes) else header
+        for chunk in text.split(";"):
+            key, _, value = chunk.partition("=")
+            if key.strip() == name:
+                return value.strip().strip('"')
+        return None
+
+    return cookie
 
 
 def find_token(

@@ -22,6 +22,7 @@ from ..auth import (
     TokenSource,
     aauthenticate,
     authenticate,
+    cookie_reader,
     error_response,
     find_token,
 )
@@ -129,7 +130,7 @@ def _read(scope: Scope, config: Config) -> _Inputs:
             authorization = value.decode("latin-1")
         elif name == b"cookie":  # HTTP/2 may split cookies over several fields
             cookies = value if cookies is None else cookies + b";" + value
-    source = find_token(config, authorization, _cookie_reader(cookies) if cookies else None)
+    source = find_token(config, authorization, cookie_reader(cookies) if cookies else None)
     if source is None or not source.from_cookie:
         return _Inputs(source)
     headers = {n: v.decode("latin-1") for n, v in scope["headers"] if n in _CSRF_HEADERS}
@@ -147,17 +148,6 @@ def _read(scope: Scope, config: Config) -> _Inputs:
         headers.get(b"referer"),
         f"{scheme}://{host}" if host else None,
     )
-
-
-def _cookie_reader(header: bytes) -> Callable[[str], str | None]:
-    def cookie(name: str) -> str | None:
-        for chunk in header.decode("latin-1").split(";"):
-            key, _, value = chunk.partition("=")
-            if key.strip() == name:
-                return value.strip().strip('"')
-        return None
-
-    return cookie
 
 
 def _verifier_for(scope: Scope) -> Verifier:
