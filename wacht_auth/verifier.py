@@ -207,11 +207,9 @@ class Verifier:
             TokenInvalidError: a subclass with the precise ``code`` (401).
             JWKSUnavailableError: no usable keys and the key server is unreachable (503).
         """
-        if type(token) is str and len(token) <= self._max_bytes:  # no hashing of huge input
-            hit = self._cache.get(token)
-            if hit is not None:
-                self._report_hit(hit)
-                return hit
+        hit = self._cached(token)
+        if hit is not None:
+            return hit
         core = self._core(token)
         try:
             request = next(core)
@@ -229,11 +227,9 @@ class Verifier:
 
     async def averify(self, token: str) -> Session:
         """:meth:`verify` for asyncio: key fetches run in a worker thread, never on the loop."""
-        if type(token) is str and len(token) <= self._max_bytes:  # no hashing of huge input
-            hit = self._cache.get(token)
-            if hit is not None:
-                self._report_hit(hit)
-                return hit
+        hit = self._cached(token)
+        if hit is not None:
+            return hit
         core = self._core(token)
         try:
             request = next(core)
@@ -252,6 +248,15 @@ class Verifier:
         except StopIteration as stop:
             session: Session = stop.value
             return session
+
+    def _cached(self, token: object) -> Session | None:
+        """The verified-token cache's answer (time claims re-checked), or None."""
+        if type(token) is str and len(token) <= self._max_bytes:  # no hashing of huge input
+            hit = self._cache.get(token)
+            if hit is not None:
+                self._report_hit(hit)
+                return hit
+        return None
 
     def _core(self, token: object) -> _Core:
         """The whole policy, once: parse, pick keys, verify, refresh once, check claims."""
