@@ -573,11 +573,7 @@ class Issuer:
         out["permissions"] = _permissions(permissions)
         if metadata:
             out["metadata"] = dict(metadata)
-        for name, value in (claims or {}).items():
-            if value is None:
-                out.pop(name, None)
-            else:
-                out[name] = value
+        _merge(out, claims)
         return out
 
     def token(
@@ -684,11 +680,7 @@ class Issuer:
             "sess": session_id,
             "rotating_token": secrets.token_urlsafe(24),
         }
-        for name, value in (claims or {}).items():
-            if value is None:
-                payload.pop(name, None)
-            else:
-                payload[name] = value
+        _merge(payload, claims)
         signer = key if key is not None else self.key_for(alg)
         return signer.sign(
             payload, include_kid=self.include_kid if include_kid is None else include_kid
@@ -842,6 +834,15 @@ def _send(handler: _Handler, answer: _Answer) -> None:
         handler.send_header(name, value)
     handler.end_headers()
     handler.wfile.write(answer.body)
+
+
+def _merge(payload: dict[str, Any], claims: Mapping[str, Any] | None) -> None:
+    """Merge ``claims`` into ``payload``; a value of ``None`` deletes that claim."""
+    for name, value in (claims or {}).items():
+        if value is None:
+            payload.pop(name, None)
+        else:
+            payload[name] = value
 
 
 def _permissions(
