@@ -360,3 +360,17 @@ def test_cache_hits_are_cheap(issuer: Issuer) -> None:
             verifier.verify(token)
         best = min(best, (time.perf_counter() - started) / 2000)
     assert best < 20e-6
+
+
+def test_cached_answers_only_verified_tokens_within_their_time(
+    issuer: Issuer, clock: FakeClock
+) -> None:
+    verifier = make(issuer)
+    token = issuer.token(lifetime=60)
+    assert verifier.cached(token) is None  # never verified: a miss, and no fetch
+    assert issuer.fetch_count == 0
+    session = verifier.verify(token)
+    assert verifier.cached(token) is session
+    assert verifier.cached(token + "x") is None
+    clock.advance(60 + verifier.config.leeway)
+    assert verifier.cached(token) is None  # expired: the hit re-checks exp + leeway

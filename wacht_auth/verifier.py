@@ -97,9 +97,12 @@ class TokenCache:
             return None
         now = entry.clock()
         if entry.valid_from <= now < entry.valid_until:
-            with self._lock:
-                if token in self._data:
-                    self._data.move_to_end(token)
+            # Without the lock: move_to_end is one C call on str keys, atomic under the GIL;
+            # it raises KeyError only when a concurrent clear or eviction removed the token.
+            try:
+                self._data.move_to_end(token)
+            except KeyError:
+                pass
             return entry.session
         with self._lock:
             if self._data.get(token) is entry:
@@ -207,7 +210,7 @@ class Verifier:
             TokenInvalidError: a subclass with the precise ``code`` (401).
             JWKSUnavailableError: no usable keys and the key server is unreachable (503).
         """
-        hit = self._cached(token)
+        hit = self.cached(token)
         if hit is not None:
             return hit
         core = self._core(token)
@@ -227,7 +230,7 @@ class Verifier:
 
     async def averify(self, token: str) -> Session:
         """:meth:`verify` for asyncio: key fetches run in a worker thread, never on the loop."""
-        hit = self._cached(token)
+        hit = self.cached(token)
         if hit is not None:
             return hit
         core = self._core(token)
@@ -249,8 +252,14 @@ class Verifier:
             session: Session = stop.value
             return session
 
-    def _cached(self, token: object) -> Session | None:
-        """The verified-token cache's answer (time claims re-checked), or None."""
+    def cached(self, token: object) -> Session | None:
+        """The verified-token cache's answer for ``token``, or None on a miss.
+
+        The entry's time claims are re-checked with the deployment's clock, as on every hit
+        of :meth:`verify`. Never verifies anything and never does I/O, so an async adapter
+        can answer a repeated token without creating a coroutine; on a miss, call
+        :meth:`verify` or :meth:`averify`.
+        """
         if type(token) is str and len(token) <= self._max_bytes:  # no hashing of huge input
             hit = self._cache.get(token)
             if hit is not None:
