@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -37,11 +35,14 @@ def _permission_list(value: object) -> tuple[str, ...]:
     return items
 
 
-@dataclass(frozen=True, eq=False)
 class Session:
     """A verified Wacht session token, as the backend sees it.
 
-    Built only by the verifier, after the signature and every claim check passed.
+    Built only by the verifier, after the signature and every claim check passed (or by
+    :meth:`from_claims`). Read-only: every attribute is a property without a setter. Only
+    ``user_id``, ``claims`` and ``token`` are stored when it is built; the other fields are
+    read from the claims on first access and then remembered, so a fresh verification does
+    not pay for fields a request never reads (DESIGN.md §8).
 
     Attributes:
         user_id: the ``sub`` claim.
@@ -57,15 +58,20 @@ class Session:
         expires_at: ``exp`` as an aware UTC datetime.
     """
 
-    user_id: str
-    session_id: str | None
-    organization_id: str | None
-    workspace_id: str | None
-    organization_permissions: tuple[str, ...]
-    workspace_permissions: tuple[str, ...]
-    metadata: Mapping[str, Any]
-    claims: Mapping[str, Any]
-    token: str = field(repr=False)
+    __slots__ = ("_claims", "_ids", "_perms", "_sub", "_times", "_token", "_view")
+
+    def __init__(self, claims: Mapping[str, Any], token: str) -> None:
+        """Wrap verified ``claims`` (not copied); prefer :meth:`from_claims`."""
+        sub = claims.get("sub")
+        if type(sub) is not str or not sub:
+            raise ValueError("a session needs a non-empty string sub claim")
+        self._sub: str = sub
+        self._claims = claims
+        self._token = token
+        self._view: Mapping[str, Any] | None = None
+        self._ids: tuple[str | None, str | None, str | None] | None = None
+        self._perms: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self._times: tuple[datetime | None, datetime] | None = None
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any], token: str) -> Session:
@@ -73,46 +79,123 @@ class Session:
 
         Tolerates the older shapes: ``session_id`` for ``sid``, flat
         ``organization_permissions``/``workspace_permissions`` arrays, ``null`` arrays. The
-        verifier hands over the claims it parsed and owns; they are wrapped, not copied (this
-        runs on every fresh verification, DESIGN.md §8).
+        claims are wrapped, not copied.
+
+        Raises:
+            ValueError: ``sub`` is missing or not a non-empty string.
         """
-        get = claims.get
-        perms = get("permissions")
-        if type(perms) is dict or isinstance(perms, Mapping):  # dict first: no ABC check
-            org_perms = _permission_list(perms.get("organization"))
-            ws_perms = _permission_list(perms.get("workspace"))
-        else:
-            org_perms = ws_perms = ()
-        if not org_perms and "organization_permissions" in claims:
-            org_perms = _permission_list(get("organization_permissions"))
-        if not ws_perms and "workspace_permissions" in claims:
-            ws_perms = _permission_list(get("workspace_permissions"))
-        metadata = get("metadata")
-        view = claims if type(claims) is MappingProxyType else MappingProxyType(claims)
-        return cls(
-            user_id=claims["sub"],
-            session_id=_id(get("sid")) or _id(get("session_id")),
-            organization_id=_id(get("organization")),
-            workspace_id=_id(get("workspace")),
-            organization_permissions=org_perms,
-            workspace_permissions=ws_perms,
-            metadata=MappingProxyType(metadata) if isinstance(metadata, dict) else _EMPTY,
-            claims=view,
-            token=token,
+        return cls(claims, token)
+
+    def __repr__(self) -> str:
+        return (
+            f"Session(user_id={self._sub!r}, session_id={self.session_id!r}, "
+            f"organization_id={self.organization_id!r}, workspace_id={self.workspace_id!r})"
         )
 
-    @cached_property
+    @property
+    def user_id(self) -> str:
+        """The ``sub`` claim."""
+        return self._sub
+
+    @property
+    def token(self) -> str:
+        """The raw token, for forwarding to the Backend API."""
+        return self._token
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        """Every claim of the token, read-only."""
+        view = self._view
+        if view is None:
+            claims = self._claims
+            view = claims if type(claims) is MappingProxyType else MappingProxyType(claims)
+            self._view = view
+        return view
+
+    def _read_ids(self) -> tuple[str | None, str | None, str | None]:
+        ids = self._ids
+        if ids is None:
+            get = self._claims.get
+            ids = (
+                _id(get("sid")) or _id(get("session_id")),
+                _id(get("organization")),
+                _id(get("workspace")),
+            )
+            self._ids = ids
+        return ids
+
+    @property
+    def session_id(self) -> str | None:
+        """``sid`` (older tokens: ``session_id``)."""
+        return self._read_ids()[0]
+
+    @property
+    def organization_id(self) -> str | None:
+        """The active organization, when one is active."""
+        return self._read_ids()[1]
+
+    @property
+    def workspace_id(self) -> str | None:
+        """The active workspace, when one is active."""
+        return self._read_ids()[2]
+
+    def _read_permissions(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        perms = self._perms
+        if perms is None:
+            claims = self._claims
+            nested = claims.get("permissions")
+            if isinstance(nested, Mapping):
+                org = _permission_list(nested.get("organization"))
+                ws = _permission_list(nested.get("workspace"))
+            else:
+                org = ws = ()
+            if not org and "organization_permissions" in claims:
+                org = _permission_list(claims.get("organization_permissions"))
+            if not ws and "workspace_permissions" in claims:
+                ws = _permission_list(claims.get("workspace_permissions"))
+            perms = self._perms = (org, ws)
+        return perms
+
+    @property
+    def organization_permissions(self) -> tuple[str, ...]:
+        """Permissions held in the active organization."""
+        return self._read_permissions()[0]
+
+    @property
+    def workspace_permissions(self) -> tuple[str, ...]:
+        """Permissions held in the active workspace."""
+        return self._read_permissions()[1]
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The custom claims of the JWT template (empty when none), read-only."""
+        metadata = self._claims.get("metadata")
+        return MappingProxyType(metadata) if isinstance(metadata, dict) else _EMPTY
+
+    def _read_times(self) -> tuple[datetime | None, datetime]:
+        times = self._times
+        if times is None:
+            iat = self._claims.get("iat")
+            issued = (
+                datetime.fromtimestamp(iat, timezone.utc)
+                if isinstance(iat, (int, float)) and not isinstance(iat, bool)
+                else None
+            )
+            times = self._times = (
+                issued,
+                datetime.fromtimestamp(self._claims["exp"], timezone.utc),
+            )
+        return times
+
+    @property
     def issued_at(self) -> datetime | None:
         """``iat`` as an aware UTC datetime, when present."""
-        iat = self.claims.get("iat")
-        if isinstance(iat, (int, float)) and not isinstance(iat, bool):
-            return datetime.fromtimestamp(iat, timezone.utc)
-        return None
+        return self._read_times()[0]
 
-    @cached_property
+    @property
     def expires_at(self) -> datetime:
         """``exp`` as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.claims["exp"], timezone.utc)
+        return self._read_times()[1]
 
     @property
     def permissions(self) -> tuple[str, ...]:
