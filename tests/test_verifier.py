@@ -154,11 +154,11 @@ def test_algorithm_without_a_fitting_key_is_key_not_found(clock: FakeClock) -> N
 def test_unexpected_errors_are_token_malformed(
     issuer: Issuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def explode(claims: Any, token: str) -> Session:
+    def explode(claims: Any, **settings: Any) -> None:
         raise RuntimeError("bug")
 
     verifier = make(issuer)
-    monkeypatch.setattr(Session, "from_claims", explode)
+    monkeypatch.setattr(verifier_module, "check_claims", explode)
     with pytest.raises(WachtAuthError) as info:
         verifier.verify(issuer.token())
     assert info.value.code == "token_malformed"

@@ -1,9 +1,11 @@
 """The verifier: a bearer token in, a verified :class:`~wacht_auth.Session` out.
 
-``verify`` and ``averify`` share one core, :meth:`Verifier._core`, a generator that holds the
-whole policy (DESIGN.md §3). When it needs keys it *yields* a request instead of doing I/O;
-the sync shell answers with a blocking key lookup, the async shell with one that awaits. So
-the two differ only in how keys arrive, never in what is checked.
+``verify`` and ``averify`` share one core: every decision (parsing, key choice, signature,
+the one permitted refresh, claims, caching, reporting) is made by the private methods below,
+which do no I/O. The two shells differ only in how keys arrive: the sync one blocks on a key
+fetch, the async one awaits it. Plain method calls rather than a coroutine-like generator:
+this path runs for every new token, and a generator's send/StopIteration round trips cost
+more than the rest of the glue together (DESIGN.md §8).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._events import LOGGER, emit
@@ -35,20 +37,17 @@ from .tokens import ParsedToken, check_claims, parse, peek_issuer
 
 __all__ = ["TokenCache", "Verifier"]
 
-# What the core asks its shell for: (key set, None) = "the keys, fetching if needed";
-# (key set, index) = "newer keys than ``index``, if a refresh is allowed" (may answer None).
-_Request = tuple[KeySet, KeyIndex | None]
-_Core = Generator[_Request, KeyIndex | None, Session]
-
 
 class _Deployment:
     """One trusted Wacht deployment: its settings and its own keys (never shared)."""
 
-    __slots__ = ("config", "keys")
+    __slots__ = ("config", "keys", "pinned")
 
     def __init__(self, config: Config, keys: KeySet) -> None:
         self.config = config
         self.keys = keys
+        # A pinned key has no kid; a token's kid then names nothing we could fetch.
+        self.pinned = keys.pinned
 
 
 class _Entry:
@@ -213,44 +212,50 @@ class Verifier:
         hit = self.cached(token)
         if hit is not None:
             return hit
-        core = self._core(token)
+        deployment: _Deployment | None = None
         try:
-            request = next(core)
-            while True:
-                keyset, seen = request
-                try:
-                    answer = keyset.get() if seen is None else keyset.refresh_unknown(seen)
-                except JWKSUnavailableError as exc:
-                    request = core.throw(exc)
-                    continue
-                request = core.send(answer)
-        except StopIteration as stop:
-            session: Session = stop.value
-            return session
+            deployment, parsed, generation = self._open(token)
+            keys = deployment.keys
+            index = keys.current()
+            if index is None:
+                index = keys.get()
+            session = self._check(deployment, parsed, index)
+            if session is None:
+                newer = keys.refresh_unknown(index)
+                session = self._check_refreshed(deployment, parsed, index, newer)
+        except WachtAuthError as exc:
+            self._report(deployment, exc.code)
+            raise
+        except Exception as exc:  # never a 500 for bad input (DESIGN.md §3 rule 3)
+            self._report(deployment, TokenMalformedError.code)
+            raise TokenMalformedError("the token could not be read") from exc
+        self._done(deployment, session, generation)
+        return session
 
     async def averify(self, token: str) -> Session:
         """:meth:`verify` for asyncio: key fetches run in a worker thread, never on the loop."""
         hit = self.cached(token)
         if hit is not None:
             return hit
-        core = self._core(token)
+        deployment: _Deployment | None = None
         try:
-            request = next(core)
-            while True:
-                keyset, seen = request
-                answer: KeyIndex | None
-                try:
-                    if seen is None:
-                        answer = await keyset.aget()
-                    else:
-                        answer = await keyset.arefresh_unknown(seen)
-                except JWKSUnavailableError as exc:
-                    request = core.throw(exc)
-                    continue
-                request = core.send(answer)
-        except StopIteration as stop:
-            session: Session = stop.value
-            return session
+            deployment, parsed, generation = self._open(token)
+            keys = deployment.keys
+            index = keys.current()
+            if index is None:
+                index = await keys.aget()
+            session = self._check(deployment, parsed, index)
+            if session is None:
+                newer = await keys.arefresh_unknown(index)
+                session = self._check_refreshed(deployment, parsed, index, newer)
+        except WachtAuthError as exc:
+            self._report(deployment, exc.code)
+            raise
+        except Exception as exc:  # never a 500 for bad input (DESIGN.md §3 rule 3)
+            self._report(deployment, TokenMalformedError.code)
+            raise TokenMalformedError("the token could not be read") from exc
+        self._done(deployment, session, generation)
+        return session
 
     def cached(self, token: object) -> Session | None:
         """The verified-token cache's answer for ``token``, or None on a miss.
@@ -267,67 +272,80 @@ class Verifier:
                 return hit
         return None
 
-    def _core(self, token: object) -> _Core:
-        """The whole policy, once: parse, pick keys, verify, refresh once, check claims."""
-        deployment: _Deployment | None = None
-        try:
-            if type(token) is not str or not token:
-                raise TokenMalformedError("the token must be a non-empty string")
-            deployment = self._pick(token)
-            config = deployment.config
-            keyset = deployment.keys
-            parsed = parse(token, max_bytes=config.max_token_bytes, algorithms=config.algorithms)
-            # Read before the keys: a rotation that clears the cache meanwhile voids our insert.
-            generation = self._cache.generation
-            index = yield keyset, None
-            assert index is not None
-            # A pinned key has no kid; the token's kid then names nothing we could fetch.
-            kid = None if keyset.pinned else parsed.kid
-            keys = index.select(parsed.alg, kid)
-            if not _verified(keys, parsed):
-                if keys and kid is not None:
-                    # The key the kid names exists and rejects the signature: no refresh.
-                    raise SignatureInvalidError()
-                # §4: an unknown kid, or a kid-less token no cached key verifies, earns one
-                # refresh (at most one per cooldown, shared by everyone).
-                newer = yield keyset, index
-                retry = newer.select(parsed.alg, kid) if newer is not None else ()
-                if not retry:
-                    if keys:
-                        raise SignatureInvalidError()
-                    raise KeyNotFoundError(
-                        "no trusted signing key fits the token"
-                        if kid is None
-                        else "the token's kid names no trusted signing key"
-                    )
-                if not _verified(retry, parsed):
-                    raise SignatureInvalidError()
-            claims = parsed.claims
-            check_claims(
-                claims,
-                issuer=config.issuer or "",
-                now=config.clock(),
-                leeway=config.leeway,
-                audience=config.audience,
-                authorized_parties=config.authorized_parties,
+    # The core, shared by both shells; no I/O below this line.
+
+    def _open(self, token: object) -> tuple[_Deployment, ParsedToken, int]:
+        """Rules 1-4: the deployment that must verify ``token`` and the parsed token, plus
+        the cache generation read *before* any key is looked at (a rotation that clears the
+        cache meanwhile then voids this token's insert)."""
+        if type(token) is not str or not token:
+            raise TokenMalformedError("the token must be a non-empty string")
+        deployment = self._pick(token)
+        config = deployment.config
+        parsed = parse(token, max_bytes=config.max_token_bytes, algorithms=config.algorithms)
+        return deployment, parsed, self._cache.generation
+
+    def _check(
+        self, deployment: _Deployment, parsed: ParsedToken, index: KeyIndex
+    ) -> Session | None:
+        """Rules 5-10 with the keys at hand; None when a refresh of the keys may help."""
+        kid = None if deployment.pinned else parsed.kid
+        alg = parsed.alg
+        for key in index.select(alg, kid):  # at most 4 keys (rule 5)
+            if key.verify(alg, parsed.signing_input, parsed.signature):
+                return self._session(deployment.config, parsed)
+        if kid is not None and index.select(alg, kid):
+            # The key the kid names exists and rejects the signature: no refresh.
+            raise SignatureInvalidError()
+        # §4: an unknown kid, or a kid-less token no cached key verifies, earns one refresh
+        # (at most one per cooldown, shared by everyone).
+        return None
+
+    def _check_refreshed(
+        self,
+        deployment: _Deployment,
+        parsed: ParsedToken,
+        index: KeyIndex,
+        newer: KeyIndex | None,
+    ) -> Session:
+        """The last attempt, after the permitted refresh brought ``newer`` keys (or None)."""
+        kid = None if deployment.pinned else parsed.kid
+        retry = newer.select(parsed.alg, kid) if newer is not None else ()
+        if not retry:
+            if index.select(parsed.alg, kid):
+                raise SignatureInvalidError()
+            raise KeyNotFoundError(
+                "no trusted signing key fits the token"
+                if kid is None
+                else "the token's kid names no trusted signing key"
             )
-            session = Session.from_claims(claims, token)
-        except WachtAuthError as exc:
-            self._report(deployment, exc.code)
-            raise
-        except Exception as exc:  # never a 500 for bad input (DESIGN.md §3 rule 3)
-            self._report(deployment, TokenMalformedError.code)
-            raise TokenMalformedError("the token could not be read") from exc
+        if not _verified(retry, parsed):
+            raise SignatureInvalidError()
+        return self._session(deployment.config, parsed)
+
+    @staticmethod
+    def _session(config: Config, parsed: ParsedToken) -> Session:
+        """Rules 8-10 on a token whose signature verified."""
+        check_claims(
+            parsed.claims,
+            issuer=config.issuer or "",
+            now=config.clock(),
+            leeway=config.leeway,
+            audience=config.audience,
+            authorized_parties=config.authorized_parties,
+        )
+        return Session(parsed.claims, parsed.token)
+
+    def _done(self, deployment: _Deployment, session: Session, generation: int) -> None:
+        """Remember a verified token (until exp + leeway) and report the success."""
+        config = deployment.config
         if config.token_cache_size:
+            claims = session.claims
             leeway = config.leeway
             start = max(_bound(claims.get("nbf"), -math.inf), _bound(claims.get("iat"), -math.inf))
-            self._cache.put(
-                token,
-                _Entry(session, start - leeway, claims["exp"] + leeway, config.clock),
-                generation,
-            )
+            entry = _Entry(session, start - leeway, claims["exp"] + leeway, config.clock)
+            self._cache.put(session.token, entry, generation)
         self._report(deployment, "ok")
-        return session
 
     def _pick(self, token: str) -> _Deployment:
         """The deployment that must verify ``token``: the only one, or the one its iss names."""
