@@ -74,3 +74,28 @@ def test_claims_are_read_only_and_token_stays_out_of_repr() -> None:
         session.claims["sub"] = "other"  # type: ignore[index]
     assert "secret.token.value" not in repr(session)
     assert session.forward_headers() == {"Authorization": "Bearer secret.token.value"}
+
+
+def test_session_is_read_only() -> None:
+    session = Session.from_claims({**BASE, "sid": "1"}, "tok")
+    for name in ("user_id", "session_id", "organization_permissions", "token", "claims"):
+        with pytest.raises(AttributeError):
+            setattr(session, name, "other")
+    with pytest.raises(AttributeError):
+        session.extra = 1  # type: ignore[attr-defined]  # slots: no new attributes
+    assert session.user_id == "123" and session.session_id == "1"
+
+
+def test_fields_are_read_once_from_the_claims_they_wrap() -> None:
+    claims: dict[str, Any] = {**BASE, "permissions": {"organization": ["a"], "workspace": []}}
+    session = Session.from_claims(claims, "tok")
+    first = session.organization_permissions
+    assert first == ("a",) and session.organization_permissions is first
+    assert session.expires_at is session.expires_at
+    assert "user_id='123'" in repr(session)
+
+
+@pytest.mark.parametrize("sub", [None, "", 5])
+def test_a_session_needs_a_string_sub(sub: Any) -> None:
+    with pytest.raises(ValueError):
+        Session.from_claims({**BASE, "sub": sub}, "tok")
