@@ -385,15 +385,21 @@ def test_transport_token_is_named() -> None:
     assert "__session" in info.value.message
 
 
-def test_header_cache_respects_allow_list_and_copies() -> None:
+def test_header_cache_respects_allow_list_and_is_read_only() -> None:
     token = raw_token('{"alg":"ES256","kid":"k"}', GOOD_PAYLOAD)
-    assert code_of(token, algorithms=("ES256",)) == "ok"
-    assert code_of(token, algorithms=("RS256",)) == "algorithm_not_allowed"
-    assert code_of(token, algorithms=["ES256"]) == "ok"  # unhashable allow-list
-    assert code_of(token, algorithms=["RS256"]) == "algorithm_not_allowed"
-    first = parse(token, max_bytes=8192, algorithms=("ES256",))
-    first.header["kid"] = "changed"
-    again = parse(token, max_bytes=8192, algorithms=("ES256",))
+    allowed, other = ("ES256",), ("RS256",)
+    assert code_of(token, algorithms=allowed) == "ok"
+    assert code_of(token, algorithms=other) == "algorithm_not_allowed"
+    assert code_of(token, algorithms=allowed) == "ok"
+    assert code_of(token, algorithms=("RS256",)) == "algorithm_not_allowed"  # equal, not same
+    mutable = ["ES256"]
+    assert code_of(token, algorithms=mutable) == "ok"
+    mutable[0] = "RS256"  # a list is never trusted from the cache
+    assert code_of(token, algorithms=mutable) == "algorithm_not_allowed"
+    first = parse(token, max_bytes=8192, algorithms=allowed)
+    with pytest.raises(TypeError):
+        first.header["kid"] = "changed"  # type: ignore[index]  # shared by later tokens
+    again = parse(token, max_bytes=8192, algorithms=allowed)
     assert again.header["kid"] == "k" and again.kid == "k"
     for i in range(200):  # the cache stays bounded and correct past its size
         other = raw_token(json.dumps({"alg": "ES256", "kid": str(i)}), GOOD_PAYLOAD)

@@ -15,6 +15,7 @@ import binascii
 import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .config import SUPPORTED_ALGORITHMS
@@ -139,7 +140,7 @@ class JWS:
 
     Attributes:
         token: the token as received.
-        header: the decoded protected header.
+        header: the decoded protected header (read-only: shared by the deployment's tokens).
         payload: the decoded payload bytes (not interpreted).
         signing_input: ``ASCII(header "." payload)``, the bytes the signature covers.
         signature: the decoded signature bytes.
@@ -148,7 +149,7 @@ class JWS:
     """
 
     token: str
-    header: dict[str, Any]
+    header: Mapping[str, Any]
     payload: bytes
     signing_input: bytes
     signature: bytes
@@ -162,7 +163,7 @@ class ParsedToken:
 
     Attributes:
         token: the token as received.
-        header: the decoded protected header.
+        header: the decoded protected header (read-only: shared by the deployment's tokens).
         claims: the decoded payload, a JSON object.
         signing_input: ``ASCII(header "." payload)``, the bytes the signature covers.
         signature: the decoded signature bytes.
@@ -171,7 +172,7 @@ class ParsedToken:
     """
 
     token: str
-    header: dict[str, Any]
+    header: Mapping[str, Any]
     claims: dict[str, Any]
     signing_input: bytes
     signature: bytes
@@ -180,16 +181,22 @@ class ParsedToken:
 
 
 # Tokens of one deployment share their header byte for byte ({"alg":"ES256","typ":"JWT"}), so
-# the outcome of checking a header segment against an allow-list is remembered (DESIGN.md §8).
-# Only successes are stored, the key includes the allow-list, and the size is bounded.
-_HEADER_CACHE: dict[tuple[bytes, Collection[str]], tuple[dict[str, Any], str, str | None]] = {}
+# the outcome of checking a header segment is remembered (DESIGN.md §8): header segment ->
+# (the allow-list it was checked against, read-only header, alg, kid). An entry serves only
+# the very allow-list object it was checked against (an identity test: no hashing or
+# comparing of the list per token; a Config's tuple is one object for its lifetime, and the
+# entry keeps it alive, so the identity cannot be reused). Only successes are stored, and the
+# size is bounded.
+_HeaderEntry = tuple[Collection[str], Mapping[str, Any], str, str | None]
+_HEADER_CACHE: dict[bytes, _HeaderEntry] = {}
 _HEADER_CACHE_SIZE = 64
 
 
-def _check_header(
-    header_b64: bytes, algorithms: Collection[str]
-) -> tuple[dict[str, Any], str, str | None]:
-    """Decode and check a protected header (rules 2, 3, 4); returns ``(header, alg, kid)``."""
+def _check_header(header_b64: bytes, algorithms: Collection[str]) -> _HeaderEntry:
+    """Decode and check a protected header (rules 2, 3, 4) and remember the outcome.
+
+    Returns ``(algorithms, header, alg, kid)``, the header read-only (it is shared).
+    """
     try:
         header_raw = _decode_checked(header_b64)
     except (ValueError, binascii.Error) as exc:
@@ -214,18 +221,25 @@ def _check_header(
     typ = header.get("typ")
     if typ is not None and type(typ) is not str:
         raise TokenMalformedError("the token header typ must be a string")
-    return header, alg, kid
+    entry: _HeaderEntry = (algorithms, MappingProxyType(header), alg, kid)
+    if type(algorithms) is tuple or type(algorithms) is frozenset:  # immutable allow-lists only
+        if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[header_b64] = entry
+    return entry
 
 
 def _split(
     token: object, max_bytes: int, algorithms: Collection[str]
-) -> tuple[str, dict[str, Any], bytes, bytes, bytes, str, str | None]:
+) -> tuple[str, Mapping[str, Any], bytes, bytes, bytes, str, str | None]:
     """Rules 1, 2, 4 and the header half of 3.
 
     Returns ``(token, header, payload_segment, signing_input, signature, alg, kid)``.
     """
-    if not isinstance(token, str):
-        raise TokenMalformedError("the token must be a string")
+    if type(token) is not str:
+        if not isinstance(token, str):
+            raise TokenMalformedError("the token must be a string")
+        token = str(token)  # a str subclass: its methods must not run below
     # Rule 1: the cap comes before any decoding work. A str longer than max_bytes characters
     # is at least that many bytes; a shorter non-ASCII one fails the alphabet check next.
     if len(token) > max_bytes:
@@ -240,29 +254,24 @@ def _split(
         )
     header_b64, payload_b64, signature_b64 = parts
 
-    try:
-        cache_key: tuple[bytes, Collection[str]] | None = (header_b64, algorithms)
-        cached = _HEADER_CACHE.get(cache_key)  # type: ignore[arg-type]
-    except TypeError:  # an unhashable allow-list (a list): no caching
-        cache_key = cached = None
-    if cached is None:
+    cached = _HEADER_CACHE.get(header_b64)
+    if cached is None or cached[0] is not algorithms:
         cached = _check_header(header_b64, algorithms)
-        if cache_key is not None:
-            if len(_HEADER_CACHE) >= _HEADER_CACHE_SIZE:
-                _HEADER_CACHE.clear()
-            _HEADER_CACHE[cache_key] = cached
-    header, alg, kid = cached
+    _, header, alg, kid = cached
 
+    # Rule 2's canonical trailing bits (RFC 4648 §3.5) for the payload and the signature;
+    # the header's were checked when it was decoded.
+    rem = len(signature_b64) & 3
+    if (rem and signature_b64[-1] not in _CANONICAL_LAST[rem]) or (
+        len(payload_b64) & 3 and payload_b64[-1] not in _CANONICAL_LAST[len(payload_b64) & 3]
+    ):
+        raise TokenMalformedError("the token is not strict base64url (length or trailing bits)")
     try:
-        signature = _decode_checked(signature_b64)
-        rem = len(payload_b64) & 3
-        if rem and payload_b64[-1] not in _CANONICAL_LAST[rem]:
-            raise ValueError("non-canonical base64url")
-    except (ValueError, binascii.Error) as exc:
-        raise TokenMalformedError("the token is not strict base64url") from exc
+        signature = binascii.a2b_base64(signature_b64.translate(_TO_STANDARD) + _PADDING[rem])
+    except (ValueError, binascii.Error) as exc:  # not reachable after the checks above
+        raise TokenMalformedError("the token signature is not strict base64url") from exc
     signing_input = raw[: len(header_b64) + 1 + len(payload_b64)]
-    # A (shallow) copy: callers may change their token's header without touching the cache.
-    return token, dict(header), payload_b64, signing_input, signature, alg, kid
+    return token, header, payload_b64, signing_input, signature, alg, kid
 
 
 def _payload(payload_b64: bytes) -> bytes:
@@ -306,7 +315,10 @@ def parse(token: str, *, max_bytes: int, algorithms: Collection[str]) -> ParsedT
     token, header, payload_b64, signing_input, signature, alg, kid = _split(
         token, max_bytes, algorithms
     )
-    claims = _json_object(_payload(payload_b64), "payload")
+    claims = _json_object(
+        binascii.a2b_base64(payload_b64.translate(_TO_STANDARD) + _PADDING[len(payload_b64) & 3]),
+        "payload",
+    )
     return ParsedToken(token, header, claims, signing_input, signature, alg, kid)
 
 
