@@ -358,8 +358,8 @@ def _is_number(value: object) -> bool:
 
 
 def _is_str_list(value: object) -> bool:
-    """A JSON array of strings (permission lists)."""
-    return type(value) is list and all(type(v) is str for v in value)
+    """A JSON array of strings (permission lists); the empty list needs no scan."""
+    return type(value) is list and (not value or all(type(v) is str for v in value))
 
 
 def _is_id(value: object) -> bool:
@@ -367,27 +367,50 @@ def _is_id(value: object) -> bool:
     return type(value) is str or type(value) is int
 
 
-_MISSING: Any = object()
+def _is_object(value: object) -> bool:
+    return type(value) is dict
+
+
+def _is_permissions(value: object) -> bool:
+    """``{"organization": [...], "workspace": [...]}``; either array may be null or absent."""
+    if type(value) is not dict:
+        return False
+    org, ws = value.get("organization"), value.get("workspace")
+    return (org is None or _is_str_list(org)) and (ws is None or _is_str_list(ws))
+
+
+# The claims this library reads and what each must be when present and not null (DESIGN.md
+# §2 claims table, §3 rules 8-9); ``nbf``/``iat`` may not be null either. Other claims are
+# carried along unread. The table is walked over the token's own claims, not the other way
+# round: a token has about seven, this table eleven (DESIGN.md §8).
+_SHAPES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "exp": (_is_number, "a NumericDate (a finite number)"),
+    "nbf": (_is_number, "a NumericDate"),
+    "iat": (_is_number, "a NumericDate"),
+    "sid": (_is_id, "a string"),
+    "session_id": (_is_id, "a string"),
+    "organization": (_is_id, "a string"),
+    "workspace": (_is_id, "a string"),
+    "permissions": (_is_permissions, "an object of string lists"),
+    "organization_permissions": (_is_str_list, "a string list"),
+    "workspace_permissions": (_is_str_list, "a string list"),
+    "metadata": (_is_object, "an object"),
+}
+_NULL_REFUSED = frozenset({"exp", "nbf", "iat"})
 
 
 def _check_structure(claims: Mapping[str, Any]) -> None:
-    """Types of the claims this library reads (rules 8, 9 and the §2 claims table).
-
-    Written out claim by claim, without loops: this runs for every verified token.
-    """
-    get = claims.get
-    exp = get("exp")
-    if exp is None:
+    """Types of the claims this library reads (rules 8, 9 and the §2 claims table)."""
+    shapes = _SHAPES
+    for name, value in claims.items():
+        shape = shapes.get(name)
+        if shape is not None and not shape[0](value):
+            if value is None and name not in _NULL_REFUSED:
+                continue  # null is "absent" for these (DESIGN.md §2: arrays may be null)
+            raise ClaimsInvalidError(f"the token {name} claim must be {shape[1]}")
+    if "exp" not in claims:
         raise ClaimsInvalidError("the token has no exp claim")
-    if not _is_number(exp):
-        raise ClaimsInvalidError("the token exp claim is not a NumericDate (a finite number)")
-    value = get("nbf", _MISSING)
-    if value is not _MISSING and not _is_number(value):
-        raise ClaimsInvalidError("the token nbf claim is not a NumericDate")
-    value = get("iat", _MISSING)
-    if value is not _MISSING and not _is_number(value):
-        raise ClaimsInvalidError("the token iat claim is not a NumericDate")
-    sub = get("sub")
+    sub = claims.get("sub")
     if type(sub) is not str or not sub:
         if sub is None and ("sess" in claims or "rotating_token" in claims):
             # DESIGN.md §2: the __session cookie's long-lived token has sess/rotating_token and
@@ -397,37 +420,6 @@ def _check_structure(claims: Mapping[str, Any]) -> None:
                 "short-lived token from GET /session/token (the Wacht SDK's getToken())"
             )
         raise ClaimsInvalidError("the token sub claim must be a non-empty string")
-    value = get("sid")
-    if value is not None and not _is_id(value):
-        raise ClaimsInvalidError("the token sid claim must be a string")
-    value = get("session_id")
-    if value is not None and not _is_id(value):
-        raise ClaimsInvalidError("the token session_id claim must be a string")
-    value = get("organization")
-    if value is not None and not _is_id(value):
-        raise ClaimsInvalidError("the token organization claim must be a string")
-    value = get("workspace")
-    if value is not None and not _is_id(value):
-        raise ClaimsInvalidError("the token workspace claim must be a string")
-    perms = get("permissions")
-    if perms is not None:
-        if type(perms) is not dict:
-            raise ClaimsInvalidError("the token permissions claim must be an object")
-        value = perms.get("organization")
-        if value is not None and not _is_str_list(value):
-            raise ClaimsInvalidError("the token permissions.organization must be a string list")
-        value = perms.get("workspace")
-        if value is not None and not _is_str_list(value):
-            raise ClaimsInvalidError("the token permissions.workspace must be a string list")
-    value = get("organization_permissions")
-    if value is not None and not _is_str_list(value):
-        raise ClaimsInvalidError("the token organization_permissions claim must be a string list")
-    value = get("workspace_permissions")
-    if value is not None and not _is_str_list(value):
-        raise ClaimsInvalidError("the token workspace_permissions claim must be a string list")
-    value = get("metadata")
-    if value is not None and type(value) is not dict:
-        raise ClaimsInvalidError("the token metadata claim must be an object")
 
 
 def check_claims(
