@@ -392,3 +392,49 @@ def test_key_from_pem(private: Any, alg: str) -> None:
 def test_key_from_pem_refuses(pem: str) -> None:
     with pytest.raises(ValueError):
         key_from_pem(pem)
+
+
+@pytest.mark.parametrize("size", [32, 48, 66])
+def test_der_signature_matches_cryptography(size: int) -> None:
+    """The hand-built DER of r||s equals cryptography's encoding, leading zeros and high
+    bits included (a wrong encoding would make every ES* signature fail, or worse, pass)."""
+    import random
+
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    from wacht_auth.keys import _der_signature
+
+    rng = random.Random(7)
+    shapes = [
+        lambda: rng.randbytes(size),
+        lambda: b"\x00" + rng.randbytes(size - 1),  # a leading zero byte: stripped
+        lambda: b"\x00\x00\x80" + rng.randbytes(size - 3),  # zeros, then the top bit set
+        lambda: b"\xff" + rng.randbytes(size - 1),  # the top bit set: 0x00 in front
+        lambda: bytes(size - 1) + b"\x01",  # the number 1
+    ]
+    for make_r in shapes:
+        for make_s in shapes:
+            for _ in range(20):
+                r, s = make_r(), make_s()
+                expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+                assert _der_signature(r, s) == expected
+
+
+@pytest.mark.parametrize("crv", ["P-256", "P-384", "P-521"])
+def test_group_orders_are_right(crv: str) -> None:
+    """(r, n - s) verifies whenever (r, s) does, for the true group order n only (rule 7's
+    range check depends on it; P-521's once had one hex digit too many)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.utils import (
+        decode_dss_signature,
+        encode_dss_signature,
+    )
+
+    from wacht_auth.keys import _CURVES
+
+    curve, size, order, _ = _CURVES[crv]
+    assert (order.bit_length() + 7) // 8 == size
+    private = ec.generate_private_key(curve)
+    algorithm = ec.ECDSA(hashes.SHA256())
+    r, s = decode_dss_signature(private.sign(b"data", algorithm))
+    private.public_key().verify(encode_dss_signature(r, order - s), b"data", algorithm)

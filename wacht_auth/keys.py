@@ -14,7 +14,6 @@ from typing import Any, TypeAlias
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     PublicFormat,
@@ -86,7 +85,7 @@ _CURVES: dict[str, tuple[ec.EllipticCurve, int, int, str]] = {
         ec.SECP521R1(),
         66,
         int(
-            "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+            "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
             "FA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
             16,
         ),
@@ -95,6 +94,25 @@ _CURVES: dict[str, tuple[ec.EllipticCurve, int, int, str]] = {
 }
 _EC_BY_CURVE_NAME = {v[0].name: k for k, v in _CURVES.items()}
 _ECDSA = {alg: ec.ECDSA(_SHA[int(alg[2:])]) for alg in ("ES256", "ES384", "ES512")}
+_ZEROS = {size: bytes(size) for size in (32, 48, 66)}
+_DER_LENGTH = [bytes((n,)) if n < 0x80 else bytes((0x81, n)) for n in range(256)]
+
+
+def _der_integer(value: bytes) -> bytes:
+    """A DER INTEGER (X.690 §8.3) of a positive big-endian number: minimal, with a 0x00 in
+    front when the top bit is set (it would read as negative)."""
+    value = value.lstrip(b"\0")
+    if value[0] & 0x80:
+        value = b"\0" + value
+    return b"\x02" + _DER_LENGTH[len(value)] + value
+
+
+def _der_signature(r: bytes, s: bytes) -> bytes:
+    """The DER ``Ecdsa-Sig-Value`` (RFC 3279 §2.2.3) that ``cryptography`` verifies, built from
+    the JWS r||s halves (RFC 7518 §3.4) without a detour through ints (DESIGN.md §8)."""
+    body = _der_integer(r) + _der_integer(s)
+    return b"\x30" + _DER_LENGTH[len(body)] + body
+
 
 _PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "k", "oth")
 
@@ -144,7 +162,8 @@ class Key:
         self.alg: str | None = alg
         self.use: str | None = use
         self.key_ops: tuple[str, ...] | None = None if key_ops is None else tuple(key_ops)
-        self._ec: tuple[int, int] | None = None  # (coordinate size, group order)
+        # (coordinate size, group order as big-endian bytes of that size)
+        self._ec: tuple[int, bytes] | None = None
         self._sig_len = 0
         candidates: Iterable[str]
         if isinstance(public_key, rsa.RSAPublicKey):
@@ -159,7 +178,7 @@ class Key:
                 raise ValueError(f"unsupported EC curve {public_key.curve.name}")
             self.kty, self.crv = "EC", crv
             _, size, order, ec_alg = _CURVES[crv]
-            self._ec = (size, order)
+            self._ec = (size, order.to_bytes(size, "big"))
             self._sig_len = 2 * size
             candidates = (ec_alg,)
         elif isinstance(public_key, ed25519.Ed25519PublicKey):
@@ -201,11 +220,13 @@ class Key:
         try:
             if self._ec is not None:
                 size, order = self._ec
-                r = int.from_bytes(signature[:size], "big")
-                s = int.from_bytes(signature[size:], "big")
-                if not (0 < r < order and 0 < s < order):  # rule 7: 1 <= r, s < n
+                r, s = signature[:size], signature[size:]
+                # Rule 7: 1 <= r, s < n. Equal-length big-endian byte strings compare as
+                # the numbers they spell, so no int conversion is needed.
+                zero = _ZEROS[size]
+                if not (zero < r < order and zero < s < order):
                     return False
-                key.verify(encode_dss_signature(r, s), signing_input, _ECDSA[alg])
+                key.verify(_der_signature(r, s), signing_input, _ECDSA[alg])
             elif self.kty == "RSA":
                 pad, digest = _RSA_ALGS[alg]
                 key.verify(signature, signing_input, pad, digest)
