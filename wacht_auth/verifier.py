@@ -181,6 +181,7 @@ class Verifier:
         self._all = tuple(self._deployments.values())
         self._single: _Deployment | None = self._all[0] if len(self._all) == 1 else None
         self._max_bytes = max(c.max_token_bytes for c in configs)
+        self._caching = self._cache.maxsize > 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Verifier:
@@ -209,9 +210,10 @@ class Verifier:
             TokenInvalidError: a subclass with the precise ``code`` (401).
             JWKSUnavailableError: no usable keys and the key server is unreachable (503).
         """
-        hit = self.cached(token)
-        if hit is not None:
-            return hit
+        if self._caching:
+            hit = self.cached(token)
+            if hit is not None:
+                return hit
         deployment: _Deployment | None = None
         try:
             deployment, parsed, generation = self._open(token)
@@ -234,9 +236,10 @@ class Verifier:
 
     async def averify(self, token: str) -> Session:
         """:meth:`verify` for asyncio: key fetches run in a worker thread, never on the loop."""
-        hit = self.cached(token)
-        if hit is not None:
-            return hit
+        if self._caching:
+            hit = self.cached(token)
+            if hit is not None:
+                return hit
         deployment: _Deployment | None = None
         try:
             deployment, parsed, generation = self._open(token)
@@ -280,7 +283,7 @@ class Verifier:
         cache meanwhile then voids this token's insert)."""
         if type(token) is not str or not token:
             raise TokenMalformedError("the token must be a non-empty string")
-        deployment = self._pick(token)
+        deployment = self._single or self._pick(token)
         config = deployment.config
         parsed = parse(token, max_bytes=config.max_token_bytes, algorithms=config.algorithms)
         return deployment, parsed, self._cache.generation
@@ -345,7 +348,8 @@ class Verifier:
             start = max(_bound(claims.get("nbf"), -math.inf), _bound(claims.get("iat"), -math.inf))
             entry = _Entry(session, start - leeway, claims["exp"] + leeway, config.clock)
             self._cache.put(session.token, entry, generation)
-        self._report(deployment, "ok")
+        if config.on_event is not None or LOGGER.isEnabledFor(logging.DEBUG):
+            self._report(deployment, "ok")
 
     def _pick(self, token: str) -> _Deployment:
         """The deployment that must verify ``token``: the only one, or the one its iss names."""
