@@ -374,3 +374,15 @@ def test_cached_answers_only_verified_tokens_within_their_time(
     assert verifier.cached(token + "x") is None
     clock.advance(60 + verifier.config.leeway)
     assert verifier.cached(token) is None  # expired: the hit re-checks exp + leeway
+
+
+@pytest.mark.parametrize("claim", ["iat", "nbf"])
+def test_cache_hits_recheck_iat_and_nbf(issuer: Issuer, clock: FakeClock, claim: str) -> None:
+    """DESIGN.md §8: time claims are re-checked on every hit, the start of validity too."""
+    verifier = make(issuer)
+    token = issuer.token(lifetime=600, **{claim: clock() + 2})  # within the leeway
+    session = verifier.verify(token)
+    assert verifier.verify(token) is session
+    clock.advance(-verifier.config.leeway - 3)  # now the start is beyond now + leeway
+    assert verifier.cached(token) is None
+    assert code_of(verifier, token) == "token_not_yet_valid"

@@ -113,10 +113,12 @@ class TokenCache:
         with self._lock:
             if generation != self.generation:
                 return
-            self._data[token] = entry
-            self._data.move_to_end(token)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+            data = self._data
+            if token in data:  # verified twice at once: the later one counts as most recent
+                data.move_to_end(token)
+            data[token] = entry
+            while len(data) > self.maxsize:
+                data.popitem(last=False)
 
     def clear(self) -> None:
         """Forget every entry (the key set changed)."""
@@ -131,10 +133,6 @@ def _verified(keys: Sequence[Key], parsed: ParsedToken) -> bool:
         if key.verify(parsed.alg, parsed.signing_input, parsed.signature):
             return True
     return False
-
-
-def _bound(value: Any, default: float) -> float:
-    return float(value) if type(value) in (int, float) else default
 
 
 class Verifier:
@@ -343,10 +341,17 @@ class Verifier:
         """Remember a verified token (until exp + leeway) and report the success."""
         config = deployment.config
         if config.token_cache_size:
+            # check_claims passed: exp is a number, nbf and iat are numbers or absent.
             claims = session.claims
             leeway = config.leeway
-            start = max(_bound(claims.get("nbf"), -math.inf), _bound(claims.get("iat"), -math.inf))
-            entry = _Entry(session, start - leeway, claims["exp"] + leeway, config.clock)
+            nbf, iat = claims.get("nbf"), claims.get("iat")
+            start = iat if nbf is None else nbf if iat is None else max(nbf, iat)
+            entry = _Entry(
+                session,
+                -math.inf if start is None else start - leeway,
+                claims["exp"] + leeway,
+                config.clock,
+            )
             self._cache.put(session.token, entry, generation)
         if config.on_event is not None or LOGGER.isEnabledFor(logging.DEBUG):
             self._report(deployment, "ok")
