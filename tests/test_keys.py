@@ -438,3 +438,20 @@ def test_group_orders_are_right(crv: str) -> None:
     algorithm = ec.ECDSA(hashes.SHA256())
     r, s = decode_dss_signature(private.sign(b"data", algorithm))
     private.public_key().verify(encode_dss_signature(r, order - s), b"data", algorithm)
+
+
+def test_roca_weak_moduli_are_refused_and_sound_ones_are_not() -> None:
+    """Rule 6: a ROCA-weak modulus (CVE-2017-15361) is skipped like a short one. The weak
+    modulus is built with the RSALib structure (primes k*M + 65537^a mod M); freshly generated
+    keys never carry the fingerprint."""
+    from wacht_auth.keys import _ROCA_PRIMES, _has_roca_fingerprint
+
+    primorial = 1
+    for p in _ROCA_PRIMES:
+        primorial *= p
+    weak_p = 1234567 * primorial + pow(65537, 11, primorial)
+    weak_q = 7654321 * primorial + pow(65537, 29, primorial)
+    assert _has_roca_fingerprint(weak_p * weak_q)
+    for _ in range(3):
+        sound = rsa.generate_private_key(65537, 2048).public_key().public_numbers().n
+        assert not _has_roca_fingerprint(sound)

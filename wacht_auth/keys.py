@@ -243,12 +243,31 @@ class Key:
         return self.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
+# ROCA (CVE-2017-15361, Nemec et al., CCS 2017): Infineon's RSALib made primes of the form
+# k * M + (65537^a mod M), M a primorial, so the modulus n is a power of 65537 modulo each
+# small prime that divides M, and such keys can be factored. The published detector tests
+# the primes 3..167: for each, n mod p must lie in the subgroup 65537 generates. A sound key
+# fails this with overwhelming probability. The subgroups are computed here, not copied.
+_ROCA_PRIMES: tuple[int, ...] = (
+    *(3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83),
+    *(89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167),
+)
+_ROCA_SUBGROUPS = tuple((p, frozenset(pow(65537, k, p) for k in range(p))) for p in _ROCA_PRIMES)
+
+
+def _has_roca_fingerprint(n: int) -> bool:
+    """Whether the modulus ``n`` has the structure of a ROCA-weak (Infineon RSALib) key."""
+    return all(n % p in subgroup for p, subgroup in _ROCA_SUBGROUPS)
+
+
 def _check_rsa(n: int, e: int) -> None:
-    """Rule 6: at least 2048 bits, a sane exponent (odd, >= 3, at most 64 bits)."""
+    """Rule 6: at least 2048 bits, a sane exponent (odd, >= 3, at most 64 bits), not ROCA."""
     if n.bit_length() < MIN_RSA_BITS:
         raise ValueError(f"RSA key of {n.bit_length()} bits is shorter than {MIN_RSA_BITS}")
     if e < 3 or not e & 1 or e.bit_length() > _MAX_RSA_E_BITS or e >= n:
         raise ValueError("RSA public exponent is not sane (must be odd, >= 3, at most 64 bits)")
+    if _has_roca_fingerprint(n):
+        raise ValueError("RSA modulus is ROCA-weak (CVE-2017-15361): it can be factored")
 
 
 def _b64_int(jwk: dict[str, Any], name: str) -> int:
