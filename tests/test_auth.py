@@ -16,6 +16,7 @@ from wacht_auth.auth import (
     aauthenticate,
     authenticate,
     bearer_token,
+    cached_state,
     cookie_reader,
     error_response,
     find_token,
@@ -137,6 +138,63 @@ def test_failed_token_is_kept_on_the_state() -> None:
 async def test_async_twin() -> None:
     assert (await aauthenticate(StubVerifier(), TokenSource("good"))).user_id == "1"
     assert (await aauthenticate(StubVerifier(), None)).error is None
+
+
+class CacheStub:
+    """A verifier's cache: ``cached()`` answers the same Session object for a token each time."""
+
+    def __init__(self, sessions: dict[str, Session]) -> None:
+        self.sessions = sessions
+
+    def cached(self, token: object) -> Session | None:
+        return self.sessions.get(token) if isinstance(token, str) else None
+
+
+class EqualSession(Session):
+    """A Session that claims to equal every other: the memo must still go by identity."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return 1
+
+
+def test_cached_state_answers_a_repeated_bearer_token_from_the_cache() -> None:
+    alice, bob = session(sub="alice"), session(sub="bob")
+    stub = CacheStub({"a": alice, "b": bob})
+    first = cached_state(stub, "Bearer a")
+    assert first is not None and first.session is alice and first.user_id == "alice"
+    assert cached_state(stub, "Bearer a") is first  # built once per session
+    other = cached_state(stub, "Bearer b")
+    assert other is not None and other.session is bob and other.user_id == "bob"
+    # Anything but the plain "Bearer <token>" shape, or a miss: the full path runs.
+    for header in (None, "", "Bearer c", "bearer a", "Bearer  a", "Basic a", "Bearer a "):
+        assert cached_state(stub, header) is None
+
+
+def test_cached_state_never_gives_one_session_the_state_of_another() -> None:
+    one = EqualSession.from_claims({"iss": "https://f.example", "sub": "1", "exp": 2**31}, "x")
+    two = EqualSession.from_claims({"iss": "https://f.example", "sub": "2", "exp": 2**31}, "y")
+    assert one == two and hash(one) == hash(two)
+    stub = CacheStub({"x": one, "y": two})
+    for _ in range(2):
+        for token, user in (("x", "1"), ("y", "2")):
+            state = cached_state(stub, f"Bearer {token}")
+            assert state is not None and state.user_id == user
+
+
+def test_cached_state_memo_is_bounded() -> None:
+    from wacht_auth import auth
+
+    sessions = {str(n): session(sub=str(n)) for n in range(auth._STATES_MAX + 10)}
+    stub = CacheStub(sessions)
+    for token, expected in sessions.items():
+        state = cached_state(stub, f"Bearer {token}")
+        assert state is not None and state.session is expected
+        assert len(auth._STATES) <= auth._STATES_MAX
 
 
 def test_anonymous_state() -> None:

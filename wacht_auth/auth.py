@@ -38,6 +38,7 @@ __all__ = [
     "aauthenticate",
     "authenticate",
     "bearer_token",
+    "cached_state",
     "cookie_reader",
     "error_response",
     "find_token",
@@ -55,6 +56,10 @@ class _Verifies(Protocol):
     def verify(self, token: str) -> Session: ...
 
     def averify(self, token: str) -> Awaitable[Session]: ...
+
+
+class _Caches(Protocol):
+    def cached(self, token: object) -> Session | None: ...
 
 
 class TokenSource(NamedTuple):
@@ -301,6 +306,35 @@ async def aauthenticate(
         return AuthState(await verifier.averify(source.token))
     except WachtAuthError as error:
         return _state_for_error(error)
+
+
+# The AuthState of each recent cached Session (cached_state); cleared when full.
+_STATES: dict[Session, AuthState] = {}
+_STATES_MAX = 1024
+
+
+def cached_state(verifier: _Caches, authorization: str | None) -> AuthState | None:
+    """The state of an ``Authorization: Bearer`` token that the verifier's cache holds, or
+    None when :func:`authenticate` must run (a miss, another scheme or shape, no header).
+
+    The hot path of a repeated token: no coroutine, no CSRF check (bearer headers are exempt).
+    The cache returns the same Session object on every hit, so its state is built once and
+    shared by the requests carrying that token: read-only, like the Session. Keyed by the
+    Session itself (identity, re-checked with ``is``; holding it means no id is reused).
+    """
+    if authorization is None or not authorization.startswith("Bearer "):
+        return None
+    # A cached token is a verified one, without spaces: on a hit this slice is exactly what
+    # bearer_token() returns; any other shape simply misses.
+    session = verifier.cached(authorization[7:])
+    if session is None:
+        return None
+    state = _STATES.get(session)
+    if state is None or state.session is not session:
+        if len(_STATES) >= _STATES_MAX:
+            _STATES.clear()
+        state = _STATES[session] = AuthState(session)
+    return state
 
 
 def _config_of(verifier: object) -> Config:
