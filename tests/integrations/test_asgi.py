@@ -35,9 +35,17 @@ from wacht_auth.verifier import Verifier
 
 
 class CountingVerifier(Verifier):
-    """A real verifier that counts verifications, to prove they happen once per request."""
+    """A real verifier that counts verifications, to prove they happen once per request.
+
+    A repeated token is answered by ``cached()`` alone (no ``verify`` call): a hit counts too.
+    """
 
     calls = 0
+
+    def cached(self, token: object) -> Session | None:
+        session = super().cached(token)
+        self.calls += session is not None
+        return session
 
     def verify(self, token: str) -> Session:
         self.calls += 1
@@ -200,6 +208,69 @@ def test_starlette_requires_sees_auth_and_user(client: TestClient, issuer: Issue
     }
     assert client.get("/requires").status_code == 403  # Starlette's own answer
     assert client.get("/scoped", headers=bearer(issuer.token(user_id=USER))).status_code == 403
+
+
+async def scoped_and_tampered(request: Request) -> JSONResponse:
+    answer = {"user_id": request.user.identity, "scopes": request.auth.scopes}
+    request.auth.scopes.append("admin")  # changes nothing the next request sees
+    return JSONResponse(answer)
+
+
+def test_repeated_tokens_keep_their_own_state(verifier: CountingVerifier, issuer: Issuer) -> None:
+    """A repeated token is answered from the cache with objects built once per session:
+    another session never sees them, and nothing one request does reaches the next."""
+    seen: list[Any] = []
+
+    async def endpoint(request: Request) -> JSONResponse:
+        seen.append((request.state.wacht, request.user, request.auth))
+        return await scoped_and_tampered(request)
+
+    app = Starlette(routes=[Route("/", require_auth(endpoint)), Route("/plain", endpoint)])
+    client = TestClient(WachtMiddleware(app, verifier=verifier), base_url=APP_ORIGIN)
+    alice = bearer(issuer.token(user_id="alice", permissions={"organization": ["a:read"]}))
+    bob = bearer(issuer.token(user_id="bob", permissions={"workspace": ["b:write"]}))
+    for _ in range(3):
+        for path in ("/", "/plain"):
+            assert client.get(path, headers=alice).json() == {
+                "user_id": "alice",
+                "scopes": ["authenticated", "a:read"],
+            }
+            assert client.get(path, headers=bob).json() == {
+                "user_id": "bob",
+                "scopes": ["authenticated", "b:write"],
+            }
+    assert verifier.calls == 12  # one verification or cache answer per request
+    alices, bobs = seen[0::2], seen[1::2]
+    assert all(state.user_id == "alice" for state, _, _ in alices)
+    assert all(user.identity == "bob" for _, user, _ in bobs)
+    assert {id(x) for x in alices[1]}.isdisjoint(id(x) for y in bobs for x in y)
+    assert alices[1] == alices[-1]  # the cache hits: built once for the session
+
+
+def test_cache_hit_path_still_checks_expiry(issuer: Issuer) -> None:
+    now = [float(issuer.clock())]
+    verifier = Verifier(issuer.config(clock=lambda: now[0]))
+    client = TestClient(make_app(verifier), base_url=APP_ORIGIN)
+    token = bearer(issuer.token(user_id=USER, lifetime=60))
+    assert client.get("/protected", headers=token).status_code == 200
+    assert client.get("/protected", headers=token).status_code == 200  # a cache hit
+    now[0] += 3600
+    answer = client.get("/protected", headers=token)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, "token_expired")
+    now[0] -= 3600
+    with_space = {"Authorization": f"Bearer  {token['Authorization'][7:]} "}
+    assert client.get("/protected", headers=with_space).status_code == 200  # the full path
+
+
+def test_starlette_objects_of_shared_states_are_bounded(issuer: Issuer) -> None:
+    from wacht_auth.auth import AuthState
+
+    session = Verifier(issuer.config()).verify(issuer.token(user_id=USER))
+    for _ in range(1100):
+        scope: dict[str, Any] = {}
+        asgi._store(scope, AuthState(session), shared=True)
+        assert scope["user"].identity == USER and scope["auth"].scopes == ["authenticated"]
+    assert len(asgi._STARLETTE) <= 1024
 
 
 def test_decorators_on_sync_and_async_endpoints(client: TestClient, issuer: Issuer) -> None:

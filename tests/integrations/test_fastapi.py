@@ -31,9 +31,14 @@ from wacht_auth.verifier import Verifier
 
 
 class CountingVerifier(Verifier):
-    """A real verifier that counts verifications."""
+    """A real verifier that counts verifications (a cache hit answered by ``cached()`` too)."""
 
     calls = 0
+
+    def cached(self, token: object) -> Session | None:
+        session = super().cached(token)
+        self.calls += session is not None
+        return session
 
     async def averify(self, token: str) -> Session:
         self.calls += 1

@@ -13,7 +13,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..auth import (
     AuthState,
@@ -22,6 +22,7 @@ from ..auth import (
     TokenSource,
     aauthenticate,
     authenticate,
+    cached_state,
     cookie_reader,
     error_response,
     find_token,
@@ -78,15 +79,15 @@ _WEB_SCHEMES = {"ws": "http", "wss": "https"}
 
 
 class WachtUser(BaseUser):
-    """The signed-in caller as a Starlette user (``request.user``); ``identity`` is the user id."""
+    """The signed-in caller as a Starlette user (``request.user``); ``identity`` is the user id.
+
+    ``is_authenticated`` is always True: only a verified session makes a ``WachtUser``.
+    """
+
+    is_authenticated = True
 
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    @property
-    def is_authenticated(self) -> bool:
-        """Always True: only a verified session makes a ``WachtUser``."""
-        return True
 
     @property
     def identity(self) -> str:
@@ -99,26 +100,50 @@ class WachtUser(BaseUser):
         return self.session.user_id
 
 
-def _store(scope: Scope, state: AuthState) -> AuthState:
+class _Credentials(AuthCredentials):
+    """Starlette's ``request.auth`` of a session: ``authenticated`` and its permissions, read
+    on access (only ``requires()`` looks), so a shared one holds nothing a request can change."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @property
+    def scopes(self) -> list[str]:  # type: ignore[override]  # read-only: may be shared
+        return ["authenticated", *self._session.permissions]
+
+
+# Starlette's objects for a repeated token's state, which cached_state() shares across its
+# requests: built once, not per request. Keyed by that state (identity), cleared when full.
+_STARLETTE: dict[AuthState, tuple[_Credentials, WachtUser]] = {}
+
+
+def _store(scope: Scope, state: AuthState, shared: bool = False) -> AuthState:
     scope["wacht"] = state
     scope.setdefault("state", {})["wacht"] = state
-    if state.session is not None:  # Starlette's requires("authenticated", "invoices:read")
-        scope["auth"] = AuthCredentials(["authenticated", *state.permissions])
-        scope["user"] = WachtUser(state.session)
-    else:
+    if (session := state.session) is None:
         scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
+    elif not shared:  # Starlette's requires("authenticated", "invoices:read")
+        scope["auth"], scope["user"] = _Credentials(session), WachtUser(session)
+    elif (pair := _STARLETTE.get(state)) is not None:
+        scope["auth"], scope["user"] = pair
+    else:
+        if len(_STARLETTE) >= 1024:
+            _STARLETTE.clear()
+        scope["auth"], scope["user"] = _STARLETTE[state] = _Credentials(session), WachtUser(session)
     return state
 
 
-class _Inputs(NamedTuple):
-    source: TokenSource | None
-    method: str = "GET"
-    origin: str | None = None
-    referer: str | None = None
-    own_origin: str | None = None
+def _hit(scope: Scope, verifier: Verifier) -> AuthState | None:
+    """A repeated bearer token's state (:func:`~wacht_auth.auth.cached_state`), stored in the
+    scope; None when the full path must run."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":  # the first one counts, as in _read
+            state = cached_state(verifier, value.decode("latin-1"))
+            return None if state is None else _store(scope, state, shared=True)
+    return None
 
 
-def _read(scope: Scope, config: Config) -> _Inputs:
+def _read(scope: Scope, config: Config) -> tuple[TokenSource | None, dict[str, Any]]:
     """The token and the CSRF inputs, read straight from the ASGI scope's raw headers.
 
     The request path is hot: one pass over the headers, and the CSRF inputs are collected
@@ -132,7 +157,7 @@ def _read(scope: Scope, config: Config) -> _Inputs:
             cookies = value if cookies is None else cookies + b";" + value
     source = find_token(config, authorization, cookie_reader(cookies) if cookies else None)
     if source is None or not source.from_cookie:
-        return _Inputs(source)
+        return source, {}
     headers = {n: v.decode("latin-1") for n, v in scope["headers"] if n in _CSRF_HEADERS}
     # The app's own origin: scheme + Host, ws/wss as http/https. A websocket handshake is a
     # GET that browsers send cross-site with cookies: it counts as unsafe, so a cookie-borne
@@ -141,13 +166,12 @@ def _read(scope: Scope, config: Config) -> _Inputs:
     server = scope.get("server")
     host = headers.get(b"host") or (f"{server[0]}:{server[1]}" if server else "")
     websocket = scope["type"] == "websocket"
-    return _Inputs(
-        source,
-        "WEBSOCKET" if websocket else scope.get("method", "GET"),
-        headers.get(b"origin"),
-        headers.get(b"referer"),
-        f"{scheme}://{host}" if host else None,
-    )
+    return source, {
+        "method": "WEBSOCKET" if websocket else scope.get("method", "GET"),
+        "origin": headers.get(b"origin"),
+        "referer": headers.get(b"referer"),
+        "own_origin": f"{scheme}://{host}" if host else None,
+    }
 
 
 def _verifier_for(scope: Scope) -> Verifier:
@@ -165,11 +189,12 @@ async def aget_auth_state(scope: Scope, verifier: Verifier | None = None) -> Aut
     if (state := scope.get("wacht")) is not None:
         return state  # type: ignore[no-any-return]  # set by _store only
     verifier = verifier or _verifier_for(scope)
-    source, method, origin, referer, own = _read(scope, verifier.config)
-    state = await aauthenticate(
-        verifier, source, method=method, origin=origin, referer=referer, own_origin=own
-    )
-    return _store(scope, state)
+    return _hit(scope, verifier) or await _authenticate(scope, verifier)
+
+
+async def _authenticate(scope: Scope, verifier: Verifier) -> AuthState:
+    source, csrf = _read(scope, verifier.config)
+    return _store(scope, await aauthenticate(verifier, source, **csrf))
 
 
 def get_auth_state(scope: Scope, verifier: Verifier | None = None) -> AuthState:
@@ -177,11 +202,10 @@ def get_auth_state(scope: Scope, verifier: Verifier | None = None) -> AuthState:
     if (state := scope.get("wacht")) is not None:
         return state  # type: ignore[no-any-return]  # set by _store only
     verifier = verifier or _verifier_for(scope)
-    source, method, origin, referer, own = _read(scope, verifier.config)
-    state = authenticate(
-        verifier, source, method=method, origin=origin, referer=referer, own_origin=own
-    )
-    return _store(scope, state)
+    if (state := _hit(scope, verifier)) is not None:
+        return state
+    source, csrf = _read(scope, verifier.config)
+    return _store(scope, authenticate(verifier, source, **csrf))
 
 
 async def _deny(scope: Scope, send: Send, error: WachtAuthError) -> None:
@@ -234,8 +258,10 @@ class WachtMiddleware:
                 receive = self._prefetching(receive)
             await self.app(scope, receive, send)
             return
-        state = await aget_auth_state(scope, self.verifier)
-        if self.protect_all and not self._is_public(scope):
+        verifier = self.verifier
+        state = scope.get("wacht") or _hit(scope, verifier) or await _authenticate(scope, verifier)
+        # Only a missing session can fail the check: signed-in callers skip the path lookup.
+        if self.protect_all and state.session is None and not self._is_public(scope):
             try:
                 _SIGNED_IN.check(state)
             except WachtAuthError as error:
@@ -243,10 +269,11 @@ class WachtMiddleware:
                 return
         started = False
 
-        async def tracking_send(message: Message) -> None:
+        def tracking_send(message: Message) -> Awaitable[None]:
+            # Not a coroutine: it hands back send's own awaitable, one await less per message.
             nonlocal started
             started = True
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
@@ -279,13 +306,11 @@ class WachtMiddleware:
 
 def _guard(requirement: Requirement) -> Callable[[F], F]:
     """A decorator for Starlette endpoints (sync or async, HTTP or websocket)."""
-    from starlette.requests import HTTPConnection
+    from starlette.requests import HTTPConnection, Request
     from starlette.responses import Response
     from starlette.websockets import WebSocket
 
     def connection(args: tuple[Any, ...], kwargs: dict[str, Any]) -> HTTPConnection:
-        if args and isinstance(args[0], HTTPConnection):  # the usual endpoint(request)
-            return args[0]
         for value in (*args, *kwargs.values()):
             if isinstance(value, HTTPConnection):
                 return value
@@ -295,18 +320,25 @@ def _guard(requirement: Requirement) -> Callable[[F], F]:
         status, headers, body = error_response(error)
         return Response(body, status, headers)
 
+    # require_auth asks for a session and nothing more: a signed-in caller needs no check.
+    signed_in_only = requirement == _SIGNED_IN
+
     def decorate(endpoint: F) -> F:
         if inspect.iscoroutinefunction(endpoint):
 
             @functools.wraps(endpoint)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                conn = connection(args, kwargs)
-                try:
-                    requirement.check(conn.scope.get("wacht") or await aget_auth_state(conn.scope))
-                except WachtAuthError as error:
-                    if isinstance(conn, WebSocket):
-                        return await conn.close(code=1008, reason=error.code)
-                    return refusal(error)
+                # The usual endpoint(request), by exact type: isinstance against
+                # HTTPConnection (an ABC: a Mapping) costs more than the rest of this check.
+                conn = args[0] if args and type(args[0]) is Request else connection(args, kwargs)
+                state = conn.scope.get("wacht") or await aget_auth_state(conn.scope)
+                if state.session is None or not signed_in_only:
+                    try:
+                        requirement.check(state)
+                    except WachtAuthError as error:
+                        if isinstance(conn, WebSocket):
+                            return await conn.close(code=1008, reason=error.code)
+                        return refusal(error)
                 return await endpoint(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]  # same signature (wraps)

@@ -66,9 +66,12 @@ def _dependency(requirement: Requirement) -> Callable[[AuthState], Awaitable[Ses
     return dependency
 
 
+_SIGNED_IN = Requirement()  # built once: a dataclass with checks in __post_init__
+
+
 async def require_auth(state: State) -> Session:
     """Dependency: the session, or 401 with the precise code (``token_expired`` …)."""
-    return Requirement().check(state)
+    return _SIGNED_IN.check(state)
 
 
 def require_permission(
