@@ -1,10 +1,11 @@
 """ASGI adapter: a pure ASGI middleware for Starlette, FastAPI or any ASGI app, and decorators.
 
-The middleware verifies the request's token once (with ``averify``: keys are fetched without
-blocking the loop) and stores the :class:`~wacht_auth.auth.AuthState` in ``scope["wacht"]`` and
-``scope["state"]["wacht"]`` (so ``request.state.wacht`` works: Starlette rebuilds ``Request``
-from the scope, an attribute set on one would be lost), plus ``scope["auth"]``/``scope["user"]``
-for Starlette's own ``requires()``. Starlette is optional: a plain ASGI app gets look-alikes.
+The middleware verifies the request's token once (a repeated one straight from the verifier's
+cache, others with ``averify``: keys are fetched without blocking the loop) and stores the
+:class:`~wacht_auth.auth.AuthState` in ``scope["wacht"]`` and ``scope["state"]["wacht"]`` (so
+``request.state.wacht`` works: Starlette rebuilds ``Request`` from the scope, an attribute set
+on one would be lost), plus ``scope["auth"]``/``scope["user"]`` for Starlette's ``requires()``.
+Starlette is optional: a plain ASGI app gets look-alikes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from ..auth import (
     AuthState,
     PublicPaths,
     Requirement,
-    TokenSource,
     aauthenticate,
     authenticate,
     cached_state,
@@ -143,8 +143,8 @@ def _hit(scope: Scope, verifier: Verifier) -> AuthState | None:
     return None
 
 
-def _read(scope: Scope, config: Config) -> tuple[TokenSource | None, dict[str, Any]]:
-    """The token and the CSRF inputs, read straight from the ASGI scope's raw headers.
+def _read(scope: Scope, config: Config) -> dict[str, Any]:
+    """The token and the CSRF inputs (``authenticate``'s arguments), from the raw headers.
 
     The request path is hot: one pass over the headers, and the CSRF inputs are collected
     only for a token from the cookie (the rule ignores bearer headers).
@@ -157,7 +157,7 @@ def _read(scope: Scope, config: Config) -> tuple[TokenSource | None, dict[str, A
             cookies = value if cookies is None else cookies + b";" + value
     source = find_token(config, authorization, cookie_reader(cookies) if cookies else None)
     if source is None or not source.from_cookie:
-        return source, {}
+        return {"source": source}
     headers = {n: v.decode("latin-1") for n, v in scope["headers"] if n in _CSRF_HEADERS}
     # The app's own origin: scheme + Host, ws/wss as http/https. A websocket handshake is a
     # GET that browsers send cross-site with cookies: it counts as unsafe, so a cookie-borne
@@ -166,7 +166,8 @@ def _read(scope: Scope, config: Config) -> tuple[TokenSource | None, dict[str, A
     server = scope.get("server")
     host = headers.get(b"host") or (f"{server[0]}:{server[1]}" if server else "")
     websocket = scope["type"] == "websocket"
-    return source, {
+    return {
+        "source": source,
         "method": "WEBSOCKET" if websocket else scope.get("method", "GET"),
         "origin": headers.get(b"origin"),
         "referer": headers.get(b"referer"),
@@ -193,8 +194,7 @@ async def aget_auth_state(scope: Scope, verifier: Verifier | None = None) -> Aut
 
 
 async def _authenticate(scope: Scope, verifier: Verifier) -> AuthState:
-    source, csrf = _read(scope, verifier.config)
-    return _store(scope, await aauthenticate(verifier, source, **csrf))
+    return _store(scope, await aauthenticate(verifier, **_read(scope, verifier.config)))
 
 
 def get_auth_state(scope: Scope, verifier: Verifier | None = None) -> AuthState:
@@ -204,8 +204,7 @@ def get_auth_state(scope: Scope, verifier: Verifier | None = None) -> AuthState:
     verifier = verifier or _verifier_for(scope)
     if (state := _hit(scope, verifier)) is not None:
         return state
-    source, csrf = _read(scope, verifier.config)
-    return _store(scope, authenticate(verifier, source, **csrf))
+    return _store(scope, authenticate(verifier, **_read(scope, verifier.config)))
 
 
 async def _deny(scope: Scope, send: Send, error: WachtAuthError) -> None:
