@@ -99,3 +99,14 @@ def test_fields_are_read_once_from_the_claims_they_wrap() -> None:
 def test_a_session_needs_a_string_sub(sub: Any) -> None:
     with pytest.raises(ValueError):
         Session.from_claims({**BASE, "sub": sub}, "tok")
+
+
+def test_sessions_can_be_held_weakly() -> None:
+    """Adapters may keep per-session objects in weak mappings (no session kept alive)."""
+    import weakref
+
+    session = Session.from_claims(dict(BASE), "tok")
+    ref = weakref.ref(session)
+    assert ref() is session
+    del session
+    assert ref() is None

@@ -58,7 +58,8 @@ class Session:
         expires_at: ``exp`` as an aware UTC datetime.
     """
 
-    __slots__ = ("_claims", "_ids", "_perms", "_sub", "_times", "_token", "_view")
+    # __weakref__: adapters may remember per-session objects in weak mappings.
+    __slots__ = ("__weakref__", "_claims", "_ids", "_perms", "_sub", "_times", "_token", "_view")
 
     def __init__(self, claims: Mapping[str, Any], token: str) -> None:
         """Wrap verified ``claims`` (not copied); prefer :meth:`from_claims`."""

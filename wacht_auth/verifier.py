@@ -180,6 +180,9 @@ class Verifier:
         self._single: _Deployment | None = self._all[0] if len(self._all) == 1 else None
         self._max_bytes = max(c.max_token_bytes for c in configs)
         self._caching = self._cache.maxsize > 0
+        # Hits are reported to on_event handlers only (never logged: they are the common
+        # case); Config is frozen, so whether anyone listens is known once, here.
+        self._hit_listeners = any(c.on_event is not None for c in configs)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Verifier:
@@ -266,12 +269,12 @@ class Verifier:
         can answer a repeated token without creating a coroutine; on a miss, call
         :meth:`verify` or :meth:`averify`.
         """
-        if type(token) is str and len(token) <= self._max_bytes:  # no hashing of huge input
-            hit = self._cache.get(token)
-            if hit is not None:
-                self._report_hit(hit)
-                return hit
-        return None
+        if type(token) is not str or len(token) > self._max_bytes:  # no hashing of huge input
+            return None
+        hit = self._cache.get(token)
+        if hit is not None and self._hit_listeners:
+            self._report_hit(hit)
+        return hit
 
     # The core, shared by both shells; no I/O below this line.
 
