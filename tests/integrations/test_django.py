@@ -169,6 +169,40 @@ def test_key_server_down_is_503_with_retry_after(prefix: str) -> None:
     assert public.status_code == 200 and public.json()["user_id"] is None
 
 
+class CachingCounter(Verifier):
+    """A real verifier, cache included, counting the verifications that miss it."""
+
+    calls = 0
+
+    def verify(self, token: str) -> Session:
+        self.calls += 1
+        return super().verify(token)
+
+    async def averify(self, token: str) -> Session:
+        self.calls += 1
+        return await super().averify(token)
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+@pytest.mark.parametrize(
+    "path", ["/sync/public", "/sync/protected", "/async/protected", "/acbv/protected", "/twice"]
+)
+def test_a_repeated_token_is_answered_from_the_cache(kind: str, path: str, issuer: Issuer) -> None:
+    verifier = CachingCounter(issuer.config())
+    headers = {"Authorization": f"Bearer {issuer.token(user_id=USER)}"}
+
+    async def aget() -> Any:
+        return await AsyncClient().get(path, headers=headers)
+
+    with override_settings(WACHT_AUTH={"verifier": verifier}):
+        for _ in range(3):
+            response = (
+                Client().get(path, headers=headers) if kind == "wsgi" else async_to_sync(aget)()
+            )
+            assert response.status_code == 200 and response.json()["user_id"] == USER
+    assert verifier.calls == 1  # the first request verified; the others were cache hits
+
+
 def test_request_wacht_is_an_auth_state(issuer: Issuer, verifier: CountingVerifier) -> None:
     token = issuer.token(user_id=USER)
     request = RequestFactory().get("/", headers={"Authorization": f"Bearer {token}"})

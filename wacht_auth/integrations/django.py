@@ -10,7 +10,7 @@ import functools
 import logging
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -26,6 +26,7 @@ from ..auth import (
     TokenSource,
     aauthenticate,
     authenticate,
+    cached_state,
     find_token,
 )
 from ..auth import error_response as _error_response
@@ -63,6 +64,11 @@ class WachtSettings:
     verifier: Any  # a Verifier, or any object with .config, .verify and .averify
     protect_all: bool
     public_paths: PublicPaths
+    # Whether the verifier answers repeated tokens from a cache (Verifier.cached), read once.
+    _caches: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_caches", callable(getattr(self.verifier, "cached", None)))
 
 
 def _improperly(problem: str) -> ImproperlyConfigured:
@@ -113,22 +119,46 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_settings_changed)
 
 
+class _Field:
+    """A field of a lazy state (a non-data descriptor): the first read verifies, which stores
+    every field in the instance dict, and that dict then answers later reads without a call."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, state: _LazyState | None, owner: type | None = None) -> Any:
+        return self if state is None else getattr(state.resolve(), self.name)
+
+
 class _LazyState(AuthState):
     """``request.wacht``: verified on first use, like ``request.user``, and at most once."""
 
-    __slots__ = ("_conf", "_request", "_state")
+    # Shadow AuthState's slots: an instance dict entry wins over a non-data descriptor.
+    session = _Field()
+    error = _Field()
+    token_presented = _Field()
 
     def __init__(self, conf: WachtSettings, request: HttpRequest) -> None:
+        # META (the WSGI environ, or a dict) holds no reference back to the request, and the
+        # request is held weakly: no request <-> state cycle, the request is freed by refcount.
         self._conf = conf
-        # A weak reference: no request <-> state cycle, so the request is freed by refcount.
+        self._meta: dict[str, Any] | None = request.META  # None once resolved
         self._request = weakref.ref(request)
-        self._state: AuthState | None = None
 
-    def _inputs(self) -> tuple[TokenSource | None, dict[str, Any]]:
-        request = self._request()
+    def _from_cache(self, meta: dict[str, Any]) -> bool:
+        """Fill the state when the bearer token is a repeated one that the verifier's cache
+        holds: the common case, without I/O, a coroutine or the CSRF inputs."""
+        conf = self._conf
+        hit = cached_state(conf.verifier, meta.get("HTTP_AUTHORIZATION")) if conf._caches else None
+        if hit is None:
+            return False
+        self.session, self.error, self.token_presented, self._meta = hit.session, None, True, None
+        return True
+
+    def _inputs(self, meta: dict[str, Any]) -> tuple[TokenSource | None, dict[str, Any]]:
+        request, config = self._request(), self._conf.verifier.config
         if request is None:
             raise RuntimeError("request.wacht was first used after its request was gone")
-        config, meta = self._conf.verifier.config, request.META
         cookie = lambda name: request.COOKIES.get(name)  # noqa: E731  # parsed only if needed
         source = find_token(config, meta.get("HTTP_AUTHORIZATION"), cookie)
         if source is None or not source.from_cookie:  # origins matter for cookie tokens only
@@ -141,32 +171,35 @@ class _LazyState(AuthState):
             "config": config,
         }
 
+    def _fill(self, state: AuthState) -> None:
+        self.session, self.error = state.session, state.error
+        self.token_presented, self._meta = state.token_presented, None
+
     def resolve(self) -> AuthState:
-        if self._state is None:
-            source, options = self._inputs()
-            self._state = authenticate(self._conf.verifier, source, **options)
-        return self._state
+        """Verify now unless done already; returns this state, resolved."""
+        meta = self._meta
+        if meta is not None and not self._from_cache(meta):
+            source, options = self._inputs(meta)
+            self._fill(authenticate(self._conf.verifier, source, **options))
+        return self
 
     async def aresolve(self) -> AuthState:
-        if self._state is None:
-            source, options = self._inputs()
-            self._state = await aauthenticate(self._conf.verifier, source, **options)
-        return self._state
-
-    # The state's fields, read through resolve(); every other property derives from them.
-    session = property(lambda self: self.resolve().session)
-    error = property(lambda self: self.resolve().error)
-    token_presented = property(lambda self: self.resolve().token_presented)
+        """:meth:`resolve` with :meth:`~wacht_auth.verifier.Verifier.averify`."""
+        meta = self._meta
+        if meta is not None and not self._from_cache(meta):
+            source, options = self._inputs(meta)
+            self._fill(await aauthenticate(self._conf.verifier, source, **options))
+        return self
 
 
 def _attach(request: HttpRequest, conf: WachtSettings) -> _LazyState:
-    state = _LazyState(conf, request)
-    request.__dict__.update(wacht=state, awacht=state.aresolve)
+    state = request.wacht = _LazyState(conf, request)  # type: ignore[attr-defined]
+    request.awacht = state.aresolve  # type: ignore[attr-defined]
     return state
 
 
 def _lazy(request: HttpRequest) -> _LazyState:
-    state = request.__dict__.get("wacht")
+    state = getattr(request, "wacht", None)  # not __dict__: that would build a dict
     return state if isinstance(state, _LazyState) else _attach(request, load_settings())
 
 
@@ -212,7 +245,8 @@ class WachtMiddleware:
 
     def __call__(self, request: HttpRequest) -> Any:
         """Attach the state; in async mode ``get_response`` returns the coroutine we pass on."""
-        _attach(request, self.conf)
+        state = request.wacht = _LazyState(self.conf, request)  # type: ignore[attr-defined]
+        request.awacht = state.aresolve  # type: ignore[attr-defined]  # as _attach, inlined
         return self.get_response(request)
 
     def _open(self, request: HttpRequest, view: Callable[..., Any]) -> bool:
@@ -233,6 +267,8 @@ class WachtMiddleware:
 
 
 def _guard(requirement: Requirement) -> Callable[[_V], _V]:
+    signed_in_only = requirement == _SIGNED_IN  # then a session is all there is to check
+
     def decorate(view: _V) -> _V:
         if iscoroutinefunction(view):
 
@@ -245,7 +281,14 @@ def _guard(requirement: Requirement) -> Callable[[_V], _V]:
 
         @functools.wraps(view)
         def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            return _deny(requirement, auth_state(request)) or view(request, *args, **kwargs)
+            state = getattr(request, "wacht", None)  # not __dict__: that would build a dict
+            if not isinstance(state, _LazyState):
+                state = _lazy(request)
+            if state.resolve().session is None or not signed_in_only:
+                denied = _deny(requirement, state)
+                if denied is not None:
+                    return denied
+            return view(request, *args, **kwargs)
 
         return cast("_V", sync_view)
 
