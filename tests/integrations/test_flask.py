@@ -314,6 +314,49 @@ def test_verification_happens_at_most_once_per_request(issuer: Issuer) -> None:
     assert verifier.calls == 3
 
 
+def test_a_repeated_token_is_answered_from_the_cache(issuer: Issuer) -> None:
+    verifier = CountingVerifier(issuer.config())  # with its cache
+    app = Flask(__name__)
+    Wacht(app, verifier=verifier)
+
+    @app.get("/me")
+    @require_auth
+    def me() -> dict[str, Any]:
+        return {"user_id": request.wacht.user_id, "same": g.wacht is request.wacht}  # type: ignore[attr-defined]
+
+    token = issuer.token(user_id=USER)
+    for _ in range(3):
+        assert get(app, "/me", token).json == {"user_id": USER, "same": True}
+    assert verifier.calls == 1  # the first request verified; the others were cache hits
+
+
+def test_state_outside_a_request_and_with_a_request_class_set_later(issuer: Issuer) -> None:
+    app = Flask(__name__)
+    Wacht(app, config=issuer.config())
+
+    class OwnRequest(Flask.request_class):  # type: ignore[name-defined,misc]
+        pass
+
+    app.request_class = OwnRequest  # after init_app: request.wacht is no longer defined
+
+    @app.get("/me")
+    @require_auth
+    def me() -> dict[str, Any]:
+        return {"user_id": request.wacht.user_id}  # type: ignore[attr-defined]
+
+    @app.get("/who")
+    def who() -> dict[str, Any]:
+        return {"user_id": g.wacht.user_id}
+
+    assert get(app, "/me", issuer.token(user_id=USER)).json == {"user_id": USER}
+    assert get(app, "/me").status_code == 401
+    with app.app_context():  # g lives on across the requests of an outer app context
+        assert getattr(g, "wacht", None) is None
+        assert get(app, "/who", issuer.token(user_id=USER)).json == {"user_id": USER}
+        assert get(app, "/who").json == {"user_id": None}  # this request's state, not the last
+        assert getattr(g, "wacht", None) is None
+
+
 def test_workspace_and_specific_ids(issuer: Issuer) -> None:
     app = Flask(__name__)
     Wacht(app, config=issuer.config())

@@ -14,20 +14,20 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Request, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, has_request_context, request
 
 from ..auth import (
     AuthState,
     PublicPaths,
     Requirement,
-    TokenSource,
     authenticate,
+    cached_state,
     error_response,
     find_token,
 )
 from ..config import Config, decode_publishable_key
 from ..errors import ConfigurationError, WachtAuthError
-from ..session import PermissionScope, Session
+from ..session import PermissionScope
 from ..verifier import Verifier
 
 __all__ = [
@@ -110,7 +110,9 @@ class Wacht:
 
     def init_app(self, app: Flask) -> None:
         """Build the verifier now (a :class:`~wacht_auth.ConfigurationError` says what to
-        set), then register the request hook and the JSON error handler on ``app``."""
+        set), then give ``app`` its ``request.wacht``/``g.wacht`` (by subclassing its
+        ``request_class`` and ``app_ctx_globals_class``: set your own before this), the
+        protect-all hook and the JSON error handler."""
         verifier = self.verifier
         try:
             if verifier is None:
@@ -126,60 +128,64 @@ class Wacht:
         paths = self.public_paths + _items(app.config.get("WACHT_PUBLIC_PATHS") or ())
         state = _AppState(verifier, self.protect_all or protect_all, PublicPaths(paths))
         app.extensions["wacht"] = state
-        app.before_request(functools.partial(_attach, state))
+        # Attributes of the app's own classes rather than set by a before_request hook: a
+        # hook costs every request (Flask inspects it each time), even those never looking.
+        app.request_class = type("Request", (app.request_class,), {"wacht": _StateField(state)})
+        globals_class = type("Globals", (app.app_ctx_globals_class,), {"wacht": _GlobalsField()})
+        app.app_ctx_globals_class = globals_class  # type: ignore[assignment]
+        if state.protect_all:
+            app.before_request(functools.partial(_protect, state))
         app.register_error_handler(WachtAuthError, _answer)
 
 
-class _LazyAuthState(AuthState):
-    """The state of a request that sent a token: verified on first use, then kept."""
+class _StateField:
+    """``request.wacht`` on the app's request class: computed on the first read, then kept in
+    the request's dict (this is a non-data descriptor), so a request verifies at most once and
+    one that never looks pays nothing. A repeated bearer token is answered from the verifier's
+    cache, without CSRF inputs or a new object."""
 
-    __slots__ = ("_request", "_source", "_state", "_verifier")
+    def __init__(self, app_state: _AppState) -> None:
+        self.app_state = app_state
 
-    def __init__(self, verifier: Verifier, source: TokenSource, req: Request) -> None:
-        self._verifier, self._source, self._request = verifier, source, req
-        self._state: AuthState | None = None
-
-    def _resolved(self) -> AuthState:
-        if self._state is None:
-            req, source = self._request, self._source
-            csrf = source.from_cookie  # origins matter only for cookie tokens: skip them else
-            self._state = authenticate(
-                self._verifier,
+    def __get__(self, req: Request | None, owner: type | None = None) -> Any:
+        if req is None:
+            return self
+        verifier, header = self.app_state.verifier, req.environ.get("HTTP_AUTHORIZATION")
+        state = cached_state(verifier, header)
+        if state is None:
+            # The Cookie header is parsed only when needed; origins matter for cookies only.
+            source = find_token(verifier.config, header, lambda name: req.cookies.get(name))
+            csrf = source is not None and source.from_cookie
+            state = authenticate(
+                verifier,
                 source,
                 method=req.method,
                 origin=req.environ.get("HTTP_ORIGIN") if csrf else None,
                 referer=req.environ.get("HTTP_REFERER") if csrf else None,
                 own_origin=f"{req.scheme}://{req.host}" if csrf else None,
-                config=self._verifier.config,
+                config=verifier.config,
             )
-        return self._state
-
-    @property
-    def session(self) -> Session | None:  # type: ignore[override]  # read-only, resolved late
-        return self._resolved().session
-
-    @property
-    def error(self) -> WachtAuthError | None:  # type: ignore[override]
-        return self._resolved().error
-
-    @property
-    def token_presented(self) -> bool:  # type: ignore[override]
-        return True
+        req.wacht = state  # type: ignore[attr-defined]
+        return state
 
 
-def _attach(app_state: _AppState) -> None:
-    """``before_request``: find the token now, verify it when the state is first read."""
-    req: Request = cast(Any, request)._get_current_object()  # the object, not the proxy
-    verifier = app_state.verifier
+class _GlobalsField:
+    """``g.wacht``: the current request's ``request.wacht`` (never kept in ``g``, which may
+    outlive the request)."""
 
-    def cookie(name: str) -> str | None:  # the Cookie header is parsed only when needed
-        return req.cookies.get(name)
+    def __get__(self, globals_: object, owner: type | None = None) -> Any:
+        if globals_ is None:
+            return self
+        if not has_request_context():
+            raise AttributeError("g.wacht exists only while a request is handled")
+        return _state(request._get_current_object())  # type: ignore[attr-defined]
 
-    source = find_token(verifier.config, req.environ.get("HTTP_AUTHORIZATION"), cookie)
-    state = AuthState() if source is None else _LazyAuthState(verifier, source, req)
-    req.wacht = g.wacht = state  # type: ignore[attr-defined]  # Flask's Request has no slot
-    if app_state.protect_all and not _is_public(app_state, req):
-        state.require()
+
+def _protect(app_state: _AppState) -> None:
+    """``before_request`` in protect-all mode: every route not marked public requires auth."""
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # not the proxy
+    if not _is_public(app_state, req):
+        _state(req).require()
 
 
 def _is_public(app_state: _AppState, req: Request) -> bool:
@@ -197,27 +203,36 @@ def _answer(error: WachtAuthError) -> Response:
     return current_app.response_class(body, status=status, headers=headers)
 
 
-def _state() -> AuthState:
-    state = getattr(request, "wacht", None)
-    if not isinstance(state, AuthState):
+def _state(req: Request) -> AuthState:
+    state = getattr(req, "wacht", None)
+    if isinstance(state, AuthState):
+        return state
+    if "wacht" not in current_app.extensions:
         raise RuntimeError("Wacht is not set up on this app: call Wacht(app) or init_app(app)")
-    return state
+    # app.request_class was replaced after init_app: compute the state here instead.
+    return cast(AuthState, _StateField(current_app.extensions["wacht"]).__get__(req))
 
 
 def _guard(requirement: Requirement) -> Callable[[F], F]:
+    signed_in_only = requirement == Requirement()  # then a session is all there is to check
+
     def decorate(view: F) -> F:
         if inspect.iscoroutinefunction(view):  # async views need flask[async]
 
             @functools.wraps(view)
             async def async_view(*args: Any, **kwargs: Any) -> Any:
-                requirement.check(_state())
+                requirement.check(_state(request._get_current_object()))  # type: ignore[attr-defined]
                 return await view(*args, **kwargs)
 
             return cast(F, async_view)
 
         @functools.wraps(view)
         def sync_view(*args: Any, **kwargs: Any) -> Any:
-            requirement.check(_state())
+            # One proxy lookup: each attribute read through the `request` proxy costs more
+            # than the whole cache hit.
+            state = _state(request._get_current_object())  # type: ignore[attr-defined]
+            if state.session is None or not signed_in_only:
+                requirement.check(state)
             return view(*args, **kwargs)
 
         return cast(F, sync_view)
