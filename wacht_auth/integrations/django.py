@@ -26,13 +26,12 @@ from ..auth import (
     TokenSource,
     aauthenticate,
     authenticate,
-    cached_state,
     find_token,
 )
 from ..auth import error_response as _error_response
 from ..config import Config
 from ..errors import ConfigurationError, WachtAuthError
-from ..session import PermissionScope
+from ..session import PermissionScope, Session
 from ..verifier import Verifier
 
 __all__ = [
@@ -64,11 +63,11 @@ class WachtSettings:
     verifier: Any  # a Verifier, or any object with .config, .verify and .averify
     protect_all: bool
     public_paths: PublicPaths
-    # Whether the verifier answers repeated tokens from a cache (Verifier.cached), read once.
-    _caches: bool = field(init=False, repr=False, compare=False)
+    # The verifier's cache lookup (Verifier.cached), if it has one: looked up once.
+    _cached: Callable[[str], Session | None] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_caches", callable(getattr(self.verifier, "cached", None)))
+        object.__setattr__(self, "_cached", getattr(self.verifier, "cached", None))
 
 
 def _improperly(problem: str) -> ImproperlyConfigured:
@@ -148,11 +147,13 @@ class _LazyState(AuthState):
     def _from_cache(self, meta: dict[str, Any]) -> bool:
         """Fill the state when the bearer token is a repeated one that the verifier's cache
         holds: the common case, without I/O, a coroutine or the CSRF inputs."""
-        conf = self._conf
-        hit = cached_state(conf.verifier, meta.get("HTTP_AUTHORIZATION")) if conf._caches else None
+        cached, header = self._conf._cached, meta.get("HTTP_AUTHORIZATION")
+        # As in auth.cached_state(): a hit means the slice is exactly the token bearer_token()
+        # finds (a cached token is a verified one, without spaces); other shapes simply miss.
+        hit = cached(header[7:]) if cached and header and header.startswith("Bearer ") else None
         if hit is None:
             return False
-        self.session, self.error, self.token_presented, self._meta = hit.session, None, True, None
+        self.session, self.error, self.token_presented, self._meta = hit, None, True, None
         return True
 
     def _inputs(self, meta: dict[str, Any]) -> tuple[TokenSource | None, dict[str, Any]]:
