@@ -63,10 +63,9 @@ class WachtSettings:
     verifier: Any  # a Verifier, or any object with .config, .verify and .averify
     protect_all: bool
     public_paths: PublicPaths
-    # The verifier's cache lookup (Verifier.cached), if it has one: looked up once.
     _cached: Callable[[str], Session | None] | None = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # the verifier's cache lookup, if any, looked up once
         object.__setattr__(self, "_cached", getattr(self.verifier, "cached", None))
 
 
@@ -119,8 +118,8 @@ setting_changed.connect(_settings_changed)
 
 
 class _Field:
-    """A field of a lazy state (a non-data descriptor): the first read verifies, which stores
-    every field in the instance dict, and that dict then answers later reads without a call."""
+    """A field of :class:`_LazyState`: read before resolution, it resolves (non-data
+    descriptor: afterwards the instance dict answers, without a call)."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -132,29 +131,28 @@ class _Field:
 class _LazyState(AuthState):
     """``request.wacht``: verified on first use, like ``request.user``, and at most once."""
 
-    # Shadow AuthState's slots: an instance dict entry wins over a non-data descriptor.
-    session = _Field()
+    session = _Field()  # shadow AuthState's slots: resolution fills the instance dict
     error = _Field()
     token_presented = _Field()
 
     def __init__(self, conf: WachtSettings, request: HttpRequest) -> None:
-        # META (the WSGI environ, or a dict) holds no reference back to the request, and the
-        # request is held weakly: no request <-> state cycle, the request is freed by refcount.
-        self._conf = conf
+        # The request is held weakly (no request <-> state cycle: it is freed by refcount);
+        # META (the WSGI environ, or a dict) holds no reference back to it.
+        self._conf, self._request = conf, weakref.ref(request)
         self._meta: dict[str, Any] | None = request.META  # None once resolved
-        self._request = weakref.ref(request)
+
+    def _set(self, session: Session | None, error: WachtAuthError | None, sent: bool) -> bool:
+        self.session, self.error, self.token_presented, self._meta = session, error, sent, None
+        return True
 
     def _from_cache(self, meta: dict[str, Any]) -> bool:
-        """Fill the state when the bearer token is a repeated one that the verifier's cache
-        holds: the common case, without I/O, a coroutine or the CSRF inputs."""
+        """Resolve now if the bearer token is a repeated one the verifier's cache holds: the
+        common case, answered without I/O, a coroutine or the CSRF inputs."""
         cached, header = self._conf._cached, meta.get("HTTP_AUTHORIZATION")
         # As in auth.cached_state(): a hit means the slice is exactly the token bearer_token()
         # finds (a cached token is a verified one, without spaces); other shapes simply miss.
         hit = cached(header[7:]) if cached and header and header.startswith("Bearer ") else None
-        if hit is None:
-            return False
-        self.session, self.error, self.token_presented, self._meta = hit, None, True, None
-        return True
+        return hit is not None and self._set(hit, None, True)
 
     def _inputs(self, meta: dict[str, Any]) -> tuple[TokenSource | None, dict[str, Any]]:
         request, config = self._request(), self._conf.verifier.config
@@ -172,16 +170,13 @@ class _LazyState(AuthState):
             "config": config,
         }
 
-    def _fill(self, state: AuthState) -> None:
-        self.session, self.error = state.session, state.error
-        self.token_presented, self._meta = state.token_presented, None
-
     def resolve(self) -> AuthState:
         """Verify now unless done already; returns this state, resolved."""
         meta = self._meta
         if meta is not None and not self._from_cache(meta):
             source, options = self._inputs(meta)
-            self._fill(authenticate(self._conf.verifier, source, **options))
+            state = authenticate(self._conf.verifier, source, **options)
+            self._set(state.session, state.error, state.token_presented)
         return self
 
     async def aresolve(self) -> AuthState:
@@ -189,7 +184,8 @@ class _LazyState(AuthState):
         meta = self._meta
         if meta is not None and not self._from_cache(meta):
             source, options = self._inputs(meta)
-            self._fill(await aauthenticate(self._conf.verifier, source, **options))
+            state = await aauthenticate(self._conf.verifier, source, **options)
+            self._set(state.session, state.error, state.token_presented)
         return self
 
 
@@ -246,8 +242,7 @@ class WachtMiddleware:
 
     def __call__(self, request: HttpRequest) -> Any:
         """Attach the state; in async mode ``get_response`` returns the coroutine we pass on."""
-        state = request.wacht = _LazyState(self.conf, request)  # type: ignore[attr-defined]
-        request.awacht = state.aresolve  # type: ignore[attr-defined]  # as _attach, inlined
+        _attach(request, self.conf)
         return self.get_response(request)
 
     def _open(self, request: HttpRequest, view: Callable[..., Any]) -> bool:
@@ -282,10 +277,8 @@ def _guard(requirement: Requirement) -> Callable[[_V], _V]:
 
         @functools.wraps(view)
         def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            state = getattr(request, "wacht", None)  # not __dict__: that would build a dict
-            if not isinstance(state, _LazyState):
-                state = _lazy(request)
-            if state.resolve().session is None or not signed_in_only:
+            state = _lazy(request).resolve()
+            if state.session is None or not signed_in_only:  # the check, when there is one
                 denied = _deny(requirement, state)
                 if denied is not None:
                     return denied
