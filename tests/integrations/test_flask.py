@@ -346,12 +346,13 @@ def test_state_outside_a_request_and_with_a_request_class_set_later(issuer: Issu
 
     @app.get("/who")
     def who() -> dict[str, Any]:
+        assert "wacht" in g and g.get("wacht") is g.wacht and g.get("other", 1) == 1
         return {"user_id": g.wacht.user_id}
 
     assert get(app, "/me", issuer.token(user_id=USER)).json == {"user_id": USER}
     assert get(app, "/me").status_code == 401
     with app.app_context():  # g lives on across the requests of an outer app context
-        assert getattr(g, "wacht", None) is None
+        assert getattr(g, "wacht", None) is None and g.get("wacht") is None and "wacht" not in g
         assert get(app, "/who", issuer.token(user_id=USER)).json == {"user_id": USER}
         assert get(app, "/who").json == {"user_id": None}  # this request's state, not the last
         assert getattr(g, "wacht", None) is None

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_G = TypeVar("_G")
 _LISTS = frozenset({"algorithms", "audience", "authorized_parties"})
 _ALIASES = {
     "WACHT_FRONTEND_HOST": "frontend_api_url",
@@ -131,18 +132,15 @@ class Wacht:
         # Attributes of the app's own classes rather than set by a before_request hook: a
         # hook costs every request (Flask inspects it each time), even those never looking.
         app.request_class = type("Request", (app.request_class,), {"wacht": _StateField(state)})
-        globals_class = type("Globals", (app.app_ctx_globals_class,), {"wacht": _GlobalsField()})
-        app.app_ctx_globals_class = globals_class  # type: ignore[assignment]
+        app.app_ctx_globals_class = _with_wacht(app.app_ctx_globals_class)
         if state.protect_all:
             app.before_request(functools.partial(_protect, state))
         app.register_error_handler(WachtAuthError, _answer)
 
 
 class _StateField:
-    """``request.wacht`` on the app's request class: computed on the first read, then kept in
-    the request's dict (this is a non-data descriptor), so a request verifies at most once and
-    one that never looks pays nothing. A repeated bearer token is answered from the verifier's
-    cache, without CSRF inputs or a new object."""
+    """``request.wacht``: computed on first read, then kept in the request's dict (a non-data
+    descriptor): a request verifies at most once, one that never looks pays nothing."""
 
     def __init__(self, app_state: _AppState) -> None:
         self.app_state = app_state
@@ -151,7 +149,7 @@ class _StateField:
         if req is None:
             return self
         verifier, header = self.app_state.verifier, req.environ.get("HTTP_AUTHORIZATION")
-        state = cached_state(verifier, header)
+        state = cached_state(verifier, header)  # a repeated bearer token: no CSRF inputs
         if state is None:
             # The Cookie header is parsed only when needed; origins matter for cookies only.
             source = find_token(verifier.config, header, lambda name: req.cookies.get(name))
@@ -169,16 +167,23 @@ class _StateField:
         return state
 
 
-class _GlobalsField:
-    """``g.wacht``: the current request's ``request.wacht`` (never kept in ``g``, which may
-    outlive the request)."""
+def _with_wacht(base: type[_G]) -> type[_G]:
+    """``g`` whose ``wacht`` is the current request's state (never stored in ``g``: an outer
+    app context keeps one ``g`` across requests)."""
 
-    def __get__(self, globals_: object, owner: type | None = None) -> Any:
-        if globals_ is None:
-            return self
-        if not has_request_context():
-            raise AttributeError("g.wacht exists only while a request is handled")
-        return _state(request._get_current_object())  # type: ignore[attr-defined]
+    class Globals(base):  # type: ignore[valid-type,misc]  # a subclass of a variable
+        def __getattr__(self, name: str) -> Any:  # only when g has no such attribute
+            if name == "wacht" and has_request_context():
+                return _state(request._get_current_object())  # type: ignore[attr-defined]
+            return super().__getattr__(name)
+
+        def get(self, name: str, default: Any = None) -> Any:
+            return getattr(self, name, default) if name == "wacht" else super().get(name, default)
+
+        def __contains__(self, name: str) -> bool:
+            return super().__contains__(name) or (name == "wacht" and has_request_context())
+
+    return Globals
 
 
 def _protect(app_state: _AppState) -> None:
