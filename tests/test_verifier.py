@@ -243,10 +243,11 @@ def test_cache_is_bounded() -> None:
     for i in range(5):
         cache.put(f"t{i}", verifier_module._Entry(marker, 0, 2e9, clock), cache.generation)
     assert len(cache) == 3
-    assert cache.get("t0") is None and cache.get("t4") is session
-    cache.get("t2")  # most recently used now
+    assert cache.get("t0") is None and cache.get("t1") is None and cache.get("t4") is session
+    cache.get("t2")  # a hit changes nothing: the oldest insert still goes first
     cache.put("t5", verifier_module._Entry(marker, 0, 2e9, clock), cache.generation)
-    assert cache.get("t2") is session and cache.get("t3") is None
+    assert len(cache) == 3
+    assert cache.get("t2") is None and cache.get("t3") is session and cache.get("t5") is session
 
 
 def test_cache_drops_inserts_racing_with_a_clear() -> None:
