@@ -16,6 +16,7 @@ from wacht_auth.auth import (
     aauthenticate,
     authenticate,
     bearer_token,
+    cached_session,
     cached_state,
     cookie_reader,
     error_response,
@@ -173,6 +174,15 @@ def test_cached_state_answers_a_repeated_bearer_token_from_the_cache() -> None:
     # Anything but the plain "Bearer <token>" shape, or a miss: the full path runs.
     for header in (None, "", "Bearer c", "bearer a", "Bearer  a", "Basic a", "Bearer a "):
         assert cached_state(stub, header) is None
+
+
+def test_cached_session_reads_the_bearer_shape_and_tolerates_cacheless_verifiers() -> None:
+    alice = session(sub="alice")
+    stub = CacheStub({"a": alice})
+    assert cached_session(stub, "Bearer a") is alice
+    for header in (None, "Bearer c", "bearer a", "Basic a"):
+        assert cached_session(stub, header) is None
+    assert cached_session(object(), "Bearer a") is None  # a verifier without .cached()
 
 
 def test_cached_state_never_gives_one_session_the_state_of_another() -> None:

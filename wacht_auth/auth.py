@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 from urllib.parse import urlsplit
 
 from .config import Config
@@ -38,6 +38,7 @@ __all__ = [
     "aauthenticate",
     "authenticate",
     "bearer_token",
+    "cached_session",
     "cached_state",
     "cookie_reader",
     "error_response",
@@ -313,6 +314,19 @@ _STATES: dict[Session, AuthState] = {}
 _STATES_MAX = 1024
 
 
+def cached_session(verifier: object, authorization: str | None) -> Session | None:
+    """The session of an ``Authorization: Bearer`` token that the verifier's cache holds, or
+    None (a miss, another scheme or shape, no header, a verifier without ``cached``).
+
+    A cached token is a verified one, without spaces: on a hit this slice is exactly what
+    :func:`bearer_token` returns; any other shape simply misses and takes the full path.
+    """
+    if authorization is None or not authorization.startswith("Bearer "):
+        return None
+    cached = getattr(verifier, "cached", None)
+    return None if cached is None else cast("Session | None", cached(authorization[7:]))
+
+
 def cached_state(verifier: _Caches, authorization: str | None) -> AuthState | None:
     """The state of an ``Authorization: Bearer`` token that the verifier's cache holds, or
     None when :func:`authenticate` must run (a miss, another scheme or shape, no header).
@@ -322,11 +336,7 @@ def cached_state(verifier: _Caches, authorization: str | None) -> AuthState | No
     shared by the requests carrying that token: read-only, like the Session. Keyed by the
     Session itself (identity, re-checked with ``is``; holding it means no id is reused).
     """
-    if authorization is None or not authorization.startswith("Bearer "):
-        return None
-    # A cached token is a verified one, without spaces: on a hit this slice is exactly what
-    # bearer_token() returns; any other shape simply misses.
-    session = verifier.cached(authorization[7:])
+    session = cached_session(verifier, authorization)
     if session is None:
         return None
     state = _STATES.get(session)

@@ -10,7 +10,7 @@ import functools
 import logging
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -26,6 +26,7 @@ from ..auth import (
     TokenSource,
     aauthenticate,
     authenticate,
+    cached_session,
     find_token,
 )
 from ..auth import error_response as _error_response
@@ -63,10 +64,6 @@ class WachtSettings:
     verifier: Any  # a Verifier, or any object with .config, .verify and .averify
     protect_all: bool
     public_paths: PublicPaths
-    _cached: Callable[[str], Session | None] | None = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:  # the verifier's cache lookup, if any, looked up once
-        object.__setattr__(self, "_cached", getattr(self.verifier, "cached", None))
 
 
 def _improperly(problem: str) -> ImproperlyConfigured:
@@ -148,10 +145,7 @@ class _LazyState(AuthState):
     def _from_cache(self, meta: dict[str, Any]) -> bool:
         """Resolve now if the bearer token is a repeated one the verifier's cache holds: the
         common case, answered without I/O, a coroutine or the CSRF inputs."""
-        cached, header = self._conf._cached, meta.get("HTTP_AUTHORIZATION")
-        # As in auth.cached_state(): a hit means the slice is exactly the token bearer_token()
-        # finds (a cached token is a verified one, without spaces); other shapes simply miss.
-        hit = cached(header[7:]) if cached and header and header.startswith("Bearer ") else None
+        hit = cached_session(self._conf.verifier, meta.get("HTTP_AUTHORIZATION"))
         return hit is not None and self._set(hit, None, True)
 
     def _inputs(self, meta: dict[str, Any]) -> tuple[TokenSource | None, dict[str, Any]]:
