@@ -315,10 +315,7 @@ def parse(token: str, *, max_bytes: int, algorithms: Collection[str]) -> ParsedT
     token, header, payload_b64, signing_input, signature, alg, kid = _split(
         token, max_bytes, algorithms
     )
-    claims = _json_object(
-        binascii.a2b_base64(payload_b64.translate(_TO_STANDARD) + _PADDING[len(payload_b64) & 3]),
-        "payload",
-    )
+    claims = _json_object(_payload(payload_b64), "payload")
     return ParsedToken(token, header, claims, signing_input, signature, alg, kid)
 
 
