@@ -1,30 +1,29 @@
-"""The request-auth core every adapter uses: token lookup, CSRF rule, requirements."""
+"""The request layer every adapter uses: token source, CSRF, preflight, reuse, immutability."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from wacht_auth import Config, Session, TokenExpiredError, WachtAuthError
 from wacht_auth.auth import (
+    Authenticator,
     AuthState,
+    Guards,
     PublicPaths,
     Requirement,
-    TokenSource,
-    aauthenticate,
-    authenticate,
     bearer_token,
-    cached_session,
-    cached_state,
     cookie_reader,
     error_response,
-    find_token,
     origin_of,
+    request_argument,
 )
 
 CONFIG = Config(frontend_api_url="https://f.example", authorized_parties=("https://app.example",))
+OWN = "https://own.example"
 
 
 def session(**claims: Any) -> Session:
@@ -33,12 +32,13 @@ def session(**claims: Any) -> Session:
 
 
 class StubVerifier:
-    """Accepts the token "good", rejects anything else as expired; counts calls."""
+    """Accepts the token "good", rejects anything else as expired; counts calls. Its cache
+    holds the tokens in ``cache``."""
 
-    config = CONFIG
-
-    def __init__(self) -> None:
+    def __init__(self, config: Config = CONFIG) -> None:
+        self.config = config
         self.calls = 0
+        self.cache: dict[str, Session] = {}
 
     def verify(self, token: str) -> Session:
         self.calls += 1
@@ -48,6 +48,37 @@ class StubVerifier:
 
     async def averify(self, token: str) -> Session:
         return self.verify(token)
+
+    def cached(self, token: object) -> Session | None:
+        return self.cache.get(token) if isinstance(token, str) else None
+
+
+@dataclass
+class FakeRequest:
+    """A :class:`~wacht_auth.auth.RequestView` as an adapter would give it."""
+
+    method: str = "GET"
+    path: str = "/"
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+    origin: str | None = OWN
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def cookie(self, name: str) -> str | None:
+        return self.cookies.get(name)
+
+    def own_origin(self) -> str | None:
+        return self.origin
+
+
+def layer(verifier: StubVerifier | None = None, **options: Any) -> Authenticator:
+    return Authenticator(verifier or StubVerifier(), **options)  # type: ignore[arg-type]
+
+
+def cookie_request(method: str, **headers: str) -> FakeRequest:
+    return FakeRequest(method, headers=headers, cookies={CONFIG.cookie_name or "": "good"})
 
 
 @pytest.mark.parametrize(
@@ -68,13 +99,15 @@ def test_bearer_token(header: str | None, token: str | None) -> None:
 
 
 def test_header_wins_over_cookie_and_cookie_can_be_switched_off() -> None:
-    cookies = {CONFIG.cookie_name or "": "from-cookie"}
-    assert find_token(CONFIG, "Bearer h", cookies) == TokenSource("h")
-    assert find_token(CONFIG, None, cookies) == TokenSource("from-cookie", from_cookie=True)
-    assert find_token(CONFIG, None, cookies.get) == TokenSource("from-cookie", from_cookie=True)
-    off = Config(frontend_api_url="https://f.example", read_cookies=False)
-    assert find_token(off, None, cookies) is None
-    assert find_token(CONFIG, None, {}) is None
+    verifier = StubVerifier()
+    both = FakeRequest(
+        headers={"authorization": "Bearer bad"}, cookies={CONFIG.cookie_name or "": "good"}
+    )
+    assert layer(verifier).authenticate(both).error is not None  # the header's token counted
+    assert layer(verifier).authenticate(cookie_request("GET")).user_id == "1"
+    off = StubVerifier(Config(frontend_api_url="https://f.example", read_cookies=False))
+    assert layer(off).authenticate(cookie_request("GET")).token_presented is False
+    assert off.calls == 0
 
 
 @pytest.mark.parametrize(
@@ -93,29 +126,25 @@ def test_origin_of(url: str | None, origin: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "origin", "referer", "ok"),
+    ("method", "headers", "ok"),
     [
-        ("GET", "https://evil.example", None, True),
-        ("POST", "https://own.example", None, True),
-        ("POST", None, "https://own.example/form", True),
-        ("DELETE", "https://app.example", None, True),
-        ("POST", "https://evil.example", None, False),
-        ("PUT", None, None, False),
-        ("PATCH", "null", "https://evil.example/", False),
+        ("GET", {"origin": "https://evil.example"}, True),  # safe methods: no check
+        ("POST", {"origin": OWN}, True),
+        ("POST", {"referer": OWN + "/form"}, True),  # Referer counts when Origin is absent
+        ("DELETE", {"origin": "https://app.example"}, True),  # authorized_parties
+        ("POST", {"origin": "https://evil.example"}, False),
+        ("PUT", {}, False),  # neither: refused
+        ("PATCH", {"origin": "null", "referer": "https://evil.example/"}, False),
+        # Origin present decides alone: a same-site Referer cannot override it.
+        ("POST", {"origin": "null", "referer": OWN + "/form"}, False),
+        ("POST", {"origin": "https://evil.example", "referer": OWN + "/"}, False),
+        ("WEBSOCKET", {"origin": "https://evil.example"}, False),  # cross-site websocket
+        ("WEBSOCKET", {"origin": OWN}, True),
     ],
 )
-def test_csrf_rule_for_cookie_tokens(
-    method: str, origin: str | None, referer: str | None, ok: bool
-) -> None:
+def test_csrf_rule_for_cookie_tokens(method: str, headers: dict[str, str], ok: bool) -> None:
     verifier = StubVerifier()
-    state = authenticate(
-        verifier,
-        TokenSource("good", from_cookie=True),
-        method=method,
-        origin=origin,
-        referer=referer,
-        own_origin="https://own.example",
-    )
+    state = layer(verifier).authenticate(cookie_request(method, **headers))
     assert state.is_authenticated is ok
     if not ok:
         assert state.error is not None and state.error.code == "csrf_failed"
@@ -123,13 +152,13 @@ def test_csrf_rule_for_cookie_tokens(
 
 
 def test_bearer_tokens_are_not_subject_to_csrf() -> None:
-    state = authenticate(StubVerifier(), TokenSource("good"), method="POST", origin="https://e.x")
-    assert state.is_authenticated
+    request = FakeRequest("POST", headers={"authorization": "Bearer good", "origin": "null"})
+    assert layer().authenticate(request).is_authenticated
 
 
 def test_failed_token_is_kept_on_the_state() -> None:
-    state = authenticate(StubVerifier(), TokenSource("bad"))
-    assert state.user_id is None and not state.is_authenticated
+    state = layer().authenticate(FakeRequest(headers={"authorization": "Bearer bad"}))
+    assert state.user_id is None and not state.is_authenticated and state.token_presented
     assert state.error is not None and state.error.code == "token_expired"
     with pytest.raises(WachtAuthError) as info:
         state.require()
@@ -137,74 +166,87 @@ def test_failed_token_is_kept_on_the_state() -> None:
 
 
 async def test_async_twin() -> None:
-    assert (await aauthenticate(StubVerifier(), TokenSource("good"))).user_id == "1"
-    assert (await aauthenticate(StubVerifier(), None)).error is None
+    good = FakeRequest(headers={"authorization": "Bearer good"})
+    assert (await layer().aauthenticate(good)).user_id == "1"
+    anonymous = await layer().aauthenticate(FakeRequest())
+    assert anonymous.error is None and not anonymous.token_presented
 
 
-class CacheStub:
-    """A verifier's cache: ``cached()`` answers the same Session object for a token each time."""
-
-    def __init__(self, sessions: dict[str, Session]) -> None:
-        self.sessions = sessions
-
-    def cached(self, token: object) -> Session | None:
-        return self.sessions.get(token) if isinstance(token, str) else None
-
-
-class EqualSession(Session):
-    """A Session that claims to equal every other: the memo must still go by identity."""
-
-    __slots__ = ()
-
-    def __eq__(self, other: object) -> bool:
-        return True
-
-    def __hash__(self) -> int:
-        return 1
-
-
-def test_cached_state_answers_a_repeated_bearer_token_from_the_cache() -> None:
-    alice, bob = session(sub="alice"), session(sub="bob")
-    stub = CacheStub({"a": alice, "b": bob})
-    first = cached_state(stub, "Bearer a")
-    assert first is not None and first.session is alice and first.user_id == "alice"
-    assert cached_state(stub, "Bearer a") is first  # built once per session
-    other = cached_state(stub, "Bearer b")
-    assert other is not None and other.session is bob and other.user_id == "bob"
+def test_a_repeated_bearer_token_is_answered_from_the_cache() -> None:
+    verifier = StubVerifier()
+    alice = verifier.cache["a"] = session(sub="alice")
+    state = layer(verifier).authenticate(FakeRequest(headers={"authorization": "Bearer a"}))
+    assert state.session is alice and verifier.calls == 0
     # Anything but the plain "Bearer <token>" shape, or a miss: the full path runs.
-    for header in (None, "", "Bearer c", "bearer a", "Bearer  a", "Basic a", "Bearer a "):
-        assert cached_state(stub, header) is None
+    for header in ("Bearer c", "bearer a", "Bearer  a"):
+        layer(verifier).authenticate(FakeRequest(headers={"authorization": header}))
+    assert verifier.calls == 3
 
 
-def test_cached_session_reads_the_bearer_shape_and_tolerates_cacheless_verifiers() -> None:
-    alice = session(sub="alice")
-    stub = CacheStub({"a": alice})
-    assert cached_session(stub, "Bearer a") is alice
-    for header in (None, "Bearer c", "bearer a", "Basic a"):
-        assert cached_session(stub, header) is None
-    assert cached_session(object(), "Bearer a") is None  # a verifier without .cached()
+def test_a_state_is_reused_only_by_the_verifier_that_made_it() -> None:
+    """Security review finding 1: a state attached by another verifier (an outer middleware
+    of another deployment) is never trusted; the request is verified again."""
+    deployment_a, deployment_b = StubVerifier(), StubVerifier()
+    request = FakeRequest(headers={"authorization": "Bearer bad"})
+    from_a = AuthState(session(sub="a-user"), verifier=deployment_a)
+    assert layer(deployment_a).authenticate(request, from_a) is from_a
+    again = layer(deployment_b).authenticate(request, from_a)
+    assert again is not from_a and again.error is not None and deployment_b.calls == 1
+    forged = AuthState(session(sub="x"))  # made by nobody: never reused either
+    assert layer(deployment_a).authenticate(request, forged) is not forged
 
 
-def test_cached_state_never_gives_one_session_the_state_of_another() -> None:
-    one = EqualSession.from_claims({"iss": "https://f.example", "sub": "1", "exp": 2**31}, "x")
-    two = EqualSession.from_claims({"iss": "https://f.example", "sub": "2", "exp": 2**31}, "y")
-    assert one == two and hash(one) == hash(two)
-    stub = CacheStub({"x": one, "y": two})
-    for _ in range(2):
-        for token, user in (("x", "1"), ("y", "2")):
-            state = cached_state(stub, f"Bearer {token}")
-            assert state is not None and state.user_id == user
+def test_states_and_claims_are_deeply_read_only() -> None:
+    """Security review finding 4: what one request could change, every later request with
+    the same (cached) token would see."""
+    state = AuthState(session(permissions={"organization": ["a"]}, metadata={"x": [1]}))
+    for name in ("session", "error", "token_presented", "verifier", "anything"):
+        with pytest.raises(AttributeError):
+            setattr(state, name, None)
+    with pytest.raises(AttributeError):
+        del state.session
+    claims = state.claims
+    with pytest.raises(TypeError):
+        claims["sub"] = "admin"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        claims["permissions"]["organization"] += ("organization:admin",)
+    with pytest.raises(AttributeError):
+        claims["permissions"]["organization"].append("organization:admin")
+    with pytest.raises(TypeError):
+        state.session.metadata["x"] = 2  # type: ignore[index,union-attr]
+    assert claims["metadata"]["x"] == (1,) and state.permissions == ("a",)
 
 
-def test_cached_state_memo_is_bounded() -> None:
-    from wacht_auth import auth
+@pytest.mark.parametrize(
+    ("method", "headers", "path", "open_"),
+    [
+        ("OPTIONS", {"access-control-request-method": "POST"}, "/x", True),  # real preflight
+        ("OPTIONS", {}, "/x", False),  # a plain OPTIONS is an ordinary request
+        ("GET", {"access-control-request-method": "POST"}, "/x", False),
+        ("GET", {}, "/health", True),
+        ("POST", {}, "/public/a/b", True),
+        ("GET", {}, "/healthz", False),
+    ],
+)
+def test_protect_all_routes_and_the_one_preflight_rule(
+    method: str, headers: dict[str, str], path: str, open_: bool
+) -> None:
+    auth = layer(protect_all=True, public_paths=["/health", "/public/*"])
+    request = FakeRequest(method, path, headers)
+    state = auth.authenticate(request)
+    error = auth.refusal(request, state)
+    assert (error is None) is open_
+    if error is not None:
+        assert (error.code, error.status) == ("token_missing", 401)
+    assert auth.refusal(request, state, public_route=True) is None
+    assert layer().refusal(request, state) is None  # protect_all off
 
-    sessions = {str(n): session(sub=str(n)) for n in range(auth._STATES_MAX + 10)}
-    stub = CacheStub(sessions)
-    for token, expected in sessions.items():
-        state = cached_state(stub, f"Bearer {token}")
-        assert state is not None and state.session is expected
-        assert len(auth._STATES) <= auth._STATES_MAX
+
+def test_protect_all_keeps_the_precise_error() -> None:
+    auth = layer(protect_all=True)
+    request = FakeRequest(headers={"authorization": "Bearer bad"})
+    error = auth.refusal(request, auth.authenticate(request))
+    assert error is not None and error.code == "token_expired"
 
 
 def test_anonymous_state() -> None:
@@ -216,6 +258,63 @@ def test_anonymous_state() -> None:
     assert info.value.code == "token_missing"
     with pytest.raises(WachtAuthError):
         state.forward_headers()
+
+
+def test_request_argument_is_found_at_decoration_time() -> None:
+    def by_name(x: int, request: object) -> None: ...
+    def first(req: object, x: int) -> None: ...
+    def method(self: object, request: object) -> None: ...
+    def keyword(*, request: object) -> None: ...
+    def none_at_all() -> None: ...
+
+    assert request_argument(by_name)((1, "r"), {}) == "r"
+    assert request_argument(by_name)((1,), {"request": "r"}) == "r"
+    assert request_argument(first)(("r", 1), {}) == "r"
+    assert request_argument(method)((None, "r"), {}) == "r"
+    assert request_argument(keyword)((), {"request": "r"}) == "r"
+    with pytest.raises(TypeError):
+        request_argument(none_at_all)
+    with pytest.raises(TypeError):
+        request_argument(first, first=False)
+
+
+def make_guards(states: dict[str, AuthState]) -> Guards[str]:
+    async def astate(request: str) -> AuthState:
+        return states[request]
+
+    return Guards(
+        state=states.__getitem__,
+        astate=astate,
+        refuse=lambda request, error, state: (error.status, error.code),
+    )
+
+
+async def test_guards_sync_and_async() -> None:
+    states = {
+        "anon": AuthState(),
+        "member": AuthState(session(organization="7", permissions={"organization": ["a"]})),
+    }
+    guards = make_guards(states)
+
+    @guards.require_permission("a")
+    def view(request: str) -> str:
+        return "ok"
+
+    @guards.require_organization("8")
+    async def aview(request: str) -> str:
+        return "ok"
+
+    @guards.require_auth
+    def signed_in(request: str) -> str:
+        return "ok"
+
+    assert view("member") == "ok" and view("anon") == (401, "token_missing")  # type: ignore[comparison-overlap]
+    assert await aview("member") == (403, "organization_required")  # type: ignore[comparison-overlap]
+    assert signed_in("member") == "ok" and signed_in.__name__ == "signed_in"
+    with pytest.raises(TypeError):
+        guards.require_organization(view)  # type: ignore[arg-type]  # @require_organization
+    with pytest.raises(TypeError):
+        guards.require_permission()
 
 
 def test_requirements() -> None:
@@ -249,7 +348,9 @@ def test_public_paths() -> None:
     paths = PublicPaths(["/health", "/public/*"])
     assert "/health" in paths and "/public/x/y" in paths
     assert "/healthz" not in paths and "/private" not in paths
-    assert not PublicPaths()
+    assert not PublicPaths() and list(paths) == ["/health", "/public/*"]
+    with pytest.raises(TypeError):
+        PublicPaths([""])
 
 
 def test_error_response() -> None:

@@ -1,21 +1,26 @@
-"""Request authentication shared by every adapter: find the token, check CSRF, keep the state.
+"""The request layer: one place that reads a request and decides everything about its caller.
 
-An adapter reads its framework's request, hands the raw header values to these functions and
-stores the resulting :class:`AuthState` the native way (``request.wacht``,
-``request.state.wacht`` …). Everything that decides (where the token comes from, the CSRF rule
-for cookie-borne tokens, what a route's requirements mean, the shape of an error response)
-lives here, so the frameworks behave the same.
+Every adapter wraps its framework's request in a :class:`RequestView` (header, cookie,
+method, path, own origin) and calls one :class:`Authenticator` once per request. The
+authenticator decides where the token comes from, whether a state attached earlier may be
+reused, the CSRF rule for cookie-borne tokens, the CORS preflight rule, which routes are
+open under ``protect_all`` and what a route's requirements mean; it answers with an immutable
+:class:`AuthState`. :class:`Guards` turns requirements into view decorators for any
+framework. An adapter only translates: native request in, native state and response out.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
-from .config import Config
+from .config import Settings
 from .errors import (
     CsrfFailedError,
     OrganizationRequiredError,
@@ -27,23 +32,22 @@ from .errors import (
 from .session import PermissionScope, Session
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from .verifier import Verifier
 
 __all__ = [
     "SAFE_METHODS",
     "AuthState",
+    "Authenticator",
+    "Guards",
     "PublicPaths",
+    "RequestView",
     "Requirement",
     "TokenSource",
-    "aauthenticate",
-    "authenticate",
     "bearer_token",
-    "cached_session",
-    "cached_state",
     "cookie_reader",
     "error_response",
-    "find_token",
     "origin_of",
+    "request_argument",
 ]
 
 #: Methods that must not change state (RFC 9110 §9.2.1); cookies are trusted on these alone.
@@ -52,22 +56,44 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # RFC 6750 §2.1: the scheme is case-insensitive (RFC 9110 §11.1); one or more spaces follow.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +(.*)\Z", re.DOTALL)
 
-
-class _Verifies(Protocol):
-    def verify(self, token: str) -> Session: ...
-
-    def averify(self, token: str) -> Awaitable[Session]: ...
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-class _Caches(Protocol):
-    def cached(self, token: object) -> Session | None: ...
+class RequestView(Protocol):
+    """What the request layer reads of a request; each adapter implements it over its own.
+
+    ``method`` is the HTTP method in upper case; a websocket handshake reports
+    ``"WEBSOCKET"``: browsers send it cross-site with cookies, so for the CSRF rule it is an
+    unsafe request (cross-site websocket hijacking). ``path`` is the path the app routes on.
+    """
+
+    @property
+    def method(self) -> str:
+        """The request method, upper case (``"WEBSOCKET"`` for a websocket handshake)."""
+        ...
+
+    @property
+    def path(self) -> str:
+        """The path the app routes on."""
+        ...
+
+    def header(self, name: str) -> str | None:
+        """The first value of the header ``name`` (given in lower case), or None."""
+        ...
+
+    def cookie(self, name: str) -> str | None:
+        """The value of the cookie ``name``, or None."""
+        ...
+
+    def own_origin(self) -> str | None:
+        """The app's own origin as this request reached it: ``scheme://host[:port]``."""
+        ...
 
 
 class TokenSource(NamedTuple):
-    """A token found on a request, and whether it came from the session cookie.
-
-    A named tuple rather than a dataclass: one is built on every authenticated request.
-    """
+    """A token found on a request, and whether it came from the session cookie."""
 
     token: str
     from_cookie: bool = False
@@ -105,27 +131,6 @@ def cookie_reader(header: bytes | str) -> Callable[[str], str | None]:
     return cookie
 
 
-def find_token(
-    config: Config,
-    authorization: str | None,
-    cookie: Callable[[str], str | None] | Mapping[str, str] | None = None,
-) -> TokenSource | None:
-    """Find the session token: the ``Authorization: Bearer`` header first, then the cookie.
-
-    ``cookie`` is the request's cookies (a mapping, or a function from name to value); the
-    cookie is read only when ``config.read_cookies`` is on (DESIGN.md §2, "Cookies").
-    """
-    token = bearer_token(authorization)
-    if token is not None:
-        return TokenSource(token)
-    if cookie is None or not config.read_cookies or config.cookie_name is None:
-        return None
-    value = cookie(config.cookie_name) if callable(cookie) else cookie.get(config.cookie_name)
-    if value:
-        return TokenSource(value, from_cookie=True)
-    return None
-
-
 def origin_of(url: str | None) -> str | None:
     """The ``scheme://host[:port]`` origin of a URL (lowercased), or None when it has none."""
     if not url or url == "null":
@@ -145,41 +150,22 @@ def origin_of(url: str | None) -> str | None:
     return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
 
-def _check_csrf(
-    config: Config,
-    source: TokenSource,
-    method: str,
-    origin: str | None,
-    referer: str | None,
-    own_origin: str | None,
-) -> None:
-    """A cookie-borne token on an unsafe method needs a same-origin (or trusted) request.
-
-    Browsers attach cookies to cross-site requests; the ``Authorization`` header they never
-    add on their own, so bearer tokens are exempt. ``Origin`` is used first, then ``Referer``
-    (as Django's CSRF check does); a request with neither is refused.
-    """
-    if not source.from_cookie or method.upper() in SAFE_METHODS:
-        return
-    sender = origin_of(origin) or origin_of(referer)
-    trusted = {origin_of(p) for p in config.authorized_parties}
-    trusted.add(origin_of(own_origin))
-    trusted.discard(None)
-    if sender is None or sender not in trusted:
-        raise CsrfFailedError(
-            "a session cookie was sent on an unsafe request from a foreign or unknown origin; "
-            "send the token in the Authorization header or add the origin to authorized_parties"
-        )
-
-
 class AuthState:
     """The caller's authentication state, always present on a request as ``wacht``.
 
-    ``user_id`` is None when nobody is signed in. When a token was sent but failed, ``error``
-    keeps the precise failure so that :meth:`require` answers with its code.
+    Immutable: built by the :class:`Authenticator` and never changed afterwards, so it can be
+    shared (an assignment raises ``AttributeError``). ``user_id`` is None when nobody is signed
+    in; when a token was sent but failed, ``error`` keeps the precise failure so that
+    :meth:`require` answers with its code (``token_expired`` lets the front end refresh).
+    ``verifier`` is the verifier that produced the state: another one never reuses it.
     """
 
-    __slots__ = ("error", "session", "token_presented")
+    __slots__ = ("error", "session", "token_presented", "verifier")
+
+    session: Session | None
+    error: WachtAuthError | None
+    token_presented: bool
+    verifier: object
 
     def __init__(
         self,
@@ -187,10 +173,19 @@ class AuthState:
         error: WachtAuthError | None = None,
         *,
         token_presented: bool = False,
+        verifier: object = None,
     ) -> None:
-        self.session: Session | None = session
-        self.error: WachtAuthError | None = error
-        self.token_presented: bool = token_presented or session is not None
+        init = object.__setattr__
+        init(self, "session", session)
+        init(self, "error", error)
+        init(self, "token_presented", token_presented or session is not None)
+        init(self, "verifier", verifier)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"AuthState is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"AuthState is read-only: cannot delete {name!r}")
 
     def __repr__(self) -> str:
         if self.session is not None:
@@ -241,8 +236,8 @@ class AuthState:
 
     @property
     def claims(self) -> Mapping[str, Any]:
-        """All claims of the verified token (empty when anonymous)."""
-        return self.session.claims if self.session else {}
+        """All claims of the verified token, deeply read-only (empty when anonymous)."""
+        return self.session.claims if self.session else _NO_CLAIMS
 
     @property
     def token(self) -> str | None:
@@ -264,94 +259,206 @@ class AuthState:
         raise self.error or TokenMissingError()
 
 
-def _state_for_error(error: WachtAuthError) -> AuthState:
-    return AuthState(error=error, token_presented=True)
+_NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 
 
-def authenticate(
-    verifier: _Verifies,
-    source: TokenSource | None,
-    *,
-    method: str = "GET",
-    origin: str | None = None,
-    referer: str | None = None,
-    own_origin: str | None = None,
-    config: Config | None = None,
-) -> AuthState:
-    """Verify the request's token (if any) and return its :class:`AuthState`. Never raises
-    a :class:`WachtAuthError`: failures are kept on the state for the route to judge."""
-    if source is None:
-        return AuthState()
-    try:
-        _check_csrf(config or _config_of(verifier), source, method, origin, referer, own_origin)
-        return AuthState(verifier.verify(source.token))
-    except WachtAuthError as error:
-        return _state_for_error(error)
+class Authenticator:
+    """The request layer of one app: a verifier and the app's options, deciding per request.
 
-
-async def aauthenticate(
-    verifier: _Verifies,
-    source: TokenSource | None,
-    *,
-    method: str = "GET",
-    origin: str | None = None,
-    referer: str | None = None,
-    own_origin: str | None = None,
-    config: Config | None = None,
-) -> AuthState:
-    """The async twin of :func:`authenticate` (keys are fetched without blocking the loop)."""
-    if source is None:
-        return AuthState()
-    try:
-        _check_csrf(config or _config_of(verifier), source, method, origin, referer, own_origin)
-        return AuthState(await verifier.averify(source.token))
-    except WachtAuthError as error:
-        return _state_for_error(error)
-
-
-# The AuthState of each recent cached Session (cached_state); cleared when full.
-_STATES: dict[Session, AuthState] = {}
-_STATES_MAX = 1024
-
-
-def cached_session(verifier: object, authorization: str | None) -> Session | None:
-    """The session of an ``Authorization: Bearer`` token that the verifier's cache holds, or
-    None (a miss, another scheme or shape, no header, a verifier without ``cached``).
-
-    A cached token is a verified one, without spaces: on a hit this slice is exactly what
-    :func:`bearer_token` returns; any other shape simply misses and takes the full path.
+    Args:
+        verifier: the :class:`~wacht_auth.Verifier` (or any object with ``config``,
+            ``verify``, ``averify`` and ``cached``).
+        protect_all: require a signed-in caller on every route except ``public_paths``, routes
+            an adapter marks public, and CORS preflights.
+        public_paths: paths open under ``protect_all``: exact, or a prefix ending in ``*``.
+        prefetch: fetch the keys when the app starts (the adapter calls :meth:`prefetch`).
     """
-    if authorization is None or not authorization.startswith("Bearer "):
+
+    __slots__ = (
+        "_anonymous",
+        "_cookie",
+        "_trusted",
+        "prefetch",
+        "protect_all",
+        "public_paths",
+        "verifier",
+    )
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        *,
+        protect_all: bool = False,
+        public_paths: Iterable[str] | PublicPaths = (),
+        prefetch: bool = False,
+    ) -> None:
+        config = verifier.config
+        self.verifier = verifier
+        self.protect_all = bool(protect_all)
+        self.prefetch = bool(prefetch)
+        self.public_paths = (
+            public_paths if isinstance(public_paths, PublicPaths) else PublicPaths(public_paths)
+        )
+        self._cookie = config.cookie_name if config.read_cookies else None
+        # Origins trusted to send a cookie-borne token on an unsafe method, besides the app's.
+        self._trusted = frozenset(filter(None, map(origin_of, config.authorized_parties)))
+        self._anonymous = AuthState(verifier=verifier)  # immutable: one serves every request
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        verifier: Verifier | None = None,
+        protect_all: bool | None = None,
+        public_paths: Iterable[str] = (),
+        prefetch: bool | None = None,
+    ) -> Authenticator:
+        """Build the layer from :class:`~wacht_auth.config.Settings` (Django's, Flask's or the
+        environment's); arguments given in code win, ``public_paths`` add to the setting's."""
+        from .verifier import Verifier
+
+        verifier = verifier or settings.option("verifier") or Verifier(settings.build_config())
+        return cls(
+            verifier,
+            protect_all=settings.option("protect_all", False)
+            if protect_all is None
+            else protect_all,
+            public_paths=(*settings.option("public_paths", ()), *public_paths),
+            prefetch=settings.option("prefetch", False) if prefetch is None else prefetch,
+        )
+
+    def __repr__(self) -> str:
+        return f"Authenticator({self.verifier!r}, protect_all={self.protect_all})"
+
+    # ---------------------------------------------------------------- the caller's state
+
+    def authenticate(self, request: RequestView, prior: object = None) -> AuthState:
+        """The request's :class:`AuthState`. ``prior`` is a state attached earlier (an outer
+        middleware's): reused only when this layer's verifier produced it. Never raises a
+        :class:`~wacht_auth.WachtAuthError`: failures are kept on the state."""
+        return self.reuse(request, prior) or self.verify_request(request)
+
+    async def aauthenticate(self, request: RequestView, prior: object = None) -> AuthState:
+        """:meth:`authenticate` for asyncio: keys are fetched without blocking the loop."""
+        return self.reuse(request, prior) or await self.averify_request(request)
+
+    def reuse(self, request: RequestView, prior: object = None) -> AuthState | None:
+        """The state without verifying anything: ``prior`` when this layer's verifier made
+        it, or the cached answer for a repeated bearer token (one lookup, no CSRF inputs:
+        bearer headers are exempt); None when the request must be verified."""
+        if type(prior) is AuthState and prior.verifier is self.verifier:
+            return prior
+        authorization = request.header("authorization")
+        # A cached token is a verified one, without spaces: this slice is exactly what
+        # bearer_token() returns for it; any other shape misses and takes the full path.
+        if authorization is not None and authorization.startswith("Bearer "):
+            session = self.verifier.cached(authorization[7:])
+            if session is not None:
+                return AuthState(session, verifier=self.verifier)
         return None
-    cached = getattr(verifier, "cached", None)
-    return None if cached is None else cast("Session | None", cached(authorization[7:]))
 
+    def verify_request(self, request: RequestView) -> AuthState:
+        """Find the request's token, check CSRF and verify (no cache or prior state)."""
+        source = self._source(request)
+        if source is None:
+            return self._anonymous
+        try:
+            self._check_csrf(request, source)
+            return AuthState(self.verifier.verify(source.token), verifier=self.verifier)
+        except WachtAuthError as error:
+            return AuthState(error=error, token_presented=True, verifier=self.verifier)
 
-def cached_state(verifier: _Caches, authorization: str | None) -> AuthState | None:
-    """The state of an ``Authorization: Bearer`` token that the verifier's cache holds, or
-    None when :func:`authenticate` must run (a miss, another scheme or shape, no header).
+    async def averify_request(self, request: RequestView) -> AuthState:
+        """:meth:`verify_request` for asyncio."""
+        source = self._source(request)
+        if source is None:
+            return self._anonymous
+        try:
+            self._check_csrf(request, source)
+            return AuthState(await self.verifier.averify(source.token), verifier=self.verifier)
+        except WachtAuthError as error:
+            return AuthState(error=error, token_presented=True, verifier=self.verifier)
 
-    The hot path of a repeated token: no coroutine, no CSRF check (bearer headers are exempt).
-    The cache returns the same Session object on every hit, so its state is built once and
-    shared by the requests carrying that token: read-only, like the Session. Keyed by the
-    Session itself (identity, re-checked with ``is``; holding it means no id is reused).
-    """
-    session = cached_session(verifier, authorization)
-    if session is None:
+    def _source(self, request: RequestView) -> TokenSource | None:
+        """``Authorization: Bearer`` first, then the session cookie (DESIGN.md §2)."""
+        token = bearer_token(request.header("authorization"))
+        if token is not None:
+            return TokenSource(token)
+        if self._cookie is not None:
+            value = request.cookie(self._cookie)
+            if value:
+                return TokenSource(value, from_cookie=True)
         return None
-    state = _STATES.get(session)
-    if state is None or state.session is not session:
-        if len(_STATES) >= _STATES_MAX:
-            _STATES.clear()
-        state = _STATES[session] = AuthState(session)
-    return state
+
+    def _check_csrf(self, request: RequestView, source: TokenSource) -> None:
+        """A cookie-borne token on an unsafe method needs a same-origin (or trusted) sender.
+
+        Browsers attach cookies to cross-site requests; the ``Authorization`` header they
+        never add on their own, so bearer tokens are exempt. When ``Origin`` is present it
+        alone decides, and the opaque origin ``null`` is foreign (RFC 6454 §7.3: sandboxed
+        frames, redirects across origins); ``Referer`` counts only when ``Origin`` is absent.
+        A request with neither is refused.
+        """
+        if not source.from_cookie or request.method in SAFE_METHODS:
+            return
+        origin = request.header("origin")
+        sender = origin_of(origin) if origin is not None else origin_of(request.header("referer"))
+        if sender is None or (
+            sender not in self._trusted and sender != origin_of(request.own_origin())
+        ):
+            raise CsrfFailedError(
+                "a session cookie was sent on an unsafe request from a foreign or unknown "
+                "origin; send the token in the Authorization header or add the origin to "
+                "authorized_parties"
+            )
+
+    # ---------------------------------------------------------------- the route
+
+    def is_open(self, request: RequestView, *, public_route: bool = False) -> bool:
+        """Whether the route stays open under ``protect_all``: marked public by the adapter
+        (``public_route``), under ``public_paths``, or a CORS preflight.
+
+        One preflight rule for every framework: a real preflight is ``OPTIONS`` with
+        ``Access-Control-Request-Method`` (Fetch standard, "CORS-preflight request"); browsers
+        never send credentials on it, so refusing it would break CORS. A plain ``OPTIONS`` is
+        an ordinary request and needs a caller like any other.
+        """
+        if public_route or request.path in self.public_paths:
+            return True
+        return request.method == "OPTIONS" and (
+            request.header("access-control-request-method") is not None
+        )
+
+    def refusal(
+        self, request: RequestView, state: AuthState, *, public_route: bool = False
+    ) -> WachtAuthError | None:
+        """Under ``protect_all``, the error to answer a request with; None lets it through."""
+        if not self.protect_all or state.session is not None:
+            return None
+        if self.is_open(request, public_route=public_route):
+            return None
+        return state.error or TokenMissingError()
+
+    def prefetch_keys(self) -> None:
+        """Fetch the keys now (start-up); a failure is logged, keys are fetched on first need."""
+        try:
+            self.verifier.prefetch()
+        except WachtAuthError as error:
+            _log_prefetch(error)
+
+    async def aprefetch_keys(self) -> None:
+        """:meth:`prefetch_keys` for asyncio."""
+        try:
+            await self.verifier.aprefetch()
+        except WachtAuthError as error:
+            _log_prefetch(error)
 
 
-def _config_of(verifier: object) -> Config:
-    config = getattr(verifier, "config", None)
-    if not isinstance(config, Config):
-        raise TypeError("pass config= or a verifier with a .config")
-    return config
+def _log_prefetch(error: WachtAuthError) -> None:
+    from ._events import LOGGER
+
+    LOGGER.warning("wacht_auth: key prefetch at start-up failed: %s", error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,16 +518,22 @@ class Requirement:
         return session
 
 
+_SIGNED_IN = Requirement()
+
+
 class PublicPaths:
     """Paths that stay open when every other route is protected.
 
     An entry ending in ``*`` is a prefix (``"/public/*"``); any other entry matches exactly.
     """
 
-    __slots__ = ("_exact", "_prefixes")
+    __slots__ = ("_entries", "_exact", "_prefixes")
 
     def __init__(self, paths: Iterable[str] = ()) -> None:
-        items = list(paths)
+        items = self._entries = tuple(paths)
+        for item in items:
+            if not isinstance(item, str) or not item:
+                raise TypeError(f"public paths must be non-empty strings, got {item!r}")
         self._exact = frozenset(p for p in items if not p.endswith("*"))
         self._prefixes = tuple(p[:-1] for p in items if p.endswith("*"))
 
@@ -430,7 +543,153 @@ class PublicPaths:
         )
 
     def __bool__(self) -> bool:
-        return bool(self._exact or self._prefixes)
+        return bool(self._entries)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __repr__(self) -> str:
+        return f"PublicPaths({list(self._entries)!r})"
+
+
+def request_argument(
+    view: Callable[..., Any], *, first: bool = True
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """Where ``view`` takes its request, found once, when it is decorated (as Starlette's
+    ``requires`` does): a parameter named ``request`` or ``websocket``, else one annotated
+    with a request type (``Request``, ``HttpRequest``, ``WebSocket``, ``HTTPConnection``),
+    else, with ``first``, the first parameter (``self`` of a method skipped).
+
+    Raises:
+        TypeError: ``view`` takes no request argument.
+    """
+    params = list(inspect.signature(view).parameters.values())
+    names = [p.name for p in params]
+
+    def annotated(param: inspect.Parameter) -> bool:
+        note = param.annotation
+        text = note if isinstance(note, str) else getattr(note, "__name__", "")
+        return text.rsplit(".", 1)[-1] in _REQUEST_TYPES
+
+    candidates = [p for p in params if p.name in ("request", "websocket")]
+    candidates += [p for p in params if annotated(p)]
+    if first:
+        candidates += [p for p in params if p.name not in ("self", "cls")]
+    if not candidates:
+        raise TypeError(
+            f"{view.__qualname__} needs a request argument (a Request or WebSocket named "
+            "request or websocket) for a wacht_auth decorator"
+        )
+    name = candidates[0].name
+    index = names.index(name)
+    if candidates[0].kind is inspect.Parameter.KEYWORD_ONLY:
+        return lambda args, kwargs: kwargs[name]
+    return lambda args, kwargs: args[index] if len(args) > index else kwargs[name]
+
+
+_REQUEST_TYPES = frozenset({"Request", "HttpRequest", "WebSocket", "HTTPConnection"})
+
+
+class Guards(Generic[R]):
+    """The requirement decorators of one framework, over one implementation.
+
+    An adapter gives how to get the state of its native request (sync and async) and how to
+    refuse natively; everything else (finding the request argument once, at decoration time;
+    sync and async views; what each requirement means) is here. Bind an instance's methods as
+    the adapter's module functions: ``require_auth = guards.require_auth``.
+
+    Args:
+        state: the request's :class:`AuthState` (sync views).
+        astate: the same, awaited (async views).
+        refuse: the native answer for a failed requirement; may be awaitable (websockets).
+        find: given a view, a function from its call's ``(args, kwargs)`` to the request
+            (default :func:`request_argument`; Flask's views take none and read a global).
+        is_async: whether a view is a coroutine function.
+    """
+
+    def __init__(
+        self,
+        *,
+        state: Callable[[R], AuthState],
+        astate: Callable[[R], Awaitable[AuthState]],
+        refuse: Callable[[R, WachtAuthError, AuthState], Any],
+        find: Callable[[Callable[..., Any]], Callable[[tuple[Any, ...], dict[str, Any]], R]] = (
+            request_argument
+        ),
+        is_async: Callable[[Any], bool] = inspect.iscoroutinefunction,
+    ) -> None:
+        self._state, self._astate, self._refuse = state, astate, refuse
+        self._find, self._is_async = find, is_async
+
+    def guard(self, requirement: Requirement) -> Callable[[Callable[P, T]], Callable[P, T]]:
+        """A decorator refusing callers who do not meet ``requirement``."""
+        # require_auth asks for a session and nothing more: a signed-in caller needs no check.
+        signed_in_only = requirement == _SIGNED_IN
+        state_of, astate_of, refuse = self._state, self._astate, self._refuse
+
+        def decorate(view: Callable[P, T]) -> Callable[P, T]:
+            request_of = self._find(view)
+            if self._is_async(view):
+
+                @functools.wraps(view)
+                async def async_view(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    request = request_of(args, kwargs)
+                    state = await astate_of(request)
+                    if state.session is None or not signed_in_only:
+                        try:
+                            requirement.check(state)
+                        except WachtAuthError as error:
+                            answer = refuse(request, error, state)
+                            return await answer if inspect.isawaitable(answer) else answer
+                    return await view(*args, **kwargs)  # type: ignore[misc]
+
+                return cast("Callable[P, T]", async_view)
+
+            @functools.wraps(view)
+            def sync_view(*args: P.args, **kwargs: P.kwargs) -> Any:
+                request = request_of(args, kwargs)
+                state = state_of(request)
+                if state.session is None or not signed_in_only:
+                    try:
+                        requirement.check(state)
+                    except WachtAuthError as error:
+                        return refuse(request, error, state)
+                return view(*args, **kwargs)
+
+            return cast("Callable[P, T]", sync_view)
+
+        return decorate
+
+    def require_auth(self, view: Callable[P, T]) -> Callable[P, T]:
+        """Decorator: 401 with the precise code (``token_expired`` …) unless signed in."""
+        if not callable(view):
+            raise TypeError("write @require_auth without parentheses")
+        return self.guard(_SIGNED_IN)(view)
+
+    def require_permission(
+        self, *permissions: str, scope: PermissionScope | None = None, require_all: bool = False
+    ) -> Callable[[Callable[P, T]], Callable[P, T]]:
+        """Decorator: 403 ``permission_denied`` unless the caller holds one of
+        ``permissions`` (every one with ``require_all``), in ``scope`` (None: either)."""
+        if not permissions or any(callable(p) for p in permissions):
+            raise TypeError('write @require_permission("name", ...) with at least one permission')
+        return self.guard(Requirement(tuple(permissions), scope, require_all))
+
+    def require_organization(
+        self, organization_id: str | None = None
+    ) -> Callable[[Callable[P, T]], Callable[P, T]]:
+        """Decorator: 403 ``organization_required`` without an active (or this) organization."""
+        if callable(organization_id):
+            raise TypeError("write @require_organization() with parentheses")
+        return self.guard(Requirement(organization=organization_id or True))
+
+    def require_workspace(
+        self, workspace_id: str | None = None
+    ) -> Callable[[Callable[P, T]], Callable[P, T]]:
+        """Decorator: 403 ``workspace_required`` without an active (or this) workspace."""
+        if callable(workspace_id):
+            raise TypeError("write @require_workspace() with parentheses")
+        return self.guard(Requirement(workspace=workspace_id or True))
 
 
 def error_response(

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,9 +23,11 @@ from .errors import ConfigurationError
 __all__ = [
     "DEFAULT_ALGORITHMS",
     "DEFAULT_BACKEND_API_URL",
+    "SETTINGS",
     "SUPPORTED_ALGORITHMS",
     "Config",
     "EventHandler",
+    "Settings",
     "cookie_name_for",
     "decode_publishable_key",
     "is_loopback_host",
@@ -297,53 +300,244 @@ class Config:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
-        """Build a config from the environment; explicit ``overrides`` win.
+        """Build a config from the environment; explicit ``overrides`` (field names) win.
 
-        The frontend API is resolved in this order: ``frontend_api_url`` given here;
-        ``WACHT_FRONTEND_API_URL``; ``WACHT_FRONTEND_HOST``; the publishable key in
-        ``WACHT_PUBLISHABLE_KEY`` or ``NEXT_PUBLIC_WACHT_PUBLISHABLE_KEY``. A PEM in
-        ``WACHT_JWT_KEY`` or ``WACHT_PUBLIC_SIGNING_KEY`` pins the key (networkless). Also read:
-        ``WACHT_ISSUER``, ``WACHT_JWKS_URL``, ``WACHT_AUDIENCE`` and
-        ``WACHT_AUTHORIZED_PARTIES`` (comma-separated), ``WACHT_SECRET_KEY`` (or
-        ``WACHT_API_KEY``), ``WACHT_DEPLOYMENT_ID``, ``WACHT_BACKEND_API_URL``.
+        Every ``WACHT_<SETTING>`` variable of the :data:`SETTINGS` table is read, with one
+        spelling and one validation shared with Django's ``settings.WACHT_AUTH`` and Flask's
+        ``app.config`` (:meth:`Settings.load`). The frontend API is resolved in this order:
+        ``frontend_api_url`` given here; ``WACHT_FRONTEND_API_URL``; ``WACHT_FRONTEND_HOST``;
+        the publishable key in ``WACHT_PUBLISHABLE_KEY`` or
+        ``NEXT_PUBLIC_WACHT_PUBLISHABLE_KEY``. A PEM in ``WACHT_PUBLIC_KEY``, ``WACHT_JWT_KEY``
+        or ``WACHT_PUBLIC_SIGNING_KEY`` pins the key (networkless).
+        """
+        return Settings.load(env=env, **overrides).build_config()
+
+
+def _label_env(name: str) -> str:
+    return f"WACHT_{name.upper()}"
+
+
+def _text(value: Any, label: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{label} must be a string, got {type(value).__name__}")
+    return value.strip()
+
+
+def _flag(value: Any, label: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigurationError(f"{label} must be true or false, got {value!r}")
+
+
+def _number(value: Any, label: str) -> float:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    raise ConfigurationError(f"{label} must be a number, got {value!r}")
+
+
+def _integer(value: Any, label: str) -> int:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ConfigurationError(f"{label} must be a whole number, got {value!r}")
+
+
+def _list(value: Any, label: str) -> tuple[str, ...]:
+    """A list setting: a list of strings, or one comma-separated string (the environment)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, frozenset, set)):
+        raise ConfigurationError(f"{label} must be a list of strings, got {value!r}")
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigurationError(f"{label} must be a list of strings, got {item!r}")
+        if item.strip():
+            out.append(item.strip())
+    return tuple(out)
+
+
+def _pem(value: Any, label: str) -> str:
+    return _text(value, label).replace("\\n", "\n")  # a PEM on one line, as in .env files
+
+
+def _publishable(value: Any, label: str) -> str:
+    try:
+        return decode_publishable_key(_text(value, label))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{label}: {exc.message}") from None
+
+
+def _object(value: Any, label: str) -> Any:
+    if isinstance(value, str):
+        raise ConfigurationError(f"{label} cannot be given as text; set it in code")
+    return value
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+_Parser = Callable[[Any, str], Any]
+
+#: Every setting: its one name (``WACHT_<NAME>`` in the environment and Flask's
+#: ``app.config``, ``"name"`` in Django's ``settings.WACHT_AUTH``), the target it sets, and how
+#: its value is read. Several names may set one target; the first one given wins.
+SETTINGS: Mapping[str, tuple[str, _Parser]] = MappingProxyType(
+    {
+        "frontend_api_url": ("frontend_api_url", _text),
+        "frontend_host": ("frontend_api_url", _text),  # the Rust SDK's name
+        "publishable_key": ("frontend_api_url", _publishable),
+        "issuer": ("issuer", _text),
+        "jwks_url": ("jwks_url", _text),
+        "public_key": ("public_key", _pem),
+        "jwt_key": ("public_key", _pem),
+        "public_signing_key": ("public_key", _pem),
+        "algorithms": ("algorithms", _list),
+        "leeway": ("leeway", _number),
+        "audience": ("audience", _list),
+        "authorized_parties": ("authorized_parties", _list),
+        "max_token_bytes": ("max_token_bytes", _integer),
+        "jwks_max_age": ("jwks_max_age", _number),
+        "jwks_cooldown": ("jwks_cooldown", _number),
+        "jwks_timeout": ("jwks_timeout", _number),
+        "jwks_stale_if_error": ("jwks_stale_if_error", _number),
+        "jwks_max_bytes": ("jwks_max_bytes", _integer),
+        "token_cache_size": ("token_cache_size", _integer),
+        "cookie_name": ("cookie_name", _text),
+        "read_cookies": ("read_cookies", _flag),
+        "clock": ("clock", _object),
+        "on_event": ("on_event", _object),
+        "secret_key": ("secret_key", _text),
+        "api_key": ("secret_key", _text),
+        "deployment_id": ("deployment_id", _text),
+        "backend_api_url": ("backend_api_url", _text),
+        "backend_timeout": ("backend_timeout", _number),
+        # The request layer's options (wacht_auth.auth.Authenticator).
+        "protect_all": ("protect_all", _flag),
+        "public_paths": ("public_paths", _list),
+        "prefetch": ("prefetch", _flag),
+        # A ready Config or verifier instead of the fields above (code only).
+        "config": ("config", _object),
+        "verifier": ("verifier", _object),
+    }
+)
+_OPTIONS = ("protect_all", "public_paths", "prefetch", "config", "verifier")
+# Names read from the environment besides WACHT_<NAME> (Wacht's Next.js SDK).
+_ENV_ALIASES = {"NEXT_PUBLIC_WACHT_PUBLISHABLE_KEY": "publishable_key"}
+
+
+def _targets(
+    given: Iterable[tuple[str, Any]], label: Callable[[str], str]
+) -> dict[str, tuple[Any, str]]:
+    """Each target's value and the label of the setting that gave it (first name wins)."""
+    found: dict[str, tuple[str, Any]] = {}
+    for name, value in given:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        found.setdefault(name, (name, value))
+    out: dict[str, tuple[Any, str]] = {}
+    for name, (target, parse) in SETTINGS.items():  # table order: the precedence of aliases
+        if name in found and target not in out:
+            out[target] = (parse(found[name][1], label(name)), label(name))
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an adapter is configured with, read and validated in one place.
+
+    The environment, Django's ``settings.WACHT_AUTH`` and Flask's ``app.config`` all name a
+    setting the same way (:data:`SETTINGS`) and go through :meth:`load`, so a value is
+    accepted, coerced and refused the same way everywhere, with a message that names the
+    variable or setting to edit.
+
+    Attributes:
+        values: each target (a :class:`Config` field or an option) with its parsed value.
+        labels: each target with the setting that gave it, as the user spelled it.
+        where: where settings are read from, for messages ("settings.WACHT_AUTH" ...).
+    """
+
+    values: Mapping[str, Any]
+    labels: Mapping[str, str]
+    where: str
+
+    @classmethod
+    def load(
+        cls,
+        mapping: Mapping[str, Any] | None = None,
+        *,
+        label: Callable[[str], str] = _label_env,
+        where: str = "the environment",
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Read ``mapping`` (names of :data:`SETTINGS`, case-insensitive) over the environment
+        (``WACHT_<NAME>``); ``overrides`` (targets, given in code) win over both.
+
+        Raises:
+            ConfigurationError: an unknown name in ``mapping``, or a value of the wrong kind,
+                with ``label(name)`` saying which setting to edit.
         """
         env = os.environ if env is None else env
-
-        def get(*names: str) -> str | None:
-            for name in names:
-                value = env.get(name, "").strip()
-                if value:
-                    return value
-            return None
-
-        values: dict[str, Any] = {}
-        frontend = get("WACHT_FRONTEND_API_URL", "WACHT_FRONTEND_HOST")
-        if frontend is None:
-            pk = get("WACHT_PUBLISHABLE_KEY", "NEXT_PUBLIC_WACHT_PUBLISHABLE_KEY")
-            if pk is not None:
-                frontend = decode_publishable_key(pk)
-        if frontend is not None:
-            values["frontend_api_url"] = frontend
-        pem = get("WACHT_JWT_KEY", "WACHT_PUBLIC_SIGNING_KEY")
-        if pem is not None:
-            values["public_key"] = pem.replace("\\n", "\n")
-        simple = {
-            "issuer": ("WACHT_ISSUER",),
-            "jwks_url": ("WACHT_JWKS_URL",),
-            "secret_key": ("WACHT_SECRET_KEY", "WACHT_API_KEY"),
-            "deployment_id": ("WACHT_DEPLOYMENT_ID",),
-            "backend_api_url": ("WACHT_BACKEND_API_URL",),
-        }
-        for key, names in simple.items():
-            value = get(*names)
+        from_env: list[tuple[str, Any]] = [
+            (name, env.get(_label_env(name))) for name in SETTINGS if name not in _OPTIONS[3:]
+        ]
+        from_env += [(name, env.get(key)) for key, name in _ENV_ALIASES.items()]
+        targets = _targets(from_env, _label_env)
+        if mapping is not None and not isinstance(mapping, Mapping):
+            raise ConfigurationError(f"{where} must be a dict, got {type(mapping).__name__}")
+        if mapping:
+            given = [(str(key).lower(), value) for key, value in mapping.items()]
+            unknown = sorted(label(name) for name, _ in given if name not in SETTINGS)
+            if unknown:
+                raise ConfigurationError(
+                    f"unknown setting {', '.join(unknown)} in {where}; the settings are: "
+                    f"{', '.join(label(name) for name in SETTINGS)}"
+                )
+            targets.update(_targets(given, label))
+        for target, value in overrides.items():
             if value is not None:
-                values[key] = value
-        for key, name in (
-            ("audience", "WACHT_AUDIENCE"),
-            ("authorized_parties", "WACHT_AUTHORIZED_PARTIES"),
-        ):
-            value = get(name)
-            if value is not None:
-                values[key] = tuple(v.strip() for v in value.split(",") if v.strip())
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+                targets[target] = (value, target)
+        return cls(
+            MappingProxyType({k: v for k, (v, _) in targets.items()}),
+            MappingProxyType({k: where for k, (_, where) in targets.items()}),
+            where,
+        )
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """The request layer's option ``name`` (``protect_all``, ``public_paths`` ...)."""
+        return self.values.get(name, default)
+
+    def build_config(self) -> Config:
+        """The :class:`Config` these settings describe (``config`` itself when one was given).
+
+        Raises:
+            ConfigurationError: the value is invalid; the message names the setting.
+        """
+        given = self.values.get("config")
+        if given is not None:
+            if not isinstance(given, Config):
+                raise ConfigurationError(f"{self.labels['config']} must be a wacht_auth.Config")
+            return given
+        fields = {k: v for k, v in self.values.items() if k not in _OPTIONS}
+        try:
+            return Config(**fields)
+        except ConfigurationError as exc:
+            named = [
+                label
+                for target, label in self.labels.items()
+                if re.search(rf"\b{target}\b", exc.message) and label != target
+            ]
+            where = f" (check {', '.join(named)})" if named else f" (settings: {self.where})"
+            raise ConfigurationError(exc.message + where) from None

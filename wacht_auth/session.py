@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["PermissionScope", "Session"]
+__all__ = ["PermissionScope", "Session", "freeze"]
 
 #: Where a permission is held: the active organization or the active workspace.
 PermissionScope = Literal["organization", "workspace"]
@@ -24,9 +24,34 @@ def _id(value: object) -> str | None:
     return None
 
 
+def freeze(value: Any) -> Any:
+    """``value`` made deeply read-only: JSON objects become read-only mappings, arrays tuples.
+
+    A verified Session is shared by every request that carries its token (the token cache
+    returns the same object), so nothing reachable from it may be changed by one of them.
+    """
+    kind = type(value)
+    if kind is dict or kind is MappingProxyType:
+        return MappingProxyType({key: freeze(item) for key, item in value.items()})
+    if kind is list or kind is tuple:
+        return tuple([freeze(item) for item in value])
+    return value
+
+
+def _freeze_claims(claims: Mapping[str, Any]) -> Mapping[str, Any]:
+    """:func:`freeze` for a claims object, copying only what holds containers: most claims
+    are strings and numbers, and this runs once per fresh token (DESIGN.md §8)."""
+    copy = dict(claims)
+    for key, value in copy.items():
+        kind = type(value)
+        if kind is dict or kind is list or kind is tuple or kind is MappingProxyType:
+            copy[key] = freeze(value)
+    return MappingProxyType(copy)
+
+
 def _permission_list(value: object) -> tuple[str, ...]:
     """A permission array; ``null`` or a missing key is empty, non-strings are dropped."""
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, (list, tuple)) or not value:
         return ()
     items = tuple(value)
     for item in items:
@@ -39,7 +64,9 @@ class Session:
     """A verified Wacht session token, as the backend sees it.
 
     Built only by the verifier, after the signature and every claim check passed (or by
-    :meth:`from_claims`). Read-only: every attribute is a property without a setter. Only
+    :meth:`from_claims`). Deeply read-only: every attribute is a property without a setter,
+    and the claims are frozen when the session is built (objects as read-only mappings,
+    arrays as tuples), so one request cannot change what another sees. Only
     ``user_id``, ``claims`` and ``token`` are stored when it is built; the other fields are
     read from the claims on first access and then remembered, so a fresh verification does
     not pay for fields a request never reads (DESIGN.md §8).
@@ -59,17 +86,16 @@ class Session:
     """
 
     # __weakref__: adapters may remember per-session objects in weak mappings.
-    __slots__ = ("__weakref__", "_claims", "_ids", "_perms", "_sub", "_times", "_token", "_view")
+    __slots__ = ("__weakref__", "_claims", "_ids", "_perms", "_sub", "_times", "_token")
 
     def __init__(self, claims: Mapping[str, Any], token: str) -> None:
-        """Wrap verified ``claims`` (not copied); prefer :meth:`from_claims`."""
+        """Wrap verified ``claims`` (frozen, see :func:`freeze`); prefer :meth:`from_claims`."""
         sub = claims.get("sub")
         if type(sub) is not str or not sub:
             raise ValueError("a session needs a non-empty string sub claim")
         self._sub: str = sub
-        self._claims = claims
+        self._claims: Mapping[str, Any] = _freeze_claims(claims)
         self._token = token
-        self._view: Mapping[str, Any] | None = None
         self._ids: tuple[str | None, str | None, str | None] | None = None
         self._perms: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._times: tuple[datetime | None, datetime] | None = None
@@ -80,7 +106,7 @@ class Session:
 
         Tolerates the older shapes: ``session_id`` for ``sid``, flat
         ``organization_permissions``/``workspace_permissions`` arrays, ``null`` arrays. The
-        claims are wrapped, not copied.
+        claims are copied into a deeply read-only structure.
 
         Raises:
             ValueError: ``sub`` is missing or not a non-empty string.
@@ -105,13 +131,8 @@ class Session:
 
     @property
     def claims(self) -> Mapping[str, Any]:
-        """Every claim of the token, read-only."""
-        view = self._view
-        if view is None:
-            claims = self._claims
-            view = claims if type(claims) is MappingProxyType else MappingProxyType(claims)
-            self._view = view
-        return view
+        """Every claim of the token, deeply read-only (objects are mappings, arrays tuples)."""
+        return self._claims
 
     def _read_ids(self) -> tuple[str | None, str | None, str | None]:
         ids = self._ids
@@ -171,7 +192,7 @@ class Session:
     def metadata(self) -> Mapping[str, Any]:
         """The custom claims of the JWT template (empty when none), read-only."""
         metadata = self._claims.get("metadata")
-        return MappingProxyType(metadata) if isinstance(metadata, dict) else _EMPTY
+        return metadata if type(metadata) is MappingProxyType else _EMPTY
 
     def _read_times(self) -> tuple[datetime | None, datetime]:
         times = self._times

@@ -216,7 +216,7 @@ def test_bad_value_fails_at_start_up(issuer: Issuer) -> None:
     app.config.update(WACHT_FRONTEND_API_URL=issuer.url, WACHT_ALGORITHMS="HS256")
     with pytest.raises(ConfigurationError, match="HS256"):
         Wacht(app)
-    app.config.update(WACHT_ALGORITHMS=None, WACHT_PROTECT_ALL="false")
+    app.config.update(WACHT_ALGORITHMS=None, WACHT_PROTECT_ALL="maybe")
     with pytest.raises(ConfigurationError, match="WACHT_PROTECT_ALL"):
         Wacht(app)
 
@@ -548,8 +548,10 @@ def test_protect_all(issuer: Issuer, tmp_path: Path, how: dict[str, Any]) -> Non
     assert get(app, "/bp/open").text == "bp-open"
     assert get(app, "/static/logo.txt").text == "logo"
     assert get(app, "/no-such-page").status_code == 404
-    preflight = get(app, "/me", method="OPTIONS", headers={"Origin": "https://app.example"})
-    assert preflight.status_code == 200
+    plain = get(app, "/me", method="OPTIONS", headers={"Origin": "https://app.example"})
+    assert plain.status_code == 401  # only a real preflight is open (one rule, every adapter)
+    cors = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    assert get(app, "/me", method="OPTIONS", headers=cors).status_code == 200
 
 
 def test_protect_all_off_leaves_undecorated_views_open(issuer: Issuer, tmp_path: Path) -> None:

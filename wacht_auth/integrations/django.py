@@ -1,48 +1,35 @@
 """Django adapter: one middleware for WSGI and ASGI, a lazy ``request.wacht``, decorators, mixins.
 
 Add ``"wacht_auth.integrations.django.WachtMiddleware"`` to ``MIDDLEWARE`` and configure
-``settings.WACHT_AUTH`` (or the environment); see ``docs/django.md``.
+``settings.WACHT_AUTH`` (or the environment); see ``docs/django.md``. The request layer
+(:class:`~wacht_auth.auth.Authenticator`) decides; this module only translates.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
-import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any, TypeVar, cast
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
 
-from ..auth import (
-    AuthState,
-    PublicPaths,
-    Requirement,
-    TokenSource,
-    aauthenticate,
-    authenticate,
-    cached_session,
-    find_token,
-)
-from ..auth import error_response as _error_response
-from ..config import Config
+from ..auth import Authenticator, AuthState, Guards, Requirement, error_response
+from ..config import Settings
 from ..errors import ConfigurationError, WachtAuthError
-from ..session import PermissionScope, Session
-from ..verifier import Verifier
+from ..session import PermissionScope
 
 __all__ = [
     "WachtMiddleware",
     "WachtPermissionRequiredMixin",
     "WachtRequiredMixin",
-    "WachtSettings",
     "aauth_state",
     "auth_state",
-    "load_settings",
+    "authenticator",
     "public",
     "require_auth",
     "require_organization",
@@ -51,152 +38,90 @@ __all__ = [
 ]
 
 _V = TypeVar("_V", bound=Callable[..., Any])
-_ADAPTER_KEYS = frozenset({"protect_all", "public_paths", "prefetch", "config", "verifier"})
-_SIGNED_IN = Requirement()
-logger = logging.getLogger("wacht_auth")
-_CONFIG_KEYS = frozenset(f.name for f in fields(Config))
-
-
-@dataclass(frozen=True)
-class WachtSettings:
-    """``settings.WACHT_AUTH``, validated: the verifier (built once) and the protect-all mode."""
-
-    verifier: Any  # a Verifier, or any object with .config, .verify and .averify
-    protect_all: bool
-    public_paths: PublicPaths
-
-
-def _improperly(problem: str) -> ImproperlyConfigured:
-    return ImproperlyConfigured(
-        f"wacht_auth: {problem}. Edit settings.WACHT_AUTH, e.g. WACHT_AUTH = "
-        '{"frontend_api_url": "https://<your frontend API host>"}, or set WACHT_FRONTEND_API_URL'
-    )
 
 
 @functools.cache
-def load_settings() -> WachtSettings:
-    """Read ``settings.WACHT_AUTH`` (keys case-insensitive) or, when absent, the environment.
-
-    Built once per process (and again when a test overrides ``WACHT_AUTH``); a missing or bad
-    setting raises :class:`~django.core.exceptions.ImproperlyConfigured` naming it.
-    """
-    raw = getattr(settings, "WACHT_AUTH", None) or {}
-    if not isinstance(raw, Mapping):
-        raise _improperly(f"settings.WACHT_AUTH must be a dict, got {type(raw).__name__}")
-    values = {str(key).lower(): value for key, value in raw.items()}
-    adapter = {key: values.pop(key) for key in _ADAPTER_KEYS & values.keys()}
-    if unknown := sorted(values.keys() - _CONFIG_KEYS):
-        raise _improperly(f"unknown key(s) in settings.WACHT_AUTH: {', '.join(unknown)}")
-    if values and ("config" in adapter or "verifier" in adapter):
-        raise _improperly("give either 'config'/'verifier' or Config fields, not both")
-    paths = adapter.get("public_paths", ())
-    if isinstance(paths, str) or not all(isinstance(p, str) for p in paths):
-        raise _improperly("WACHT_AUTH['public_paths'] must be a list of paths")
+def authenticator() -> Authenticator:
+    """The request layer built from ``settings.WACHT_AUTH`` over the environment, once per
+    process (again when a test overrides ``WACHT_AUTH``); a bad or missing setting raises
+    :class:`~django.core.exceptions.ImproperlyConfigured` naming what to edit."""
     try:
-        verifier = adapter.get("verifier") or Verifier(
-            adapter.get("config") or Config.from_env(**values)
+        loaded = Settings.load(
+            getattr(settings, "WACHT_AUTH", None),
+            label=lambda name: f"settings.WACHT_AUTH[{name!r}]",
+            where="settings.WACHT_AUTH",
         )
+        layer = Authenticator.from_settings(loaded)
     except ConfigurationError as exc:
-        raise _improperly(exc.message) from exc
-    if adapter.get("prefetch"):
-        try:
-            verifier.prefetch()
-        except WachtAuthError as error:  # not fatal: keys are fetched again on first need
-            logger.warning("wacht_auth: key prefetch at start-up failed: %s", error)
-    return WachtSettings(verifier, bool(adapter.get("protect_all")), PublicPaths(paths))
+        raise ImproperlyConfigured(f"wacht_auth: {exc.message}") from exc
+    if layer.prefetch:
+        layer.prefetch_keys()
+    return layer
 
 
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == "WACHT_AUTH":
-        load_settings.cache_clear()
+        authenticator.cache_clear()
 
 
 setting_changed.connect(_settings_changed)
 
 
-class _Field:
-    """A field of :class:`_LazyState`: read before resolution, it resolves (non-data
-    descriptor: afterwards the instance dict answers, without a call)."""
+class _View:
+    """The request layer's view of an ``HttpRequest`` (:class:`~wacht_auth.auth.RequestView`)."""
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
+    __slots__ = ("method", "path", "request")
 
-    def __get__(self, state: _LazyState | None, owner: type | None = None) -> Any:
-        return self if state is None else getattr(state.resolve(), self.name)
+    def __init__(self, request: HttpRequest) -> None:
+        self.request, self.method, self.path = request, request.method or "GET", request.path_info
+
+    def header(self, name: str) -> str | None:
+        return self.request.META.get("HTTP_" + name.upper().replace("-", "_"))
+
+    def cookie(self, name: str) -> str | None:
+        return self.request.COOKIES.get(name)
+
+    def own_origin(self) -> str | None:
+        try:
+            return f"{self.request.scheme}://{self.request.get_host()}"
+        except DisallowedHost:  # not our host: no origin is ours
+            return None
 
 
-class _LazyState(AuthState):
-    """``request.wacht``: verified on first use, like ``request.user``, and at most once."""
+class _Lazy:
+    """``request.wacht``'s value, made on first use (like ``request.user``), at most once."""
 
-    session = _Field()  # shadow AuthState's slots: resolution fills the instance dict
-    error = _Field()
-    token_presented = _Field()
+    __slots__ = ("layer", "request", "state")
 
-    def __init__(self, conf: WachtSettings, request: HttpRequest) -> None:
-        # The request is held weakly (no request <-> state cycle: it is freed by refcount);
-        # META (the WSGI environ, or a dict) holds no reference back to it.
-        self._conf, self._request = conf, weakref.ref(request)
-        self._meta: dict[str, Any] | None = request.META  # None once resolved
+    def __init__(self, layer: Authenticator, request: HttpRequest) -> None:
+        self.layer, self.request = layer, request
+        self.state: AuthState | None = None
 
-    def _set(self, session: Session | None, error: WachtAuthError | None, sent: bool) -> bool:
-        self.session, self.error, self.token_presented, self._meta = session, error, sent, None
-        return True
-
-    def _from_cache(self, meta: dict[str, Any]) -> bool:
-        """Resolve now if the bearer token is a repeated one the verifier's cache holds: the
-        common case, answered without I/O, a coroutine or the CSRF inputs."""
-        hit = cached_session(self._conf.verifier, meta.get("HTTP_AUTHORIZATION"))
-        return hit is not None and self._set(hit, None, True)
-
-    def _inputs(self, meta: dict[str, Any]) -> tuple[TokenSource | None, dict[str, Any]]:
-        request, config = self._request(), self._conf.verifier.config
-        if request is None:
-            raise RuntimeError("request.wacht was first used after its request was gone")
-        cookie = lambda name: request.COOKIES.get(name)  # noqa: E731  # parsed only if needed
-        source = find_token(config, meta.get("HTTP_AUTHORIZATION"), cookie)
-        if source is None or not source.from_cookie:  # origins matter for cookie tokens only
-            return source, {"config": config}
-        return source, {
-            "method": request.method or "GET",
-            "origin": meta.get("HTTP_ORIGIN"),
-            "referer": meta.get("HTTP_REFERER"),
-            "own_origin": f"{request.scheme}://{request.get_host()}",
-            "config": config,
-        }
-
-    def resolve(self) -> AuthState:
-        """Verify now unless done already; returns this state, resolved."""
-        meta = self._meta
-        if meta is not None and not self._from_cache(meta):
-            source, options = self._inputs(meta)
-            state = authenticate(self._conf.verifier, source, **options)
-            self._set(state.session, state.error, state.token_presented)
-        return self
+    def __call__(self) -> AuthState:
+        state = self.state
+        if state is None:
+            state = self.state = self.layer.authenticate(_View(self.request))
+        return state
 
     async def aresolve(self) -> AuthState:
-        """:meth:`resolve` with :meth:`~wacht_auth.verifier.Verifier.averify`."""
-        meta = self._meta
-        if meta is not None and not self._from_cache(meta):
-            source, options = self._inputs(meta)
-            state = await aauthenticate(self._conf.verifier, source, **options)
-            self._set(state.session, state.error, state.token_presented)
-        return self
+        state = self.state
+        if state is None:
+            state = self.state = await self.layer.aauthenticate(_View(self.request))
+        return state
 
 
-def _attach(request: HttpRequest, conf: WachtSettings) -> _LazyState:
-    state = request.wacht = _LazyState(conf, request)  # type: ignore[attr-defined]
-    request.awacht = state.aresolve  # type: ignore[attr-defined]
-    return state
-
-
-def _lazy(request: HttpRequest) -> _LazyState:
-    state = getattr(request, "wacht", None)  # not __dict__: that would build a dict
-    return state if isinstance(state, _LazyState) else _attach(request, load_settings())
+def _lazy(request: HttpRequest, layer: Authenticator | None = None) -> _Lazy:
+    lazy = request.__dict__.get("_wacht")
+    if lazy is None:
+        lazy = request._wacht = _Lazy(layer or authenticator(), request)  # type: ignore[attr-defined]
+        request.wacht = SimpleLazyObject(lazy)  # type: ignore[attr-defined]
+        request.awacht = lazy.aresolve  # type: ignore[attr-defined]
+    return lazy
 
 
 def auth_state(request: HttpRequest) -> AuthState:
     """The request's :class:`~wacht_auth.auth.AuthState` (verified now if not yet)."""
-    return _lazy(request).resolve()
+    return _lazy(request)()
 
 
 async def aauth_state(request: HttpRequest) -> AuthState:
@@ -205,104 +130,59 @@ async def aauth_state(request: HttpRequest) -> AuthState:
 
 
 def _respond(error: WachtAuthError, *, token_presented: bool = True) -> HttpResponse:
-    status, headers, body = _error_response(error, token_presented=token_presented)
+    status, headers, body = error_response(error, token_presented=token_presented)
     return HttpResponse(body, status=status, headers=headers)
 
 
-def _deny(requirement: Requirement, state: AuthState) -> HttpResponse | None:
-    try:
-        requirement.check(state)
-    except WachtAuthError as error:
-        return _respond(error, token_presented=state.token_presented)
-    return None
+def _refuse(request: HttpRequest, error: WachtAuthError, state: AuthState) -> HttpResponse:
+    return _respond(error, token_presented=state.token_presented)
 
 
 class WachtMiddleware:
-    """Attach a lazy ``request.wacht`` and ``request.awacht()``; in protect-all mode, refuse
-    unauthenticated calls to every view not marked :func:`public` nor under ``public_paths``."""
+    """Attach a lazy ``request.wacht`` and ``request.awacht()`` (in an async stack the state is
+    verified before the view, with ``averify``: never a blocking key fetch on the loop); in
+    protect-all mode, refuse unauthenticated calls to every view not marked :func:`public`."""
 
     sync_capable = True
     async_capable = True
-    process_view: Callable[..., Any]  # set only in protect-all mode
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
-        self.conf = load_settings()  # start-up: ImproperlyConfigured surfaces here
-        is_async = iscoroutinefunction(get_response)
-        if is_async:
+        self.layer = authenticator()  # start-up: ImproperlyConfigured surfaces here
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
             markcoroutinefunction(self)
-        if self.conf.protect_all:  # Django calls process_view only when the method exists
-            self.process_view = self._aprotect if is_async else self._protect
 
     def __call__(self, request: HttpRequest) -> Any:
-        """Attach the state; in async mode ``get_response`` returns the coroutine we pass on."""
-        _attach(request, self.conf)
-        return self.get_response(request)
+        """Attach the state; in async mode, resolve it first, then await the view."""
+        lazy = _lazy(request, self.layer)
+        if not self.is_async:
+            return self.get_response(request)
 
-    def _open(self, request: HttpRequest, view: Callable[..., Any]) -> bool:
-        # CORS preflights never carry credentials (Fetch standard, "CORS-preflight request").
-        return (
-            request.method == "OPTIONS"
-            or getattr(view, "wacht_public", False)
-            or request.path_info in self.conf.public_paths
-        )
+        async def respond() -> Any:
+            await lazy.aresolve()
+            return await self.get_response(request)
 
-    def _protect(self, request: HttpRequest, view: Any, *args: Any) -> HttpResponse | None:
-        return None if self._open(request, view) else _deny(_SIGNED_IN, auth_state(request))
+        return respond()
 
-    async def _aprotect(self, request: HttpRequest, view: Any, *args: Any) -> HttpResponse | None:
-        if self._open(request, view):
+    def process_view(self, request: HttpRequest, view: Any, *args: Any) -> HttpResponse | None:
+        """Protect-all mode: the layer decides whether this route may be called."""
+        if not self.layer.protect_all:
             return None
-        return _deny(_SIGNED_IN, await aauth_state(request))
+        state = _lazy(request)()  # resolved already in an async stack
+        error = self.layer.refusal(
+            _View(request), state, public_route=getattr(view, "wacht_public", False)
+        )
+        return None if error is None else _refuse(request, error, state)
 
 
-def _guard(requirement: Requirement) -> Callable[[_V], _V]:
-    signed_in_only = requirement == _SIGNED_IN  # then a session is all there is to check
-
-    def decorate(view: _V) -> _V:
-        if iscoroutinefunction(view):
-
-            @functools.wraps(view)
-            async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                denied = _deny(requirement, await aauth_state(request))
-                return denied or await view(request, *args, **kwargs)
-
-            return cast("_V", async_view)
-
-        @functools.wraps(view)
-        def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            state = _lazy(request).resolve()
-            if state.session is None or not signed_in_only:  # the check, when there is one
-                denied = _deny(requirement, state)
-                if denied is not None:
-                    return denied
-            return view(request, *args, **kwargs)
-
-        return cast("_V", sync_view)
-
-    return decorate
-
-
-def require_auth(view: _V) -> _V:
-    """Answer 401 (with the failed token's precise code) unless the caller is signed in."""
-    return _guard(_SIGNED_IN)(view)
-
-
-def require_permission(
-    *permissions: str, scope: PermissionScope | None = None, require_all: bool = False
-) -> Callable[[_V], _V]:
-    """Answer 403 ``permission_denied`` unless the caller holds one (or all) of ``permissions``."""
-    return _guard(Requirement(permissions, scope, require_all))
-
-
-def require_organization(organization_id: str | None = None) -> Callable[[_V], _V]:
-    """Answer 403 ``organization_required`` without an active (or this) organization."""
-    return _guard(Requirement(organization=organization_id or True))
-
-
-def require_workspace(workspace_id: str | None = None) -> Callable[[_V], _V]:
-    """Answer 403 ``workspace_required`` without an active (or this) workspace."""
-    return _guard(Requirement(workspace=workspace_id or True))
+_guards: Guards[HttpRequest] = Guards(
+    state=auth_state, astate=aauth_state, refuse=_refuse, is_async=iscoroutinefunction
+)
+require_auth = _guards.require_auth
+require_permission = _guards.require_permission
+require_organization = _guards.require_organization
+require_workspace = _guards.require_workspace
 
 
 def public(view: _V) -> _V:
@@ -332,15 +212,15 @@ class WachtRequiredMixin:
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         """Check the requirement (awaiting it for async views), then dispatch as usual."""
-        requirement, dispatch = self.get_wacht_requirement(), super().dispatch  # type: ignore[misc]
-        if not getattr(self, "view_is_async", False):
-            return _deny(requirement, auth_state(request)) or dispatch(request, *args, **kwargs)
+        guard = _guards.guard(self.get_wacht_requirement())
+        dispatch = super().dispatch  # type: ignore[misc]
+        if getattr(self, "view_is_async", False):
 
-        async def run() -> Any:
-            denied = _deny(requirement, await aauth_state(request))
-            return denied or await dispatch(request, *args, **kwargs)
+            async def run(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                return await dispatch(request, *args, **kwargs)
 
-        return run()
+            return guard(run)(request, *args, **kwargs)
+        return guard(lambda request, *a, **k: dispatch(request, *a, **k))(request, *args, **kwargs)
 
 
 class WachtPermissionRequiredMixin(WachtRequiredMixin):
