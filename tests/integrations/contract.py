@@ -6,6 +6,12 @@ Each framework's test builds an app with these routes (all answering JSON):
 - ``GET /protected``, ``POST /protected``: ``require_auth``; ``{"user_id", "session_id"}``.
 - ``GET /admin``: ``require_permission("invoices:write")``.
 - ``GET /org``: ``require_organization()``.
+- ``GET /tamper``: ``require_auth``; answers :func:`tamper` of the request's auth state (the
+  example apps have no such route: rows with ``needs="tamper"`` are skipped there).
+
+:data:`PROTECT_ALL_CASES` run on an app built with ``protect_all`` and the same routes. The
+nested-middleware row (two verifiers on one request) exists where one request can pass two
+middlewares: ASGI (``test_asgi.py``); the core rule is in ``tests/test_auth.py``.
 
 and runs every :data:`CASES` row through its framework's own test client with
 :func:`request_for`, then :func:`check` on the answer.
@@ -40,9 +46,13 @@ class Case:
     no_challenge: bool = False  # WWW-Authenticate must be absent
     user_id: str | None = None  # expected user_id in a 200 body
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, Any] = field(default_factory=dict)  # expected members of the JSON body
+    needs: str | None = None  # a route the example apps lack ("tamper")
 
 
 USER = "2741598367104"
+
+TAMPER_ATTEMPTS = 4
 
 CASES: list[Case] = [
     Case("public without token", "/public", None, 200),
@@ -129,6 +139,37 @@ CASES: list[Case] = [
         via="cookie",
     ),
     Case(
+        "cookie on POST with Origin null and a same-site Referer",
+        "/protected",
+        "valid",
+        403,
+        "csrf_failed",
+        method="POST",
+        via="cookie",
+        origin="null",
+        extra_headers={"Referer": APP_ORIGIN + "/form"},
+    ),
+    Case(
+        "cookie on POST from foreign Origin and a same-site Referer",
+        "/protected",
+        "valid",
+        403,
+        "csrf_failed",
+        method="POST",
+        via="cookie",
+        origin=FOREIGN_ORIGIN,
+        extra_headers={"Referer": APP_ORIGIN + "/form"},
+    ),
+    Case(
+        "mutating the shared state is refused",
+        "/tamper",
+        "with_permission",
+        200,
+        user_id=USER,
+        body={"refused": TAMPER_ATTEMPTS, "permissions": ["invoices:write"]},
+        needs="tamper",
+    ),
+    Case(
         "bearer on POST from foreign origin",
         "/protected",
         "valid",
@@ -138,6 +179,51 @@ CASES: list[Case] = [
         user_id=USER,
     ),
 ]
+
+
+PREFLIGHT = {"Access-Control-Request-Method": "POST", "Origin": FOREIGN_ORIGIN}
+
+#: Rows for an app with ``protect_all``: one CORS preflight rule for every framework.
+PROTECT_ALL_CASES: list[Case] = [
+    Case("protect_all: no token", "/public", None, 401, "token_missing"),
+    Case("protect_all: valid token", "/public", "valid", 200, user_id=USER),
+    Case("protect_all: expired token", "/public", "expired", 401, "token_expired"),
+    Case(
+        "protect_all: plain OPTIONS needs a caller",
+        "/public",
+        None,
+        401,
+        "token_missing",
+        method="OPTIONS",
+    ),
+    # A real preflight passes to the app, which answers it (200, 204 or 405 without CORS).
+    Case(
+        "protect_all: real preflight passes",
+        "/public",
+        None,
+        0,
+        method="OPTIONS",
+        extra_headers=PREFLIGHT,
+    ),
+]
+
+
+def tamper(state: Any) -> dict[str, Any]:
+    """Try to change a request's auth state and the claims it shares with every request that
+    carries the same token; answer how many attempts were refused (all must be)."""
+    attempts = [
+        lambda: setattr(state, "session", None),
+        lambda: state.claims["permissions"]["organization"].append("organization:admin"),
+        lambda: state.claims.__setitem__("sub", "someone-else"),
+        lambda: state.session.claims["permissions"].__setitem__("organization", ["x"]),
+    ]
+    refused = 0
+    for attempt in attempts:
+        try:
+            attempt()
+        except (AttributeError, TypeError):
+            refused += 1
+    return {"user_id": state.user_id, "refused": refused, "permissions": list(state.permissions)}
 
 
 def make_token(issuer: Issuer, variant: str) -> str:
@@ -195,8 +281,13 @@ def request_for(case: Case, issuer: Issuer, cookie_name: str) -> Request:
 def check(case: Case, status: int, headers: Mapping[str, str], body: bytes) -> None:
     """Assert that an answer meets the contract row (``headers`` looked up case-insensitively)."""
     lowered = {k.lower(): v for k, v in headers.items()}
+    if case.status == 0:  # passed through to the app: anything but our refusal
+        assert status not in (401, 403), (case.name, status, body[:300])
+        return
     assert status == case.status, (case.name, status, body[:300])
     data: Any = json.loads(body)
+    for key, value in case.body.items():
+        assert data[key] == value, (case.name, data)
     if case.code is not None:
         assert data["error"]["code"] == case.code, (case.name, data)
         assert data["error"]["status"] == case.status, (case.name, data)

@@ -27,6 +27,8 @@ from wacht_auth.integrations.django import (
 )
 from wacht_auth.integrations.drf import HasOrganization, HasWachtPermission, IsWachtAuthenticated
 
+from .contract import tamper
+
 
 def _body(request: HttpRequest) -> JsonResponse:
     state = request.wacht  # type: ignore[attr-defined]
@@ -39,6 +41,16 @@ async def _abody(request: HttpRequest) -> JsonResponse:
 
 
 # -- function views ---------------------------------------------------------------------------
+
+
+@require_auth
+def tamper_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(tamper(request.wacht))  # type: ignore[attr-defined]
+
+
+@require_auth
+async def atamper_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(tamper(await request.awacht()))  # type: ignore[attr-defined]
 
 
 def public_view(request: HttpRequest) -> JsonResponse:
@@ -163,30 +175,56 @@ class DrfOrg(DrfView):
     permission_classes = [IsWachtAuthenticated, HasOrganization]
 
 
+class DrfTamper(DrfView):
+    permission_classes = [IsWachtAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        answer = super().get(request).data
+        return Response({**answer, **tamper(request.wacht)})
+
+
 class DrfUnconfigured(DrfView):
     permission_classes = [HasWachtPermission]
 
 
-def _routes(prefix: str, public: Any, protected: Any, admin: Any, org: Any) -> list[URLPattern]:
+def _routes(
+    prefix: str, public: Any, protected: Any, admin: Any, org: Any, tamper: Any
+) -> list[URLPattern]:
     return [
         path(f"{prefix}/public", public),
         path(f"{prefix}/protected", protected),
         path(f"{prefix}/admin", admin),
         path(f"{prefix}/org", org),
+        path(f"{prefix}/tamper", tamper),
     ]
 
 
 urlpatterns = [
-    *_routes("sync", public_view, protected_view, admin_view, org_view),
-    *_routes("async", apublic_view, aprotected_view, aadmin_view, aorg_view),
+    *_routes("sync", public_view, protected_view, admin_view, org_view, tamper_view),
+    *_routes("async", apublic_view, aprotected_view, aadmin_view, aorg_view, atamper_view),
     *_routes(
-        "cbv", _Sync.as_view(), ProtectedView.as_view(), AdminView.as_view(), OrgView.as_view()
+        "cbv",
+        _Sync.as_view(),
+        ProtectedView.as_view(),
+        AdminView.as_view(),
+        OrgView.as_view(),
+        tamper_view,
     ),
     *_routes(
-        "acbv", _Async.as_view(), AProtectedView.as_view(), AAdminView.as_view(), AOrgView.as_view()
+        "acbv",
+        _Async.as_view(),
+        AProtectedView.as_view(),
+        AAdminView.as_view(),
+        AOrgView.as_view(),
+        atamper_view,
     ),
     *_routes(
-        "drf", DrfPublic.as_view(), DrfProtected.as_view(), DrfAdmin.as_view(), DrfOrg.as_view()
+        "drf",
+        DrfPublic.as_view(),
+        DrfProtected.as_view(),
+        DrfAdmin.as_view(),
+        DrfOrg.as_view(),
+        DrfTamper.as_view(),
     ),
     path("sync/workspace", workspace_view),
     path("async/workspace", aworkspace_view),

@@ -13,12 +13,21 @@ from starlette.authentication import requires
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from examples import starlette_app
-from tests.integrations.contract import APP_ORIGIN, CASES, USER, Case, check, request_for
+from tests.integrations.contract import (
+    APP_ORIGIN,
+    CASES,
+    PROTECT_ALL_CASES,
+    USER,
+    Case,
+    check,
+    request_for,
+    tamper,
+)
 from wacht_auth import Session, TokenExpiredError
 from wacht_auth.auth import PublicPaths
 from wacht_auth.integrations import asgi
@@ -77,6 +86,11 @@ async def protected(request: Request) -> JSONResponse:
     return JSONResponse(body(request))
 
 
+@require_auth
+async def tamper_view(request: Request) -> JSONResponse:
+    return JSONResponse(tamper(request.state.wacht))
+
+
 @require_permission("invoices:write")
 async def admin(request: Request) -> JSONResponse:
     return JSONResponse(body(request))
@@ -133,6 +147,7 @@ ROUTES = [
     Route("/protected", protected, methods=["GET", "POST"]),
     Route("/admin", admin),
     Route("/org", org),
+    Route("/tamper", tamper_view),
     Route("/workspace", workspace),
     Route("/both", both),
     Route("/requires", starlette_requires),
@@ -164,13 +179,44 @@ def contract_client(request: pytest.FixtureRequest, issuer: Issuer) -> Iterator[
     else:
         app = make_app(Verifier(config))
     with TestClient(app, base_url=APP_ORIGIN) as client:
+        client.example = request.param == "example"  # type: ignore[attr-defined]
         yield client
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_contract(case: Case, contract_client: TestClient, issuer: Issuer) -> None:
+    if case.needs and contract_client.example:  # type: ignore[attr-defined]
+        pytest.skip("the example app has no such route")
     response = call(contract_client, case, issuer, issuer.config().cookie_name or "")
     check(case, response.status_code, response.headers, response.content)
+
+
+@pytest.mark.parametrize("case", PROTECT_ALL_CASES, ids=[c.name for c in PROTECT_ALL_CASES])
+def test_contract_protect_all(case: Case, issuer: Issuer) -> None:
+    app = make_app(Verifier(issuer.config()), protect_all=True)
+    with TestClient(app, base_url=APP_ORIGIN) as client:
+        response = call(client, case, issuer, issuer.config().cookie_name or "")
+    check(case, response.status_code, response.headers, response.content)
+
+
+def test_nested_middleware_with_another_verifier_verifies_again(issuer: Issuer) -> None:
+    """Security review finding 1: an outer WachtMiddleware of deployment A must not vouch
+    for a caller on routes that an inner middleware of deployment B protects."""
+    with Issuer() as other:
+        inner = make_app(Verifier(other.config()), protect_all=True)
+        outer = Starlette(routes=[Route("/public", public), Mount("/admin", inner)])
+        outer.add_middleware(WachtMiddleware, verifier=Verifier(issuer.config()))
+        token_a = bearer(issuer.token(user_id=USER))
+        token_b = bearer(other.token(user_id="b-user"))
+        with TestClient(outer, base_url=APP_ORIGIN) as client:
+            assert client.get("/public", headers=token_a).json() == {"user_id": USER}
+            denied = client.get("/admin/protected", headers=token_a)
+            assert denied.status_code == 401 and denied.json()["error"]["code"] in (
+                "signature_invalid",
+                "issuer_invalid",
+                "key_not_found",
+            )
+            assert client.get("/admin/protected", headers=token_b).json()["user_id"] == "b-user"
 
 
 @pytest.fixture

@@ -18,7 +18,15 @@ from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 
-from tests.integrations.contract import CASES, USER, Case, check, make_token, request_for
+from tests.integrations.contract import (
+    CASES,
+    PROTECT_ALL_CASES,
+    USER,
+    Case,
+    check,
+    make_token,
+    request_for,
+)
 from wacht_auth import Config, Session
 from wacht_auth.auth import Authenticator, AuthState
 from wacht_auth.integrations.django import auth_state, authenticator
@@ -102,6 +110,13 @@ async def test_contract_asgi(
     response = await _send_async(AsyncClient(), case, issuer, prefix)
     check(case, response.status_code, dict(response.headers), response.content)
     assert verifier.calls == _expected_calls(case)
+
+
+@pytest.mark.parametrize("case", PROTECT_ALL_CASES, ids=[c.name for c in PROTECT_ALL_CASES])
+def test_contract_protect_all(case: Case, issuer: Issuer, verifier: CountingVerifier) -> None:
+    with override_settings(WACHT_AUTH={"verifier": verifier, "protect_all": True}):
+        response = _send_sync(Client(), case, issuer, "/sync")
+    check(case, response.status_code, dict(response.headers), response.content)
 
 
 def test_a_view_that_never_looks_costs_no_verification(

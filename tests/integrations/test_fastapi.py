@@ -12,7 +12,16 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from examples import fastapi_app
-from tests.integrations.contract import APP_ORIGIN, CASES, USER, Case, check, request_for
+from tests.integrations.contract import (
+    APP_ORIGIN,
+    CASES,
+    PROTECT_ALL_CASES,
+    USER,
+    Case,
+    check,
+    request_for,
+    tamper,
+)
 from wacht_auth import Session, WachtAuthError
 from wacht_auth.auth import AuthState
 from wacht_auth.integrations import asgi
@@ -69,6 +78,13 @@ def add_routes(app: FastAPI) -> FastAPI:
     async def org(session: Annotated[Session, Depends(require_organization())]) -> Any:
         return {"user_id": session.user_id}
 
+    @app.get("/tamper")
+    async def tamper_view(
+        session: Annotated[Session, Depends(require_auth)],
+        state: Annotated[AuthState, Depends(get_auth_state)],
+    ) -> Any:
+        return tamper(state)
+
     @app.get("/workspace")
     async def workspace(session: Annotated[Session, Depends(require_workspace("9"))]) -> Any:
         return {"user_id": session.user_id, "workspace_id": session.workspace_id}
@@ -113,12 +129,23 @@ def contract_client(request: pytest.FixtureRequest, issuer: Issuer) -> Iterator[
     else:
         app = make_app(Verifier(config), middleware=request.param == "middleware")
     with TestClient(app, base_url=APP_ORIGIN) as client:
+        client.example = request.param == "example"  # type: ignore[attr-defined]
         yield client
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_contract(case: Case, contract_client: TestClient, issuer: Issuer) -> None:
+    if case.needs and contract_client.example:  # type: ignore[attr-defined]
+        pytest.skip("the example app has no such route")
     response = call(contract_client, case, issuer, issuer.config().cookie_name or "")
+    check(case, response.status_code, response.headers, response.content)
+
+
+@pytest.mark.parametrize("case", PROTECT_ALL_CASES, ids=[c.name for c in PROTECT_ALL_CASES])
+def test_contract_protect_all(case: Case, issuer: Issuer) -> None:
+    app = make_app(Verifier(issuer.config()), protect_all=True)
+    with TestClient(app, base_url=APP_ORIGIN) as client:
+        response = call(client, case, issuer, issuer.config().cookie_name or "")
     check(case, response.status_code, response.headers, response.content)
 
 

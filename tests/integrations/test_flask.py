@@ -14,7 +14,16 @@ from flask.testing import FlaskClient
 from werkzeug.datastructures import Headers
 from werkzeug.test import TestResponse
 
-from tests.integrations.contract import APP_ORIGIN, CASES, USER, Case, check, request_for
+from tests.integrations.contract import (
+    APP_ORIGIN,
+    CASES,
+    PROTECT_ALL_CASES,
+    USER,
+    Case,
+    check,
+    request_for,
+    tamper,
+)
 from wacht_auth import Config, ConfigurationError, PermissionDeniedError, Session
 from wacht_auth.auth import AuthState
 from wacht_auth.integrations.flask import (
@@ -67,10 +76,15 @@ def add_contract_routes(app: Flask) -> None:
     def org() -> dict[str, Any]:
         return {"user_id": g.wacht.user_id}
 
+    @app.get("/tamper")
+    @require_auth
+    def tamper_view() -> dict[str, Any]:
+        return tamper(request.wacht)  # type: ignore[attr-defined]
 
-def contract_app(config: Config) -> Flask:
+
+def contract_app(config: Config, **options: Any) -> Flask:
     app = Flask(__name__)
-    Wacht(app, config=config)
+    Wacht(app, config=config, **options)
     add_contract_routes(app)
     return app
 
@@ -91,6 +105,13 @@ def app(issuer: Issuer) -> Flask:
 def test_contract(app: Flask, issuer: Issuer, case: Case) -> None:
     config = app.extensions["wacht"].verifier.config
     response = call(app.test_client(), case, issuer, config.cookie_name)
+    check(case, response.status_code, dict(response.headers), response.get_data())
+
+
+@pytest.mark.parametrize("case", PROTECT_ALL_CASES, ids=[c.name for c in PROTECT_ALL_CASES])
+def test_contract_protect_all(issuer: Issuer, case: Case) -> None:
+    app = contract_app(issuer.config(), protect_all=True)
+    response = call(app.test_client(), case, issuer, issuer.config().cookie_name or "")
     check(case, response.status_code, dict(response.headers), response.get_data())
 
 
