@@ -1,10 +1,14 @@
-"""Test doubles shared by the core tests: a settable clock and an event recorder."""
+"""Test doubles shared by the core tests: a settable clock, an event recorder, and a plain
+reference model of key selection (rule 5) that ``KeyIndex.select`` is checked against."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from wacht_auth.errors import AlgorithmNotAllowedError, KeyNotFoundError
+from wacht_auth.keys import Key
 
 
 class FakeClock:
@@ -34,3 +38,22 @@ class Events:
     def named(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
             return [fields for n, fields in self.items if n == name]
+
+
+def select_keys(keys: Sequence[Key], alg: str, kid: str | None, limit: int = 4) -> list[Key]:
+    """Rule 5 over a plain sequence (see :meth:`KeyIndex.select`, the fast path).
+
+    Raises:
+        KeyNotFoundError: two keys in ``keys`` share ``kid``.
+        AlgorithmNotAllowedError: the kid's key declares another ``alg``.
+    """
+    if kid is None:
+        return [k for k in keys if alg in k.algorithms][:limit]
+    same = [k for k in keys if k.kid == kid]
+    if len(same) > 1:
+        raise KeyNotFoundError(f"the token kid {kid[:64]!r} is ambiguous: several keys use it")
+    if same and alg not in same[0].algorithms and same[0].alg not in (None, alg):
+        raise AlgorithmNotAllowedError(
+            f"the token algorithm {alg} does not match its key's alg {same[0].alg}"
+        )
+    return [k for k in same if alg in k.algorithms]

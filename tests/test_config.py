@@ -174,3 +174,103 @@ def test_config_is_frozen() -> None:
     config = Config(frontend_api_url=FRONTEND)
     with pytest.raises(AttributeError):
         config.issuer = "x"  # type: ignore[misc]
+
+
+# -- one spelling, one validation: the environment, Django's dict, Flask's app.config ---------
+
+from wacht_auth.config import SETTINGS, Settings  # noqa: E402
+
+ENV = {"WACHT_FRONTEND_API_URL": "https://env.example"}
+
+
+def load_three_ways(name: str, value: object) -> list[Settings | ConfigurationError]:
+    """``name = value`` through each source; the Settings, or the error each raised."""
+    attempts = [
+        lambda: Settings.load(env={**ENV, f"WACHT_{name.upper()}": str(value)}),
+        lambda: Settings.load({name: value}, where="settings.WACHT_AUTH", env=ENV),
+        lambda: Settings.load(
+            {f"WACHT_{name.upper()}": value, "SECRET_KEY": "flask's own"},
+            prefixed=True,
+            where="app.config",
+            env=ENV,
+        ),
+    ]
+    out: list[Settings | ConfigurationError] = []
+    for attempt in attempts:
+        try:
+            out.append(attempt())
+        except ConfigurationError as error:
+            out.append(error)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("protect_all", "true", True),
+        ("protect_all", "off", False),
+        ("read_cookies", "0", False),
+        ("leeway", "7.5", 7.5),
+        ("token_cache_size", "12", 12),
+        ("public_paths", "/health, /docs/*", ("/health", "/docs/*")),
+        ("audience", "api,web", ("api", "web")),
+    ],
+)
+def test_every_source_reads_a_setting_alike(name: str, value: str, expected: object) -> None:
+    target = SETTINGS[name][0]
+    for loaded in load_three_ways(name, value):
+        assert isinstance(loaded, Settings), loaded
+        assert loaded.values[target] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("protect_all", "maybe"), ("leeway", "soon"), ("token_cache_size", "1.5")],
+)
+def test_every_source_refuses_a_bad_value_alike_and_names_it(name: str, value: str) -> None:
+    errors = load_three_ways(name, value)
+    assert all(isinstance(e, ConfigurationError) for e in errors), errors
+    env, django, flask = (str(e) for e in errors)
+    assert f"WACHT_{name.upper()}" in env
+    assert f"settings.WACHT_AUTH['{name}']" in django
+    assert f"app.config['WACHT_{name.upper()}']" in flask
+
+
+def test_a_config_error_names_the_setting_that_gave_the_value() -> None:
+    for loaded in load_three_ways("leeway", "900"):
+        assert isinstance(loaded, Settings)
+        with pytest.raises(ConfigurationError) as raised:
+            loaded.build_config()
+        assert "leeway" in str(raised.value) and "(check " in str(raised.value)
+
+
+def test_unknown_names_are_refused_in_mappings_and_ignored_in_the_environment() -> None:
+    with pytest.raises(ConfigurationError, match="protectall"):
+        Settings.load({"protectall": True}, where="settings.WACHT_AUTH", env=ENV)
+    with pytest.raises(ConfigurationError, match="WACHT_PROTECTALL"):
+        Settings.load({"WACHT_PROTECTALL": True}, prefixed=True, where="app.config", env=ENV)
+    loaded = Settings.load(env={**ENV, "WACHT_SOMETHING_ELSE": "1"})
+    assert loaded.build_config().issuer == "https://env.example"
+    with pytest.raises(ConfigurationError):
+        Settings.load("https://x.example", where="settings.WACHT_AUTH")  # type: ignore[arg-type]
+
+
+def test_precedence_code_over_mapping_over_environment_and_first_alias() -> None:
+    mapping = {"frontend_host": "https://dict.example", "publishable_key": "pk_test_bad"}
+    loaded = Settings.load(mapping, env={"WACHT_FRONTEND_API_URL": "https://env.example"})
+    assert loaded.values["frontend_api_url"] == "https://dict.example"
+    assert loaded.labels["frontend_api_url"] == "the environment['frontend_host']"
+    code = Settings.load(mapping, env=ENV, frontend_api_url="https://code.example")
+    assert code.build_config().issuer == "https://code.example"
+    env = {
+        "WACHT_FRONTEND_HOST": "https://host.example",
+        "WACHT_FRONTEND_API_URL": ENV["WACHT_FRONTEND_API_URL"],
+    }
+    assert Settings.load(env=env).values["frontend_api_url"] == "https://env.example"
+
+
+def test_objects_only_from_code() -> None:
+    with pytest.raises(ConfigurationError, match="WACHT_CLOCK"):
+        Settings.load(env={**ENV, "WACHT_CLOCK": "time.time"})
+    loaded = Settings.load({"clock": lambda: 5.0}, where="settings.WACHT_AUTH", env=ENV)
+    assert loaded.build_config().clock() == 5.0

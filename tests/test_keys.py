@@ -11,8 +11,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tests.helpers import select_keys
 from wacht_auth.errors import WachtAuthError
-from wacht_auth.keys import Key, KeyIndex, key_from_pem, parse_jwks, select_keys
+from wacht_auth.keys import Key, KeyIndex, key_from_pem, parse_jwks
 from wacht_auth.tokens import b64url_decode as b64url
 from wacht_auth.tokens import parse
 

@@ -5,6 +5,7 @@ The public names are re-exported here; the modules behind them are an implementa
 
 from __future__ import annotations
 
+from .auth import AuthState
 from .config import Config
 from .errors import (
     AlgorithmNotAllowedError,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AlgorithmNotAllowedError",
     "AudienceInvalidError",
+    "AuthState",
     "ClaimsInvalidError",
     "Config",
     "ConfigurationError",

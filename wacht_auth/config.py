@@ -23,6 +23,7 @@ from .errors import ConfigurationError
 __all__ = [
     "DEFAULT_ALGORITHMS",
     "DEFAULT_BACKEND_API_URL",
+    "DJANGO_SETTING",
     "SETTINGS",
     "SUPPORTED_ALGORITHMS",
     "Config",
@@ -313,8 +314,13 @@ class Config:
         return Settings.load(env=env, **overrides).build_config()
 
 
+_PREFIX = "WACHT_"
+#: The Django setting holding wacht_auth's settings (a dict keyed by :data:`SETTINGS` names).
+DJANGO_SETTING = "WACHT_AUTH"
+
+
 def _label_env(name: str) -> str:
-    return f"WACHT_{name.upper()}"
+    return f"{_PREFIX}{name.upper()}"
 
 
 def _text(value: Any, label: str) -> str:
@@ -477,18 +483,38 @@ class Settings:
         cls,
         mapping: Mapping[str, Any] | None = None,
         *,
-        label: Callable[[str], str] = _label_env,
+        prefixed: bool = False,
         where: str = "the environment",
         env: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> Settings:
-        """Read ``mapping`` (names of :data:`SETTINGS`, case-insensitive) over the environment
-        (``WACHT_<NAME>``); ``overrides`` (targets, given in code) win over both.
+        """Read ``mapping`` over the environment (``WACHT_<NAME>``); ``overrides`` (targets,
+        given in code) win over both.
+
+        ``mapping`` names settings as :data:`SETTINGS` does, case-insensitive (Django's
+        ``settings.WACHT_AUTH = {"frontend_api_url": ...}``), or with ``prefixed`` as
+        ``WACHT_<NAME>`` among other keys, which are ignored (Flask's ``app.config``).
 
         Raises:
             ConfigurationError: an unknown name in ``mapping``, or a value of the wrong kind,
-                with ``label(name)`` saying which setting to edit.
+                naming the setting to edit as ``where`` spells it.
         """
+        if prefixed:
+
+            def label(name: str) -> str:
+                return f"{where}[{_label_env(name)!r}]"
+
+            if mapping is not None and isinstance(mapping, Mapping):
+                mapping = {
+                    k[len(_PREFIX) :]: v
+                    for k, v in mapping.items()
+                    if isinstance(k, str) and k.startswith(_PREFIX)
+                }
+        else:
+
+            def label(name: str) -> str:
+                return f"{where}[{name!r}]"
+
         env = os.environ if env is None else env
         from_env: list[tuple[str, Any]] = [
             (name, env.get(_label_env(name))) for name in SETTINGS if name not in _OPTIONS[3:]

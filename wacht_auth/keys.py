@@ -31,7 +31,6 @@ __all__ = [
     "PublicKey",
     "key_from_pem",
     "parse_jwks",
-    "select_keys",
 ]
 
 logger = logging.getLogger("wacht_auth")
@@ -499,22 +498,3 @@ class KeyIndex:
 
 
 _NONE: list[Key] = []
-
-
-def select_keys(keys: Sequence[Key], alg: str, kid: str | None, limit: int = 4) -> list[Key]:
-    """Rule 5 over a plain sequence (see :meth:`KeyIndex.select`, the fast path).
-
-    Raises:
-        KeyNotFoundError: two keys in ``keys`` share ``kid``.
-        AlgorithmNotAllowedError: the kid's key declares another ``alg``.
-    """
-    if kid is None:
-        return [k for k in keys if alg in k.algorithms][:limit]
-    same = [k for k in keys if k.kid == kid]
-    if len(same) > 1:
-        raise KeyNotFoundError(f"the token kid {kid[:64]!r} is ambiguous: several keys use it")
-    if same and alg not in same[0].algorithms and same[0].alg not in (None, alg):
-        raise AlgorithmNotAllowedError(
-            f"the token algorithm {alg} does not match its key's alg {same[0].alg}"
-        )
-    return [k for k in same if alg in k.algorithms]

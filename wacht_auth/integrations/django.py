@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 
 from ..auth import Authenticator, AuthState, Guards, Requirement, error_response
-from ..config import Settings
+from ..config import DJANGO_SETTING, Settings
 from ..errors import ConfigurationError, WachtAuthError
 from ..session import PermissionScope
 
@@ -46,11 +46,8 @@ def authenticator() -> Authenticator:
     process (again when a test overrides ``WACHT_AUTH``); a bad or missing setting raises
     :class:`~django.core.exceptions.ImproperlyConfigured` naming what to edit."""
     try:
-        loaded = Settings.load(
-            getattr(settings, "WACHT_AUTH", None),
-            label=lambda name: f"settings.WACHT_AUTH[{name!r}]",
-            where="settings.WACHT_AUTH",
-        )
+        where = f"settings.{DJANGO_SETTING}"
+        loaded = Settings.load(getattr(settings, DJANGO_SETTING, None), where=where)
         layer = Authenticator.from_settings(loaded)
     except ConfigurationError as exc:
         raise ImproperlyConfigured(f"wacht_auth: {exc.message}") from exc
@@ -60,7 +57,7 @@ def authenticator() -> Authenticator:
 
 
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == "WACHT_AUTH":
+    if setting == DJANGO_SETTING:
         authenticator.cache_clear()
 
 

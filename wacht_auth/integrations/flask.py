@@ -72,12 +72,7 @@ class Wacht:
         this), the protect-all hook and the JSON error handler."""
         config = config or self.config
         try:
-            settings = Settings.load(
-                {k[6:]: v for k, v in app.config.items() if k.startswith("WACHT_")},
-                label=lambda name: f"app.config['WACHT_{name.upper()}']",
-                where=f"the Flask app {app.name!r}'s config",
-                config=config,
-            )
+            settings = Settings.load(app.config, prefixed=True, where="app.config", config=config)
             layer = Authenticator.from_settings(
                 settings,
                 verifier=verifier or self.verifier,
