@@ -355,7 +355,12 @@ class Authenticator:
         if authorization is not None and authorization.startswith("Bearer "):
             session = self.verifier.cached(authorization[7:])
             if session is not None:
-                return AuthState(session, verifier=self.verifier)
+                # Immutable, so one state serves every request carrying this token: built on
+                # the first hit and kept on the (equally shared, read-only) Session.
+                state = session._state
+                if type(state) is not AuthState or state.verifier is not self.verifier:
+                    state = session._state = AuthState(session, verifier=self.verifier)
+                return state
         return None
 
     def verify_request(self, request: RequestView) -> AuthState:

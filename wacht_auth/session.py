@@ -86,7 +86,9 @@ class Session:
     """
 
     # __weakref__: adapters may remember per-session objects in weak mappings.
-    __slots__ = ("__weakref__", "_claims", "_ids", "_perms", "_sub", "_times", "_token")
+    # _state: the request layer's immutable AuthState of this session, made on its first
+    # cache hit and reused by later ones (the verifier's cache returns this same object).
+    __slots__ = ("__weakref__", "_claims", "_ids", "_perms", "_state", "_sub", "_times", "_token")
 
     def __init__(self, claims: Mapping[str, Any], token: str) -> None:
         """Wrap verified ``claims`` (frozen, see :func:`freeze`); prefer :meth:`from_claims`."""
@@ -96,6 +98,7 @@ class Session:
         self._sub: str = sub
         self._claims: Mapping[str, Any] = _freeze_claims(claims)
         self._token = token
+        self._state: object = None
         self._ids: tuple[str | None, str | None, str | None] | None = None
         self._perms: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._times: tuple[datetime | None, datetime] | None = None

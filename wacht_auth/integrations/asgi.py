@@ -125,14 +125,26 @@ class _View:
         return f"{_WEB_SCHEMES.get(scheme, scheme)}://{host}" if host else None
 
 
+class _Credentials(AuthCredentials):
+    """``request.auth`` of a session for Starlette's ``requires()``: ``authenticated`` and the
+    permissions, listed on each read (only ``requires()`` looks), so a change to the list one
+    read returns reaches nothing else."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @property
+    def scopes(self) -> list[str]:  # type: ignore[override]  # read-only
+        return ["authenticated", *self._session.permissions]
+
+
 def _store(scope: Scope, state: AuthState) -> AuthState:
     scope["wacht"] = state
     scope.setdefault("state", {})["wacht"] = state
     if (session := state.session) is None:
         scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
-    else:  # Starlette's requires("authenticated", "invoices:read"); built per connection
-        scope["auth"] = AuthCredentials(["authenticated", *session.permissions])
-        scope["user"] = WachtUser(session)
+    else:  # built per connection: nothing a request changes reaches another
+        scope["auth"], scope["user"] = _Credentials(session), WachtUser(session)
     return state
 
 
