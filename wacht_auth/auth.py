@@ -349,7 +349,12 @@ class Authenticator:
         bearer headers are exempt); None when the request must be verified."""
         if type(prior) is AuthState and prior.verifier is self.verifier:
             return prior
-        authorization = request.header("authorization")
+        return self.cached(request.header("authorization"))
+
+    def cached(self, authorization: str | None) -> AuthState | None:
+        """The state of a repeated bearer token, from the verifier's cache: one lookup, no
+        CSRF inputs (bearer headers are exempt). ``authorization`` is the raw header value;
+        None on a miss, another scheme or no header (then :meth:`verify_request`)."""
         # A cached token is a verified one, without spaces: this slice is exactly what
         # bearer_token() returns for it; any other shape misses and takes the full path.
         if authorization is not None and authorization.startswith("Bearer "):

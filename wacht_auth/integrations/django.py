@@ -90,9 +90,8 @@ class _Lazy:
 
     __slots__ = ("layer", "request", "state")
 
-    def __init__(self, layer: Authenticator, request: HttpRequest) -> None:
-        self.layer, self.request = layer, request
-        self.state: AuthState | None = None
+    def __init__(self, layer: Authenticator, request: HttpRequest, state: AuthState | None) -> None:
+        self.layer, self.request, self.state = layer, request, state
 
     def __call__(self) -> AuthState:
         state = self.state
@@ -110,8 +109,12 @@ class _Lazy:
 def _lazy(request: HttpRequest, layer: Authenticator | None = None) -> _Lazy:
     lazy = request.__dict__.get("_wacht")
     if lazy is None:
-        lazy = request._wacht = _Lazy(layer or authenticator(), request)  # type: ignore[attr-defined]
-        request.wacht = SimpleLazyObject(lazy)  # type: ignore[attr-defined]
+        layer = layer or authenticator()
+        # A repeated bearer token is answered now (one cache lookup): the view then reads a
+        # plain AuthState. Only a real verification waits until someone looks.
+        state = layer.cached(request.META.get("HTTP_AUTHORIZATION"))
+        lazy = request._wacht = _Lazy(layer, request, state)  # type: ignore[attr-defined]
+        request.wacht = state or SimpleLazyObject(lazy)  # type: ignore[attr-defined]
         request.awacht = lazy.aresolve  # type: ignore[attr-defined]
     return lazy
 
@@ -142,6 +145,7 @@ class WachtMiddleware:
 
     sync_capable = True
     async_capable = True
+    process_view: Callable[..., HttpResponse | None]  # set only in protect-all mode
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
@@ -149,6 +153,8 @@ class WachtMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+        if self.layer.protect_all:  # Django calls process_view only when the method exists
+            self.process_view = self._protect
 
     def __call__(self, request: HttpRequest) -> Any:
         """Attach the state; in async mode, resolve it first, then await the view."""
@@ -162,10 +168,8 @@ class WachtMiddleware:
 
         return respond()
 
-    def process_view(self, request: HttpRequest, view: Any, *args: Any) -> HttpResponse | None:
+    def _protect(self, request: HttpRequest, view: Any, *args: Any) -> HttpResponse | None:
         """Protect-all mode: the layer decides whether this route may be called."""
-        if not self.layer.protect_all:
-            return None
         state = _lazy(request)()  # resolved already in an async stack
         error = self.layer.refusal(
             _View(request), state, public_route=getattr(view, "wacht_public", False)

@@ -123,7 +123,11 @@ class _Field:
     def __get__(self, req: Request | None, owner: type | None = None) -> Any:
         if req is None:
             return self
-        state = req.wacht = self.layer.authenticate(_View(req))  # type: ignore[attr-defined]
+        layer = self.layer
+        state = layer.cached(req.environ.get("HTTP_AUTHORIZATION")) or layer.verify_request(
+            _View(req)
+        )
+        req.wacht = state  # type: ignore[attr-defined]
         return state
 
 
