@@ -6,11 +6,13 @@ Three layers, so the policy is written once and tested without a network:
   reads a clock, takes a lock or touches a socket; ``now`` is passed in.
 * :func:`fetch_jwks` is the one blocking HTTP GET (``urllib``, no extra dependency): https
   only (http only for loopback, which :class:`~wacht_auth.Config` already enforces), no
-  redirects, a total timeout and a body cap.
+  redirects, one deadline over the whole fetch and a body cap.
 * :class:`KeySet` glues them with a lock and a *single flight*: however many threads and
-  asyncio tasks (on however many event loops) need keys at once, one fetch runs and everyone
-  else waits for its result. An async caller runs the fetch in a short-lived worker thread and
-  awaits a future that thread resolves, so the event loop never blocks.
+  asyncio tasks (on however many event loops) need keys at once, one fetch runs. Expired keys
+  keep serving while it runs in a background thread (stale-while-revalidate); only callers
+  without any usable key wait for its result. An async caller runs the fetch in a
+  short-lived worker thread and awaits a future that thread resolves, so the event loop
+  never blocks.
 """
 
 from __future__ import annotations
@@ -503,6 +505,7 @@ class _Plan:
     flight: _Flight | None = None  # wait for (or, if ``own``, run) this fetch
     own: bool = False
     reason: str = ""
+    background: bool = False  # run ``flight`` in a background thread, serve ``index`` now
 
 
 class KeySet:
@@ -567,7 +570,11 @@ class KeySet:
         return None
 
     def get(self) -> KeyIndex:
-        """Keys to verify with; fetches (blocking this caller only) when none are fresh.
+        """Keys to verify with.
+
+        Fresh keys are returned at once. Expired keys that may still serve are returned at
+        once too, while one refresh runs in a background thread (stale-while-revalidate).
+        Only without any usable key does this caller fetch, or wait for the fetch running.
 
         Raises:
             JWKSUnavailableError: no usable keys and the key server cannot provide them.
@@ -576,17 +583,21 @@ class KeySet:
         if index is not None:
             return index
         plan = self._plan_get()
-        if plan.flight is not None:
+        if plan.background:
+            self._spawn(plan, "wacht-auth-jwks-refresh")
+        elif plan.flight is not None:
             self._run_or_wait(plan)
         return self._usable_or_raise(plan)
 
     async def aget(self) -> KeyIndex:
-        """:meth:`get` for asyncio: the fetch runs in a worker thread."""
+        """:meth:`get` for asyncio: a fetch runs in a worker thread, never on the loop."""
         index = self.current()
         if index is not None:
             return index
         plan = self._plan_get()
-        if plan.flight is not None:
+        if plan.background:
+            self._spawn(plan, "wacht-auth-jwks-refresh")
+        elif plan.flight is not None:
             await self._arun_or_wait(plan)
         return self._usable_or_raise(plan)
 
@@ -665,15 +676,20 @@ class KeySet:
             state = self._state
             if state.is_fresh(now):
                 return _Plan(index=state.index)
+            stale = state.usable(now)
             if self._running() is not None:
-                stale = state.usable(now)
                 if stale is not None:  # someone is refreshing; serve the old keys meanwhile
                     return _Plan(index=stale)
                 return _Plan(flight=self._flight)
             reason = state.due(now)
-            if reason is not None:
-                return self._start(now, reason)
-            return _Plan(index=state.usable(now))
+            if reason is None:
+                return _Plan(index=stale)
+            plan = self._start(now, reason)
+            if stale is None:
+                return plan  # nothing usable: this caller fetches, later ones wait for it
+            # Stale-while-revalidate (DESIGN.md §4): the old keys serve this caller too, and
+            # the refresh runs behind its back.
+            return _Plan(index=stale, flight=plan.flight, own=True, reason=reason, background=True)
 
     def _plan_refresh(self, seen: KeyIndex) -> _Plan:
         now = self.config.clock()
@@ -753,21 +769,28 @@ class KeySet:
         if self._pinned is not None:
             return
         if plan.own:
-            # A thread of its own rather than the loop's executor: the fetch must finish (and
-            # wake every waiter, on every loop) even if this task is cancelled, the executor is
-            # busy with the app's own blocking work, or this loop is shutting down.
-            worker = threading.Thread(
-                target=self._run,
-                args=(plan.flight, plan.reason),
-                name="wacht-auth-jwks-fetch",
-                daemon=True,
-            )
-            try:
-                worker.start()
-            except BaseException:
-                self._abandon(plan.flight)
-                raise
+            self._spawn(plan, "wacht-auth-jwks-fetch")
         await plan.flight.await_()
+
+    def _spawn(self, plan: _Plan, name: str) -> None:
+        """Run the fetch of ``plan`` in a daemon thread of its own; it ends by the deadline.
+
+        A thread of its own rather than a loop's executor: the fetch must finish (and wake
+        every waiter, on every loop) even if the task that started it is cancelled, the
+        executor is busy with the app's own blocking work, or that loop is shutting down.
+        """
+        assert plan.flight is not None
+        worker = threading.Thread(
+            target=self._run, args=(plan.flight, plan.reason), name=name, daemon=True
+        )
+        try:
+            worker.start()
+        except BaseException as exc:
+            self._abandon(plan.flight)
+            if not isinstance(exc, Exception):
+                raise
+            # No thread to be had (interpreter shutdown, a thread limit): a failed fetch, so
+            # stale keys keep serving and a caller without keys gets jwks_unavailable.
 
     def _abandon(self, flight: _Flight) -> None:
         """Release waiters of a fetch that could not even start."""
