@@ -27,6 +27,8 @@ from wacht_auth.testing import Issuer
 from wacht_auth.verifier import Verifier
 
 N = 200
+#: Served "at once": far below the 3 s a caller waiting for the held refresh would take.
+PROMPT = 1.0
 
 
 def make(issuer: Issuer, **overrides: Any) -> Verifier:
@@ -256,7 +258,7 @@ def expired_keyset(
 ) -> tuple[KeySet, KeyIndex]:
     """A key set whose keys were loaded, then expired; the key server now holds its answer."""
     on_change = None if changes is None else (lambda: changes.append(1))
-    keys = KeySet(issuer.config(jwks_url=gated.url, jwks_timeout=2.0), on_change=on_change)
+    keys = KeySet(issuer.config(jwks_url=gated.url, jwks_timeout=3.0), on_change=on_change)
     gated.release()
     old = keys.get()
     gated.hold()
@@ -279,7 +281,7 @@ def test_expired_keys_serve_threads_at_once_while_one_refresh_runs(
     results = run_threads(N, lambda i: timed(keys.get))
     assert all(index is old for index, _ in results)
     # Nobody waited for the key server, which is still holding its answer.
-    assert max(elapsed for _, elapsed in results) < 0.5
+    assert max(elapsed for _, elapsed in results) < PROMPT
     until(lambda: gated.requests == 2)
     gated.release()
     until(lambda: keys.current() is not None)
@@ -302,7 +304,7 @@ async def test_expired_keys_serve_tasks_at_once_while_one_refresh_runs(
 
     results = await asyncio.wait_for(asyncio.gather(*(call() for _ in range(N))), 5)
     assert all(index is old for index, _ in results)
-    assert max(elapsed for _, elapsed in results) < 0.5
+    assert max(elapsed for _, elapsed in results) < PROMPT
     until(lambda: gated.requests == 2)
     gated.release()
     deadline = time.monotonic() + 3
@@ -333,7 +335,7 @@ def test_expired_keys_serve_threads_and_loops_with_one_refresh(
     results = [item for items in run_threads(8, target) for item in items]
     assert len(results) == 4 + 4 * 20
     assert all(index is old for index, _ in results)
-    assert max(elapsed for _, elapsed in results) < 0.5
+    assert max(elapsed for _, elapsed in results) < PROMPT
     until(lambda: gated.requests == 2)
     gated.release()
     until(lambda: keys.current() is not None)
@@ -358,14 +360,20 @@ def test_with_no_usable_key_callers_wait_for_the_one_fetch(
     keys, old = expired_keyset(issuer, clock, gated)
     clock.advance(3600)  # past stale-if-error too: these keys may no longer serve
     issuer.rotate()
-    opener = threading.Timer(0.3, gated.release)
+    released: list[float] = []
+
+    def release() -> None:
+        released.append(time.monotonic())
+        gated.release()
+
+    opener = threading.Timer(0.3, release)
     opener.start()
     try:
-        results = run_threads(50, lambda i: timed(keys.get))
+        results = run_threads(50, lambda i: (keys.get(), time.monotonic()))
     finally:
         opener.cancel()
     assert all(index is not old and index is results[0][0] for index, _ in results)
-    assert min(elapsed for _, elapsed in results) >= 0.2  # everyone waited for the fetch
+    assert min(returned for _, returned in results) >= released[0]  # all waited for the fetch
     assert gated.requests == 2
 
 
