@@ -7,18 +7,28 @@ fetch is in flight; every wait in here is bounded.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+
 from tests.helpers import FakeClock
+from tests.test_keyset import no_fetch_outlives_its_test, until  # noqa: F401 (autouse fixture)
 from wacht_auth.errors import WachtAuthError
+from wacht_auth.keys import KeyIndex
+from wacht_auth.keyset import KeySet
 from wacht_auth.session import Session
 from wacht_auth.testing import Issuer
 from wacht_auth.verifier import Verifier
 
 N = 200
+#: Served "at once": far below the 3 s a caller waiting for the held refresh would take.
+PROMPT = 1.0
 
 
 def make(issuer: Issuer, **overrides: Any) -> Verifier:
@@ -182,36 +192,212 @@ def test_cold_cache_with_server_down_answers_everyone_quickly(issuer: Issuer) ->
     assert time.monotonic() - started < 5
 
 
-def test_only_the_fetching_request_waits_for_an_expiry_refresh(
-    issuer: Issuer, clock: FakeClock
+# --------------------------------------------------------------------------- stale-while-revalidate
+
+
+class GatedKeyServer:
+    """A loopback key server that holds every answer until :meth:`release` (at most 5 s).
+
+    It answers with the issuer's JWK Set as it is when the gate opens (so a rotation made
+    meanwhile is served) and counts the requests that reached it.
+    """
+
+    def __init__(self, issuer: Issuer) -> None:
+        self.gate = threading.Event()
+        self.requests = 0
+        lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with lock:
+                    owner.requests += 1
+                owner.gate.wait(5)
+                body = json.dumps(issuer.jwks()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that gave up before the gate opened
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def __enter__(self) -> GatedKeyServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def gated(issuer: Issuer) -> Iterator[GatedKeyServer]:
+    with GatedKeyServer(issuer) as server:
+        yield server
+
+
+def expired_keyset(
+    issuer: Issuer, clock: FakeClock, gated: GatedKeyServer, changes: list[int] | None = None
+) -> tuple[KeySet, KeyIndex]:
+    """A key set whose keys were loaded, then expired; the key server now holds its answer."""
+    on_change = None if changes is None else (lambda: changes.append(1))
+    keys = KeySet(issuer.config(jwks_url=gated.url, jwks_timeout=3.0), on_change=on_change)
+    gated.release()
+    old = keys.get()
+    gated.hold()
+    clock.advance(601)  # past max-age, well within stale-if-error
+    return keys, old
+
+
+def timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+def test_expired_keys_serve_threads_at_once_while_one_refresh_runs(
+    issuer: Issuer, clock: FakeClock, gated: GatedKeyServer
 ) -> None:
+    changes: list[int] = []
+    keys, old = expired_keyset(issuer, clock, gated, changes)
+    issuer.rotate()  # the refresh will bring a new key set
+    results = run_threads(N, lambda i: timed(keys.get))
+    assert all(index is old for index, _ in results)
+    # Nobody waited for the key server, which is still holding its answer.
+    assert max(elapsed for _, elapsed in results) < PROMPT
+    until(lambda: gated.requests == 2)
+    gated.release()
+    until(lambda: keys.current() is not None)
+    new = keys.get()
+    assert new is not old
+    assert changes == [1]  # the new set replaced the old one: derived caches are cleared
+    assert gated.requests == 2  # N callers, exactly one refresh
+
+
+async def test_expired_keys_serve_tasks_at_once_while_one_refresh_runs(
+    issuer: Issuer, clock: FakeClock, gated: GatedKeyServer
+) -> None:
+    keys, old = expired_keyset(issuer, clock, gated)
+    issuer.rotate()
+
+    async def call() -> tuple[KeyIndex, float]:
+        started = time.monotonic()
+        index = await keys.aget()
+        return index, time.monotonic() - started
+
+    results = await asyncio.wait_for(asyncio.gather(*(call() for _ in range(N))), 5)
+    assert all(index is old for index, _ in results)
+    assert max(elapsed for _, elapsed in results) < PROMPT
+    until(lambda: gated.requests == 2)
+    gated.release()
+    deadline = time.monotonic() + 3
+    while keys.current() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert (await keys.aget()) is not old
+    assert gated.requests == 2
+
+
+def test_expired_keys_serve_threads_and_loops_with_one_refresh(
+    issuer: Issuer, clock: FakeClock, gated: GatedKeyServer
+) -> None:
+    keys, old = expired_keyset(issuer, clock, gated)
+
+    async def many() -> list[tuple[KeyIndex, float]]:
+        async def call() -> tuple[KeyIndex, float]:
+            started = time.monotonic()
+            index = await keys.aget()
+            return index, time.monotonic() - started
+
+        return await asyncio.gather(*(call() for _ in range(20)))
+
+    def target(i: int) -> list[tuple[KeyIndex, float]]:
+        if i % 2:
+            return asyncio.run(asyncio.wait_for(many(), timeout=5))
+        return [timed(keys.get)]
+
+    results = [item for items in run_threads(8, target) for item in items]
+    assert len(results) == 4 + 4 * 20
+    assert all(index is old for index, _ in results)
+    assert max(elapsed for _, elapsed in results) < PROMPT
+    until(lambda: gated.requests == 2)
+    gated.release()
+    until(lambda: keys.current() is not None)
+    assert gated.requests == 2
+
+
+def test_a_refresh_that_brings_the_same_keys_changes_nothing(
+    issuer: Issuer, clock: FakeClock, gated: GatedKeyServer
+) -> None:
+    changes: list[int] = []
+    keys, old = expired_keyset(issuer, clock, gated, changes)
+    gated.release()
+    assert keys.get() is old  # stale, served at once; the refresh runs behind it
+    until(lambda: keys.current() is not None)
+    assert keys.get() is old  # the same set: the same index, no cache cleared
+    assert changes == []
+
+
+def test_with_no_usable_key_callers_wait_for_the_one_fetch(
+    issuer: Issuer, clock: FakeClock, gated: GatedKeyServer
+) -> None:
+    keys, old = expired_keyset(issuer, clock, gated)
+    clock.advance(3600)  # past stale-if-error too: these keys may no longer serve
+    issuer.rotate()
+    released: list[float] = []
+
+    def release() -> None:
+        released.append(time.monotonic())
+        gated.release()
+
+    opener = threading.Timer(0.3, release)
+    opener.start()
+    try:
+        results = run_threads(50, lambda i: (keys.get(), time.monotonic()))
+    finally:
+        opener.cancel()
+    assert all(index is not old and index is results[0][0] for index, _ in results)
+    assert min(returned for _, returned in results) >= released[0]  # all waited for the fetch
+    assert gated.requests == 2
+
+
+def test_no_request_waits_for_an_expiry_refresh(issuer: Issuer, clock: FakeClock) -> None:
     verifier = make(issuer)
     token = issuer.token(lifetime=24 * 3600)
     verifier.verify(token)
-    clock.advance(601)  # the keys expired: the next request refreshes them
+    clock.advance(601)  # the keys expired: the next request starts a refresh
     issuer.delay(1.2)
-    fetcher = threading.Thread(target=verifier.verify, args=(token,), daemon=True)
-    fetcher.start()
-    time.sleep(0.15)  # the refresh is in flight now
-    started = time.monotonic()
-    assert verifier.verify(token).user_id == "user_1"  # served by the expired keys at once
-    assert time.monotonic() - started < 0.6
-    fetcher.join(timeout=5)
-    assert issuer.fetch_count == 2
+    for _ in range(3):  # the one that starts the refresh does not wait for it either
+        started = time.monotonic()
+        assert verifier.verify(token).user_id == "user_1"  # served by the expired keys
+        assert time.monotonic() - started < 0.6
+    until(lambda: issuer.fetch_count == 2)
 
 
-async def test_tasks_are_served_stale_keys_during_an_expiry_refresh(
-    issuer: Issuer, clock: FakeClock
-) -> None:
+async def test_no_task_waits_for_an_expiry_refresh(issuer: Issuer, clock: FakeClock) -> None:
     verifier = make(issuer)
     token = issuer.token(lifetime=24 * 3600)
     await verifier.averify(token)
     clock.advance(601)
     issuer.delay(1.2)
-    refresher = asyncio.create_task(verifier.averify(token))
-    await asyncio.sleep(0.15)
-    started = time.monotonic()
-    await asyncio.wait_for(verifier.averify(token), timeout=5)
-    assert time.monotonic() - started < 0.6
-    await asyncio.wait_for(refresher, timeout=5)
-    assert issuer.fetch_count == 2
+    for _ in range(3):
+        started = time.monotonic()
+        await asyncio.wait_for(verifier.averify(token), timeout=5)
+        assert time.monotonic() - started < 0.6
+    until(lambda: issuer.fetch_count == 2)

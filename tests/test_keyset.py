@@ -6,11 +6,14 @@ cooldown, stale-if-error); network timeouts are real but kept at or below 2 s.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
+import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,6 +34,29 @@ from wacht_auth.testing import Issuer
 from wacht_auth.verifier import Verifier
 
 LONG = 24 * 3600  # token lifetime that outlives every clock jump in these tests
+#: What a caller may take beyond ``jwks_timeout`` (scheduling on a busy 2-core machine).
+MARGIN = 0.5
+
+
+def fetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("wacht-auth-jwks")]
+
+
+@pytest.fixture(autouse=True)
+def no_fetch_outlives_its_test() -> Iterator[None]:
+    """Every key fetch a test starts (background refreshes too) ends within its deadline."""
+    yield
+    for thread in fetch_threads():
+        thread.join(timeout=3)
+    assert not fetch_threads(), "a key fetch thread outlived its deadline"
+
+
+def until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Wait (bounded) for a background refresh to have done something observable."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for a background refresh"
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -157,7 +183,8 @@ def test_keys_expire_after_max_age(issuer: Issuer, clock: FakeClock) -> None:
     verifier.verify(token)
     assert issuer.fetch_count == 1
     clock.advance(2)
-    verifier.verify(token)
+    verifier.verify(token)  # served by the expired keys; the refresh runs in the background
+    until(lambda: len(events.named("jwks_fetch")) == 2)
     assert issuer.fetch_count == 2
     assert [e["reason"] for e in events.named("jwks_fetch")] == ["first_use", "expired"]
 
@@ -172,7 +199,7 @@ def test_smaller_cache_control_max_age_wins(issuer: Issuer, clock: FakeClock) ->
     assert issuer.fetch_count == 1
     clock.advance(2)
     verifier.verify(token)
-    assert issuer.fetch_count == 2
+    until(lambda: issuer.fetch_count == 2)  # the background refresh reached the key server
 
 
 def test_cache_control_max_age_floor_is_60_seconds(issuer: Issuer, clock: FakeClock) -> None:
@@ -185,7 +212,7 @@ def test_cache_control_max_age_floor_is_60_seconds(issuer: Issuer, clock: FakeCl
     assert issuer.fetch_count == 1
     clock.advance(2)
     verifier.verify(token)
-    assert issuer.fetch_count == 2
+    until(lambda: issuer.fetch_count == 2)  # the background refresh reached the key server
 
 
 def test_larger_cache_control_does_not_extend_max_age(issuer: Issuer, clock: FakeClock) -> None:
@@ -195,7 +222,7 @@ def test_larger_cache_control_does_not_extend_max_age(issuer: Issuer, clock: Fak
     verifier.verify(token)
     clock.advance(601)
     verifier.verify(token)
-    assert issuer.fetch_count == 2
+    until(lambda: issuer.fetch_count == 2)
 
 
 # --------------------------------------------------------------------------- rotation, kids
@@ -395,9 +422,10 @@ def test_failed_refresh_serves_stale_keys_with_a_warning(
     token = issuer.token(lifetime=LONG)
     verifier.verify(token)
     FAILURES[failure](issuer)
-    clock.advance(601)  # keys expired: a refresh is due and fails
+    clock.advance(601)  # keys expired: a background refresh starts, and fails
     with caplog.at_level(logging.WARNING, logger="wacht_auth"):
         assert verifier.verify(token).user_id == "user_1"
+        until(lambda: bool(events.named("jwks_stale")))  # logged last by the refresh
     fetches = events.named("jwks_fetch")
     assert len(fetches) == 2 and fetches[-1]["outcome"] == OUTCOMES[failure]
     assert fetches[-1]["reason"] == "expired"
@@ -628,7 +656,236 @@ def test_tokens_never_reach_the_logs(
         issuer.fail(500)
         clock.advance(601)
         verifier.verify(good)
+        until(lambda: bool(events.named("jwks_stale")))  # the background refresh's logs too
     text = caplog.text + repr(events.items)
     for token in tokens:
         for segment in token.split("."):
             assert segment not in text
+
+
+# --------------------------------------------------------------------------- the fetch deadline
+
+
+class DripServer:
+    """A raw-socket key server that sends its answer one byte every ``interval`` seconds.
+
+    ``phase="head"`` drips the status line and headers (then the body); ``phase="body"`` sends
+    the head at once and drips the body. No single read ever waits ``interval`` long, so only a
+    deadline over the whole fetch stops it. Every loop here ends within ``limit`` seconds.
+    """
+
+    def __init__(
+        self,
+        body: bytes,
+        phase: str,
+        interval: float = 0.1,
+        limit: float = 6.0,
+        tls: ssl.SSLContext | None = None,
+    ):
+        self.body = body
+        self.phase = phase
+        self.interval = interval
+        self.tls = tls
+        self.end = time.monotonic() + limit
+        self.stop = threading.Event()
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}/.well-known/jwks.json"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> DripServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set() and time.monotonic() < self.end:
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(self.body)
+        )
+        try:
+            conn.settimeout(1)
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+        except OSError:
+            conn.close()
+            return
+        with conn:
+            try:
+                conn.recv(65536)  # the request
+                if self.phase == "none":
+                    conn.sendall(head + self.body)
+                    return
+                if self.phase == "head":
+                    slow = head + self.body
+                else:
+                    conn.sendall(head)
+                    slow = self.body
+                for i in range(len(slow)):
+                    if self.stop.is_set() or time.monotonic() > self.end:
+                        return
+                    conn.sendall(slow[i : i + 1])
+                    self.stop.wait(self.interval)
+            except OSError:  # the client gave up and hung up
+                return
+
+
+@pytest.mark.parametrize("phase", ["head", "body"])
+def test_fetch_jwks_deadline_covers_the_whole_fetch(phase: str, issuer: Issuer) -> None:
+    with DripServer(json.dumps(issuer.jwks()).encode(), phase) as server:
+        started = time.monotonic()
+        with pytest.raises(FetchError) as info:
+            fetch_jwks(server.url, timeout=0.5, max_bytes=1 << 20)
+        elapsed = time.monotonic() - started
+    assert info.value.outcome == "timeout"
+    assert elapsed < 0.5 + MARGIN, elapsed
+
+
+@pytest.mark.parametrize("phase", ["head", "body"])
+def test_a_dripping_key_server_fails_verify_within_the_timeout(phase: str, issuer: Issuer) -> None:
+    events = Events()
+    with DripServer(json.dumps(issuer.jwks()).encode(), phase) as server:
+        verifier = Verifier(config(issuer, jwks_url=server.url, jwks_timeout=0.5, on_event=events))
+        token = issuer.token()
+
+        def attempt(_: int) -> float:
+            started = time.monotonic()
+            assert code_of(verifier, token) == "jwks_unavailable"
+            return time.monotonic() - started
+
+        # One request fetches; the others wait for that fetch, no longer than its deadline.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(4) as pool:
+            elapsed = list(pool.map(attempt, range(4)))
+        assert server.connections == 1
+    assert max(elapsed) < 0.5 + MARGIN, elapsed
+    assert events.named("jwks_fetch")[-1]["outcome"] == "timeout"
+    assert not fetch_threads()
+
+
+@pytest.mark.parametrize("phase", ["head", "body"])
+async def test_a_dripping_key_server_fails_averify_within_the_timeout(
+    phase: str, issuer: Issuer
+) -> None:
+    with DripServer(json.dumps(issuer.jwks()).encode(), phase) as server:
+        verifier = Verifier(config(issuer, jwks_url=server.url, jwks_timeout=0.5))
+        token = issuer.token()
+
+        async def attempt() -> float:
+            started = time.monotonic()
+            with pytest.raises(JWKSUnavailableError):
+                await verifier.averify(token)
+            return time.monotonic() - started
+
+        elapsed = await asyncio.wait_for(asyncio.gather(*(attempt() for _ in range(20))), 10)
+        assert server.connections == 1
+        # The worker thread publishes the outcome, logs it and ends: it does not linger.
+        for thread in fetch_threads():
+            thread.join(timeout=MARGIN)
+        assert not fetch_threads()
+    assert max(elapsed) < 0.5 + MARGIN, elapsed
+
+
+def test_a_hanging_name_lookup_is_bounded_by_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS cannot be interrupted, so the lookup runs aside and the fetch stops waiting for it."""
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def hanging(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "keys.hanging-dns.invalid":
+            release.wait(5)
+            raise socket.gaierror(socket.EAI_AGAIN, "temporary failure")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError) as info:
+            fetch_jwks("https://keys.hanging-dns.invalid/jwks.json", timeout=0.5, max_bytes=1024)
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()  # let the abandoned lookup thread end now
+    assert info.value.outcome == "timeout"
+    assert elapsed < 0.5 + MARGIN, elapsed
+
+
+@pytest.fixture
+def loopback_tls(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A server context for a self-signed 127.0.0.1 certificate that clients here trust."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = tmp_path / "cert.pem"
+    key_file = tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))  # read by each new default context
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def test_fetch_over_tls(issuer: Issuer, loopback_tls: ssl.SSLContext) -> None:
+    body = json.dumps(issuer.jwks()).encode()
+    with DripServer(body, "none", tls=loopback_tls) as server:
+        assert fetch_jwks(server.url, timeout=2, max_bytes=1 << 20)[0] == body
+
+
+@pytest.mark.parametrize("phase", ["head", "body"])
+def test_fetch_deadline_covers_tls_reads(
+    phase: str, issuer: Issuer, loopback_tls: ssl.SSLContext
+) -> None:
+    with DripServer(json.dumps(issuer.jwks()).encode(), phase, tls=loopback_tls) as server:
+        started = time.monotonic()
+        with pytest.raises(FetchError) as info:
+            fetch_jwks(server.url, timeout=0.5, max_bytes=1 << 20)
+        elapsed = time.monotonic() - started
+    assert info.value.outcome == "timeout"
+    assert elapsed < 0.5 + MARGIN, elapsed

@@ -6,21 +6,27 @@ Three layers, so the policy is written once and tested without a network:
   reads a clock, takes a lock or touches a socket; ``now`` is passed in.
 * :func:`fetch_jwks` is the one blocking HTTP GET (``urllib``, no extra dependency): https
   only (http only for loopback, which :class:`~wacht_auth.Config` already enforces), no
-  redirects, a total timeout and a body cap.
+  redirects, one deadline over the whole fetch and a body cap.
 * :class:`KeySet` glues them with a lock and a *single flight*: however many threads and
-  asyncio tasks (on however many event loops) need keys at once, one fetch runs and everyone
-  else waits for its result. An async caller runs the fetch in a short-lived worker thread and
-  awaits a future that thread resolves, so the event loop never blocks.
+  asyncio tasks (on however many event loops) need keys at once, one fetch runs. Expired keys
+  keep serving while it runs in a background thread (stale-while-revalidate); only callers
+  without any usable key wait for its result. An async caller runs the fetch in a
+  short-lived worker thread and awaits a future that thread resolves, so the event loop
+  never blocks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.client
+import ipaddress
 import json
 import logging
 import math
 import re
+import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -48,6 +54,8 @@ __all__ = [
 #: A server's ``Cache-Control: max-age`` may shorten freshness, but never below this (§4).
 MIN_MAX_AGE = 60.0
 _CHUNK = 64 * 1024
+#: Seconds a caller waits beyond ``jwks_timeout`` for a fetch: parsing and publishing its keys.
+_GRACE = 0.5
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
 
@@ -190,9 +198,189 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+def _time_left(deadline: float) -> float:
+    """Seconds until ``deadline`` (monotonic); :class:`TimeoutError` once it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the key fetch deadline passed")
+    return left
+
+
+class _DeadlineSocket(socket.socket):
+    """A TCP socket whose every read and write may only take the time left to one deadline.
+
+    A socket timeout bounds each system call, not the fetch: a server that drips its status
+    line one byte at a time never lets a single ``recv`` time out. Re-arming the timeout with
+    the time left before each call turns it into one deadline for the whole exchange.
+    ``http.client`` reads through ``makefile()``, whose raw reader calls :meth:`recv_into`.
+    """
+
+    __slots__ = ("deadline",)
+    deadline: float
+
+    def arm(self) -> None:
+        self.settimeout(_time_left(self.deadline))
+
+    def recv_into(self, *args: Any) -> int:
+        self.arm()
+        return super().recv_into(*args)
+
+    def recv(self, *args: Any) -> bytes:
+        self.arm()
+        return super().recv(*args)
+
+    def sendall(self, *args: Any) -> None:
+        self.arm()  # since Python 3.5 the timeout bounds the whole sendall
+        super().sendall(*args)
+
+
+class _DeadlineSSLSocket(ssl.SSLSocket):
+    """:class:`_DeadlineSocket` for TLS (installed through ``SSLContext.sslsocket_class``)."""
+
+    deadline = math.inf
+
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
+        self.settimeout(_time_left(self.deadline))
+        return super().recv_into(buffer, nbytes, flags)
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        self.settimeout(_time_left(self.deadline))
+        return super().recv(buflen, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        self.settimeout(_time_left(self.deadline))
+        super().sendall(data, flags)
+
+
+def _lookup(host: str, port: int, deadline: float) -> list[Any]:
+    """``getaddrinfo`` within the deadline.
+
+    A name lookup cannot be interrupted, so unless ``host`` is an IP literal it runs in a
+    daemon thread of its own and the fetch stops waiting for it at the deadline; an abandoned
+    lookup holds no socket and ends when the system resolver gives up.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    answer: list[Any] = []
+    failure: list[OSError] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer.extend(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+        except OSError as exc:
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name="wacht-auth-jwks-resolve", daemon=True).start()
+    if not done.wait(_time_left(deadline)):
+        raise TimeoutError(f"resolving {host!r} took longer than the key fetch deadline")
+    if failure:
+        raise failure[0]
+    return answer
+
+
+def _connect(
+    address: tuple[str, int],
+    timeout: float | None = None,
+    source_address: tuple[str, int] | None = None,
+    *,
+    deadline: float,
+) -> socket.socket:
+    """``socket.create_connection`` within the deadline (``timeout`` is ignored for it)."""
+    host, port = address
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in _lookup(host, port, deadline):
+        sock = _DeadlineSocket(family, kind, proto)
+        sock.deadline = deadline
+        try:
+            sock.arm()
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            if isinstance(exc, TimeoutError):
+                break  # no time left for another address
+            continue
+        return sock
+    raise error or OSError(f"no address found for {host!r}")
+
+
+class _Connection(http.client.HTTPConnection):
+    """An ``http.client`` connection whose connect, request and response share one deadline.
+
+    A proxy tunnel (``CONNECT``) runs over the same socket, so it is bounded too.
+    """
+
+    def __init__(self, host: str, *, deadline: float = math.inf, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._create_connection = functools.partial(_connect, deadline=deadline)
+
+
+class _TLSConnection(http.client.HTTPSConnection):
+    """:class:`_Connection` over TLS; every TLS read and write gets the time left too."""
+
+    def __init__(self, host: str, *, deadline: float = math.inf, **kwargs: Any) -> None:
+        # The context http.client would make (the default one, offering http/1.1 by ALPN),
+        # except that it builds sockets that re-arm their timeout before every call.
+        tls = ssl._create_default_https_context()
+        tls.set_alpn_protocols(["http/1.1"])
+        tls.sslsocket_class = _DeadlineSSLSocket
+        super().__init__(host, context=tls, **kwargs)
+        self.deadline = deadline
+        self._tls = tls
+        self._create_connection = functools.partial(_connect, deadline=deadline)
+
+    def connect(self) -> None:
+        # HTTPSConnection.connect, re-arming the socket just before the handshake: the ssl
+        # module bounds the whole handshake by the socket timeout it starts with.
+        http.client.HTTPConnection.connect(self)
+        plain = self.sock
+        assert isinstance(plain, _DeadlineSocket)
+        plain.arm()
+        host = getattr(self, "_tunnel_host", None) or self.host
+        sock = self._tls.wrap_socket(plain, server_hostname=host)
+        if isinstance(sock, _DeadlineSSLSocket):
+            sock.deadline = self.deadline
+        self.sock = sock
+
+
+class _Request(urllib.request.Request):
+    """A key request carrying its fetch deadline to the connection."""
+
+    def __init__(self, url: str, deadline: float) -> None:
+        super().__init__(url, headers={"User-Agent": _user_agent(), "Accept": "application/json"})
+        self.deadline = deadline
+
+
+def _deadline_of(request: urllib.request.Request) -> float:
+    if isinstance(request, _Request):
+        return request.deadline
+    return time.monotonic() + (request.timeout or 5.0)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_Connection, req, deadline=_deadline_of(req))
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_TLSConnection, req, deadline=_deadline_of(req))
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect, _HTTPHandler, _HTTPSHandler)
 # Loopback URLs never go through an environment proxy (tests and local development).
-_LOCAL_OPENER = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
+_LOCAL_OPENER = urllib.request.build_opener(
+    _NoRedirect, _HTTPHandler, _HTTPSHandler, urllib.request.ProxyHandler({})
+)
 
 
 def _user_agent() -> str:
@@ -204,14 +392,11 @@ def _user_agent() -> str:
 def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str | None]:
     """GET ``url`` and return ``(body, Cache-Control)``, or raise :class:`FetchError`.
 
-    ``timeout`` bounds connecting and each socket read, and the body loop also checks a total
-    deadline, so a server that drips bytes fails within about twice ``timeout``. At most
-    ``max_bytes + 1`` bytes are read.
+    ``timeout`` is one deadline for the whole fetch: name lookup, connect, TLS handshake,
+    status line, headers and body (DESIGN.md §4). At most ``max_bytes + 1`` bytes are read.
     """
     deadline = time.monotonic() + timeout
-    request = urllib.request.Request(
-        url, headers={"User-Agent": _user_agent(), "Accept": "application/json"}
-    )
+    request = _Request(url, deadline)
     opener = _LOCAL_OPENER if is_loopback_host(urlsplit(url).hostname) else _OPENER
     try:
         response: http.client.HTTPResponse = opener.open(request, timeout=timeout)
@@ -264,12 +449,17 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str 
 
 
 class _Flight:
-    """One fetch in progress; threads wait on an event, tasks on a future of their own loop."""
+    """One fetch in progress; threads wait on an event, tasks on a future of their own loop.
 
-    __slots__ = ("_done", "_lock", "_waiters", "error", "started")
+    Nobody waits past ``until`` (monotonic): the fetch's own deadline plus a grace for parsing
+    and publishing its result. A waiter that gives up is answered from whatever keys exist.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_done", "_lock", "_waiters", "error", "started", "until")
+
+    def __init__(self, wait_for: float) -> None:
         self.started = time.monotonic()
+        self.until = self.started + wait_for
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -286,10 +476,10 @@ class _Flight:
             except RuntimeError:  # that loop is closed; nobody is waiting there any more
                 pass
 
-    def wait(self, timeout: float) -> None:
-        self._done.wait(timeout)
+    def wait(self) -> None:
+        self._done.wait(max(0.0, self.until - time.monotonic()))
 
-    async def await_(self, timeout: float) -> None:
+    async def await_(self) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
@@ -297,7 +487,7 @@ class _Flight:
                 return
             self._waiters.append((loop, future))
         try:
-            await asyncio.wait_for(future, timeout)
+            await asyncio.wait_for(future, max(0.0, self.until - time.monotonic()))
         except asyncio.TimeoutError:
             pass
 
@@ -315,6 +505,7 @@ class _Plan:
     flight: _Flight | None = None  # wait for (or, if ``own``, run) this fetch
     own: bool = False
     reason: str = ""
+    background: bool = False  # run ``flight`` in a background thread, serve ``index`` now
 
 
 class KeySet:
@@ -348,13 +539,13 @@ class KeySet:
                     f"public_key cannot verify Wacht tokens: {exc} (set WACHT_JWT_KEY to the "
                     "deployment's RSA (>= 2048 bits), EC or Ed25519 public key)"
                 ) from exc
-        # Bound on how long a caller waits for someone else's fetch: the fetch takes at most
-        # about twice jwks_timeout (connect, then the body deadline); DNS is not bounded by it,
-        # hence the margin. A caller that gives up is answered from whatever keys exist.
-        self._wait_timeout = 2 * config.jwks_timeout + 1.0
-        # A fetch running far longer than that is presumed stuck (a hung resolver): it is
-        # detached so that later callers may start a new one instead of waiting forever.
-        self._stuck_after = 2 * self._wait_timeout
+        # How long after its start anyone waits for a fetch: fetch_jwks ends by jwks_timeout
+        # (one deadline over lookup, connect, headers and body), plus a grace for parsing the
+        # key set and publishing it.
+        self._wait_for = config.jwks_timeout + _GRACE
+        # A fetch running far longer than that is presumed stuck (a bug, a starved thread): it
+        # is detached so that later callers may start a new one instead of waiting on it.
+        self._stuck_after = 2 * self._wait_for
 
     # ---------------------------------------------------------------- read side
 
@@ -379,7 +570,11 @@ class KeySet:
         return None
 
     def get(self) -> KeyIndex:
-        """Keys to verify with; fetches (blocking this caller only) when none are fresh.
+        """Keys to verify with.
+
+        Fresh keys are returned at once. Expired keys that may still serve are returned at
+        once too, while one refresh runs in a background thread (stale-while-revalidate).
+        Only without any usable key does this caller fetch, or wait for the fetch running.
 
         Raises:
             JWKSUnavailableError: no usable keys and the key server cannot provide them.
@@ -388,17 +583,21 @@ class KeySet:
         if index is not None:
             return index
         plan = self._plan_get()
-        if plan.flight is not None:
+        if plan.background:
+            self._spawn(plan, "wacht-auth-jwks-refresh")
+        elif plan.flight is not None:
             self._run_or_wait(plan)
         return self._usable_or_raise(plan)
 
     async def aget(self) -> KeyIndex:
-        """:meth:`get` for asyncio: the fetch runs in a worker thread."""
+        """:meth:`get` for asyncio: a fetch runs in a worker thread, never on the loop."""
         index = self.current()
         if index is not None:
             return index
         plan = self._plan_get()
-        if plan.flight is not None:
+        if plan.background:
+            self._spawn(plan, "wacht-auth-jwks-refresh")
+        elif plan.flight is not None:
             await self._arun_or_wait(plan)
         return self._usable_or_raise(plan)
 
@@ -477,15 +676,20 @@ class KeySet:
             state = self._state
             if state.is_fresh(now):
                 return _Plan(index=state.index)
+            stale = state.usable(now)
             if self._running() is not None:
-                stale = state.usable(now)
                 if stale is not None:  # someone is refreshing; serve the old keys meanwhile
                     return _Plan(index=stale)
                 return _Plan(flight=self._flight)
             reason = state.due(now)
-            if reason is not None:
-                return self._start(now, reason)
-            return _Plan(index=state.usable(now))
+            if reason is None:
+                return _Plan(index=stale)
+            plan = self._start(now, reason)
+            if stale is None:
+                return plan  # nothing usable: this caller fetches, later ones wait for it
+            # Stale-while-revalidate (DESIGN.md §4): the old keys serve this caller too, and
+            # the refresh runs behind its back.
+            return _Plan(index=stale, flight=plan.flight, own=True, reason=reason, background=True)
 
     def _plan_refresh(self, seen: KeyIndex) -> _Plan:
         now = self.config.clock()
@@ -521,7 +725,7 @@ class KeySet:
     def _start(self, now: float, reason: str) -> _Plan:
         """Open a flight (caller holds the lock)."""
         self._state.start(now)
-        flight = self._flight = _Flight()
+        flight = self._flight = _Flight(self._wait_for)
         return _Plan(flight=flight, own=True, reason=reason)
 
     def _forced(self, reason: str) -> None:
@@ -558,28 +762,35 @@ class KeySet:
         if plan.own:
             self._run(plan.flight, plan.reason)
         else:
-            plan.flight.wait(self._wait_timeout)
+            plan.flight.wait()
 
     async def _arun_or_wait(self, plan: _Plan) -> None:
         assert plan.flight is not None
         if self._pinned is not None:
             return
         if plan.own:
-            # A thread of its own rather than the loop's executor: the fetch must finish (and
-            # wake every waiter, on every loop) even if this task is cancelled, the executor is
-            # busy with the app's own blocking work, or this loop is shutting down.
-            worker = threading.Thread(
-                target=self._run,
-                args=(plan.flight, plan.reason),
-                name="wacht-auth-jwks-fetch",
-                daemon=True,
-            )
-            try:
-                worker.start()
-            except BaseException:
-                self._abandon(plan.flight)
+            self._spawn(plan, "wacht-auth-jwks-fetch")
+        await plan.flight.await_()
+
+    def _spawn(self, plan: _Plan, name: str) -> None:
+        """Run the fetch of ``plan`` in a daemon thread of its own; it ends by the deadline.
+
+        A thread of its own rather than a loop's executor: the fetch must finish (and wake
+        every waiter, on every loop) even if the task that started it is cancelled, the
+        executor is busy with the app's own blocking work, or that loop is shutting down.
+        """
+        assert plan.flight is not None
+        worker = threading.Thread(
+            target=self._run, args=(plan.flight, plan.reason), name=name, daemon=True
+        )
+        try:
+            worker.start()
+        except BaseException as exc:
+            self._abandon(plan.flight)
+            if not isinstance(exc, Exception):
                 raise
-        await plan.flight.await_(self._wait_timeout)
+            # No thread to be had (interpreter shutdown, a thread limit): a failed fetch, so
+            # stale keys keep serving and a caller without keys gets jwks_unavailable.
 
     def _abandon(self, flight: _Flight) -> None:
         """Release waiters of a fetch that could not even start."""
