@@ -237,9 +237,18 @@ def test_dev_serves_prints_a_config_and_a_token() -> None:
     assert code == 0 and out.strip().splitlines()[-1].count(".") == 2
 
 
-def test_dev_on_a_busy_port_exits_2(dev: DevIssuer) -> None:
+def test_dev_algorithm_picks_the_default_signer() -> None:
+    code, report = run_json("dev", "--algorithm", "RS256", "--seconds", "0")
+    assert code == 0
+    code, decoded = run_json("decode", report["token"])
+    assert decoded["header"]["alg"] == "RS256"
+
+
+def test_dev_on_a_busy_or_impossible_port_exits_2(dev: DevIssuer) -> None:
     code, error = run_json("dev", "--port", dev.url.rsplit(":", 1)[1], "--seconds", "0")
     assert (code, error["code"]) == (2, "port_unavailable")
+    code, error = run_json("dev", "--port", "70000", "--seconds", "0")
+    assert (code, error["code"]) == (2, "usage_error")
 
 
 def test_dev_mint_asks_the_running_issuer(dev: DevIssuer) -> None:

@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -359,7 +360,7 @@ def _token_request(args: argparse.Namespace) -> Any:
             organization_permissions=permissions(args.organization_permission),
             workspace_permissions=permissions(args.workspace_permission),
             lifetime=args.lifetime,
-            alg=args.token_algorithm,
+            alg=getattr(args, "token_algorithm", None),  # dev: its default signer
         )
     except ValueError as error:
         raise _Failure(EXIT_USAGE, "usage_error", str(error)) from error
@@ -502,6 +503,20 @@ _FORMAT = argparse.RawDescriptionHelpFormatter
 _EXIT_EPILOG = "exit codes:\n" + "".join(f"  {k}  {v}\n" for k, v in EXIT_CODES.items())
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0 to 65535): {value!r}")
+    return port
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=88)
+
+
 def _epilog(examples: str) -> str:
     return f"examples:\n{examples}\n{_EXIT_EPILOG}"
 
@@ -541,7 +556,7 @@ def _deployment(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _token_options(parser: argparse.ArgumentParser, *, alg_flag: str) -> None:
+def _token_options(parser: argparse.ArgumentParser, *, algorithm: bool) -> None:
     group = parser.add_argument_group("token")
     group.add_argument("--user", metavar="USER_ID", default="user_1", help="sub (user_1)")
     group.add_argument("--session", metavar="SESSION_ID", default="sess_1", help="sid (sess_1)")
@@ -565,19 +580,22 @@ def _token_options(parser: argparse.ArgumentParser, *, alg_flag: str) -> None:
     group.add_argument(
         "--lifetime", metavar="SECONDS", type=float, default=3600, help="exp - iat (3600)"
     )
-    group.add_argument(
-        alg_flag,
-        dest="token_algorithm",
-        choices=["ES256", "RS256"],
-        help="sign with this key (default: the issuer's default, ES256 unless set)",
-    )
+    if algorithm:
+        group.add_argument(
+            "--algorithm",
+            dest="token_algorithm",
+            choices=["ES256", "RS256"],
+            help="sign with this key (default: the issuer's default signer)",
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="wacht-auth",
-        description="Verify Wacht session tokens locally; inspect tokens and keys; run a "
-        "local development issuer.",
+        description=_wrap(
+            "Verify Wacht session tokens locally; inspect tokens and keys; run a local "
+            "development issuer."
+        ),
         formatter_class=_FORMAT,
         epilog=_epilog(
             "  wacht-auth verify eyJhbGciOi...        check a token against WACHT_* settings\n"
@@ -593,8 +611,10 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser(
         "verify",
         help="verify a token: its session and claims, or the exact reason it fails",
-        description="Verify a token as your backend would (signature, issuer, times, claims) "
-        "and print the session and claims, or the error code that rejects it.",
+        description=_wrap(
+            "Verify a token as your backend would (signature, issuer, times, claims) "
+            "and print the session and claims, or the error code that rejects it."
+        ),
         formatter_class=_FORMAT,
         epilog=_epilog(
             "  export WACHT_FRONTEND_API_URL=https://your-app.wacht.services\n"
@@ -609,8 +629,10 @@ def _parser() -> argparse.ArgumentParser:
     decode = commands.add_parser(
         "decode",
         help="show a token's header and claims WITHOUT verifying it",
-        description="Decode a token's header and claims, with iat/nbf/exp in UTC and "
-        "relative to now. Nothing is checked: the output is labelled UNVERIFIED.",
+        description=_wrap(
+            "Decode a token's header and claims, with iat/nbf/exp in UTC and "
+            "relative to now. Nothing is checked: the output is labelled UNVERIFIED."
+        ),
         formatter_class=_FORMAT,
         epilog=_epilog(
             "  wacht-auth decode eyJhbGciOi...\n  wacht-auth decode - --json < token.txt\n"
@@ -622,8 +644,10 @@ def _parser() -> argparse.ArgumentParser:
     jwks = commands.add_parser(
         "jwks",
         help="show the deployment's signing keys",
-        description="Fetch the deployment's JWK Set and list its usable keys and the entries "
-        "skipped, with the reason.",
+        description=_wrap(
+            "Fetch the deployment's JWK Set and list its usable keys and the entries "
+            "skipped, with the reason."
+        ),
         formatter_class=_FORMAT,
         epilog=_epilog(
             "  wacht-auth jwks --frontend-api-url https://your-app.wacht.services\n"
@@ -636,9 +660,11 @@ def _parser() -> argparse.ArgumentParser:
     dev = commands.add_parser(
         "dev",
         help="run a local issuer that serves a JWKS and mints tokens",
-        description="Run a development issuer on 127.0.0.1: it serves a JWK Set (ES256 and "
-        "RS256 keys), prints the WACHT_FRONTEND_API_URL to export and a first token, and "
-        "mints more on request at /dev/token (`wacht-auth dev mint`, curl) until stopped.",
+        description=_wrap(
+            "Run a development issuer on 127.0.0.1: it serves a JWK Set (ES256 and "
+            "RS256 keys), prints the WACHT_FRONTEND_API_URL to export and a first token, and "
+            "mints more on request at /dev/token (`wacht-auth dev mint`, curl) until stopped."
+        ),
         formatter_class=_FORMAT,
         epilog=_epilog(
             "  wacht-auth dev --port 8765 --user 42 --organization 7 --permission invoices:read\n"
@@ -649,25 +675,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve = dev.add_argument_group("issuer")
     serve.add_argument(
-        "--port", type=int, default=0, help="the port on 127.0.0.1 (default: a free one)"
+        "--port", type=_port, default=0, help="the port on 127.0.0.1 (default: a free one)"
     )
     serve.add_argument(
         "--algorithm",
         choices=["ES256", "RS256"],
         default="ES256",
-        help="the default signing key (ES256); the issuer has both",
+        help="the default signer, for the first token and for mint requests that name none "
+        "(ES256); the issuer has both keys",
     )
     serve.add_argument(
         "--seconds", type=float, metavar="N", help="stop after N seconds (default: Ctrl-C)"
     )
-    _token_options(dev, alg_flag="--token-algorithm")
+    _token_options(dev, algorithm=False)
     _common(dev)
     dev_commands = dev.add_subparsers(dest="dev_command", metavar="[mint]")
     mint = dev_commands.add_parser(
         "mint",
         help="ask a running `wacht-auth dev` for a token",
-        description="Ask the development issuer at WACHT_FRONTEND_API_URL (or --url) for a "
-        "token; prints the token alone (--json: the token and its claims).",
+        description=_wrap(
+            "Ask the development issuer at WACHT_FRONTEND_API_URL (or --url) for a "
+            "token; prints the token alone (--json: the token and its claims)."
+        ),
         formatter_class=_FORMAT,
         epilog=_epilog(
             "  wacht-auth dev mint --user 42 --organization 7 --permission invoices:write\n"
@@ -676,15 +705,17 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     mint.add_argument("--url", help="the development issuer (default: WACHT_FRONTEND_API_URL)")
-    _token_options(mint, alg_flag="--algorithm")
+    _token_options(mint, algorithm=True)
     _common(mint)
 
     demo = commands.add_parser(
         "demo",
         help="the end-to-end demo: a local issuer, a demo app, real requests",
-        description="Serve a demo app on uvicorn against a local issuer and send it valid, "
-        "missing, expired, forged and under-privileged tokens. Needs the demo extra: "
-        "pip install 'wacht-auth[demo]'.",
+        description=_wrap(
+            "Serve a demo app on uvicorn against a local issuer and send it valid, "
+            "missing, expired, forged and under-privileged tokens. Needs the demo extra: "
+            "pip install 'wacht-auth[demo]'."
+        ),
         formatter_class=_FORMAT,
         epilog=_epilog(
             "  wacht-auth demo\n"
