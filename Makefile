@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest bench demo fuzz clean
+.PHONY: test lint typecheck pytest bench demo dist fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,5 +30,10 @@ bench: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m wacht_auth.cli demo
 
+# The sdist and the wheel into dist/ (tests/test_package.py checks what they hold).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) dist

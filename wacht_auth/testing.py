@@ -26,6 +26,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -545,8 +546,8 @@ class Issuer:
         user_id: str | None = "user_1",
         *,
         session_id: str | None = "sess_1",
-        organization: str | None = None,
-        workspace: str | None = None,
+        organization_id: str | None = None,
+        workspace_id: str | None = None,
         permissions: Iterable[str] | Mapping[str, Iterable[str] | None] | None = None,
         metadata: Mapping[str, Any] | None = None,
         lifetime: float = 60,
@@ -554,8 +555,13 @@ class Issuer:
         exp: float | None = None,
         nbf: float | None = None,
         claims: Mapping[str, Any] | None = None,
+        organization: str | None = None,
+        workspace: str | None = None,
     ) -> dict[str, Any]:
         """The claims :meth:`token` signs, with the same arguments (see there)."""
+        organization_id, workspace_id = _renamed_ids(
+            organization_id, workspace_id, organization, workspace
+        )
         issued = int(self.clock()) if iat is None else iat
         out: dict[str, Any] = {"iss": self.url}
         if user_id is not None:
@@ -566,10 +572,10 @@ class Issuer:
         out["exp"] = issued + lifetime if exp is None else exp
         if nbf is not None:
             out["nbf"] = nbf
-        if organization is not None:
-            out["organization"] = organization
-        if workspace is not None:
-            out["workspace"] = workspace
+        if organization_id is not None:
+            out["organization"] = organization_id
+        if workspace_id is not None:
+            out["workspace"] = workspace_id
         out["permissions"] = _permissions(permissions)
         if metadata:
             out["metadata"] = dict(metadata)
@@ -581,8 +587,8 @@ class Issuer:
         user_id: str | None = "user_1",
         *,
         session_id: str | None = "sess_1",
-        organization: str | None = None,
-        workspace: str | None = None,
+        organization_id: str | None = None,
+        workspace_id: str | None = None,
         permissions: Iterable[str] | Mapping[str, Iterable[str] | None] | None = None,
         metadata: Mapping[str, Any] | None = None,
         lifetime: float = 60,
@@ -594,25 +600,34 @@ class Issuer:
         key: SigningKey | None = None,
         include_kid: bool | None = None,
         headers: Mapping[str, Any] | None = None,
+        organization: str | None = None,
+        workspace: str | None = None,
     ) -> str:
         """Mint a Wacht session token, as ``GET {frontend}/session/token`` would.
 
         Claims: ``iss`` = :attr:`url`, ``sub`` = ``user_id``, ``sid`` = ``session_id`` (each
         left out when ``None``), ``iat`` (default: now by the issuer's clock), ``exp`` (default
-        ``iat + lifetime``), ``nbf`` when given, ``organization`` and ``workspace`` when given,
-        ``permissions`` always as ``{"organization": [...], "workspace": [...]}`` (a list means
-        organization permissions; a mapping gives both), ``metadata`` only when non-empty.
+        ``iat + lifetime``), ``nbf`` when given, ``organization`` = ``organization_id`` and
+        ``workspace`` = ``workspace_id`` when given (the names of
+        :attr:`~wacht_auth.Session.organization_id` and :attr:`~wacht_auth.Session.workspace_id`;
+        the older keywords ``organization=`` and ``workspace=`` still work but warn with a
+        :class:`DeprecationWarning`), ``permissions`` always as
+        ``{"organization": [...], "workspace": [...]}`` (a list means organization permissions;
+        a mapping gives both), ``metadata`` only when non-empty.
         ``claims`` is merged last; a value of ``None`` there deletes the claim.
 
         Signed by ``key`` if given, else the issuer's signer for ``alg`` (default: the default
         signer). ``include_kid`` defaults to the issuer's setting; ``headers`` are merged into
         the JWS header as :meth:`SigningKey.sign` describes.
         """
+        organization_id, workspace_id = _renamed_ids(
+            organization_id, workspace_id, organization, workspace
+        )
         payload = self.claims(
             user_id,
             session_id=session_id,
-            organization=organization,
-            workspace=workspace,
+            organization_id=organization_id,
+            workspace_id=workspace_id,
             permissions=permissions,
             metadata=metadata,
             lifetime=lifetime,
@@ -834,6 +849,40 @@ def _send(handler: _Handler, answer: _Answer) -> None:
         handler.send_header(name, value)
     handler.end_headers()
     handler.wfile.write(answer.body)
+
+
+def _renamed_ids(
+    organization_id: str | None,
+    workspace_id: str | None,
+    organization: str | None,
+    workspace: str | None,
+) -> tuple[str | None, str | None]:
+    """Map the deprecated ``organization=``/``workspace=`` onto ``organization_id=``/
+    ``workspace_id=`` (the names :class:`~wacht_auth.Session` uses), with a DeprecationWarning."""
+    ids = [organization_id, workspace_id]
+    olds = (("organization", organization), ("workspace", workspace))
+    for index, (old, value) in enumerate(olds):
+        if value is None:
+            continue
+        new = f"{old}_id"
+        if ids[index] is not None:
+            raise TypeError(f"pass {new}= only (the {old}= keyword is its deprecated name)")
+        warnings.warn(
+            f"the {old}= keyword of the wacht_auth.testing minting methods is deprecated; "
+            f"use {new}= (the name Session.{new} has)",
+            DeprecationWarning,
+            stacklevel=_outside_this_module(),
+        )
+        ids[index] = value
+    return ids[0], ids[1]
+
+
+def _outside_this_module() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside this module."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_code.co_filename == __file__ and frame.f_back is not None:
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _merge(payload: dict[str, Any], claims: Mapping[str, Any] | None) -> None:
