@@ -196,8 +196,8 @@ def test_token_with_everything(wacht_issuer: Issuer) -> None:
     token = wacht_issuer.token(
         "3141592653",
         session_id="2718281828",
-        organization="11",
-        workspace="22",
+        organization_id="11",
+        workspace_id="22",
         permissions={"organization": ["organization:admin"], "workspace": ["invoices:read"]},
         metadata={"plan": "pro"},
         iat=1000,
@@ -612,8 +612,8 @@ def test_verifier_accepts_minted_tokens(algorithms: tuple[str, ...]) -> None:
                 issuer.token(
                     "2741598367104",
                     session_id="99",
-                    organization="7",
-                    workspace="8",
+                    organization_id="7",
+                    workspace_id="8",
                     permissions={"organization": ["invoices:read"], "workspace": ["w:x"]},
                     metadata={"plan": "pro"},
                     alg=alg,

@@ -75,7 +75,7 @@ def test_verify_returns_the_session(issuer: Issuer) -> None:
     token = issuer.token(
         "user_42",
         session_id="sess_7",
-        organization="org_1",
+        organization_id="org_1",
         permissions={"organization": ["organization:admin"], "workspace": None},
     )
     session = verifier.verify(token)

@@ -232,7 +232,7 @@ def make_token(issuer: Issuer, variant: str) -> str:
         return issuer.token(user_id=USER)
     if variant == "with_permission":
         return issuer.token(
-            user_id=USER, organization="77", permissions={"organization": ["invoices:write"]}
+            user_id=USER, organization_id="77", permissions={"organization": ["invoices:write"]}
         )
     if variant == "expired":
         return issuer.expired_token(user_id=USER)

@@ -244,7 +244,7 @@ def test_verification_happens_once_per_request(
 
 def test_starlette_requires_sees_auth_and_user(client: TestClient, issuer: Issuer) -> None:
     token = issuer.token(
-        user_id=USER, organization="77", permissions={"organization": ["invoices:write"]}
+        user_id=USER, organization_id="77", permissions={"organization": ["invoices:write"]}
     )
     answer = client.get("/requires", headers=bearer(token))
     assert answer.status_code == 200
@@ -310,10 +310,10 @@ def test_cache_hit_path_still_checks_expiry(issuer: Issuer) -> None:
 
 
 def test_decorators_on_sync_and_async_endpoints(client: TestClient, issuer: Issuer) -> None:
-    ws_token = issuer.token(user_id=USER, workspace="9", permissions={"workspace": ["a", "b"]})
+    ws_token = issuer.token(user_id=USER, workspace_id="9", permissions={"workspace": ["a", "b"]})
     assert client.get("/workspace", headers=bearer(ws_token)).status_code == 200
     assert client.get("/both", headers=bearer(ws_token)).status_code == 200
-    other = issuer.token(user_id=USER, workspace="8", permissions={"workspace": ["a"]})
+    other = issuer.token(user_id=USER, workspace_id="8", permissions={"workspace": ["a"]})
     answer = client.get("/workspace", headers=bearer(other))
     assert (answer.status_code, answer.json()["error"]["code"]) == (403, "workspace_required")
     answer = client.get("/both", headers=bearer(other))
@@ -481,7 +481,7 @@ def test_decorator_without_middleware_uses_app_state_verifier(issuer: Issuer) ->
     with pytest.raises(RuntimeError, match="WachtMiddleware"):
         client.get("/protected")
     app.state.wacht_verifier = verifier = CountingVerifier(issuer.config())
-    token = bearer(issuer.token(user_id=USER, organization="77"))
+    token = bearer(issuer.token(user_id=USER, organization_id="77"))
     assert client.get("/protected", headers=token).json()["user_id"] == USER  # async path
     assert client.get("/org", headers=token).json()["user_id"] == USER  # sync path
     assert client.get("/org").json()["error"]["code"] == "token_missing"

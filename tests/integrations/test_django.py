@@ -145,14 +145,14 @@ async def test_under_asgi_verified_once_before_the_view(
 @pytest.mark.parametrize(
     ("path", "claims", "status", "code"),
     [
-        ("/sync/workspace", {"workspace": "5"}, 200, None),
-        ("/sync/workspace", {"workspace": "6"}, 403, "workspace_required"),
-        ("/async/workspace", {"workspace": "6"}, 200, None),
+        ("/sync/workspace", {"workspace_id": "5"}, 200, None),
+        ("/sync/workspace", {"workspace_id": "6"}, 403, "workspace_required"),
+        ("/async/workspace", {"workspace_id": "6"}, 200, None),
         ("/async/workspace", {}, 403, "workspace_required"),
-        ("/async/strict", {"workspace": "5", "permissions": {"workspace": ["a", "b"]}}, 200, None),
-        ("/async/strict", {"workspace": "5", "permissions": {"workspace": ["a"]}}, 403,
+        ("/async/strict", {"workspace_id": "5", "permissions": {"workspace": ["a", "b"]}}, 200, None),
+        ("/async/strict", {"workspace_id": "5", "permissions": {"workspace": ["a"]}}, 403,
          "permission_denied"),
-        ("/async/strict", {"organization": "1", "permissions": {"organization": ["a", "b"]}},
+        ("/async/strict", {"organization_id": "1", "permissions": {"organization": ["a", "b"]}},
          403, "permission_denied"),
     ],
 )  # fmt: skip

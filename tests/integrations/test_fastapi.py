@@ -157,7 +157,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_verified_once_per_request(issuer: Issuer, middleware: bool) -> None:
     verifier = CountingVerifier(issuer.config())
     client = TestClient(make_app(verifier, middleware=middleware), base_url=APP_ORIGIN)
-    token = issuer.token(user_id=USER, organization="77")
+    token = issuer.token(user_id=USER, organization_id="77")
     assert client.get("/org", headers=bearer(token)).json() == {"user_id": USER}
     assert verifier.calls == 1
     client.get("/public", headers=bearer(token))
@@ -179,13 +179,13 @@ def test_dependencies_only_verify_where_needed(issuer: Issuer) -> None:
 
 def test_dependencies_return_the_session(issuer: Issuer) -> None:
     client = TestClient(make_app(Verifier(issuer.config())))
-    token = issuer.token(user_id=USER, workspace="9", permissions={"workspace": ["a", "b"]})
+    token = issuer.token(user_id=USER, workspace_id="9", permissions={"workspace": ["a", "b"]})
     assert client.get("/workspace", headers=bearer(token)).json() == {
         "user_id": USER,
         "workspace_id": "9",
     }
     assert client.get("/both", headers=bearer(token)).status_code == 200
-    other = issuer.token(user_id=USER, workspace="8", permissions={"workspace": ["a"]})
+    other = issuer.token(user_id=USER, workspace_id="8", permissions={"workspace": ["a"]})
     answer = client.get("/workspace", headers=bearer(other))
     assert (answer.status_code, answer.json()["error"]["code"]) == (403, "workspace_required")
     assert 'error="insufficient_scope"' in answer.headers["www-authenticate"]

@@ -270,7 +270,7 @@ def test_request_wacht_and_g_wacht_are_one_auth_state(issuer: Issuer) -> None:
     seen: list[Any] = []
     app = state_app(issuer.config(), seen)
     token = issuer.token(
-        user_id=USER, organization="77", permissions={"organization": ["invoices:read"]}
+        user_id=USER, organization_id="77", permissions={"organization": ["invoices:read"]}
     )
     assert get(app, "/state", token).json == {"user_id": USER}
     state, same = seen[-1]
@@ -319,7 +319,7 @@ def test_verification_happens_at_most_once_per_request(issuer: Issuer) -> None:
         return "ok"
 
     token = issuer.token(
-        user_id=USER, organization="1", permissions={"organization": ["invoices:read"]}
+        user_id=USER, organization_id="1", permissions={"organization": ["invoices:read"]}
     )
     assert get(app, "/many", token).status_code == 200
     assert verifier.calls == 1
@@ -403,12 +403,16 @@ def test_workspace_and_specific_ids(issuer: Issuer) -> None:
     def both() -> str:
         return "ok"
 
-    in_ws = issuer.token(workspace="5", organization="77", permissions={"workspace": ["a", "b"]})
+    in_ws = issuer.token(
+        workspace_id="5", organization_id="77", permissions={"workspace": ["a", "b"]}
+    )
     assert get(app, "/ws", in_ws).status_code == 200
     assert get(app, "/ws/5", in_ws).status_code == 200
     assert get(app, "/org/77", in_ws).status_code == 200
     assert get(app, "/both", in_ws).status_code == 200
-    other = issuer.token(workspace="6", organization="78", permissions={"organization": ["a"]})
+    other = issuer.token(
+        workspace_id="6", organization_id="78", permissions={"organization": ["a"]}
+    )
     assert get(app, "/ws", issuer.token()).json["error"]["code"] == "workspace_required"
     assert get(app, "/ws/5", other).json["error"]["code"] == "workspace_required"
     assert get(app, "/org/77", other).json["error"]["code"] == "organization_required"
@@ -636,7 +640,7 @@ def test_example_app(issuer: Issuer) -> None:
     app: Flask = example.create_app(issuer.config())
     admin = issuer.token(
         user_id=USER,
-        organization="77",
+        organization_id="77",
         permissions={"organization": ["organization:admin", "invoices:read"]},
     )
     plain = issuer.token(user_id=USER)

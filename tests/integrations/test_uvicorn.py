@@ -98,7 +98,7 @@ def test_fastapi_example_on_uvicorn() -> None:
     with Issuer() as issuer, serve(fastapi_app.create_app(issuer.config())) as address:
         with httpx.Client(base_url=f"http://{address}", timeout=10) as http:
             token = issuer.token(
-                user_id=USER, organization="77", permissions={"organization": ["invoices:write"]}
+                user_id=USER, organization_id="77", permissions={"organization": ["invoices:write"]}
             )
             assert http.get("/admin", headers=bearer(token)).json()["user_id"] == USER
             answer = http.get("/org", headers=bearer(issuer.expired_token(user_id=USER)))
