@@ -679,7 +679,7 @@ def test_forwarded_token_is_redacted_too(
 
 
 def test_parse_retry_after() -> None:
-    from wacht_auth._backend_core import parse_retry_after, retry_after_from_message
+    from wacht_auth.backend._core import parse_retry_after, retry_after_from_message
 
     now = 1_800_000_000.0
     assert parse_retry_after("7", now=now) == 7.0
@@ -718,8 +718,8 @@ def test_retry_policy_validation(kwargs: dict[str, Any]) -> None:
 
 
 def test_next_page_params() -> None:
-    from wacht_auth._backend_core import next_page_params
     from wacht_auth.backend import Page
+    from wacht_auth.backend._core import next_page_params
 
     def page(body: Any) -> Page[User]:
         return Page.parse(body, User)
@@ -757,7 +757,7 @@ def test_next_page_params() -> None:
     ],
 )
 def test_parse_error_body(body: bytes, expected: tuple[str | None, ...]) -> None:
-    from wacht_auth._backend_errors import parse_error_body
+    from wacht_auth.backend._errors import parse_error_body
 
     assert parse_error_body(body) == expected
 
@@ -944,7 +944,7 @@ def test_walk_bounds_are_checked_before_any_request(fake: FakeBackend, ft: FakeT
 
 
 def test_error_fields_echoing_a_credential_are_redacted() -> None:
-    from wacht_auth._backend_errors import error_from_response
+    from wacht_auth.backend._errors import error_from_response
 
     body = b'{"error":{"code":"bad_' + SECRET.encode() + b'","message":"m"}}'
     err = error_from_response(

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Literal, TypeVar, get_args
 
-from ._backend_core import Op, segment
-from ._backend_models import (
+from ._core import Op, segment
+from ._models import (
     Membership,
     Organization,
     Page,

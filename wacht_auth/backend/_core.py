@@ -26,11 +26,11 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ._backend_errors import BackendAPIError, TransportError, error_from_response, parse_error_body
-from ._backend_models import Page
-from ._events import emit
-from .config import DEFAULT_BACKEND_API_URL, Config, EventHandler, is_loopback_host
-from .errors import ConfigurationError, TokenMissingError
+from .._events import emit
+from ..config import DEFAULT_BACKEND_API_URL, Config, EventHandler, is_loopback_host
+from ..errors import ConfigurationError, TokenMissingError
+from ._errors import BackendAPIError, TransportError, error_from_response, parse_error_body
+from ._models import Page
 
 R = TypeVar("R")
 

@@ -10,10 +10,11 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import _backend_ops as ops
-from ._backend_client import _ClientBase, _env_settings, _too_many_pages
-from ._backend_core import Call, Op, RetryPolicy, next_page_params
-from ._backend_models import (
+from ..config import Config, EventHandler
+from . import _ops as ops
+from ._client import _ClientBase, _env_settings, _too_many_pages
+from ._core import Call, Op, RetryPolicy, next_page_params
+from ._models import (
     Membership,
     Organization,
     Page,
@@ -22,8 +23,7 @@ from ._backend_models import (
     User,
     Workspace,
 )
-from ._backend_ops import TicketType
-from .config import Config, EventHandler
+from ._ops import TicketType
 
 R = TypeVar("R")
 T = TypeVar("T", bound=Resource)

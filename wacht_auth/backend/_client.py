@@ -6,9 +6,9 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
 
-from ._backend_core import Core, RetryPolicy
-from ._backend_errors import BackendAPIError
-from .config import Config, EventHandler
+from ..config import Config, EventHandler
+from ._core import Core, RetryPolicy
+from ._errors import BackendAPIError
 
 _Self = TypeVar("_Self", bound="_ClientBase")
 

@@ -11,17 +11,17 @@ Install the ``backend`` extra (``pip install "wacht-auth[backend]"``, which brin
         portal = wacht.as_user(session).request("GET", "/api-auth/apps")
 
 :class:`BackendClient` and :class:`AsyncBackendClient` share one core (request building, error
-parsing, retry decisions: ``wacht_auth._backend_core``); each only owns its send loop. The
+parsing, retry decisions: ``wacht_auth.backend._core``); each only owns its send loop. The
 modules behind this one are private; import from here. ``docs/backend.md`` lists every method
 with its path, the error classes and the retry policy.
 """
 
 from __future__ import annotations
 
-from ._backend_async import AsyncBackendClient
-from ._backend_client import SupportsToken
-from ._backend_core import USER_AGENT, RetryPolicy
-from ._backend_errors import (
+from ._async import AsyncBackendClient
+from ._client import SupportsToken
+from ._core import USER_AGENT, RetryPolicy
+from ._errors import (
     AuthenticationError,
     BackendAPIError,
     BackendForbiddenError,
@@ -33,7 +33,7 @@ from ._backend_errors import (
     TransportError,
     UnprocessableEntityError,
 )
-from ._backend_models import (
+from ._models import (
     Membership,
     Organization,
     Page,
@@ -42,8 +42,8 @@ from ._backend_models import (
     User,
     Workspace,
 )
-from ._backend_ops import TICKET_TYPES, TicketType
-from ._backend_sync import BackendClient
+from ._ops import TICKET_TYPES, TicketType
+from ._sync import BackendClient
 
 __all__ = [
     "TICKET_TYPES",
