@@ -1,52 +1,50 @@
-"""A small client for the Wacht Backend API, sync and async, with token forwarding.
+"""A typed client for the whole Wacht Backend API, sync and async, with token forwarding.
 
 Install the ``backend`` extra (``pip install "wacht-auth[backend]"``, which brings httpx)::
 
     from wacht_auth.backend import BackendClient
 
     with BackendClient.from_env() as wacht:  # WACHT_SECRET_KEY, WACHT_DEPLOYMENT_ID
-        user = wacht.get_user(session.user_id)
-        for member in wacht.iter_organization_members(org_id):
+        user = wacht.users.get_user_details(session.user_id)
+        for member in wacht.organizations.iter_organization_members(org_id):
             ...
-        portal = wacht.as_user(session).request("GET", "/api-auth/apps")
+        portal = wacht.as_user(session).api_auth.list_api_auth_apps()
 
-:class:`BackendClient` and :class:`AsyncBackendClient` share one core (request building, error
-parsing, retry decisions: ``wacht_auth.backend._core``); each only owns its send loop. The
-modules behind this one are private; import from here. ``docs/backend.md`` lists every method
-with its path, the error classes and the retry policy.
+Every operation of Wacht's API description is a method of a namespace named after its tag,
+generated from one committed table (``_table.json``, ``make generate``); :data:`OPERATIONS`
+maps each ``operationId`` to its :class:`Operation`. :class:`BackendClient` and
+:class:`AsyncBackendClient` share one core (request building, error parsing, retry and paging
+decisions: ``_core``); each only owns its send loop. The answers' types are in
+:mod:`wacht_auth.backend.types`. ``docs/backend.md`` has the naming rule and the reference.
 """
 
 from __future__ import annotations
 
 from ._async import AsyncBackendClient
 from ._client import SupportsToken
-from ._core import USER_AGENT, RetryPolicy
+from ._core import DEFAULT_MAX_PAGES, USER_AGENT, RetryPolicy
 from ._errors import (
     AuthenticationError,
     BackendAPIError,
     BackendForbiddenError,
     BadRequestError,
+    ClientClosedError,
     ConflictError,
+    InvalidArgumentError,
     NotFoundError,
     RateLimitError,
     ServerError,
     TransportError,
     UnprocessableEntityError,
 )
-from ._models import (
-    Membership,
-    Organization,
-    Page,
-    Resource,
-    SessionTicket,
-    User,
-    Workspace,
-)
-from ._ops import TICKET_TYPES, TicketType
+from ._operation import FileInput, Operation, PageInfo, RequestOptions
+from ._operations import OPERATIONS
+from ._redact import Record
 from ._sync import BackendClient
 
 __all__ = [
-    "TICKET_TYPES",
+    "DEFAULT_MAX_PAGES",
+    "OPERATIONS",
     "USER_AGENT",
     "AsyncBackendClient",
     "AuthenticationError",
@@ -54,20 +52,19 @@ __all__ = [
     "BackendClient",
     "BackendForbiddenError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
-    "Membership",
+    "FileInput",
+    "InvalidArgumentError",
     "NotFoundError",
-    "Organization",
-    "Page",
+    "Operation",
+    "PageInfo",
     "RateLimitError",
-    "Resource",
+    "Record",
+    "RequestOptions",
     "RetryPolicy",
     "ServerError",
-    "SessionTicket",
     "SupportsToken",
-    "TicketType",
     "TransportError",
     "UnprocessableEntityError",
-    "User",
-    "Workspace",
 ]

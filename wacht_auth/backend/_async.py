@@ -3,38 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..config import Config, EventHandler
-from . import _ops as ops
-from ._client import _ClientBase, _env_settings, _too_many_pages
-from ._core import Call, Op, RetryPolicy, next_page_params
-from ._models import (
-    Membership,
-    Organization,
-    Page,
-    Resource,
-    SessionTicket,
-    User,
-    Workspace,
+from ._api import AsyncNamespaces
+from ._client import _ClientBase, _env_settings
+from ._core import (
+    DEFAULT_MAX_PAGES,
+    Call,
+    RetryPolicy,
+    check_walk,
+    next_query,
+    page_items,
+    too_many_pages,
 )
-from ._ops import TicketType
+from ._errors import ClientClosedError
+from ._operation import Operation, PageInfo, RequestOptions
 
-R = TypeVar("R")
-T = TypeVar("T", bound=Resource)
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
-class AsyncBackendClient(_ClientBase):
+class AsyncBackendClient(_ClientBase, AsyncNamespaces):
     """Asynchronous twin of :class:`BackendClient` over one ``httpx.AsyncClient`` pool.
 
     Same arguments (``transport`` is an ``httpx.AsyncBaseTransport``; ``sleep`` is awaited,
-    ``asyncio.sleep`` by default), same methods, awaited; ``iter_*`` are async iterators. Use
-    ``async with``, or call :meth:`aclose`.
+    ``asyncio.sleep`` by default), same namespaces and methods, awaited; the walkers
+    (``iter_*``) and :meth:`paginate` are async iterators. Use ``async with``, or call
+    :meth:`aclose`.
     """
 
     def __init__(
@@ -86,9 +86,15 @@ class AsyncBackendClient(_ClientBase):
         await self.aclose()
 
     async def _send(self, call: Call) -> Any:
+        if self._http.is_closed:
+            raise ClientClosedError(
+                "the client is closed", method=call.method, path=call.path, attempts=0
+            )
         core = self._core
         started = core.clock()
-        for attempt in range(1, core.retry.max_attempts + 1):
+        attempt = 0
+        while True:  # bounded: the core raises once call.max_attempts tries are used
+            attempt += 1
             try:
                 response = await self._http.send(core.to_httpx(call, started))
             except httpx.RequestError as exc:
@@ -98,31 +104,54 @@ class AsyncBackendClient(_ClientBase):
                     return core.decode(call, response, attempt, started)
                 delay = core.after_response(call, response, attempt, started)
             await self._sleep(delay)
-        raise AssertionError("unreachable: the core raises on the last attempt")
 
-    async def _run(self, op: Op[R]) -> R:
-        body = await self.request(
-            op.method, op.path, params=op.params, json=op.json, idempotency_key=op.idempotency_key
-        )
-        return op.parse(body)
-
-    async def _walk(
+    async def _call(
         self,
-        path: str,
-        item: Callable[[Mapping[str, Any]], T],
-        query: Mapping[str, Any],
+        op: Operation,
+        path: Sequence[Any],
+        query: Sequence[Any] | None,
+        body: Any,
+        files: Sequence[Any] | None,
+        options: Mapping[str, Any],
+    ) -> Any:
+        """One operation of the table; the generated methods all come here."""
+        return await self._send(self._core.build_operation(op, path, query, body, files, options))
+
+    def _walk(
+        self,
+        op: Operation,
+        path: Sequence[Any],
+        query: Sequence[Any],
         max_pages: int,
-    ) -> AsyncIterator[T]:
-        params: dict[str, Any] | None = dict(query)
+        options: Mapping[str, Any],
+    ) -> AsyncIterator[Any]:
+        """Every item of a list operation; bad arguments fail here, before any request."""
+        params = {k: v for k, v in zip(op.query, query, strict=True) if v is not None}
+        check_walk(params, max_pages)
+        self._core.build_operation(op, path, params, None, None, options)
+
+        def build(params: Mapping[str, Any]) -> Call:
+            return self._core.build_operation(op, path, params, None, None, options)
+
+        return self._pages(build, op.page or PageInfo(), params, max_pages, op.path)
+
+    async def _pages(
+        self,
+        build: Callable[[Mapping[str, Any]], Call],
+        page: PageInfo,
+        params: dict[str, Any],
+        max_pages: int,
+        path: str,
+    ) -> AsyncIterator[Any]:
         for _ in range(max_pages):
-            if params is None:
+            body = await self._send(build(params))
+            for item in page_items(body, page):
+                yield item
+            following = next_query(params, body, page)
+            if following is None:
                 return
-            page = await self._run(ops.paged(path, item, params))
-            for entry in page.data:
-                yield entry
-            params = next_page_params(params, page)
-        if params is not None:
-            raise _too_many_pages(path, max_pages)
+            params = following
+        raise too_many_pages(path, max_pages)
 
     async def request(
         self,
@@ -131,161 +160,28 @@ class AsyncBackendClient(_ClientBase):
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        idempotency_key: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Any:
         """Call any Backend API endpoint; see :meth:`BackendClient.request`."""
-        return await self._send(
-            self._core.build(
-                method, path, params=params, json_body=json, idempotency_key=idempotency_key
-            )
-        )
+        call = self._core.build(method, path, params=params, json_body=json, options=options)
+        return await self._send(call)
 
-    # -- users -----------------------------------------------------------------------------------
-
-    async def get_user(self, user_id: str) -> User:
-        """``GET /users/{user_id}``: one user."""
-        return await self._run(ops.get_user(user_id))
-
-    async def list_users(
+    def paginate(
         self,
+        path: str,
         *,
-        limit: int | None = None,
-        offset: int | None = None,
-        search: str | None = None,
         params: Mapping[str, Any] | None = None,
-    ) -> Page[User]:
-        """``GET /users``: one page of users."""
-        query = ops.list_query(limit, offset, params, search=search)
-        return await self._run(ops.list_users(query))
+        items: str = "data",
+        max_pages: int = DEFAULT_MAX_PAGES,
+        **options: Unpack[RequestOptions],
+    ) -> AsyncIterator[Any]:
+        """Every item of a ``GET`` list at ``path`` (``async for``); see
+        :meth:`BackendClient.paginate`."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        check_walk(query, max_pages)
+        self._core.build("GET", path, params=query, options=options)
 
-    def iter_users(
-        self,
-        *,
-        search: str | None = None,
-        page_size: int = ops.DEFAULT_PAGE_SIZE,
-        max_pages: int = ops.DEFAULT_MAX_PAGES,
-        params: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[User]:
-        """Every user, walking ``GET /users`` page by page (``async for``)."""
-        query = ops.walk_query(page_size, max_pages, params, search=search)
-        return self._walk(ops.USERS, User, query, max_pages)
+        def build(params: Mapping[str, Any]) -> Call:
+            return self._core.build("GET", path, params=params, options=options, unwrap=False)
 
-    async def create_user(
-        self, data: Mapping[str, Any], *, idempotency_key: str | None = None
-    ) -> User:
-        """``POST /users``: create a user."""
-        return await self._run(ops.create_user(data, idempotency_key))
-
-    async def update_user(self, user_id: str, data: Mapping[str, Any]) -> User:
-        """``PATCH /users/{user_id}``: change the given fields."""
-        return await self._run(ops.update_user(user_id, data))
-
-    async def delete_user(self, user_id: str) -> None:
-        """``DELETE /users/{user_id}``."""
-        await self._run(ops.delete_user(user_id))
-
-    # -- organizations and workspaces ------------------------------------------------------------
-
-    async def get_organization(self, organization_id: str) -> Organization:
-        """``GET /organizations/{organization_id}``."""
-        return await self._run(ops.get_organization(organization_id))
-
-    async def list_organizations(
-        self,
-        *,
-        limit: int | None = None,
-        offset: int | None = None,
-        search: str | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Page[Organization]:
-        """``GET /organizations``: one page of organizations."""
-        query = ops.list_query(limit, offset, params, search=search)
-        return await self._run(ops.list_organizations(query))
-
-    def iter_organizations(
-        self,
-        *,
-        search: str | None = None,
-        page_size: int = ops.DEFAULT_PAGE_SIZE,
-        max_pages: int = ops.DEFAULT_MAX_PAGES,
-        params: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[Organization]:
-        """Every organization, walking ``GET /organizations``."""
-        query = ops.walk_query(page_size, max_pages, params, search=search)
-        return self._walk(ops.ORGANIZATIONS, Organization, query, max_pages)
-
-    async def list_organization_members(
-        self,
-        organization_id: str,
-        *,
-        limit: int | None = None,
-        offset: int | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Page[Membership]:
-        """``GET /organizations/{organization_id}/members``: one page of memberships."""
-        query = ops.list_query(limit, offset, params)
-        return await self._run(ops.list_organization_members(organization_id, query))
-
-    def iter_organization_members(
-        self,
-        organization_id: str,
-        *,
-        page_size: int = ops.DEFAULT_PAGE_SIZE,
-        max_pages: int = ops.DEFAULT_MAX_PAGES,
-        params: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[Membership]:
-        """Every member of an organization, walking its ``/members`` list."""
-        path = ops.organization_members_path(organization_id)
-        return self._walk(path, Membership, ops.walk_query(page_size, max_pages, params), max_pages)
-
-    async def get_workspace(self, workspace_id: str) -> Workspace:
-        """``GET /workspaces/{workspace_id}``."""
-        return await self._run(ops.get_workspace(workspace_id))
-
-    async def list_workspace_members(
-        self,
-        workspace_id: str,
-        *,
-        limit: int | None = None,
-        offset: int | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Page[Membership]:
-        """``GET /workspaces/{workspace_id}/members``: one page of memberships."""
-        query = ops.list_query(limit, offset, params)
-        return await self._run(ops.list_workspace_members(workspace_id, query))
-
-    def iter_workspace_members(
-        self,
-        workspace_id: str,
-        *,
-        page_size: int = ops.DEFAULT_PAGE_SIZE,
-        max_pages: int = ops.DEFAULT_MAX_PAGES,
-        params: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[Membership]:
-        """Every member of a workspace, walking its ``/members`` list."""
-        path = ops.workspace_members_path(workspace_id)
-        return self._walk(path, Membership, ops.walk_query(page_size, max_pages, params), max_pages)
-
-    # -- session tickets -------------------------------------------------------------------------
-
-    async def create_session_ticket(
-        self,
-        ticket_type: TicketType,
-        *,
-        user_id: str | None = None,
-        app_slug: str | None = None,
-        expires_in: int | timedelta | None = None,
-        extra: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> SessionTicket:
-        """``POST /session/tickets``; see :meth:`BackendClient.create_session_ticket`."""
-        return await self._run(
-            ops.create_session_ticket(
-                ticket_type,
-                user_id=user_id,
-                app_slug=app_slug,
-                expires_in=expires_in,
-                extra=extra,
-                idempotency_key=idempotency_key,
-            )
-        )
+        return self._pages(build, PageInfo(items, True, True), query, max_pages, path)

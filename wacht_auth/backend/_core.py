@@ -17,11 +17,12 @@ import random
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from importlib import metadata
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -29,10 +30,15 @@ import httpx
 from .._events import emit
 from ..config import DEFAULT_BACKEND_API_URL, Config, EventHandler, is_loopback_host
 from ..errors import ConfigurationError, TokenMissingError
-from ._errors import BackendAPIError, TransportError, error_from_response, parse_error_body
-from ._models import Page
-
-R = TypeVar("R")
+from ._errors import (
+    BackendAPIError,
+    InvalidArgumentError,
+    TransportError,
+    error_from_response,
+    parse_error_body,
+)
+from ._operation import Operation, PageInfo
+from ._redact import record_hook, redact_text
 
 #: RFC 9110 §9.2.2: methods whose repetition has the same effect as one request.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -42,7 +48,6 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _RETRY_AFTER_TEXT = re.compile(r"retry\s+after\s+(\d+(?:\.\d+)?)", re.IGNORECASE)
 #: Header-safe opaque credentials (RFC 6750 §2.1 b64token, plus a few common extras).
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+/=:-]+")
-_REDACTED = "[redacted]"
 
 
 def _user_agent() -> str:
@@ -128,13 +133,13 @@ def retry_after_from_message(message: str | None) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def segment(value: str | int, what: str) -> str:
+def segment(value: object, what: str) -> str:
     """One path segment from an id, percent-encoded so it cannot change the path."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError(f"{what} must be a string id, got {type(value).__name__}")
+        raise InvalidArgumentError(f"{what} must be a string id, got {type(value).__name__}")
     text = str(value).strip()
     if not text:
-        raise ValueError(f"{what} must be a non-empty id")
+        raise InvalidArgumentError(f"{what} must be a non-empty id")
     return quote(text, safe="")
 
 
@@ -162,14 +167,95 @@ def _check_base_url(url: object) -> str:
     )
 
 
+def _query_value(value: Any) -> str | int | float:
+    """A query value as httpx sends it: booleans as ``true``/``false`` (httpx says ``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return value
+    raise InvalidArgumentError(f"a query value must be a string or a number, got {value!r}")
+
+
 def _clean_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Drop ``None`` values; booleans as ``true``/``false`` (httpx would send ``True``)."""
+    """Drop ``None`` values; booleans as ``true``/``false``; sequences repeat the name."""
     out: dict[str, Any] = {}
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidArgumentError("params must be a mapping of query parameters")
     for key, value in (params or {}).items():
         if value is None:
             continue
-        out[key] = ("true" if value else "false") if isinstance(value, bool) else value
+        if isinstance(value, (list, tuple)):
+            out[str(key)] = [_query_value(v) for v in value]
+        else:
+            out[str(key)] = _query_value(value)
     return out
+
+
+def _form_value(value: Any) -> str:
+    """A ``multipart/form-data`` text field: objects and arrays as JSON, booleans lower case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return _json(value).decode()
+
+
+def _file(value: Any, field: str) -> tuple[str, bytes, str]:
+    """``(filename, content, content type)`` for a :data:`FileInput`, read once (retries and
+    the sync/async twins may send it more than once)."""
+    name, content_type = field, "application/octet-stream"
+    if isinstance(value, tuple) and len(value) in (2, 3):
+        if len(value) == 3:
+            content_type = str(value[2])
+            if not _HEADER_VALUE.fullmatch(content_type):
+                raise InvalidArgumentError(f"{field}: the content type is not a header value")
+        name, value = value[0], value[1]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return str(name), bytes(value), content_type
+    read = getattr(value, "read", None)
+    if callable(read):
+        data = read()
+        if isinstance(data, (bytes, bytearray)):
+            return str(name), bytes(data), content_type
+    raise InvalidArgumentError(
+        f"{field} must be bytes, a binary file, or (filename, bytes or file[, content type])"
+    )
+
+
+def _quote(text: str) -> str:
+    """A ``name``/``filename`` parameter of a form part (RFC 7578 §4.2: escape quote, CR, LF)."""
+    for char, escaped in (("\\", "\\\\"), ('"', "%22"), ("\r", "%0D"), ("\n", "%0A")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def _multipart(
+    form: Mapping[str, str], files: Mapping[str, tuple[str, bytes, str]]
+) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body (RFC 7578) and its content type, built once so every
+    try sends the same bytes; text fields first, then files."""
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for name, value in form.items():
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"\r\n\r\n'
+        parts.append(head.encode() + value.encode() + b"\r\n")
+    for name, (filename, data, content_type) in files.items():
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"; '
+            f'filename="{_quote(filename)}"\r\nContent-Type: {content_type}\r\n\r\n'
+        )
+        parts.append(head.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _json(value: Any) -> bytes:
+    try:
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"the request body cannot be sent as JSON: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -182,18 +268,72 @@ class Call:
     headers: Mapping[str, str] = field(repr=False)
     content: bytes | None = field(repr=False)
     retryable: bool
+    max_attempts: int | None = None
+    timeout: float | None = None
+    unwrap: bool = True
+
+
+#: The keyword arguments every operation method takes (``RequestOptions``).
+OPTION_NAMES = frozenset({"timeout", "retries", "extra_headers", "idempotency_key"})
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]+")
+_PARAM = re.compile(r"\{([^{}]+)\}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2 token
+_OWN_HEADERS = frozenset({"authorization", "x-deployment-id", "content-type", "content-length"})
 
 
 @dataclass(frozen=True)
-class Op(Generic[R]):
-    """A typed endpoint: the request to make and how to read its answer."""
+class Options:
+    """Validated per-call options."""
 
-    method: str
-    path: str
-    parse: Callable[[Any], R]
-    params: Mapping[str, Any] | None = None
-    json: Any = None
-    idempotency_key: str | None = None
+    timeout: float | None = None
+    max_attempts: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    idempotency_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any]) -> Options:
+        """Check the per-call options; anything wrong is an :class:`InvalidArgumentError`."""
+        unknown = set(options) - OPTION_NAMES
+        if unknown:
+            raise InvalidArgumentError(f"unknown keyword arguments: {', '.join(sorted(unknown))}")
+        timeout = options.get("timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout < math.inf
+        ):
+            raise InvalidArgumentError(f"timeout must be a positive number of seconds: {timeout!r}")
+        retries = options.get("retries")
+        if retries is not None and (
+            isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 19
+        ):
+            raise InvalidArgumentError(f"retries must be an integer from 0 to 19: {retries!r}")
+        headers: dict[str, str] = {}
+        extra = options.get("extra_headers") or {}
+        if not isinstance(extra, Mapping):
+            raise InvalidArgumentError("extra_headers must be a mapping of header names to values")
+        for name, value in extra.items():
+            if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+                raise InvalidArgumentError(f"extra_headers: {name!r} is not a header name")
+            if name.lower() in _OWN_HEADERS:
+                raise InvalidArgumentError(f"extra_headers cannot set {name} (the client does)")
+            if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+                raise InvalidArgumentError(f"extra_headers: the value of {name} is not a header")
+            headers[name] = value
+        key = options.get("idempotency_key")
+        if key is True:
+            key = uuid.uuid4().hex
+        elif key is False:
+            key = None
+        elif key is not None:
+            if not isinstance(key, str) or not _TOKEN_CHARS.fullmatch(key):
+                raise InvalidArgumentError("idempotency_key must be True or a header-safe string")
+        return cls(
+            timeout=None if timeout is None else float(timeout),
+            max_attempts=None if retries is None else retries + 1,
+            headers=headers,
+            idempotency_key=key,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,11 +405,13 @@ class Core:
         if token is None or token == "":
             raise TokenMissingError("as_user() needs a signed-in session or a session token")
         if not isinstance(token, str):
-            raise TypeError("as_user() takes a wacht_auth.Session or a session token string")
+            raise InvalidArgumentError(
+                "as_user() takes a wacht_auth.Session or a session token string"
+            )
         try:
             token = _check_token(token, "the session token")
         except ConfigurationError as exc:
-            raise ValueError(exc.message) from None
+            raise InvalidArgumentError(exc.message) from None
         return dataclasses.replace(
             self, token=token, acting_as_user=True, secrets=(*self.secrets, token)
         )
@@ -277,11 +419,21 @@ class Core:
     # -- requests ------------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        """``text`` with every credential this client knows replaced by ``[redacted]``."""
-        for secret in self.secrets:
-            if secret and secret in text:
-                text = text.replace(secret, _REDACTED)
-        return text
+        """``text`` without any credential this client knows, nor any piece of one."""
+        return redact_text(text, self.secrets)
+
+    def _headers(self, options: Options) -> dict[str, str]:
+        headers = {
+            **options.headers,
+            "Authorization": f"Bearer {self.token}",
+            "Accept": "application/json",
+            "User-Agent": self.user_agent,
+        }
+        if self.deployment_id is not None:
+            headers["X-Deployment-ID"] = self.deployment_id
+        if options.idempotency_key is not None:
+            headers["Idempotency-Key"] = options.idempotency_key
+        return headers
 
     def build(
         self,
@@ -290,51 +442,122 @@ class Core:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
-        idempotency_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        unwrap: bool = True,
     ) -> Call:
-        """Headers, URL and body for one call, and whether the retry policy may repeat it."""
-        method = method.upper()
+        """Headers, URL and body for a :meth:`request` call; its ``{"data": …}`` is unwrapped."""
+        if not isinstance(method, str) or not _HEADER_NAME.fullmatch(method):
+            raise InvalidArgumentError(f"method must be an HTTP method, got {method!r}")
         if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
             # An absolute URL here would send the secret key to another host.
-            raise ValueError(f"path must be relative to the Backend API and start with /: {path!r}")
-        headers = {
-            "Authorization": f"Bearer {self.token}",
-            "Accept": "application/json",
-            "User-Agent": self.user_agent,
-        }
-        if self.deployment_id is not None:
-            headers["X-Deployment-ID"] = self.deployment_id
-        content: bytes | None = None
+            raise InvalidArgumentError(
+                f"path must be relative to the Backend API and start with /: {path!r}"
+            )
+        if any(c in path for c in "?#\r\n\0 "):
+            raise InvalidArgumentError("path must not carry a query, fragment or spaces")
+        opts = Options.parse(options or {})
+        headers = self._headers(opts)
+        content = None
         if json_body is not None:
-            content = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False).encode()
+            content = _json(json_body)
             headers["Content-Type"] = "application/json"
-        if idempotency_key is not None:
-            headers["Idempotency-Key"] = _check_token(idempotency_key, "idempotency_key")
-        retryable = method in IDEMPOTENT_METHODS or idempotency_key is not None
-        return Call(method, path, _clean_params(params), headers, content, retryable)
+        call = self._call(method.upper(), path, _clean_params(params), headers, content, opts)
+        return call if unwrap else dataclasses.replace(call, unwrap=False)
+
+    def build_operation(
+        self,
+        op: Operation,
+        path_args: Sequence[Any],
+        query: Sequence[Any] | Mapping[str, Any] | None,
+        body: Any,
+        files: Sequence[Any] | None,
+        options: Mapping[str, Any],
+    ) -> Call:
+        """The call for one operation of the table, from the generated method's arguments.
+
+        ``query``, ``body`` and ``files`` are the values in the order of ``op.query``,
+        ``op.body_fields`` and ``op.files`` (``body`` is the value itself for a body that is not
+        an object). ``None`` leaves a parameter out, except a required body field (sent as null).
+        """
+        if len(path_args) != len(op.path_params):
+            raise InvalidArgumentError(f"{op.name}() takes {len(op.path_params)} path arguments")
+        values = iter(path_args)
+        path = _PARAM.sub(lambda m: segment(next(values), m.group(1)), op.path)
+        if isinstance(query, Mapping):
+            params = dict(query)
+        else:
+            params = dict(zip(op.query, query or (), strict=True))
+        opts = Options.parse(options)
+        headers = self._headers(opts)
+        content = None
+        if op.body == "json_value":
+            content = _json(body)
+            headers["Content-Type"] = "application/json"
+        elif op.body is not None:
+            fields = {
+                name: value
+                for name, value in zip(op.body_fields, body or (), strict=True)
+                if value is not None or name in op.required_body
+            }
+            if op.body == "multipart":
+                form = {k: _form_value(v) for k, v in fields.items() if v is not None}
+                uploads = {
+                    name: _file(value, name)
+                    for name, value in zip(op.files, files or (), strict=True)
+                    if value is not None
+                }
+                content, headers["Content-Type"] = _multipart(form, uploads)
+            else:
+                content = _json(fields)
+                headers["Content-Type"] = "application/json"
+        call = self._call(op.method, path, _clean_params(params), headers, content, opts)
+        return call if op.unwrap else dataclasses.replace(call, unwrap=False)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any],
+        headers: dict[str, str],
+        content: bytes | None,
+        opts: Options,
+    ) -> Call:
+        retryable = method in IDEMPOTENT_METHODS or opts.idempotency_key is not None
+        return Call(
+            method,
+            path,
+            params,
+            headers,
+            content,
+            retryable,
+            max_attempts=opts.max_attempts,
+            timeout=opts.timeout,
+        )
 
     def to_httpx(self, call: Call, started: float) -> httpx.Request:
         """The request for one try; its timeout never reaches past the retry deadline."""
         remaining = self.retry.deadline - (self.clock() - started)
-        timeout = max(0.001, min(self.timeout, remaining))
+        timeout = max(0.001, min(call.timeout or self.timeout, remaining))
+        extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         return httpx.Request(
             call.method,
             self.base_url + call.path,
             params=call.params,
             headers=call.headers,
             content=call.content,
-            extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+            extensions=extensions,
         )
 
     # -- responses -----------------------------------------------------------------------------
 
     def decode(self, call: Call, response: httpx.Response, attempt: int, started: float) -> Any:
-        """The decoded JSON body of a 2xx answer (``None`` when empty)."""
+        """The decoded JSON body of a 2xx answer (``None`` when empty), its objects as
+        :class:`Record` dicts, a ``{"data": …}`` envelope unwrapped when the call asks."""
         body = response.content
         request_id = response.headers.get("x-request-id")
         try:
-            value = json.loads(body) if body.strip() else None
-        except (ValueError, UnicodeDecodeError):
+            value = json.loads(body, object_pairs_hook=record_hook) if body.strip() else None
+        except (ValueError, UnicodeDecodeError, RecursionError):
             self._fail(
                 call,
                 started,
@@ -342,13 +565,15 @@ class Core:
                     f"the Backend API answered HTTP {response.status_code} with a non-JSON body",
                     code="invalid_response",
                     status=response.status_code,
-                    request_id=request_id,
+                    request_id=self.redact(request_id) if request_id else None,
                     attempts=attempt,
                     method=call.method,
                     path=call.path,
                 ),
             )
         self._report(call, started, "ok", response.status_code, attempt, request_id)
+        if call.unwrap and isinstance(value, dict) and len(value) == 1 and "data" in value:
+            return value["data"]
         return value
 
     def after_response(
@@ -403,7 +628,8 @@ class Core:
         reason: str,
     ) -> float:
         policy = self.retry
-        if attempt >= policy.max_attempts:
+        max_attempts = call.max_attempts or policy.max_attempts
+        if attempt >= max_attempts:
             self._fail(call, started, error)
         if hint is not None and hint > policy.max_retry_after:
             error.message += f"; the server asked to wait {hint:g}s, more than max_retry_after"
@@ -421,7 +647,7 @@ class Core:
                 "reason": reason,
                 "delay": delay,
                 "attempt": attempt,
-                "max_attempts": policy.max_attempts,
+                "max_attempts": max_attempts,
             },
             message="Backend API %(method)s %(path)s: %(reason)s, retrying in %(delay).2fs "
             "(attempt %(attempt)d of %(max_attempts)d)",
@@ -460,25 +686,105 @@ class Core:
         )
 
 
-def next_page_params(params: Mapping[str, Any], page: Page[Any]) -> dict[str, Any] | None:
-    """The query for the page after ``page``, or ``None`` when it was the last one.
+#: Pages a walker fetches at most, unless told otherwise.
+DEFAULT_MAX_PAGES = 1000
 
-    A ``next_cursor`` wins; otherwise offsets advance by the items received. Without
-    ``has_more`` the page is the last when it is short or ``total`` is reached. An empty page
-    always ends the walk, so a server that keeps saying ``has_more`` cannot loop us forever.
+
+def _integer(value: Any) -> int | None:
+    """An offset as an integer: an ``int`` or a string of digits; ``None`` for a cursor."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _cursor(value: Any) -> str | None:
+    return value if isinstance(value, str) and value and not value.isdigit() else None
+
+
+def page_items(body: Any, page: PageInfo) -> list[Any]:
+    """The items of one page (a bare JSON array counts as a single, last page)."""
+    if isinstance(body, list):
+        return body
+    items = body.get(page.items) if isinstance(body, Mapping) else None
+    return items if isinstance(items, list) else []
+
+
+def check_walk(query: Mapping[str, Any], max_pages: Any) -> None:
+    """A walk's bounds, checked before any request: ``limit`` ≥ 1, ``max_pages`` ≥ 1, an
+    ``offset`` that is an integer ≥ 0 or a string cursor."""
+    if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
+        raise InvalidArgumentError(f"max_pages must be an integer >= 1, got {max_pages!r}")
+    limit = query.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidArgumentError(f"limit must be an integer >= 1, got {limit!r}")
+    offset = query.get("offset")
+    if offset is not None and not (
+        (isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0)
+        or (isinstance(offset, str) and offset)
+    ):
+        raise InvalidArgumentError(f"offset must be an integer >= 0 or a cursor, got {offset!r}")
+
+
+def next_query(query: Mapping[str, Any], body: Any, page: PageInfo) -> dict[str, Any] | None:
+    """The query for the page after the answer ``body``, or ``None`` when it was the last.
+
+    The walk ends on ``has_more: false``, on an empty (or missing) item list, and on an answer
+    that is not an object. A ``next_cursor`` is followed as ``cursor`` (operations that take
+    one) or as ``offset`` (the prose docs' string cursors). Without one, an integer offset
+    advances by the items received, until ``total`` is reached or, when the server says
+    nothing of more pages, a page comes back shorter than ``limit``; a string offset (the
+    prose docs' form) advances to the answer's own string ``offset`` when it moved, else to
+    the last item's ``id``. A cursor that does not move ends the walk.
     """
-    if not page.data or page.has_more is False:
+    if not isinstance(body, Mapping):
         return None
-    if page.next_cursor is not None:
-        if params.get("cursor") == page.next_cursor:
-            return None
-        return {**{k: v for k, v in params.items() if k != "offset"}, "cursor": page.next_cursor}
-    offset = page.offset if page.offset is not None else int(params.get("offset") or 0)
-    following = offset + len(page.data)
-    if page.total is not None and following >= page.total:
+    items = body.get(page.items)
+    if not isinstance(items, list) or not items or body.get("has_more") is False:
         return None
-    if page.has_more is None:
-        limit = page.limit if page.limit is not None else params.get("limit")
-        if not isinstance(limit, int) or len(page.data) < limit:
+    has_more = body.get("has_more") is True
+    sent = query.get("offset")
+    following = _cursor(body.get("next_cursor"))
+    if following is not None:
+        name = "cursor" if page.cursor else "offset"
+        if query.get(name) == following:
             return None
-    return {**params, "offset": following}
+        out = {**query, name: following}
+        if name == "cursor":
+            out.pop("offset", None)
+        return out
+    if not page.offset:
+        return None  # pages by cursor only, and the answer gave none: the last page
+    if _cursor(sent) is not None or _cursor(body.get("offset")) is not None:
+        following = _cursor(body.get("offset"))
+        if following is None or following == sent:
+            last = items[-1]
+            following = str(last.get("id")) if isinstance(last, Mapping) else None
+        if not following or following == sent:
+            return None
+        return {**query, "offset": following}
+    start = _integer(body.get("offset"))
+    if start is None:
+        start = _integer(sent) or 0
+    after = start + len(items)
+    total = _integer(body.get("total"))
+    if total is not None and after >= total:
+        return None
+    if not has_more:
+        limit = _integer(body.get("limit")) or _integer(query.get("limit"))
+        if limit is None or len(items) < limit:
+            return None
+    return {**query, "offset": after}
+
+
+def too_many_pages(op_path: str, max_pages: int) -> BackendAPIError:
+    """The error that ends a walk which would go past ``max_pages``."""
+    return BackendAPIError(
+        f"more than max_pages={max_pages} pages; raise max_pages or narrow the query",
+        code="too_many_pages",
+        method="GET",
+        path=op_path,
+    )

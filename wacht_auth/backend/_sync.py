@@ -3,38 +3,39 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..config import Config, EventHandler
-from . import _ops as ops
-from ._client import _ClientBase, _env_settings, _too_many_pages
-from ._core import Call, Op, RetryPolicy, next_page_params
-from ._models import (
-    Membership,
-    Organization,
-    Page,
-    Resource,
-    SessionTicket,
-    User,
-    Workspace,
+from ._api import SyncNamespaces
+from ._client import _ClientBase, _env_settings
+from ._core import (
+    DEFAULT_MAX_PAGES,
+    Call,
+    RetryPolicy,
+    check_walk,
+    next_query,
+    page_items,
+    too_many_pages,
 )
-from ._ops import TicketType
+from ._errors import ClientClosedError
+from ._operation import Operation, PageInfo, RequestOptions
 
-R = TypeVar("R")
-T = TypeVar("T", bound=Resource)
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
-class BackendClient(_ClientBase):
+class BackendClient(_ClientBase, SyncNamespaces):
     """Synchronous Backend API client over one httpx connection pool.
 
-    Settings come from the explicit arguments, then ``config``, then defaults
-    (``https://api.wacht.dev``, 10 s timeout). Use it as a context manager, or call
-    :meth:`close`. Thread-safe: share one client per process.
+    Every operation of Wacht's API description is a method of a namespace named after its tag
+    (``client.users.get_user_details(user_id)``; ``OPERATIONS`` lists them all). Settings come
+    from the explicit arguments, then ``config``, then defaults (``https://api.wacht.dev``,
+    10 s timeout). Use it as a context manager, or call :meth:`close`. Thread-safe: share one
+    client per process.
 
     Args:
         config: a :class:`wacht_auth.Config` to read ``secret_key``, ``deployment_id``,
@@ -98,9 +99,15 @@ class BackendClient(_ClientBase):
         self.close()
 
     def _send(self, call: Call) -> Any:
+        if self._http.is_closed:
+            raise ClientClosedError(
+                "the client is closed", method=call.method, path=call.path, attempts=0
+            )
         core = self._core
         started = core.clock()
-        for attempt in range(1, core.retry.max_attempts + 1):
+        attempt = 0
+        while True:  # bounded: the core raises once call.max_attempts tries are used
+            attempt += 1
             try:
                 response = self._http.send(core.to_httpx(call, started))
             except httpx.RequestError as exc:
@@ -110,35 +117,53 @@ class BackendClient(_ClientBase):
                     return core.decode(call, response, attempt, started)
                 delay = core.after_response(call, response, attempt, started)
             self._sleep(delay)
-        raise AssertionError("unreachable: the core raises on the last attempt")
 
-    def _run(self, op: Op[R]) -> R:
-        return op.parse(
-            self.request(
-                op.method,
-                op.path,
-                params=op.params,
-                json=op.json,
-                idempotency_key=op.idempotency_key,
-            )
-        )
+    def _call(
+        self,
+        op: Operation,
+        path: Sequence[Any],
+        query: Sequence[Any] | None,
+        body: Any,
+        files: Sequence[Any] | None,
+        options: Mapping[str, Any],
+    ) -> Any:
+        """One operation of the table; the generated methods all come here."""
+        return self._send(self._core.build_operation(op, path, query, body, files, options))
 
     def _walk(
         self,
-        path: str,
-        item: Callable[[Mapping[str, Any]], T],
-        query: Mapping[str, Any],
+        op: Operation,
+        path: Sequence[Any],
+        query: Sequence[Any],
         max_pages: int,
-    ) -> Iterator[T]:
-        params: dict[str, Any] | None = dict(query)
+        options: Mapping[str, Any],
+    ) -> Iterator[Any]:
+        """Every item of a list operation; bad arguments fail here, before any request."""
+        params = {k: v for k, v in zip(op.query, query, strict=True) if v is not None}
+        check_walk(params, max_pages)
+        self._core.build_operation(op, path, params, None, None, options)
+
+        def build(params: Mapping[str, Any]) -> Call:
+            return self._core.build_operation(op, path, params, None, None, options)
+
+        return self._pages(build, op.page or PageInfo(), params, max_pages, op.path)
+
+    def _pages(
+        self,
+        build: Callable[[Mapping[str, Any]], Call],
+        page: PageInfo,
+        params: dict[str, Any],
+        max_pages: int,
+        path: str,
+    ) -> Iterator[Any]:
         for _ in range(max_pages):
-            if params is None:
+            body = self._send(build(params))
+            yield from page_items(body, page)
+            following = next_query(params, body, page)
+            if following is None:
                 return
-            page = self._run(ops.paged(path, item, params))
-            yield from page.data
-            params = next_page_params(params, page)
-        if params is not None:
-            raise _too_many_pages(path, max_pages)
+            params = following
+        raise too_many_pages(path, max_pages)
 
     def request(
         self,
@@ -147,171 +172,39 @@ class BackendClient(_ClientBase):
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        idempotency_key: str | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Any:
-        """Call any Backend API endpoint and return the decoded JSON body (``None`` if empty).
+        """Call any Backend API endpoint; the escape hatch for endpoints newer than the table.
 
         ``path`` is relative to the base URL (``"/users"``); ``params`` become the query
-        (``None`` values dropped); ``json`` is sent as the body. POST and PATCH are retried only
-        when ``idempotency_key`` is given (sent as ``Idempotency-Key``).
+        (``None`` values dropped); ``json`` is sent as the body. Returns the decoded JSON
+        (``None`` for an empty body), with a ``{"data": …}`` envelope that holds nothing else
+        unwrapped. Takes the per-call options of every method (``timeout``, ``retries``,
+        ``extra_headers``, ``idempotency_key``).
 
         Raises:
-            BackendAPIError: a subclass per status, or :class:`TransportError`.
+            BackendAPIError: a subclass per status, :class:`TransportError`,
+                :class:`InvalidArgumentError` or :class:`ClientClosedError`.
         """
-        return self._send(
-            self._core.build(
-                method, path, params=params, json_body=json, idempotency_key=idempotency_key
-            )
-        )
+        call = self._core.build(method, path, params=params, json_body=json, options=options)
+        return self._send(call)
 
-    # -- users -----------------------------------------------------------------------------------
-
-    def get_user(self, user_id: str) -> User:
-        """``GET /users/{user_id}``: one user."""
-        return self._run(ops.get_user(user_id))
-
-    def list_users(
+    def paginate(
         self,
+        path: str,
         *,
-        limit: int | None = None,
-        offset: int | None = None,
-        search: str | None = None,
         params: Mapping[str, Any] | None = None,
-    ) -> Page[User]:
-        """``GET /users``: one page of users."""
-        return self._run(ops.list_users(ops.list_query(limit, offset, params, search=search)))
+        items: str = "data",
+        max_pages: int = DEFAULT_MAX_PAGES,
+        **options: Unpack[RequestOptions],
+    ) -> Iterator[Any]:
+        """Every item of a ``GET`` list at ``path``, page by page: the walkers' pager for
+        endpoints newer than the table (``items`` names the answer's array member)."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        check_walk(query, max_pages)
+        self._core.build("GET", path, params=query, options=options)
 
-    def iter_users(
-        self,
-        *,
-        search: str | None = None,
-        page_size: int = ops.DEFAULT_PAGE_SIZE,
-        max_pages: int = ops.DEFAULT_MAX_PAGES,
-        params: Mapping[str, Any] | None = None,
-    ) -> Iterator[User]:
-        """Every user, walking ``GET /users`` page by page (at most ``max_pages`` pages)."""
-        query = ops.walk_query(page_size, max_pages, params, search=search)
-        return self._walk(ops.USERS, User, query, max_pages)
+        def build(params: Mapping[str, Any]) -> Call:
+            return self._core.build("GET", path, params=params, options=options, unwrap=False)
 
-    def create_user(self, data: Mapping[str, Any], *, idempotency_key: str | None = None) -> User:
-        """``POST /users``: create a user from ``data`` (fields as the API documents them)."""
-        return self._run(ops.create_user(data, idempotency_key))
-
-    def update_user(self, user_id: str, data: Mapping[str, Any]) -> User:
-        """``PATCH /users/{user_id}``: change the given fields."""
-        return self._run(ops.update_user(user_id, data))
-
-    def delete_user(self, user_id: str) -> None:
-        """``DELETE /users/{user_id}``."""
-        self._run(ops.delete_user(user_id))
-
-    # -- organizations and workspaces ------------------------------------------------------------
-
-    def get_organization(self, organization_id: str) -> Organization:
-        """``GET /organizations/{organization_id}``."""
-        return self._run(ops.get_organization(organization_id))
-
-    def list_organizations(
-        self,
-        *,
-        limit: int | None = None,
-        offset: int | None = None,
-        search: str | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Page[Organization]:
-        """``GET /organizations``: one page of organizations."""
-        query = ops.list_query(limit, offset, params, search=search)
-        return self._run(ops.list_organizations(query))
-
-    def iter_organizations(
-        self,
-        *,
-        search: str | None = None,
-        page_size: int = ops.DEFAULT_PAGE_SIZE,
-        max_pages: int = ops.DEFAULT_MAX_PAGES,
-        params: Mapping[str, Any] | None = None,
-    ) -> Iterator[Organization]:
-        """Every organization, walking ``GET /organizations``."""
-        query = ops.walk_query(page_size, max_pages, params, search=search)
-        return self._walk(ops.ORGANIZATIONS, Organization, query, max_pages)
-
-    def list_organization_members(
-        self,
-        organization_id: str,
-        *,
-        limit: int | None = None,
-        offset: int | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Page[Membership]:
-        """``GET /organizations/{organization_id}/members``: one page of memberships."""
-        query = ops.list_query(limit, offset, params)
-        return self._run(ops.list_organization_members(organization_id, query))
-
-    def iter_organization_members(
-        self,
-        organization_id: str,
-        *,
-        page_size: int = ops.DEFAULT_PAGE_SIZE,
-        max_pages: int = ops.DEFAULT_MAX_PAGES,
-        params: Mapping[str, Any] | None = None,
-    ) -> Iterator[Membership]:
-        """Every member of an organization, walking its ``/members`` list."""
-        path = ops.organization_members_path(organization_id)
-        return self._walk(path, Membership, ops.walk_query(page_size, max_pages, params), max_pages)
-
-    def get_workspace(self, workspace_id: str) -> Workspace:
-        """``GET /workspaces/{workspace_id}``."""
-        return self._run(ops.get_workspace(workspace_id))
-
-    def list_workspace_members(
-        self,
-        workspace_id: str,
-        *,
-        limit: int | None = None,
-        offset: int | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Page[Membership]:
-        """``GET /workspaces/{workspace_id}/members``: one page of memberships."""
-        query = ops.list_query(limit, offset, params)
-        return self._run(ops.list_workspace_members(workspace_id, query))
-
-    def iter_workspace_members(
-        self,
-        workspace_id: str,
-        *,
-        page_size: int = ops.DEFAULT_PAGE_SIZE,
-        max_pages: int = ops.DEFAULT_MAX_PAGES,
-        params: Mapping[str, Any] | None = None,
-    ) -> Iterator[Membership]:
-        """Every member of a workspace, walking its ``/members`` list."""
-        path = ops.workspace_members_path(workspace_id)
-        return self._walk(path, Membership, ops.walk_query(page_size, max_pages, params), max_pages)
-
-    # -- session tickets -------------------------------------------------------------------------
-
-    def create_session_ticket(
-        self,
-        ticket_type: TicketType,
-        *,
-        user_id: str | None = None,
-        app_slug: str | None = None,
-        expires_in: int | timedelta | None = None,
-        extra: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> SessionTicket:
-        """``POST /session/tickets``: a ticket granting portal access or impersonation.
-
-        ``ticket_type`` is one of ``api_auth_access``, ``webhook_app_access`` (with
-        ``app_slug``), ``impersonation``, ``agent_access`` (with ``user_id``); ``expires_in``
-        is seconds; ``extra`` adds body fields as the API documents them.
-        """
-        return self._run(
-            ops.create_session_ticket(
-                ticket_type,
-                user_id=user_id,
-                app_slug=app_slug,
-                expires_in=expires_in,
-                extra=extra,
-                idempotency_key=idempotency_key,
-            )
-        )
+        return self._pages(build, PageInfo(items, True, True), query, max_pages, path)
