@@ -16,13 +16,16 @@ maps each ``operationId`` to its :class:`Operation`. :class:`BackendClient` and
 :class:`AsyncBackendClient` share one core (request building, error parsing, retry and paging
 decisions: ``_core``); each only owns its send loop. The answers' types are in
 :mod:`wacht_auth.backend.types`. ``docs/backend.md`` has the naming rule and the reference.
+
+:data:`OPERATIONS`, the error classes and the types import without httpx; the clients (and
+:class:`RetryPolicy`) are loaded on first use and need it.
 """
 
 from __future__ import annotations
 
-from ._async import AsyncBackendClient
-from ._client import SupportsToken
-from ._core import DEFAULT_MAX_PAGES, USER_AGENT, RetryPolicy
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     AuthenticationError,
     BackendAPIError,
@@ -40,7 +43,22 @@ from ._errors import (
 from ._operation import FileInput, Operation, PageInfo, RequestOptions
 from ._operations import OPERATIONS
 from ._redact import Record
-from ._sync import BackendClient
+
+if TYPE_CHECKING:
+    from ._async import AsyncBackendClient
+    from ._client import SupportsToken
+    from ._core import DEFAULT_MAX_PAGES, USER_AGENT, RetryPolicy
+    from ._sync import BackendClient
+
+#: The names that need httpx, and the private module each comes from.
+_NEEDS_HTTPX = {
+    "AsyncBackendClient": "._async",
+    "BackendClient": "._sync",
+    "DEFAULT_MAX_PAGES": "._core",
+    "RetryPolicy": "._core",
+    "SupportsToken": "._client",
+    "USER_AGENT": "._core",
+}
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
@@ -68,3 +86,18 @@ __all__ = [
     "TransportError",
     "UnprocessableEntityError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the clients on first use (PEP 562), so the table imports without httpx."""
+    module = _NEEDS_HTTPX.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        value = getattr(importlib.import_module(module, __name__), name)
+    except ImportError as exc:
+        raise ImportError(
+            f"wacht_auth.backend.{name} needs httpx: pip install 'wacht-auth[backend]'"
+        ) from exc
+    globals()[name] = value
+    return value

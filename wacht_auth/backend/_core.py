@@ -747,8 +747,8 @@ def next_query(query: Mapping[str, Any], body: Any, page: PageInfo) -> dict[str,
         return None
     has_more = body.get("has_more") is True
     sent = query.get("offset")
-    following = _cursor(body.get("next_cursor"))
-    if following is not None:
+    following = body.get("next_cursor")
+    if isinstance(following, str) and following:
         name = "cursor" if page.cursor else "offset"
         if query.get(name) == following:
             return None
