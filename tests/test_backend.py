@@ -1109,3 +1109,16 @@ def test_error_fields_echoing_a_credential_are_redacted() -> None:
     )
     assert (err.code, err.request_id) == ("bad_[redacted]", "[redacted]")
     assert SECRET not in str(err) and SECRET not in repr(err)
+
+
+def test_a_body_field_repeating_a_path_parameter_defaults_to_it(
+    fake: FakeBackend, ft: FakeTime
+) -> None:
+    fake.reply("POST", "/webhooks/apps/billing/trigger", Reply(200, {"delivered": True}))
+    with make(fake, ft) as client:
+        hooks = client.webhooks
+        hooks.trigger_webhook_event("billing", event_name="invoice.paid", payload={"id": 1})
+        hooks.trigger_webhook_event("billing", body_app_slug="other", event_name="e", payload=1)
+    first, second = (r.json() for r in fake.requests)
+    assert first == {"app_slug": "billing", "event_name": "invoice.paid", "payload": {"id": 1}}
+    assert second["app_slug"] == "other"

@@ -494,9 +494,13 @@ class Core:
             content = _json(body)
             headers["Content-Type"] = "application/json"
         elif op.body is not None:
+            given = dict(zip(op.body_fields, body or (), strict=True))
+            for name in op.path_in_body:  # the description repeats it in the body: same value
+                if given.get(name) is None:
+                    given[name] = path_args[op.path_params.index(name)]
             fields = {
                 name: value
-                for name, value in zip(op.body_fields, body or (), strict=True)
+                for name, value in given.items()
                 if value is not None or name in op.required_body
             }
             if op.body == "multipart":

@@ -16,8 +16,9 @@ Naming rule (documented in ``docs/backend.md``): a tag becomes a namespace by lo
 and joining its words with ``_`` (``"API Auth"`` → ``api_auth``); an ``operationId`` becomes a
 method in snake_case (``getUserDetails`` → ``get_user_details``); a list operation's walker is
 ``iter_`` + that name without a leading ``get_`` or ``list_``. Argument names are the wire
-names, with ``_`` appended to Python keywords (``from_``) and ``body_`` prefixed to a body field
-or ``query_`` to a query parameter that repeats a path parameter's name.
+names, with ``_`` appended to Python keywords (``from_``), and ``body_`` (``query_``) prefixed
+to a body field (query parameter) that repeats a path parameter's name; such a body field
+defaults to the path parameter's value.
 """
 
 from __future__ import annotations
@@ -320,6 +321,7 @@ class Method:
         self.files: list[tuple[str, str]] = []
         self.body_kind: str | None = None
         self.required_body: list[str] = []
+        self.path_in_body: list[str] = []
         taken = set(op["path_params"])
         self.page: dict[str, Json] | None = self._page(types)
         for q in op["query"]:
@@ -348,6 +350,10 @@ class Method:
                     ann = types.annotation(sub, hint + camel(field), arg=True, prefix="t.")
                     is_file = sub.get("format") == "binary"
                     (self.files if is_file else self.body).append((name, field))
+                    if field in taken:  # repeats a path parameter: defaults to its value
+                        self.path_in_body.append(field)
+                        optional.append(f"{name}: {_opt(ann)} = None")
+                        continue
                     (required if field in must else optional).append(
                         f"{name}: {ann}" if field in must else f"{name}: {_opt(ann)} = None"
                     )
@@ -499,6 +505,8 @@ def render_operations(methods: list[Method]) -> str:
                 extra.append(f"body_fields=({''.join(json.dumps(w) + ', ' for w in wire)})")
         if m.required_body:
             extra.append(f"required_body=frozenset({json.dumps(m.required_body)})")
+        if m.path_in_body:
+            extra.append(f"path_in_body=({''.join(json.dumps(w) + ', ' for w in m.path_in_body)})")
         if m.files:
             extra.append(f"files=({''.join(json.dumps(w) + ', ' for _, w in m.files)})")
         if m.page:
@@ -619,7 +627,8 @@ def render_doc(methods: list[Method]) -> str:
                 "| method | HTTP | returns |",
                 "|---|---|---|",
             ]
-        args = [p for p, _ in m.positional] + [a.split(":")[0] for a in m.keyword if "=" not in a]
+        args = [p for p, _ in m.positional]
+        args += [a.split(":")[0] + "=" for a in m.keyword if "=" not in a]
         if any("=" in a for a in m.keyword):
             args.append("…")
         returns = m.returns.replace("t.", "")

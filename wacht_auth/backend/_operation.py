@@ -51,6 +51,8 @@ class Operation:
         body_fields: the body's field names on the wire, files excepted (the method passes
             their values in this order).
         required_body: the body fields the description marks required (sent even when null).
+        path_in_body: body fields named like a path parameter; left out (``None``), they are
+            sent with that parameter's value.
         files: the ``multipart/form-data`` fields that carry files, in the order passed.
         page: how the operation pages, for list operations; ``None`` otherwise.
         walker: the name of the method walking every page, for list operations.
@@ -68,6 +70,7 @@ class Operation:
     body: BodyKind | None = None
     body_fields: tuple[str, ...] = ()
     required_body: frozenset[str] = frozenset()
+    path_in_body: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
     page: PageInfo | None = None
     walker: str | None = None

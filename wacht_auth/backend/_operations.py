@@ -1118,6 +1118,7 @@ _all = (
                 "template_subject",
             ]
         ),
+        path_in_body=("template_name",),
     ),
     Operation(
         "uploadImage",
@@ -1423,6 +1424,7 @@ _all = (
             "key_id",
             "reason",
         ),
+        path_in_body=("key_id",),
     ),
     Operation(
         "rotateApiKeyForApp",
@@ -1861,6 +1863,7 @@ _all = (
             "agent_id",
         ),
         required_body=frozenset(["role"]),
+        path_in_body=("agent_id",),
     ),
     Operation(
         "getAiTools",
@@ -3057,6 +3060,7 @@ _all = (
             "rate_limit_config",
         ),
         required_body=frozenset(["app_slug", "url", "subscriptions"]),
+        path_in_body=("app_slug",),
     ),
     Operation(
         "updateWebhookEndpointForApp",
@@ -3151,6 +3155,7 @@ _all = (
             "filter_context",
         ),
         required_body=frozenset(["app_slug", "event_name", "payload"]),
+        path_in_body=("app_slug",),
     ),
     Operation(
         "getWebhookDeliveryDetailsForApp",
