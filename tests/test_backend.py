@@ -1042,6 +1042,7 @@ def test_walk_bounds_are_checked_before_any_request(fake: FakeBackend, ft: FakeT
             {"extra_headers": {"Authorization": "Bearer x"}},
             {"extra_headers": {"X-A": "a\r\nX-B: b"}},
             {"extra_headers": {"bad name": "v"}},
+            {"extra_headers": {"X-A": "caf\u00e9"}},
             {"idempotency_key": "has space"},
             {"bogus": 1},
         ):

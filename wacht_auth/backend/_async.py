@@ -92,9 +92,7 @@ class AsyncBackendClient(_ClientBase, AsyncNamespaces):
             )
         core = self._core
         started = core.clock()
-        attempt = 0
-        while True:  # bounded: the core raises once call.max_attempts tries are used
-            attempt += 1
+        for attempt in range(1, (call.max_attempts or core.retry.max_attempts) + 1):
             try:
                 response = await self._http.send(core.to_httpx(call, started))
             except httpx.RequestError as exc:
@@ -104,6 +102,7 @@ class AsyncBackendClient(_ClientBase, AsyncNamespaces):
                     return core.decode(call, response, attempt, started)
                 delay = core.after_response(call, response, attempt, started)
             await self._sleep(delay)
+        raise AssertionError("unreachable: the core raises on the last attempt")
 
     async def _call(
         self,

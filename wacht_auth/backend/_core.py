@@ -207,7 +207,7 @@ def _file(value: Any, field: str) -> tuple[str, bytes, str]:
     if isinstance(value, tuple) and len(value) in (2, 3):
         if len(value) == 3:
             content_type = str(value[2])
-            if not _HEADER_VALUE.fullmatch(content_type):
+            if not content_type or not _HEADER_VALUE.fullmatch(content_type):
                 raise InvalidArgumentError(f"{field}: the content type is not a header value")
         name, value = value[0], value[1]
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -275,7 +275,8 @@ class Call:
 
 #: The keyword arguments every operation method takes (``RequestOptions``).
 OPTION_NAMES = frozenset({"timeout", "retries", "extra_headers", "idempotency_key"})
-_HEADER_VALUE = re.compile(r"[\x20-\x7e]+")
+#: RFC 9110 §5.5 field values, ASCII only (httpx encodes headers as ASCII).
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 _PARAM = re.compile(r"\{([^{}]+)\}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2 token
 _OWN_HEADERS = frozenset({"authorization", "x-deployment-id", "content-type", "content-length"})
@@ -317,7 +318,7 @@ class Options:
                 raise InvalidArgumentError(f"extra_headers: {name!r} is not a header name")
             if name.lower() in _OWN_HEADERS:
                 raise InvalidArgumentError(f"extra_headers cannot set {name} (the client does)")
-            if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
                 raise InvalidArgumentError(f"extra_headers: the value of {name} is not a header")
             headers[name] = value
         key = options.get("idempotency_key")

@@ -5,6 +5,21 @@ right :class:`BackendAPIError` subclass. The documented envelope is
 ``{"error": {"code", "message", "status"}}``; deployed servers also send
 ``{"errors": [{"message", "code"}]}`` (DESIGN.md §2). Proxies in front of the API answer with
 HTML or plain text; those become errors too, with a code derived from the status.
+
+Every failure of a Backend API method is one of these::
+
+    BackendAPIError                 code: the server's, or derived (always a string)
+    ├── InvalidArgumentError        also a ValueError: nothing was sent
+    ├── ClientClosedError           also a RuntimeError: the client (or its parent) is closed
+    ├── TransportError              no answer: connection_error, timeout
+    ├── BadRequestError             400
+    ├── AuthenticationError         401
+    ├── BackendForbiddenError       403
+    ├── NotFoundError               404
+    ├── ConflictError               409
+    ├── UnprocessableEntityError    422
+    ├── RateLimitError              429, with retry_after
+    └── ServerError                 5xx
 """
 
 from __future__ import annotations

@@ -105,9 +105,7 @@ class BackendClient(_ClientBase, SyncNamespaces):
             )
         core = self._core
         started = core.clock()
-        attempt = 0
-        while True:  # bounded: the core raises once call.max_attempts tries are used
-            attempt += 1
+        for attempt in range(1, (call.max_attempts or core.retry.max_attempts) + 1):
             try:
                 response = self._http.send(core.to_httpx(call, started))
             except httpx.RequestError as exc:
@@ -117,6 +115,7 @@ class BackendClient(_ClientBase, SyncNamespaces):
                     return core.decode(call, response, attempt, started)
                 delay = core.after_response(call, response, attempt, started)
             self._sleep(delay)
+        raise AssertionError("unreachable: the core raises on the last attempt")
 
     def _call(
         self,
