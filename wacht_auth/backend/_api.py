@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from . import _types as t
 from ._client import AsyncNamespace, AsyncTransport, SyncNamespace, SyncTransport
 from ._operation import FileInput, RequestOptions
 from ._operations import OPERATIONS as _OPS
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: importing the clients does not build the types
     from typing_extensions import Unpack
+
+    from . import _types as t
 
 __all__ = [
     "Ai",

@@ -535,8 +535,10 @@ def render_api(methods: list[Method]) -> str:
         tags[m.namespace] = m.op["tag"]
     out = [
         "",
-        "if TYPE_CHECKING:",
+        "if TYPE_CHECKING:  # annotations only: importing the clients does not build the types",
         "    from typing_extensions import Unpack",
+        "",
+        "    from . import _types as t",
         "",
         "__all__ = [",
         *sorted(
@@ -606,7 +608,6 @@ def render_api(methods: list[Method]) -> str:
         _imports(body, "collections.abc", ("AsyncIterator", "Iterator", "Mapping", "Sequence")),
         _imports(body, "typing", ("TYPE_CHECKING", "Any", "Literal", "cast")),
         "",
-        "from . import _types as t",
         "from ._client import AsyncNamespace, AsyncTransport, SyncNamespace, SyncTransport",
         _imports(body, "._operation", ("FileInput", "RequestOptions")),
         "from ._operations import OPERATIONS as _OPS",
