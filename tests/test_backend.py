@@ -1123,3 +1123,21 @@ def test_a_body_field_repeating_a_path_parameter_defaults_to_it(
     first, second = (r.json() for r in fake.requests)
     assert first == {"app_slug": "billing", "event_name": "invoice.paid", "payload": {"id": 1}}
     assert second["app_slug"] == "other"
+
+
+def test_a_ticket_the_server_handed_out_is_redacted_from_later_messages(
+    fake: FakeBackend, ft: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticket = "tkt_4f9a8b7c6d5e"
+    url = f"https://accounts.example/portal?ticket={ticket}"
+    fake.reply("POST", "/session/tickets", Reply(200, {"ticket": ticket, "url": url}))
+    message = f"ticket {ticket} already used; see {url}"
+    fake.reply("GET", "/users/1/details", Reply(409, envelope(409, "used", message)))
+    caplog.set_level(logging.DEBUG)
+    with make(fake, ft) as client:
+        issued = client.session.create_backend_session_ticket(ticket_type="impersonation")
+        with pytest.raises(ConflictError) as info:
+            client.as_user(USER_JWT).users.get_user_details("1")  # clones share what was seen
+    assert issued["ticket"] == ticket and ticket not in repr(issued)
+    text = str(info.value) + repr(info.value) + caplog.text
+    assert ticket not in text and ticket[:10] not in text and "[redacted]" in text

@@ -38,7 +38,7 @@ from ._errors import (
     parse_error_body,
 )
 from ._operation import Operation, PageInfo
-from ._redact import record_hook, redact_text
+from ._redact import Learned, record_hook, redact_text
 
 #: RFC 9110 §9.2.2: methods whose repetition has the same effect as one request.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -355,6 +355,7 @@ class Core:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
     wall_clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
     secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    learned: Learned = field(default_factory=Learned, repr=False, compare=False)
     on_event: EventHandler | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -421,7 +422,7 @@ class Core:
 
     def redact(self, text: str) -> str:
         """``text`` without any credential this client knows, nor any piece of one."""
-        return redact_text(text, self.secrets)
+        return redact_text(text, (*self.secrets, *self.learned.values()))
 
     def _headers(self, options: Options) -> dict[str, str]:
         headers = {
@@ -577,6 +578,7 @@ class Core:
                 ),
             )
         self._report(call, started, "ok", response.status_code, attempt, request_id)
+        self.learned.learn(value)
         if call.unwrap and isinstance(value, dict) and len(value) == 1 and "data" in value:
             return value["data"]
         return value

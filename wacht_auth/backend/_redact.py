@@ -11,6 +11,8 @@ are decoded into :class:`Record` dicts whose ``repr`` masks the members that hol
 from __future__ import annotations
 
 import re
+import threading
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -64,6 +66,47 @@ class Record(dict[str, Any]):
         return repr(shown)
 
     __str__ = __repr__
+
+
+class Learned:
+    """Credentials the server has handed out (session tickets, API key and webhook secrets),
+    kept so that a later message echoing one is redacted too. Bounded, thread-safe, shared by
+    a client and the ``as_user()`` clients made from it."""
+
+    __slots__ = ("_lock", "_values")
+
+    def __init__(self, size: int = 256) -> None:
+        self._lock = threading.Lock()
+        self._values: deque[str] = deque(maxlen=size)
+
+    def __repr__(self) -> str:
+        return f"Learned({len(self._values)} values)"
+
+    def values(self) -> tuple[str, ...]:
+        """The credentials seen so far, newest last."""
+        with self._lock:
+            return tuple(self._values)
+
+    def learn(self, answer: Any, budget: int = 10_000) -> None:
+        """Keep the string values (8+ characters) of credential members found in ``answer``,
+        looking at no more than ``budget`` nodes (a long list answer costs nothing more)."""
+        found: list[str] = []
+        stack = [answer]
+        while stack and budget > 0:
+            budget -= 1
+            node = stack.pop()
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if isinstance(value, str):
+                        if len(value) >= 8 and _is_secret(key, node):
+                            found.append(value)
+                    elif isinstance(value, (dict, list)):
+                        stack.append(value)
+            elif isinstance(node, list):
+                stack.extend(node)
+        if found:
+            with self._lock:
+                self._values.extend(v for v in found if v not in self._values)
 
 
 def record_hook(pairs: list[tuple[str, Any]]) -> Record:
