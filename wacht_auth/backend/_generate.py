@@ -156,6 +156,7 @@ def namespace(tag: str) -> str:
 
 
 def camel(name: str) -> str:
+    """``app_slug`` → ``AppSlug`` (names of inline TypedDicts)."""
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name))
 
 
@@ -165,6 +166,8 @@ def walker_name(method: str) -> str:
 
 
 def arg_name(wire: str, taken: Iterable[str] = (), where: str = "body") -> str:
+    """The Python name of a parameter or body field: ``from`` → ``from_``; a name in ``taken``
+    (the path parameters) gets ``where`` as a prefix (``body_app_slug``)."""
     name = wire + "_" if keyword.iskeyword(wire) else wire
     if not name.isidentifier():
         raise ValueError(f"no Python name for the argument {wire!r}")
