@@ -1141,3 +1141,30 @@ def test_a_ticket_the_server_handed_out_is_redacted_from_later_messages(
     assert issued["ticket"] == ticket and ticket not in repr(issued)
     text = str(info.value) + repr(info.value) + caplog.text
     assert ticket not in text and ticket[:10] not in text and "[redacted]" in text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"data": [1, "x", None], "has_more": True, "offset": {}, "total": "many", "limit": []},
+        {"data": [{"id": None}], "has_more": True, "offset": "cur", "next_cursor": 5},
+        {"data": [{"no": "id"}], "has_more": True, "offset": "cur"},
+        {"data": {"not": "a list"}, "has_more": True},
+        {"data": [{"id": "1"}], "has_more": "yes", "total": -1},
+        [{"id": "1"}],
+        "a string",
+        None,
+        7,
+    ],
+)
+def test_walkers_survive_odd_pages(fake: FakeBackend, ft: FakeTime, answer: Any) -> None:
+    """Whatever a page looks like, a walk ends (or fails with our error), never loops."""
+    fake.reply("GET", "/users", Reply(200, answer) if answer is not None else Reply(200))
+    with make(fake, ft) as client:
+        try:
+            items = list(client.users.iter_active_user_list(offset="cur", max_pages=5))
+        except BackendAPIError as exc:
+            assert exc.code == "too_many_pages"
+        else:
+            assert len(items) <= 5 * 3
+    assert 1 <= len(fake.requests) <= 5
