@@ -37,3 +37,10 @@ dist: $(STAMP)
 
 clean:
 	rm -rf $(VENV) dist
+
+# make generate: the Backend API's typed code (and docs reference) from its committed table;
+# SPEC=<path to Wacht's platform-api.json> derives the table from the description first.
+SPEC ?=
+.PHONY: generate
+generate: $(STAMP)
+	$(BIN)/python -m wacht_auth.backend._generate $(if $(SPEC),--spec $(SPEC))

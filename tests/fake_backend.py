@@ -62,6 +62,7 @@ class FakeBackend:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self._routes: dict[tuple[str, str], list[Reply] | Handler] = {}
+        self._fallback: Handler | None = None
         self._lock = threading.Lock()
         fake = self
 
@@ -134,6 +135,18 @@ class FakeBackend:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def reset(self) -> None:
+        """Forget every route and recorded request (one server serves a whole test module)."""
+        with self._lock:
+            self._routes.clear()
+            self.requests.clear()
+            self._fallback = None
+
+    def fallback(self, handler: Handler | None) -> None:
+        """Answer every request no route matches with ``handler(request)``."""
+        with self._lock:
+            self._fallback = handler
+
     def reply(self, method: str, path: str, *replies: Reply) -> None:
         """Answer ``method path`` with ``replies`` in turn; the last one repeats."""
         with self._lock:
@@ -151,7 +164,7 @@ class FakeBackend:
     def _answer(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
-            route = self._routes.get((recorded.method, recorded.path))
+            route = self._routes.get((recorded.method, recorded.path), self._fallback)
             if route is None:
                 return Reply(
                     404,

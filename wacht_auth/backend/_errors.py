@@ -5,6 +5,21 @@ right :class:`BackendAPIError` subclass. The documented envelope is
 ``{"error": {"code", "message", "status"}}``; deployed servers also send
 ``{"errors": [{"message", "code"}]}`` (DESIGN.md §2). Proxies in front of the API answer with
 HTML or plain text; those become errors too, with a code derived from the status.
+
+Every failure of a Backend API method is one of these::
+
+    BackendAPIError                 code: the server's, or derived (always a string)
+    ├── InvalidArgumentError        also a ValueError: nothing was sent
+    ├── ClientClosedError           also a RuntimeError: the client (or its parent) is closed
+    ├── TransportError              no answer: connection_error, timeout
+    ├── BadRequestError             400
+    ├── AuthenticationError         401
+    ├── BackendForbiddenError       403
+    ├── NotFoundError               404
+    ├── ConflictError               409
+    ├── UnprocessableEntityError    422
+    ├── RateLimitError              429, with retry_after
+    └── ServerError                 5xx
 """
 
 from __future__ import annotations
@@ -18,7 +33,9 @@ __all__ = [
     "BackendAPIError",
     "BackendForbiddenError",
     "BadRequestError",
+    "ClientClosedError",
     "ConflictError",
+    "InvalidArgumentError",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
@@ -82,6 +99,21 @@ class BackendAPIError(Exception):
             f"{type(self).__name__}(code={self.code!r}, status={self.status!r}, "
             f"request_id={self.request_id!r}, attempts={self.attempts})"
         )
+
+
+class InvalidArgumentError(BackendAPIError, ValueError):
+    """A method was called with arguments it cannot send; nothing went over the wire.
+
+    Also a :class:`ValueError`, as before these calls raised one.
+    """
+
+    default_code = "invalid_argument"
+
+
+class ClientClosedError(BackendAPIError, RuntimeError):
+    """The client (or the client an ``as_user()`` client came from) is closed."""
+
+    default_code = "client_closed"
 
 
 class BadRequestError(BackendAPIError):
@@ -218,8 +250,11 @@ def error_from_response(
     message is passed through ``redact`` so a server echoing credentials cannot leak them.
     """
     code, message, body_request_id = parse_error_body(body)
-    if message is not None and len(message) > _MAX_MESSAGE:
-        message = message[:_MAX_MESSAGE] + "…"
+    if message is not None:
+        # Redact before cutting: a cut through a secret would leave a prefix no rule finds.
+        message = redact(message)
+        if len(message) > _MAX_MESSAGE:
+            message = message[:_MAX_MESSAGE] + "…"
     cls = error_class(status)
     if message is None:
         message = f"the Backend API answered HTTP {status}"
@@ -236,4 +271,4 @@ def error_from_response(
     }
     if cls is RateLimitError:
         kw["retry_after"] = retry_after
-    return cls(redact(message), **kw)
+    return cls(message, **kw)

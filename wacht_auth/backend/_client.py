@@ -1,14 +1,18 @@
-"""What both Backend API clients share: settings from the environment, forwarding, ``repr``."""
+"""What both Backend API clients share: settings, forwarding, ``repr``, and the namespaces' base.
+
+The generated namespaces (``_api.py``) hold nothing but their client's ``_call`` and ``_walk``;
+:class:`SyncTransport` and :class:`AsyncTransport` are what they need of a client.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from typing import Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
-from ._backend_core import Core, RetryPolicy
-from ._backend_errors import BackendAPIError
-from .config import Config, EventHandler
+from ..config import Config, EventHandler
+from ._core import Core, RetryPolicy
+from ._operation import Operation
 
 _Self = TypeVar("_Self", bound="_ClientBase")
 
@@ -19,6 +23,72 @@ class SupportsToken(Protocol):
 
     @property
     def token(self) -> str | None: ...
+
+
+class SyncTransport(Protocol):
+    """What a synchronous namespace calls on its client."""
+
+    def _call(
+        self,
+        op: Operation,
+        path: Sequence[Any],
+        query: Sequence[Any] | None,
+        body: Any,
+        files: Sequence[Any] | None,
+        options: Mapping[str, Any],
+    ) -> Any: ...
+
+    def _walk(
+        self,
+        op: Operation,
+        path: Sequence[Any],
+        query: Sequence[Any],
+        max_pages: int,
+        options: Mapping[str, Any],
+    ) -> Iterator[Any]: ...
+
+
+class AsyncTransport(Protocol):
+    """What an asynchronous namespace calls on its client."""
+
+    def _call(
+        self,
+        op: Operation,
+        path: Sequence[Any],
+        query: Sequence[Any] | None,
+        body: Any,
+        files: Sequence[Any] | None,
+        options: Mapping[str, Any],
+    ) -> Awaitable[Any]: ...
+
+    def _walk(
+        self,
+        op: Operation,
+        path: Sequence[Any],
+        query: Sequence[Any],
+        max_pages: int,
+        options: Mapping[str, Any],
+    ) -> AsyncIterator[Any]: ...
+
+
+class SyncNamespace:
+    """Base of the generated synchronous namespaces (``client.users`` …)."""
+
+    __slots__ = ("_call", "_walk")
+
+    def __init__(self, client: SyncTransport) -> None:
+        self._call: Callable[..., Any] = client._call
+        self._walk: Callable[..., Iterator[Any]] = client._walk
+
+
+class AsyncNamespace:
+    """Base of the generated asynchronous namespaces (``client.users`` …)."""
+
+    __slots__ = ("_call", "_walk")
+
+    def __init__(self, client: AsyncTransport) -> None:
+        self._call: Callable[..., Awaitable[Any]] = client._call
+        self._walk: Callable[..., AsyncIterator[Any]] = client._walk
 
 
 def _env_settings(env: Mapping[str, str] | None) -> dict[str, str]:
@@ -107,6 +177,7 @@ class _ClientBase:
 
         Raises:
             wacht_auth.TokenMissingError: nobody is signed in (no token).
+            InvalidArgumentError: the token is not a string, or not header-safe.
         """
         return self._derive(self._core.for_user(session_or_token))
 
@@ -116,12 +187,3 @@ class _ClientBase:
             f"{type(self).__name__}(base_url={self._core.base_url!r}, "
             f"deployment_id={self._core.deployment_id!r}, auth={auth!r})"
         )
-
-
-def _too_many_pages(path: str, max_pages: int) -> BackendAPIError:
-    return BackendAPIError(
-        f"more than max_pages={max_pages} pages; raise max_pages or narrow the query",
-        code="too_many_pages",
-        method="GET",
-        path=path,
-    )
