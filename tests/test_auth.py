@@ -72,6 +72,9 @@ class FakeRequest:
     def own_origin(self) -> str | None:
         return self.origin
 
+    def client_ip(self) -> str | None:
+        return "203.0.113.7"
+
 
 def layer(verifier: StubVerifier | None = None, **options: Any) -> Authenticator:
     return Authenticator(verifier or StubVerifier(), **options)  # type: ignore[arg-type]
@@ -279,11 +282,11 @@ def test_request_argument_is_found_at_decoration_time() -> None:
 
 
 def make_guards(states: dict[str, AuthState]) -> Guards[str]:
-    async def astate(request: str) -> AuthState:
+    async def astate(request: str, needs: tuple[str, ...]) -> AuthState:
         return states[request]
 
     return Guards(
-        state=states.__getitem__,
+        state=lambda request, needs: states[request],
         astate=astate,
         refuse=lambda request, error, state: (error.status, error.code),
     )

@@ -13,15 +13,29 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, Protocol, TypeVar, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    NamedTuple,
+    ParamSpec,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+    cast,
+    overload,
+)
 from urllib.parse import urlsplit
 
 from .config import Settings
 from .errors import (
+    ConfigurationError,
+    CredentialInvalidError,
     CsrfFailedError,
     OrganizationRequiredError,
     PermissionDeniedError,
@@ -29,7 +43,9 @@ from .errors import (
     WachtAuthError,
     WorkspaceRequiredError,
 )
+from .gateway import CREDENTIAL_KINDS, Checked, Credential, CredentialKind, Gateway
 from .session import PermissionScope, Session
+from .tokens import b64url_decode, peek_issuer
 
 if TYPE_CHECKING:
     from .verifier import Verifier
@@ -38,6 +54,7 @@ __all__ = [
     "SAFE_METHODS",
     "AuthState",
     "Authenticator",
+    "Caller",
     "Guards",
     "PublicPaths",
     "RequestView",
@@ -56,6 +73,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # RFC 6750 §2.1: the scheme is case-insensitive (RFC 9110 §11.1); one or more spaces follow.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +(.*)\Z", re.DOTALL)
 
+#: Who a request authenticated as: a verified session, or a credential Wacht's gateway accepted.
+Caller: TypeAlias = "Session | Credential"
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
@@ -89,6 +108,10 @@ class RequestView(Protocol):
 
     def own_origin(self) -> str | None:
         """The app's own origin as this request reached it: ``scheme://host[:port]``."""
+        ...
+
+    def client_ip(self) -> str | None:
+        """The address of the socket peer (the client, or the nearest proxy)."""
         ...
 
 
@@ -154,18 +177,31 @@ class AuthState:
     """The caller's authentication state, always present on a request as ``wacht``.
 
     Immutable: built by the :class:`Authenticator` and never changed afterwards, so it can be
-    shared (an assignment raises ``AttributeError``). ``user_id`` is None when nobody is signed
-    in; when a token was sent but failed, ``error`` keeps the precise failure so that
-    :meth:`require` answers with its code (``token_expired`` lets the front end refresh).
-    ``verifier`` is the verifier that produced the state: another one never reuses it.
+    shared (an assignment raises ``AttributeError``). The caller is a verified ``session``
+    (a session token), a ``credential`` (an API key or OAuth access token Wacht's gateway
+    accepted), or nobody. ``user_id`` is the signed-in user: None for anonymous callers and
+    for keys (``owner_user_id`` names a key's owner). When a credential was sent but failed,
+    ``error`` keeps the precise failure so that :meth:`require` answers with its code
+    (``token_expired`` lets the front end refresh). ``verifier`` is the verifier that produced
+    the state: another one never reuses it. ``response_headers`` are to be copied onto the
+    response, whatever it is (the gateway's rate-limit state).
     """
 
-    __slots__ = ("error", "session", "token_presented", "verifier")
+    __slots__ = (
+        "credential",
+        "error",
+        "response_headers",
+        "session",
+        "token_presented",
+        "verifier",
+    )
 
     session: Session | None
+    credential: Credential | None
     error: WachtAuthError | None
     token_presented: bool
     verifier: object
+    response_headers: tuple[tuple[str, str], ...]
 
     def __init__(
         self,
@@ -174,12 +210,16 @@ class AuthState:
         *,
         token_presented: bool = False,
         verifier: object = None,
+        credential: Credential | None = None,
+        response_headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         init = object.__setattr__
         init(self, "session", session)
         init(self, "error", error)
         init(self, "token_presented", token_presented or session is not None)
         init(self, "verifier", verifier)
+        init(self, "credential", credential)
+        init(self, "response_headers", response_headers)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"AuthState is read-only: cannot set {name!r}")
@@ -190,19 +230,40 @@ class AuthState:
     def __repr__(self) -> str:
         if self.session is not None:
             return f"<AuthState user_id={self.session.user_id!r}>"
+        if self.credential is not None:
+            return f"<AuthState {self.credential.token_type} key_id={self.credential.key_id!r}>"
         if self.error is not None:
             return f"<AuthState error={self.error.code!r}>"
         return "<AuthState anonymous>"
 
     @property
+    def caller(self) -> Caller | None:
+        """The verified session or the accepted credential, or None."""
+        return self.session or self.credential
+
+    @property
     def is_authenticated(self) -> bool:
-        """True when a valid session token was presented."""
-        return self.session is not None
+        """True when a valid session token or an accepted credential was presented."""
+        return self.session is not None or self.credential is not None
+
+    @property
+    def token_type(self) -> CredentialKind | None:
+        """``"session_token"``, ``"api_key"``, ``"oauth_token"``, or None when anonymous."""
+        if self.session is not None:
+            return "session_token"
+        return self.credential.token_type if self.credential is not None else None
 
     @property
     def user_id(self) -> str | None:
-        """The signed-in user's id (``sub``), or None."""
+        """The signed-in user's id (``sub``); None when anonymous and for keys."""
         return self.session.user_id if self.session else None
+
+    @property
+    def owner_user_id(self) -> str | None:
+        """The user a credential acts for: the key's owner, or the signed-in user."""
+        if self.credential is not None:
+            return self.credential.owner_user_id
+        return self.user_id
 
     @property
     def session_id(self) -> str | None:
@@ -211,51 +272,69 @@ class AuthState:
 
     @property
     def organization_id(self) -> str | None:
-        """The active organization, or None."""
-        return self.session.organization_id if self.session else None
+        """The active organization (a key's organization), or None."""
+        caller = self.session or self.credential
+        return caller.organization_id if caller else None
 
     @property
     def workspace_id(self) -> str | None:
-        """The active workspace, or None."""
-        return self.session.workspace_id if self.session else None
+        """The active workspace (a key's workspace), or None."""
+        caller = self.session or self.credential
+        return caller.workspace_id if caller else None
 
     @property
     def organization_permissions(self) -> tuple[str, ...]:
-        """Permissions in the active organization (empty when anonymous)."""
+        """Permissions in the active organization (empty when anonymous and for keys)."""
         return self.session.organization_permissions if self.session else ()
 
     @property
     def workspace_permissions(self) -> tuple[str, ...]:
-        """Permissions in the active workspace (empty when anonymous)."""
+        """Permissions in the active workspace (empty when anonymous and for keys)."""
         return self.session.workspace_permissions if self.session else ()
 
     @property
     def permissions(self) -> tuple[str, ...]:
-        """Organization and workspace permissions (empty when anonymous)."""
-        return self.session.permissions if self.session else ()
+        """The caller's permissions (a session's organization then workspace ones, or what
+        the gateway granted a credential); empty when anonymous."""
+        caller = self.session or self.credential
+        return caller.permissions if caller else ()
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """A credential's OAuth scopes (empty for session tokens and most keys)."""
+        return self.credential.scopes if self.credential else ()
+
+    @property
+    def identity(self) -> Mapping[str, Any]:
+        """The gateway's identity of a credential, read-only (empty otherwise)."""
+        return self.credential.identity if self.credential else _NO_CLAIMS
 
     @property
     def claims(self) -> Mapping[str, Any]:
-        """All claims of the verified token, deeply read-only (empty when anonymous)."""
+        """All claims of the verified token, deeply read-only (empty otherwise)."""
         return self.session.claims if self.session else _NO_CLAIMS
 
     @property
     def token(self) -> str | None:
-        """The verified raw token, or None."""
+        """The verified raw session token, or None (a credential's value is not kept)."""
         return self.session.token if self.session else None
 
     def has_permission(self, permission: str, scope: PermissionScope | None = None) -> bool:
-        """Whether the caller is signed in and holds ``permission``."""
-        return self.session is not None and self.session.has_permission(permission, scope)
+        """Whether the caller is authenticated and holds ``permission``."""
+        caller = self.session or self.credential
+        return caller is not None and caller.has_permission(permission, scope)
 
     def forward_headers(self) -> dict[str, str]:
-        """Headers forwarding the user's token to the Backend API; raises when not signed in."""
+        """Headers forwarding the user's token to the Backend API; raises when no user is
+        signed in with a session token."""
         return self.require().forward_headers()
 
-    def require(self) -> Session:
-        """The session, or the error that explains why there is none (401, or 503 for keys)."""
-        if self.session is not None:
-            return self.session
+    def require(self) -> Caller:
+        """The caller, or the error that explains why there is none (401; 429 or 503 for
+        keys the gateway could not accept; 503 when no signing keys could be had)."""
+        caller = self.session or self.credential
+        if caller is not None:
+            return caller
         raise self.error or TokenMissingError()
 
 
@@ -272,12 +351,20 @@ class Authenticator:
             an adapter marks public, and CORS preflights.
         public_paths: paths open under ``protect_all``: exact, or a prefix ending in ``*``.
         prefetch: fetch the keys when the app starts (the adapter calls :meth:`prefetch`).
+        accept: the credential kinds authenticated: ``"session_token"`` (verified locally),
+            ``"api_key"`` and ``"oauth_token"`` (checked by Wacht's gateway, one call per
+            request). Default: session tokens only; nothing reaches the gateway unless asked.
+        gateway: a ready :class:`~wacht_auth.gateway.Gateway` (default: one for the config's
+            ``gateway_url``, built when ``accept`` names a gateway kind).
     """
 
     __slots__ = (
         "_anonymous",
         "_cookie",
+        "_issuers",
         "_trusted",
+        "accept",
+        "gateway",
         "prefetch",
         "protect_all",
         "public_paths",
@@ -291,9 +378,17 @@ class Authenticator:
         protect_all: bool = False,
         public_paths: Iterable[str] | PublicPaths = (),
         prefetch: bool = False,
+        accept: Iterable[str] = ("session_token",),
+        gateway: Gateway | None = None,
     ) -> None:
         config = verifier.config
         self.verifier = verifier
+        self.accept: tuple[CredentialKind, ...] = _kinds(accept, "accept")
+        if gateway is None and set(self.accept) - {"session_token"}:
+            gateway = Gateway(config.gateway_url, timeout=config.gateway_timeout)
+        self.gateway = gateway
+        # Session tokens of these issuers are verified here and never sent to the gateway.
+        self._issuers = frozenset(c.issuer for c in getattr(verifier, "configs", (config,)))
         self.protect_all = bool(protect_all)
         self.prefetch = bool(prefetch)
         self.public_paths = (
@@ -313,14 +408,18 @@ class Authenticator:
         protect_all: bool | None = None,
         public_paths: Iterable[str] = (),
         prefetch: bool | None = None,
+        accept: Iterable[str] | None = None,
     ) -> Authenticator:
         """Build the layer from :class:`~wacht_auth.config.Settings` (Django's, Flask's or the
         environment's); arguments given in code win, ``public_paths`` add to the setting's."""
         from .verifier import Verifier
 
         verifier = verifier or settings.option("verifier") or Verifier(settings.build_config())
+        if accept is None:
+            accept = settings.option("accept", ("session_token",))
         return cls(
             verifier,
+            accept=accept,
             protect_all=settings.option("protect_all", False)
             if protect_all is None
             else protect_all,
@@ -329,19 +428,37 @@ class Authenticator:
         )
 
     def __repr__(self) -> str:
-        return f"Authenticator({self.verifier!r}, protect_all={self.protect_all})"
+        return (
+            f"Authenticator({self.verifier!r}, accept={self.accept!r}, "
+            f"protect_all={self.protect_all})"
+        )
 
     # ---------------------------------------------------------------- the caller's state
 
-    def authenticate(self, request: RequestView, prior: object = None) -> AuthState:
+    def authenticate(
+        self,
+        request: RequestView,
+        prior: object = None,
+        *,
+        required_permissions: Collection[str] = (),
+    ) -> AuthState:
         """The request's :class:`AuthState`. ``prior`` is a state attached earlier (an outer
         middleware's): reused only when this layer's verifier produced it. Never raises a
-        :class:`~wacht_auth.WachtAuthError`: failures are kept on the state."""
-        return self.reuse(request, prior) or self.verify_request(request)
+        :class:`~wacht_auth.WachtAuthError`: failures are kept on the state.
+        ``required_permissions`` are sent to the gateway with an API key or OAuth token."""
+        return self.reuse(request, prior) or self.verify_request(request, required_permissions)
 
-    async def aauthenticate(self, request: RequestView, prior: object = None) -> AuthState:
-        """:meth:`authenticate` for asyncio: keys are fetched without blocking the loop."""
-        return self.reuse(request, prior) or await self.averify_request(request)
+    async def aauthenticate(
+        self,
+        request: RequestView,
+        prior: object = None,
+        *,
+        required_permissions: Collection[str] = (),
+    ) -> AuthState:
+        """:meth:`authenticate` for asyncio: keys are fetched and credentials checked without
+        blocking the loop."""
+        state = self.reuse(request, prior)
+        return state or await self.averify_request(request, required_permissions)
 
     def reuse(self, request: RequestView, prior: object = None) -> AuthState | None:
         """The state without verifying anything: ``prior`` when this layer's verifier made
@@ -368,27 +485,87 @@ class Authenticator:
                 return state
         return None
 
-    def verify_request(self, request: RequestView) -> AuthState:
-        """Find the request's token, check CSRF and verify (no cache or prior state)."""
+    def verify_request(
+        self, request: RequestView, required_permissions: Collection[str] = ()
+    ) -> AuthState:
+        """Find the request's credential and judge it (no cache or prior state): a session
+        token here (CSRF rule, then the verifier), an API key or OAuth token at the gateway."""
         source = self._source(request)
         if source is None:
             return self._anonymous
+        kind = self._kind(source)
+        if kind != "session_token":
+            assert self.gateway is not None  # _kind names a gateway kind only with one
+            checked = self.gateway.check(
+                kind, source.token, **self._about(request, required_permissions)
+            )
+            return self._checked(checked)
+        if "session_token" not in self.accept:
+            return self._refused(source)
         try:
             self._check_csrf(request, source)
             return AuthState(self.verifier.verify(source.token), verifier=self.verifier)
         except WachtAuthError as error:
             return AuthState(error=error, token_presented=True, verifier=self.verifier)
 
-    async def averify_request(self, request: RequestView) -> AuthState:
+    async def averify_request(
+        self, request: RequestView, required_permissions: Collection[str] = ()
+    ) -> AuthState:
         """:meth:`verify_request` for asyncio."""
         source = self._source(request)
         if source is None:
             return self._anonymous
+        kind = self._kind(source)
+        if kind != "session_token":
+            assert self.gateway is not None  # _kind names a gateway kind only with one
+            about = self._about(request, required_permissions)
+            return self._checked(await self.gateway.acheck(kind, source.token, **about))
+        if "session_token" not in self.accept:
+            return self._refused(source)
         try:
             self._check_csrf(request, source)
             return AuthState(await self.verifier.averify(source.token), verifier=self.verifier)
         except WachtAuthError as error:
             return AuthState(error=error, token_presented=True, verifier=self.verifier)
+
+    def _kind(self, source: TokenSource) -> CredentialKind:
+        """Which credential a bearer is (DESIGN.md §9): a session token of a configured
+        deployment never goes to the gateway, and its failure stands (``token_expired`` must
+        still tell the front end to refresh); a bearer that is no JWT is an API key, a JWT of
+        another issuer an OAuth access token; only kinds the app accepts are tried."""
+        if self.gateway is None or source.from_cookie:
+            return "session_token"
+        token = source.token
+        if not _jwt_shaped(token):
+            return "api_key" if "api_key" in self.accept else "session_token"
+        if "oauth_token" in self.accept and peek_issuer(token) not in self._issuers:
+            return "oauth_token"
+        return "session_token"
+
+    @staticmethod
+    def _about(request: RequestView, required_permissions: Collection[str]) -> dict[str, Any]:
+        """What the gateway is told of the request besides the credential."""
+        return {
+            "resource": request.path,
+            "method": request.method,
+            "client_ip": request.client_ip(),
+            "user_agent": request.header("user-agent"),
+            "required_permissions": tuple(required_permissions),
+        }
+
+    def _checked(self, checked: Checked) -> AuthState:
+        return AuthState(
+            error=checked.error,
+            token_presented=True,
+            verifier=self.verifier,
+            credential=checked.credential,
+            response_headers=checked.headers,
+        )
+
+    def _refused(self, source: TokenSource) -> AuthState:
+        """A session token where the app accepts only API keys or OAuth tokens."""
+        error = CredentialInvalidError("this app does not accept session tokens")
+        return AuthState(error=error, token_presented=True, verifier=self.verifier)
 
     def _source(self, request: RequestView) -> TokenSource | None:
         """``Authorization: Bearer`` first, then the session cookie (DESIGN.md §2)."""
@@ -444,7 +621,7 @@ class Authenticator:
         self, request: RequestView, state: AuthState, *, public_route: bool = False
     ) -> WachtAuthError | None:
         """Under ``protect_all``, the error to answer a request with; None lets it through."""
-        if not self.protect_all or state.session is not None:
+        if not self.protect_all or state.session is not None or state.credential is not None:
             return None
         if self.is_open(request, public_route=public_route):
             return None
@@ -465,6 +642,29 @@ class Authenticator:
             _log_prefetch(error)
 
 
+def _kinds(value: Iterable[str], setting: str) -> tuple[CredentialKind, ...]:
+    """A validated tuple of credential kinds (``accept``)."""
+    kinds = (value,) if isinstance(value, str) else tuple(value)
+    for kind in kinds:
+        if kind not in CREDENTIAL_KINDS:
+            raise ConfigurationError(f"{setting} takes {', '.join(CREDENTIAL_KINDS)}; got {kind!r}")
+    if not kinds:
+        raise ConfigurationError(f"{setting} must name at least one credential kind")
+    return cast("tuple[CredentialKind, ...]", tuple(dict.fromkeys(kinds)))
+
+
+def _jwt_shaped(token: str) -> bool:
+    """Whether ``token`` looks like a compact JWS: three segments whose first decodes to a
+    JSON object (the header). Anything else is taken for an opaque API key."""
+    header, dot, rest = token.partition(".")
+    if not dot or rest.count(".") != 1 or len(header) > 4096:
+        return False
+    try:
+        return isinstance(json.loads(b64url_decode(header)), dict)
+    except Exception:
+        return False
+
+
 def _log_prefetch(error: WachtAuthError) -> None:
     from ._events import LOGGER
 
@@ -473,7 +673,7 @@ def _log_prefetch(error: WachtAuthError) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Requirement:
-    """What a route requires of its caller; ``check`` returns the session or raises.
+    """What a route requires of its caller; ``check`` returns the caller or raises.
 
     Attributes:
         permissions: permissions to hold (any one of them, or all with ``require_all``).
@@ -481,6 +681,7 @@ class Requirement:
         require_all: require every permission instead of any one.
         organization: True for "some active organization", or a specific organization id.
         workspace: True for "some active workspace", or a specific workspace id.
+        accept: the credential kinds this route takes (None: every kind the app accepts).
     """
 
     permissions: tuple[str, ...] = ()
@@ -488,18 +689,27 @@ class Requirement:
     require_all: bool = False
     organization: bool | str = False
     workspace: bool | str = False
+    accept: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.accept is not None:
+            object.__setattr__(self, "accept", _kinds(self.accept, "accept"))
         if self.scope not in (None, "organization", "workspace"):
             raise ValueError(f"scope must be 'organization', 'workspace' or None: {self.scope!r}")
         for permission in self.permissions:
             if not isinstance(permission, str) or not permission:
                 raise ValueError(f"permissions must be non-empty strings: {permission!r}")
 
-    def check(self, state: AuthState) -> Session:
-        """Return the caller's session when it meets this requirement, else raise the error
-        of DESIGN.md §5 (401 when not signed in, 403 when signed in but not allowed)."""
+    def check(self, state: AuthState) -> Caller:
+        """Return the caller (a session, or a gateway-checked credential) when it meets this
+        requirement, else raise the error of DESIGN.md §5 (401 when not authenticated, or
+        authenticated with a kind this route does not take; 403 when not allowed)."""
         session = state.require()
+        if self.accept is not None and state.token_type not in self.accept:
+            raise CredentialInvalidError(
+                f"this endpoint does not accept {state.token_type} credentials; it takes "
+                f"{', '.join(self.accept)}"
+            )
         if self.organization is not False:
             wanted = None if self.organization is True else self.organization
             if session.organization_id is None or (wanted and session.organization_id != wanted):
@@ -609,7 +819,8 @@ class Guards(Generic[R]):
     the adapter's module functions: ``require_auth = guards.require_auth``.
 
     Args:
-        state: the request's :class:`AuthState` (sync views).
+        state: the request's :class:`AuthState` (sync views), given the permissions the
+            route requires (sent to the gateway when this call is what checks an API key).
         astate: the same, awaited (async views).
         refuse: the native answer for a failed requirement; may be awaitable (websockets).
         find: given a view, a function from its call's ``(args, kwargs)`` to the request
@@ -620,8 +831,8 @@ class Guards(Generic[R]):
     def __init__(
         self,
         *,
-        state: Callable[[R], AuthState],
-        astate: Callable[[R], Awaitable[AuthState]],
+        state: Callable[[R, tuple[str, ...]], AuthState],
+        astate: Callable[[R, tuple[str, ...]], Awaitable[AuthState]],
         refuse: Callable[[R, WachtAuthError, AuthState], Any],
         find: Callable[[Callable[..., Any]], Callable[[tuple[Any, ...], dict[str, Any]], R]] = (
             request_argument
@@ -636,6 +847,7 @@ class Guards(Generic[R]):
         # require_auth asks for a session and nothing more: a signed-in caller needs no check.
         signed_in_only = requirement == _SIGNED_IN
         state_of, astate_of, refuse = self._state, self._astate, self._refuse
+        needs = requirement.permissions
 
         def decorate(view: Callable[P, T]) -> Callable[P, T]:
             request_of = self._find(view)
@@ -644,7 +856,7 @@ class Guards(Generic[R]):
                 @functools.wraps(view)
                 async def async_view(*args: P.args, **kwargs: P.kwargs) -> Any:
                     request = request_of(args, kwargs)
-                    state = await astate_of(request)
+                    state = await astate_of(request, needs)
                     if state.session is None or not signed_in_only:
                         try:
                             requirement.check(state)
@@ -658,7 +870,7 @@ class Guards(Generic[R]):
             @functools.wraps(view)
             def sync_view(*args: P.args, **kwargs: P.kwargs) -> Any:
                 request = request_of(args, kwargs)
-                state = state_of(request)
+                state = state_of(request, needs)
                 if state.session is None or not signed_in_only:
                     try:
                         requirement.check(state)
@@ -670,36 +882,61 @@ class Guards(Generic[R]):
 
         return decorate
 
-    def require_auth(self, view: Callable[P, T]) -> Callable[P, T]:
-        """Decorator: 401 with the precise code (``token_expired`` …) unless signed in."""
-        if not callable(view):
-            raise TypeError("write @require_auth without parentheses")
+    @overload
+    def require_auth(self, view: Callable[P, T], *, accept: None = None) -> Callable[P, T]: ...
+
+    @overload
+    def require_auth(
+        self, view: None = None, *, accept: Iterable[str] | None = None
+    ) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
+
+    def require_auth(
+        self, view: Callable[P, T] | None = None, *, accept: Iterable[str] | None = None
+    ) -> Callable[P, T] | Callable[[Callable[P, T]], Callable[P, T]]:
+        """Decorator: 401 with the precise code (``token_expired`` …) unless the caller is
+        authenticated; ``@require_auth(accept=("api_key",))`` narrows the kinds this route
+        takes (401 ``credential_invalid`` for others)."""
+        if view is None:
+            return self.guard(Requirement(accept=_accept(accept)))
+        if not callable(view) or accept is not None:
+            raise TypeError("write @require_auth, or @require_auth(accept=(...))")
         return self.guard(_SIGNED_IN)(view)
 
     def require_permission(
-        self, *permissions: str, scope: PermissionScope | None = None, require_all: bool = False
+        self,
+        *permissions: str,
+        scope: PermissionScope | None = None,
+        require_all: bool = False,
+        accept: Iterable[str] | None = None,
     ) -> Callable[[Callable[P, T]], Callable[P, T]]:
         """Decorator: 403 ``permission_denied`` unless the caller holds one of
-        ``permissions`` (every one with ``require_all``), in ``scope`` (None: either)."""
+        ``permissions`` (every one with ``require_all``), in ``scope`` (None: either); with an
+        API key or OAuth token, the gateway is asked for them too."""
         if not permissions or any(callable(p) for p in permissions):
             raise TypeError('write @require_permission("name", ...) with at least one permission')
-        return self.guard(Requirement(tuple(permissions), scope, require_all))
+        return self.guard(
+            Requirement(tuple(permissions), scope, require_all, accept=_accept(accept))
+        )
 
     def require_organization(
-        self, organization_id: str | None = None
+        self, organization_id: str | None = None, *, accept: Iterable[str] | None = None
     ) -> Callable[[Callable[P, T]], Callable[P, T]]:
         """Decorator: 403 ``organization_required`` without an active (or this) organization."""
         if callable(organization_id):
             raise TypeError("write @require_organization() with parentheses")
-        return self.guard(Requirement(organization=organization_id or True))
+        return self.guard(Requirement(organization=organization_id or True, accept=_accept(accept)))
 
     def require_workspace(
-        self, workspace_id: str | None = None
+        self, workspace_id: str | None = None, *, accept: Iterable[str] | None = None
     ) -> Callable[[Callable[P, T]], Callable[P, T]]:
         """Decorator: 403 ``workspace_required`` without an active (or this) workspace."""
         if callable(workspace_id):
             raise TypeError("write @require_workspace() with parentheses")
-        return self.guard(Requirement(workspace=workspace_id or True))
+        return self.guard(Requirement(workspace=workspace_id or True, accept=_accept(accept)))
+
+
+def _accept(accept: Iterable[str] | None) -> tuple[CredentialKind, ...] | None:
+    return None if accept is None else _kinds(accept, "accept")
 
 
 def error_response(

@@ -23,6 +23,7 @@ from .errors import ConfigurationError
 __all__ = [
     "DEFAULT_ALGORITHMS",
     "DEFAULT_BACKEND_API_URL",
+    "DEFAULT_GATEWAY_URL",
     "DJANGO_SETTING",
     "SETTINGS",
     "SUPPORTED_ALGORITHMS",
@@ -41,6 +42,7 @@ SUPPORTED_ALGORITHMS: frozenset[str] = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 DEFAULT_BACKEND_API_URL = "https://api.wacht.dev"
+DEFAULT_GATEWAY_URL = "https://gateway.wacht.dev"
 MAX_LEEWAY = 300
 
 #: Receives observability events: ``(name, fields)``; see ``docs/observability.md``.
@@ -192,6 +194,9 @@ class Config:
         deployment_id: sent as ``X-Deployment-ID`` to the Backend API when set.
         backend_api_url: base URL of the Backend API.
         backend_timeout: seconds a Backend API request may take.
+        gateway_url: Wacht's gateway, which checks API keys and OAuth access tokens (https;
+            plain http only for loopback hosts).
+        gateway_timeout: seconds a gateway check may take.
     """
 
     frontend_api_url: str | None = None
@@ -217,6 +222,8 @@ class Config:
     deployment_id: str | None = None
     backend_api_url: str = DEFAULT_BACKEND_API_URL
     backend_timeout: float = 10
+    gateway_url: str = DEFAULT_GATEWAY_URL
+    gateway_timeout: float = 5
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -269,7 +276,7 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("jwks_max_age", "jwks_timeout", "backend_timeout"):
+        for name in ("jwks_max_age", "jwks_timeout", "backend_timeout", "gateway_timeout"):
             _positive(getattr(self, name), name)
         for name in ("jwks_cooldown", "jwks_stale_if_error"):
             _positive(getattr(self, name), name, allow_zero=True)
@@ -284,6 +291,10 @@ class Config:
             raise ConfigurationError("clock must be a callable returning POSIX seconds")
         if self.on_event is not None and not callable(self.on_event):
             raise ConfigurationError("on_event must be a callable(name, fields)")
+        if not isinstance(self.gateway_url, str):
+            raise ConfigurationError(f"gateway_url must be a URL, got {self.gateway_url!r}")
+        gateway = _check_fetch_url(self.gateway_url.strip().rstrip("/"), "gateway_url")
+        set_(self, "gateway_url", gateway)
         set_(self, "backend_api_url", self.backend_api_url.rstrip("/"))
         if not self.backend_api_url.startswith(("https://", "http://")):
             raise ConfigurationError("backend_api_url must be an https:// URL")
@@ -429,7 +440,10 @@ SETTINGS: Mapping[str, tuple[str, _Parser]] = MappingProxyType(
         "deployment_id": ("deployment_id", _text),
         "backend_api_url": ("backend_api_url", _text),
         "backend_timeout": ("backend_timeout", _number),
+        "gateway_url": ("gateway_url", _text),
+        "gateway_timeout": ("gateway_timeout", _number),
         # The request layer's options (wacht_auth.auth.Authenticator).
+        "accept": ("accept", _list),
         "protect_all": ("protect_all", _flag),
         "public_paths": ("public_paths", _list),
         "prefetch": ("prefetch", _flag),
@@ -438,7 +452,8 @@ SETTINGS: Mapping[str, tuple[str, _Parser]] = MappingProxyType(
         "verifier": ("verifier", _object),
     }
 )
-_OPTIONS = ("protect_all", "public_paths", "prefetch", "config", "verifier")
+_OPTIONS = ("accept", "protect_all", "public_paths", "prefetch", "config", "verifier")
+_CODE_ONLY = ("config", "verifier")  # objects: never read from the environment
 # Names read from the environment besides WACHT_<NAME> (Wacht's Next.js SDK).
 _ENV_ALIASES = {"NEXT_PUBLIC_WACHT_PUBLISHABLE_KEY": "publishable_key"}
 
@@ -517,7 +532,7 @@ class Settings:
 
         env = os.environ if env is None else env
         from_env: list[tuple[str, Any]] = [
-            (name, env.get(_label_env(name))) for name in SETTINGS if name not in _OPTIONS[3:]
+            (name, env.get(_label_env(name))) for name in SETTINGS if name not in _CODE_ONLY
         ]
         from_env += [(name, env.get(key)) for key, name in _ENV_ALIASES.items()]
         targets = _targets(from_env, _label_env)

@@ -16,14 +16,17 @@ __all__ = [
     "AudienceInvalidError",
     "ClaimsInvalidError",
     "ConfigurationError",
+    "CredentialInvalidError",
     "CsrfFailedError",
     "ForbiddenError",
+    "GatewayUnavailableError",
     "IssuerInvalidError",
     "JWKSUnavailableError",
     "KeyNotFoundError",
     "OrganizationRequiredError",
     "PartyNotAuthorizedError",
     "PermissionDeniedError",
+    "RateLimitedError",
     "SignatureInvalidError",
     "TokenExpiredError",
     "TokenInvalidError",
@@ -239,4 +242,40 @@ class JWKSUnavailableError(WachtAuthError):
 
     def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
         """``Retry-After``: a 503 must never look like a sign-out (DESIGN.md §4)."""
+        return {"Retry-After": str(self.retry_after)}
+
+
+class CredentialInvalidError(TokenInvalidError):
+    """The bearer is neither a session token nor a credential Wacht's gateway knows."""
+
+    code = "credential_invalid"
+
+
+class RateLimitedError(WachtAuthError):
+    """The rate limit of this API key or OAuth token is reached (Wacht's gateway)."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after: int = max(1, int(retry_after))
+
+    def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
+        """``Retry-After`` (RFC 6585 §4): when the client may try again."""
+        return {"Retry-After": str(self.retry_after)}
+
+
+class GatewayUnavailableError(WachtAuthError):
+    """Wacht's gateway cannot be reached or failed; the credential was not judged."""
+
+    code = "gateway_unavailable"
+    status = 503
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after: int = max(1, int(retry_after))
+
+    def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
+        """``Retry-After``: a 503, never a 401 that would look like a bad credential."""
         return {"Retry-After": str(self.retry_after)}

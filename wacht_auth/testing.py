@@ -38,12 +38,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
 
+from ._fake_gateway import FakeGateway
 from .config import DEFAULT_ALGORITHMS, Config
 
 __all__ = [
     "JWKS_PATH",
     "MAX_DELAY",
     "SIGNING_ALGORITHMS",
+    "FakeGateway",
     "Issuer",
     "KeyRequest",
     "SigningKey",

@@ -10,12 +10,13 @@ and ``scope["state"]["wacht"]`` (so ``request.state.wacht`` works: Starlette reb
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..auth import (
     Authenticator,
     AuthState,
+    Caller,
     Guards,
     PublicPaths,
     cookie_reader,
@@ -24,6 +25,7 @@ from ..auth import (
 )
 from ..config import Config, Settings
 from ..errors import WachtAuthError
+from ..gateway import Credential
 from ..session import Session
 
 if TYPE_CHECKING:
@@ -71,22 +73,30 @@ _WEB_SCHEMES = {"ws": "http", "wss": "https"}
 
 
 class WachtUser(BaseUser):
-    """The signed-in caller as a Starlette user (``request.user``); ``identity`` is the user id."""
+    """The caller as a Starlette user (``request.user``): ``identity`` is the user id of a
+    session, or the key id of an API key or OAuth token; ``caller`` is the Session or the
+    Credential."""
 
     is_authenticated = True
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+
+    @property
+    def session(self) -> Session | None:
+        """The verified session, or None for an API key or OAuth token."""
+        return self.caller if isinstance(self.caller, Session) else None
 
     @property
     def identity(self) -> str:
-        """The user id (``sub``)."""
-        return self.session.user_id
+        """The user id (``sub``), or a credential's key id."""
+        caller = self.caller
+        return caller.user_id if isinstance(caller, Session) else caller.key_id or ""
 
     @property
     def display_name(self) -> str:
-        """The user id: tokens carry no name."""
-        return self.session.user_id
+        """The identity: tokens carry no name."""
+        return self.identity
 
 
 class _View:
@@ -124,27 +134,33 @@ class _View:
         host = self.header("host") or (f"{server[0]}:{server[1]}" if server else "")
         return f"{_WEB_SCHEMES.get(scheme, scheme)}://{host}" if host else None
 
+    def client_ip(self) -> str | None:
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
+
 
 class _Credentials(AuthCredentials):
     """``request.auth`` of a session for Starlette's ``requires()``: ``authenticated`` and the
     permissions, listed on each read (only ``requires()`` looks), so a change to the list one
     read returns reaches nothing else."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, caller: Caller) -> None:
+        self._caller = caller
 
     @property
     def scopes(self) -> list[str]:  # type: ignore[override]  # read-only
-        return ["authenticated", *self._session.permissions]
+        caller = self._caller
+        extra = caller.scopes if isinstance(caller, Credential) else ()
+        return ["authenticated", *caller.permissions, *extra]
 
 
 def _store(scope: Scope, state: AuthState) -> AuthState:
     scope["wacht"] = state
     scope.setdefault("state", {})["wacht"] = state
-    if (session := state.session) is None:
+    if (caller := state.session or state.credential) is None:
         scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
     else:  # built per connection: nothing a request changes reaches another
-        scope["auth"], scope["user"] = _Credentials(session), WachtUser(session)
+        scope["auth"], scope["user"] = _Credentials(caller), WachtUser(caller)
     return state
 
 
@@ -164,21 +180,44 @@ def _layer(scope: Scope, verifier: Verifier | None) -> Authenticator:
     return layer
 
 
-def get_auth_state(scope: Scope, verifier: Verifier | None = None) -> AuthState:
+def get_auth_state(
+    scope: Scope, verifier: Verifier | None = None, required_permissions: Collection[str] = ()
+) -> AuthState:
     """The request's auth state: the one attached (by ``verifier``, when given), else
     verified now and attached. For sync endpoints (run in a thread)."""
     prior = scope.get("wacht")
     if verifier is None and isinstance(prior, AuthState):
         return prior
-    return _store(scope, _layer(scope, verifier).authenticate(_View(scope), prior))
+    layer = _layer(scope, verifier)
+    state = layer.authenticate(_View(scope), prior, required_permissions=required_permissions)
+    return _store(scope, state)
 
 
-async def aget_auth_state(scope: Scope, verifier: Verifier | None = None) -> AuthState:
+async def aget_auth_state(
+    scope: Scope, verifier: Verifier | None = None, required_permissions: Collection[str] = ()
+) -> AuthState:
     """The async twin of :func:`get_auth_state` (keys fetched without blocking the loop)."""
     prior = scope.get("wacht")
     if verifier is None and isinstance(prior, AuthState):
         return prior
-    return _store(scope, await _layer(scope, verifier).aauthenticate(_View(scope), prior))
+    layer = _layer(scope, verifier)
+    view = _View(scope)
+    state = await layer.aauthenticate(view, prior, required_permissions=required_permissions)
+    return _store(scope, state)
+
+
+def _adding(send: Send, headers: tuple[tuple[str, str], ...]) -> Send:
+    """``send`` that adds ``headers`` to the response's start message."""
+    if not headers:
+        return send
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+    def adding(message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *raw]}
+        return send(message)
+
+    return adding
 
 
 async def _deny(scope: Scope, send: Send, error: WachtAuthError, state: AuthState) -> None:
@@ -239,8 +278,10 @@ class WachtMiddleware:
         if layer.protect_all and state.session is None:
             error = layer.refusal(view, state)
             if error is not None:
-                await _deny(scope, send, error, state)
+                await _deny(scope, _adding(send, state.response_headers), error, state)
                 return
+        if state.response_headers:  # the gateway's rate-limit state, on every answer
+            send = _adding(send, state.response_headers)
         started = False
 
         def tracking_send(message: Message) -> Awaitable[None]:
@@ -276,8 +317,8 @@ def _refuse(conn: HTTPConnection, error: WachtAuthError, state: AuthState) -> An
 
 
 _guards: Guards[HTTPConnection] = Guards(
-    state=lambda conn: get_auth_state(conn.scope),
-    astate=lambda conn: aget_auth_state(conn.scope),
+    state=lambda conn, needs: get_auth_state(conn.scope, None, needs),
+    astate=lambda conn, needs: aget_auth_state(conn.scope, None, needs),
     refuse=_refuse,
     find=functools.partial(request_argument, first=False),
 )

@@ -84,6 +84,9 @@ class _View:
         except DisallowedHost:  # not our host: no origin is ours
             return None
 
+    def client_ip(self) -> str | None:
+        return self.request.META.get("REMOTE_ADDR")
+
 
 class _Lazy:
     """``request.wacht``'s value, made on first use (like ``request.user``), at most once."""
@@ -93,16 +96,18 @@ class _Lazy:
     def __init__(self, layer: Authenticator, request: HttpRequest, state: AuthState | None) -> None:
         self.layer, self.request, self.state = layer, request, state
 
-    def __call__(self) -> AuthState:
+    def __call__(self, needs: tuple[str, ...] = ()) -> AuthState:
         state = self.state
         if state is None:
-            state = self.state = self.layer.authenticate(_View(self.request))
+            view = _View(self.request)
+            state = self.state = self.layer.authenticate(view, required_permissions=needs)
         return state
 
-    async def aresolve(self) -> AuthState:
+    async def aresolve(self, needs: tuple[str, ...] = ()) -> AuthState:
         state = self.state
         if state is None:
-            state = self.state = await self.layer.aauthenticate(_View(self.request))
+            view = _View(self.request)
+            state = self.state = await self.layer.aauthenticate(view, required_permissions=needs)
         return state
 
 
@@ -119,14 +124,25 @@ def _lazy(request: HttpRequest, layer: Authenticator | None = None) -> _Lazy:
     return lazy
 
 
-def auth_state(request: HttpRequest) -> AuthState:
-    """The request's :class:`~wacht_auth.auth.AuthState` (verified now if not yet)."""
-    return _lazy(request)()
+def auth_state(request: HttpRequest, required_permissions: tuple[str, ...] = ()) -> AuthState:
+    """The request's :class:`~wacht_auth.auth.AuthState` (verified now if not yet; an API
+    key is then checked with ``required_permissions``)."""
+    return _lazy(request)(required_permissions)
 
 
-async def aauth_state(request: HttpRequest) -> AuthState:
+async def aauth_state(
+    request: HttpRequest, required_permissions: tuple[str, ...] = ()
+) -> AuthState:
     """Async twin of :func:`auth_state`, same as ``await request.awacht()``."""
-    return await _lazy(request).aresolve()
+    return await _lazy(request).aresolve(required_permissions)
+
+
+def _with_headers(lazy: _Lazy, response: HttpResponse) -> HttpResponse:
+    state = lazy.state
+    if state is not None and state.response_headers:
+        for name, value in state.response_headers:
+            response[name] = value
+    return response
 
 
 def _respond(error: WachtAuthError, *, token_presented: bool = True) -> HttpResponse:
@@ -157,14 +173,15 @@ class WachtMiddleware:
             self.process_view = self._protect
 
     def __call__(self, request: HttpRequest) -> Any:
-        """Attach the state; in async mode, resolve it first, then await the view."""
+        """Attach the state; in async mode, resolve it first, then await the view. The
+        gateway's rate-limit headers (API keys, OAuth tokens) go on the response."""
         lazy = _lazy(request, self.layer)
         if not self.is_async:
-            return self.get_response(request)
+            return _with_headers(lazy, self.get_response(request))
 
         async def respond() -> Any:
             await lazy.aresolve()
-            return await self.get_response(request)
+            return _with_headers(lazy, await self.get_response(request))
 
         return respond()
 

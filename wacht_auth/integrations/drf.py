@@ -17,7 +17,7 @@ from rest_framework import exceptions  # type: ignore[import-untyped]  # DRF shi
 from rest_framework.authentication import BaseAuthentication  # type: ignore[import-untyped]
 from rest_framework.permissions import BasePermission  # type: ignore[import-untyped]
 
-from ..auth import Requirement
+from ..auth import Caller, Requirement
 from ..errors import PermissionDeniedError, TokenMissingError, WachtAuthError
 from ..session import PermissionScope, Session
 from .django import _respond, auth_state
@@ -34,7 +34,9 @@ __all__ = [
 
 
 class WachtUser:
-    """The signed-in caller as ``request.user``: ids and permissions from the token."""
+    """The caller as ``request.user``: ids and permissions of a session token, or of an API
+    key or OAuth token Wacht's gateway accepted (then ``user_id`` is None and
+    ``owner_user_id`` names the key's owner)."""
 
     is_authenticated = True
     is_anonymous = False
@@ -42,23 +44,29 @@ class WachtUser:
     is_staff = False
     is_superuser = False
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.id = self.pk = self.user_id = session.user_id
-        self.session_id = session.session_id
-        self.organization_id = session.organization_id
-        self.workspace_id = session.workspace_id
-        self.permissions = session.permissions
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+        self.session = caller if isinstance(caller, Session) else None
+        self.id = self.pk = self.user_id = caller.user_id
+        self.owner_user_id: str | None
+        if isinstance(caller, Session):
+            self.token_type, self.owner_user_id = "session_token", caller.user_id
+        else:
+            self.token_type, self.owner_user_id = caller.token_type, caller.owner_user_id
+        self.session_id = caller.session_id
+        self.organization_id = caller.organization_id
+        self.workspace_id = caller.workspace_id
+        self.permissions = caller.permissions
 
     def __repr__(self) -> str:
-        return f"<WachtUser {self.user_id}>"
+        return f"<WachtUser {self}>"
 
     def __str__(self) -> str:
-        return self.user_id
+        return self.user_id or f"{self.token_type}:{getattr(self.caller, 'key_id', None)}"
 
     def has_perm(self, perm: str, obj: object = None) -> bool:
-        """Whether the token grants ``perm`` (organization or workspace)."""
-        return self.session.has_permission(perm)
+        """Whether the caller holds ``perm`` (organization or workspace, or granted to a key)."""
+        return self.caller.has_permission(perm)
 
 
 def _api_exception(error: WachtAuthError) -> Any:
@@ -73,11 +81,13 @@ class WachtAuthentication(BaseAuthentication):  # type: ignore[misc]  # DRF is u
     """Authenticate with the Wacht session token; a token that fails is refused (401, or 403
     ``csrf_failed``), as DRF's ``TokenAuthentication`` does, even on open views."""
 
-    def authenticate(self, request: Any) -> tuple[WachtUser, Session] | None:
-        """``(WachtUser, Session)``, None without a token, or raise with our code."""
+    def authenticate(self, request: Any) -> tuple[WachtUser, Caller] | None:
+        """``(WachtUser, Session)`` (or ``Credential`` for an API key or OAuth token), None
+        without a token, or raise with our code."""
         state = auth_state(request._request)
-        if state.session is not None:
-            return WachtUser(state.session), state.session
+        caller = state.session or state.credential
+        if caller is not None:
+            return WachtUser(caller), caller
         if state.error is not None:
             raise _api_exception(state.error)
         return None

@@ -16,10 +16,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..auth import AuthState, PublicPaths, Requirement, error_response
+from ..auth import AuthState, Caller, PublicPaths, Requirement, error_response
 from ..config import Config
 from ..errors import WachtAuthError
-from ..session import PermissionScope, Session
+from ..session import PermissionScope
 from .asgi import WachtMiddleware, aget_auth_state
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ __all__ = [
     "get_auth_state",
     "install",
     "require_auth",
+    "require_caller",
     "require_organization",
     "require_permission",
     "require_workspace",
@@ -59,8 +60,15 @@ async def get_auth_state(
 State = Annotated[AuthState, Depends(get_auth_state)]
 
 
-def _dependency(requirement: Requirement) -> Callable[[AuthState], Awaitable[Session]]:
-    async def dependency(state: State) -> Session:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def _dependency(requirement: Requirement) -> Callable[..., Awaitable[Caller]]:
+    needs = requirement.permissions
+
+    async def dependency(request: Request, _credentials: Credentials) -> Caller:
+        # The permissions go to the gateway when this dependency is what checks an API key.
+        state = await aget_auth_state(request.scope, None, needs)
         return requirement.check(state)  # a WachtAuthError is answered by the handler
 
     return dependency
@@ -69,27 +77,46 @@ def _dependency(requirement: Requirement) -> Callable[[AuthState], Awaitable[Ses
 _SIGNED_IN = Requirement()  # built once: a dataclass with checks in __post_init__
 
 
-async def require_auth(state: State) -> Session:
-    """Dependency: the session, or 401 with the precise code (``token_expired`` …)."""
+async def require_auth(state: State) -> Caller:
+    """Dependency: the caller (the ``Session`` of a session token; a ``Credential`` for an
+    API key or OAuth token the app accepts), or 401 with the precise code
+    (``token_expired`` …). To narrow the kinds a route takes, use :func:`require_caller`."""
     return _SIGNED_IN.check(state)
 
 
+def require_caller(*, accept: Iterable[str]) -> Callable[..., Awaitable[Caller]]:
+    """Dependency factory: :func:`require_auth` for the credential kinds in ``accept`` only
+    (``"session_token"``, ``"api_key"``, ``"oauth_token"``); others get 401
+    ``credential_invalid``."""
+    return _dependency(Requirement(accept=tuple(accept)))
+
+
 def require_permission(
-    *permissions: str, scope: PermissionScope | None = None, require_all: bool = False
-) -> Callable[..., Awaitable[Session]]:
-    """Dependency factory: the session when it holds one (or all) of ``permissions``, else
+    *permissions: str,
+    scope: PermissionScope | None = None,
+    require_all: bool = False,
+    accept: Iterable[str] | None = None,
+) -> Callable[..., Awaitable[Caller]]:
+    """Dependency factory: the caller when it holds one (or all) of ``permissions``, else
     403 ``permission_denied``."""
-    return _dependency(Requirement(permissions, scope, require_all))
+    kinds = None if accept is None else tuple(accept)
+    return _dependency(Requirement(permissions, scope, require_all, accept=kinds))
 
 
-def require_organization(organization_id: str | None = None) -> Callable[..., Awaitable[Session]]:
-    """Dependency factory: the session with an active (or this) organization, else 403."""
-    return _dependency(Requirement(organization=organization_id or True))
+def require_organization(
+    organization_id: str | None = None, *, accept: Iterable[str] | None = None
+) -> Callable[..., Awaitable[Caller]]:
+    """Dependency factory: the caller with an active (or this) organization, else 403."""
+    kinds = None if accept is None else tuple(accept)
+    return _dependency(Requirement(organization=organization_id or True, accept=kinds))
 
 
-def require_workspace(workspace_id: str | None = None) -> Callable[..., Awaitable[Session]]:
-    """Dependency factory: the session with an active (or this) workspace, else 403."""
-    return _dependency(Requirement(workspace=workspace_id or True))
+def require_workspace(
+    workspace_id: str | None = None, *, accept: Iterable[str] | None = None
+) -> Callable[..., Awaitable[Caller]]:
+    """Dependency factory: the caller with an active (or this) workspace, else 403."""
+    kinds = None if accept is None else tuple(accept)
+    return _dependency(Requirement(workspace=workspace_id or True, accept=kinds))
 
 
 async def wacht_exception_handler(request: Request, exc: Exception) -> Response:

@@ -89,6 +89,8 @@ class Wacht:
         app.app_ctx_globals_class = _with_wacht(app.app_ctx_globals_class)
         if layer.protect_all:
             app.before_request(functools.partial(_protect, layer))
+        if layer.gateway is not None:  # only then can a state carry headers to copy
+            app.after_request(_add_headers)
         app.register_error_handler(WachtAuthError, _answer)
         if layer.prefetch:
             layer.prefetch_keys()
@@ -112,6 +114,9 @@ class _View:
     def own_origin(self) -> str | None:
         return f"{self.req.scheme}://{self.req.host}"
 
+    def client_ip(self) -> str | None:
+        return self.req.remote_addr
+
 
 class _Field:
     """``request.wacht``: computed on first read, then kept in the request's dict (a non-data
@@ -121,14 +126,16 @@ class _Field:
         self.layer = layer
 
     def __get__(self, req: Request | None, owner: type | None = None) -> Any:
-        if req is None:
-            return self
-        layer = self.layer
-        state = layer.cached(req.environ.get("HTTP_AUTHORIZATION")) or layer.verify_request(
-            _View(req)
-        )
-        req.wacht = state  # type: ignore[attr-defined]
-        return state
+        return self if req is None else _resolve(self.layer, req, ())
+
+
+def _resolve(layer: Authenticator, req: Request, needs: tuple[str, ...]) -> AuthState:
+    """Verify now (a repeated bearer token from the cache) and keep the state on ``req``."""
+    state = layer.cached(req.environ.get("HTTP_AUTHORIZATION"))
+    if state is None:
+        state = layer.verify_request(_View(req), needs)
+    req.wacht = state  # type: ignore[attr-defined]
+    return state
 
 
 def _with_wacht(base: type[_G]) -> type[_G]:
@@ -150,15 +157,24 @@ def _with_wacht(base: type[_G]) -> type[_G]:
     return Globals
 
 
-def _state(req: Request) -> AuthState:
-    state = getattr(req, "wacht", None)
+def _state(req: Request, needs: tuple[str, ...] = ()) -> AuthState:
+    state = req.__dict__.get("wacht")  # not the descriptor: a guard passes its permissions
     if isinstance(state, AuthState):
         return state
     layer = current_app.extensions.get("wacht")
     if layer is None:
         raise RuntimeError("Wacht is not set up on this app: call Wacht(app) or init_app(app)")
-    # app.request_class was replaced after init_app: compute the state here instead.
-    return _Field(layer).__get__(req)  # type: ignore[no-any-return]
+    return _resolve(layer, req, needs)
+
+
+def _add_headers(response: Response) -> Response:
+    """``after_request`` when the app accepts API keys: the gateway's rate-limit headers."""
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    state = current.__dict__.get("wacht")  # set only if this request looked
+    if isinstance(state, AuthState):
+        for name, value in state.response_headers:
+            response.headers[name] = value
+    return response
 
 
 def _protect(layer: Authenticator) -> None:
@@ -191,7 +207,7 @@ def _refuse(req: Request, error: WachtAuthError, state: AuthState) -> Response:
 
 _guards: Guards[Request] = Guards(
     state=_state,
-    astate=lambda req: _async(_state(req)),
+    astate=lambda req, needs: _async(_state(req, needs)),
     refuse=_refuse,
     find=lambda view: lambda args, kwargs: request._get_current_object(),  # type: ignore[attr-defined]
 )
