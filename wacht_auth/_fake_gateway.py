@@ -23,6 +23,7 @@ class _Known:
     permissions: tuple[str, ...]
     metadata: dict[str, Any]
     limit: int = 100
+    status: int | None = None  # answer checks of this credential with this HTTP status
     used: int = 0
     retry_after: int | None = None  # set: the next checks answer rate_limited
 
@@ -142,9 +143,11 @@ class FakeGateway:
         key_name: str = "test key",
         deployment_id: str = "1",
         limit: int = 100,
+        status: int | None = None,
     ) -> str:
         """Register a credential (``kind`` ``"api_key"`` or ``"oauth_token"``); returns its
-        value (a fresh random one unless given)."""
+        value (a fresh random one unless given). With ``status``, checks of this one answer
+        that HTTP status (a gateway failing for it)."""
         if kind not in _PRINCIPALS:
             raise ValueError(f"kind must be 'api_key' or 'oauth_token', got {kind!r}")
         value = value or f"wk_test_{secrets.token_urlsafe(18)}"
@@ -163,7 +166,8 @@ class FakeGateway:
                 identity[name] = item
         metadata = {"principal_type": _PRINCIPALS[kind], "scopes": list(scopes)}
         with self._lock:
-            self._known[value] = _Known(kind, identity, tuple(permissions), metadata, limit)
+            known = _Known(kind, identity, tuple(permissions), metadata, limit, status)
+            self._known[value] = known
         return value
 
     def add_oauth_token(self, value: str | None = None, **options: Any) -> str:
@@ -217,6 +221,9 @@ class FakeGateway:
             return 400, b'{"errors":[{"message":"bad request","code":"bad_request"}]}', {}
         with self._lock:
             faults.checks.append(request)
+        with self._lock:
+            own = self._known.get(str(principal.get("value")))
+        status = status or (own.status if own is not None else None)
         if status is not None:
             return status, body or b'{"errors":[{"message":"failed","code":"internal"}]}', {}
         if body is not None:

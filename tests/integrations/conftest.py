@@ -16,3 +16,23 @@ if django is not None and not settings.configured:
         **{name: getattr(django_settings, name) for name in dir(django_settings) if name.isupper()}
     )
     django.setup()
+
+
+import pytest
+
+from wacht_auth.testing import FakeGateway
+
+from .contract import register_keys
+
+
+@pytest.fixture(scope="session")
+def gateway() -> object:
+    """Wacht's gateway, faked on loopback for the API-key rows of the contract."""
+    with FakeGateway() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def keys(gateway: FakeGateway) -> dict[str, str]:
+    """The contract's API keys, registered with :func:`gateway`."""
+    return register_keys(gateway)

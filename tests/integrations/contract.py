@@ -48,6 +48,7 @@ class Case:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     body: Mapping[str, Any] = field(default_factory=dict)  # expected members of the JSON body
     needs: str | None = None  # a route the example apps lack ("tamper")
+    headers: tuple[str, ...] = ()  # response headers that must be present (lower case)
 
 
 USER = "2741598367104"
@@ -208,6 +209,45 @@ PROTECT_ALL_CASES: list[Case] = [
 ]
 
 
+#: Rows for an app accepting session tokens and API keys, with keys of :func:`register_keys`
+#: checked by a :class:`~wacht_auth.testing.FakeGateway`.
+RATE = "x-ratelimit-remaining"
+KEY_CASES: list[Case] = [
+    Case("API key on a protected route", "/protected", "key", 200, body={"user_id": None},
+         headers=(RATE,)),
+    Case("API key with the permission", "/admin", "key", 200, headers=(RATE,)),
+    Case("API key without the permission", "/admin", "key_without_permission", 403,
+         "permission_denied", challenge='error="insufficient_scope"', headers=(RATE,)),
+    Case("API key of an organization", "/org", "key", 200),
+    Case("API key of no organization", "/org", "key_without_permission", 403,
+         "organization_required"),
+    Case("unknown API key", "/protected", "unknown_key", 401, "credential_invalid",
+         challenge='error="invalid_token"'),
+    Case("rate-limited API key", "/protected", "key_rate_limited", 429, "rate_limited",
+         no_challenge=True, headers=("retry-after", RATE)),
+    Case("gateway failing", "/protected", "key_gateway_fails", 503, "gateway_unavailable",
+         no_challenge=True, headers=("retry-after",)),
+    Case("session token beside keys", "/protected", "valid", 200, user_id=USER),
+    Case("expired session token beside keys", "/protected", "expired", 401, "token_expired"),
+    Case("no credential beside keys", "/protected", None, 401, "token_missing"),
+]  # fmt: skip
+
+
+def register_keys(gateway: Any) -> dict[str, str]:
+    """The API keys :data:`KEY_CASES` name, registered with ``gateway``."""
+    limited = gateway.add_key(owner_user_id="owner-1")
+    gateway.rate_limit(limited, retry_after=7)
+    return {
+        "key": gateway.add_key(
+            owner_user_id="owner-1", organization_id="77", permissions=["invoices:write"]
+        ),
+        "key_without_permission": gateway.add_key(owner_user_id="owner-1"),
+        "key_rate_limited": limited,
+        "key_gateway_fails": gateway.add_key(status=502),
+        "unknown_key": "wk_test_nobody_issued_this",
+    }
+
+
 def tamper(state: Any) -> dict[str, Any]:
     """Try to change a request's auth state and the claims it shares with every request that
     carries the same token; answer how many attempts were refused (all must be)."""
@@ -261,12 +301,15 @@ class Request:
     cookies: dict[str, str]
 
 
-def request_for(case: Case, issuer: Issuer, cookie_name: str) -> Request:
-    """Build the request of ``case``: headers and cookies, ready for any test client."""
+def request_for(
+    case: Case, issuer: Issuer, cookie_name: str, keys: Mapping[str, str] | None = None
+) -> Request:
+    """Build the request of ``case``: headers and cookies, ready for any test client;
+    ``keys`` are the API keys of :func:`register_keys`."""
     headers = dict(case.extra_headers)
     cookies: dict[str, str] = {}
     if case.token is not None:
-        token = make_token(issuer, case.token)
+        token = (keys or {}).get(case.token) or make_token(issuer, case.token)
         if case.via == "cookie":
             cookies[cookie_name] = token
         elif case.via == "header-lower":
@@ -299,3 +342,5 @@ def check(case: Case, status: int, headers: Mapping[str, str], body: bytes) -> N
         assert case.challenge in lowered.get("www-authenticate", ""), (case.name, lowered)
     if case.no_challenge:
         assert "www-authenticate" not in lowered, (case.name, lowered)
+    for name in case.headers:
+        assert name in lowered, (case.name, name, lowered)

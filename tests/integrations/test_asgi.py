@@ -21,6 +21,7 @@ from examples import starlette_app
 from tests.integrations.contract import (
     APP_ORIGIN,
     CASES,
+    KEY_CASES,
     PROTECT_ALL_CASES,
     USER,
     Case,
@@ -39,7 +40,7 @@ from wacht_auth.integrations.asgi import (
     require_permission,
     require_workspace,
 )
-from wacht_auth.testing import Issuer
+from wacht_auth.testing import FakeGateway, Issuer
 from wacht_auth.verifier import Verifier
 
 
@@ -163,8 +164,14 @@ def make_app(verifier: Verifier, **options: Any) -> Starlette:
     return app
 
 
-def call(client: TestClient, case: Case, issuer: Issuer, cookie_name: str) -> Any:
-    request = request_for(case, issuer, cookie_name)
+def call(
+    client: TestClient,
+    case: Case,
+    issuer: Issuer,
+    cookie_name: str,
+    keys: dict[str, str] | None = None,
+) -> Any:
+    request = request_for(case, issuer, cookie_name, keys)
     headers = dict(request.headers)
     if request.cookies:
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request.cookies.items())
@@ -188,6 +195,18 @@ def test_contract(case: Case, contract_client: TestClient, issuer: Issuer) -> No
     if case.needs and contract_client.example:  # type: ignore[attr-defined]
         pytest.skip("the example app has no such route")
     response = call(contract_client, case, issuer, issuer.config().cookie_name or "")
+    check(case, response.status_code, response.headers, response.content)
+
+
+@pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
+def test_contract_keys(
+    case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+) -> None:
+    app = make_app(
+        Verifier(issuer.config(gateway_url=gateway.url)), accept=("session_token", "api_key")
+    )
+    with TestClient(app, base_url=APP_ORIGIN) as client:
+        response = call(client, case, issuer, issuer.config().cookie_name or "", keys)
     check(case, response.status_code, response.headers, response.content)
 
 

@@ -20,6 +20,7 @@ from django.test import AsyncClient, Client, RequestFactory, override_settings
 
 from tests.integrations.contract import (
     CASES,
+    KEY_CASES,
     PROTECT_ALL_CASES,
     USER,
     Case,
@@ -30,7 +31,7 @@ from tests.integrations.contract import (
 from wacht_auth import Config, Session
 from wacht_auth.auth import Authenticator, AuthState
 from wacht_auth.integrations.django import auth_state, authenticator
-from wacht_auth.testing import Issuer
+from wacht_auth.testing import FakeGateway, Issuer
 from wacht_auth.verifier import Verifier
 
 
@@ -75,15 +76,23 @@ def verifier(issuer: Issuer) -> Iterator[CountingVerifier]:
         yield counting
 
 
-def _send_sync(client: Client, case: Case, issuer: Issuer, prefix: str) -> Any:
-    req = request_for(case, issuer, issuer.config().cookie_name or "")
+def _send_sync(
+    client: Client, case: Case, issuer: Issuer, prefix: str, keys: dict[str, str] | None = None
+) -> Any:
+    req = request_for(case, issuer, issuer.config().cookie_name or "", keys)
     for name, value in req.cookies.items():
         client.cookies[name] = value
     return client.generic(req.method, prefix + req.path, headers=req.headers)
 
 
-async def _send_async(client: AsyncClient, case: Case, issuer: Issuer, prefix: str) -> Any:
-    req = request_for(case, issuer, issuer.config().cookie_name or "")
+async def _send_async(
+    client: AsyncClient,
+    case: Case,
+    issuer: Issuer,
+    prefix: str,
+    keys: dict[str, str] | None = None,
+) -> Any:
+    req = request_for(case, issuer, issuer.config().cookie_name or "", keys)
     for name, value in req.cookies.items():
         client.cookies[name] = value
     return await client.generic(req.method, prefix + req.path, headers=req.headers)
@@ -110,6 +119,22 @@ async def test_contract_asgi(
     response = await _send_async(AsyncClient(), case, issuer, prefix)
     check(case, response.status_code, dict(response.headers), response.content)
     assert verifier.calls == _expected_calls(case)
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+@pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
+def test_contract_keys(
+    case: Case, kind: str, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+) -> None:
+    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    with override_settings(
+        WACHT_AUTH={"verifier": verifier, "accept": list(("session_token", "api_key"))}
+    ):
+        if kind == "wsgi":
+            response = _send_sync(Client(), case, issuer, "/sync", keys)
+        else:
+            response = async_to_sync(_send_async)(AsyncClient(), case, issuer, "/async", keys)
+    check(case, response.status_code, dict(response.headers), response.content)
 
 
 @pytest.mark.parametrize("case", PROTECT_ALL_CASES, ids=[c.name for c in PROTECT_ALL_CASES])
@@ -356,3 +381,13 @@ def test_example_app(issuer: Issuer) -> None:
         allowed = issuer.token(user_id=USER, permissions={"organization": ["invoices:write"]})
         created = client.post("/invoices", headers={"Authorization": f"Bearer {allowed}"})
         assert created.status_code == 201
+
+
+def test_a_guard_sends_its_permissions_to_the_gateway(
+    issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+) -> None:
+    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    with override_settings(WACHT_AUTH={"verifier": verifier, "accept": "api_key"}):
+        response = Client().get("/sync/admin", headers={"Authorization": f"Bearer {keys['key']}"})
+    assert response.status_code == 200 and response["X-RateLimit-Remaining"]
+    assert gateway.checks[-1]["required_permissions"] == ["invoices:write"]

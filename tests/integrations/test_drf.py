@@ -20,7 +20,7 @@ from rest_framework.exceptions import (  # type: ignore[import-untyped]
 )
 from rest_framework.test import APIClient  # type: ignore[import-untyped]
 
-from tests.integrations.contract import CASES, USER, Case, check, make_token, request_for
+from tests.integrations.contract import CASES, KEY_CASES, USER, Case, check, make_token, request_for
 from tests.integrations.test_django import CountingVerifier
 from wacht_auth import Session
 from wacht_auth.integrations.drf import (
@@ -29,7 +29,7 @@ from wacht_auth.integrations.drf import (
     WachtUser,
     exception_handler,
 )
-from wacht_auth.testing import Issuer
+from wacht_auth.testing import FakeGateway, Issuer
 from wacht_auth.verifier import Verifier
 
 # DRF refuses a token that fails even on open views (as its TokenAuthentication does), so the
@@ -61,8 +61,8 @@ def verifier(issuer: Issuer) -> Iterator[CountingVerifier]:
         yield counting
 
 
-def _send(case: Case, issuer: Issuer) -> Any:
-    req = request_for(case, issuer, issuer.config().cookie_name or "")
+def _send(case: Case, issuer: Issuer, keys: dict[str, str] | None = None) -> Any:
+    req = request_for(case, issuer, issuer.config().cookie_name or "", keys)
     client = APIClient()
     for name, value in req.cookies.items():
         client.cookies[name] = value
@@ -149,3 +149,15 @@ def test_key_server_down_is_503_with_retry_after() -> None:
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "jwks_unavailable"
     assert int(response.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
+def test_contract_keys(
+    case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+) -> None:
+    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    settings = {"verifier": verifier, "accept": ["session_token", "api_key"]}
+    stack = ["wacht_auth.integrations.django.WachtMiddleware"]
+    with override_settings(WACHT_AUTH=settings, MIDDLEWARE=stack):
+        response = _send(case, issuer, keys)
+    check(case, response.status_code, dict(response.headers), response.content)

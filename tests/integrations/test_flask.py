@@ -17,6 +17,7 @@ from werkzeug.test import TestResponse
 from tests.integrations.contract import (
     APP_ORIGIN,
     CASES,
+    KEY_CASES,
     PROTECT_ALL_CASES,
     USER,
     Case,
@@ -34,7 +35,7 @@ from wacht_auth.integrations.flask import (
     require_permission,
     require_workspace,
 )
-from wacht_auth.testing import Issuer
+from wacht_auth.testing import FakeGateway, Issuer
 from wacht_auth.verifier import Verifier
 
 
@@ -89,8 +90,14 @@ def contract_app(config: Config, **options: Any) -> Flask:
     return app
 
 
-def call(client: FlaskClient, case: Case, issuer: Issuer, cookie_name: str) -> TestResponse:
-    req = request_for(case, issuer, cookie_name)
+def call(
+    client: FlaskClient,
+    case: Case,
+    issuer: Issuer,
+    cookie_name: str,
+    keys: dict[str, str] | None = None,
+) -> TestResponse:
+    req = request_for(case, issuer, cookie_name, keys)
     for name, value in req.cookies.items():
         client.set_cookie(name, value, domain="testserver")
     return client.open(req.path, method=req.method, headers=req.headers, base_url=APP_ORIGIN + "/")
@@ -105,6 +112,15 @@ def app(issuer: Issuer) -> Flask:
 def test_contract(app: Flask, issuer: Issuer, case: Case) -> None:
     config = app.extensions["wacht"].verifier.config
     response = call(app.test_client(), case, issuer, config.cookie_name)
+    check(case, response.status_code, dict(response.headers), response.get_data())
+
+
+@pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
+def test_contract_keys(
+    case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+) -> None:
+    app = contract_app(issuer.config(gateway_url=gateway.url), accept=("session_token", "api_key"))
+    response = call(app.test_client(), case, issuer, issuer.config().cookie_name or "", keys)
     check(case, response.status_code, dict(response.headers), response.get_data())
 
 
@@ -665,3 +681,14 @@ def test_example_app_reads_the_environment(issuer: Issuer, monkeypatch: pytest.M
     example = importlib.import_module("examples.flask_app")
     app: Flask = example.create_app()
     assert get(app, "/me", issuer.token(user_id=USER)).json["user_id"] == USER
+
+
+def test_a_guard_sends_its_permissions_to_the_gateway(
+    issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+) -> None:
+    app = contract_app(issuer.config(gateway_url=gateway.url), accept=("api_key",))
+    response = get(app, "/admin", keys["key"])
+    assert response.status_code == 200 and response.headers["X-RateLimit-Remaining"]
+    assert gateway.checks[-1]["required_permissions"] == ["invoices:write"]
+    denied = get(app, "/protected", issuer.token(user_id=USER))  # sessions not accepted here
+    assert (denied.status_code, denied.json["error"]["code"]) == (401, "credential_invalid")

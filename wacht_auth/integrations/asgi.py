@@ -239,7 +239,9 @@ class WachtMiddleware:
     Without ``verifier`` or ``config``, every setting comes from the environment
     (``WACHT_*``, :data:`~wacht_auth.config.SETTINGS`), read at start-up. ``protect_all``
     requires a signed-in caller everywhere except ``public_paths`` (exact paths, or prefixes
-    ending in ``*``) and CORS preflights; ``prefetch`` fetches the keys at lifespan start-up.
+    ending in ``*``) and CORS preflights; ``prefetch`` fetches the keys at lifespan start-up;
+    ``accept`` names the credential kinds authenticated (default: session tokens only; add
+    ``"api_key"``/``"oauth_token"`` to have Wacht's gateway check those).
     A :class:`~wacht_auth.WachtAuthError` raised by the app before it answered (a FastAPI
     dependency, say) is answered here as JSON.
     """
@@ -253,6 +255,7 @@ class WachtMiddleware:
         protect_all: bool | None = None,
         public_paths: Iterable[str] | PublicPaths = (),
         prefetch: bool | None = None,
+        accept: Iterable[str] | None = None,
     ) -> None:
         settings = Settings.load(env={} if verifier or config else None, config=config)
         self.app = app
@@ -262,6 +265,7 @@ class WachtMiddleware:
             protect_all=protect_all,
             prefetch=prefetch,
             public_paths=public_paths,
+            accept=accept,
         )
         self.verifier = self.layer.verifier
 

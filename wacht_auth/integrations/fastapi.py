@@ -139,13 +139,16 @@ def install(
     protect_all: bool = False,
     public_paths: Iterable[str] | PublicPaths = (),
     prefetch: bool = False,
+    accept: Iterable[str] = ("session_token",),
 ) -> Verifier:
     """Wire ``app``: the exception handler, ``app.state.wacht_verifier`` and (unless
     ``middleware=False``) :class:`~wacht_auth.integrations.asgi.WachtMiddleware`.
 
     Without the middleware the dependencies verify the token themselves, only on the routes
-    that use them; websockets and ``protect_all``/``prefetch`` need the middleware.
+    that use them; websockets, ``protect_all``/``prefetch`` and ``accept`` of API keys or
+    OAuth tokens (whose rate-limit headers the middleware adds to every answer) need it.
     """
+    accept = tuple(accept)
     if verifier is None:
         from ..verifier import Verifier
 
@@ -154,7 +157,9 @@ def install(
     app.add_exception_handler(WachtAuthError, wacht_exception_handler)
     if middleware:
         options: dict[str, Any] = {"protect_all": protect_all, "prefetch": prefetch}
-        app.add_middleware(WachtMiddleware, verifier=verifier, public_paths=public_paths, **options)
-    elif protect_all or prefetch:
-        raise ValueError("protect_all and prefetch need the middleware (middleware=True)")
+        app.add_middleware(
+            WachtMiddleware, verifier=verifier, public_paths=public_paths, accept=accept, **options
+        )
+    elif protect_all or prefetch or accept != ("session_token",):
+        raise ValueError("protect_all, prefetch and accept need the middleware (middleware=True)")
     return verifier

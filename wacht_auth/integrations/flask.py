@@ -46,6 +46,8 @@ class Wacht:
             ``WACHT_PROTECT_ALL = True`` turns it on too.
         public_paths: open paths in protect-all mode (``"/health"``; ``"/docs/*"`` is a
             prefix), added to ``WACHT_PUBLIC_PATHS``.
+        accept: the credential kinds authenticated (default ``WACHT_ACCEPT``, else session
+            tokens only); ``"api_key"``/``"oauth_token"`` are checked by Wacht's gateway.
     """
 
     def __init__(
@@ -56,9 +58,11 @@ class Wacht:
         config: Config | None = None,
         protect_all: bool | None = None,
         public_paths: Iterable[str] = (),
+        accept: Iterable[str] | None = None,
     ) -> None:
         self.verifier, self.config = verifier, config
         self.protect_all, self.public_paths = protect_all, tuple(public_paths)
+        self.accept = None if accept is None else tuple(accept)
         if app is not None:
             self.init_app(app)
 
@@ -78,6 +82,7 @@ class Wacht:
                 verifier=verifier or self.verifier,
                 protect_all=self.protect_all,
                 public_paths=self.public_paths,
+                accept=self.accept,
             )
         except ConfigurationError as exc:
             message = f"Wacht is not configured for {app.name!r}: {exc.message}"

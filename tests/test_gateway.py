@@ -1,0 +1,307 @@
+"""API keys and OAuth access tokens: the gateway's verdicts, routing, cost (DESIGN.md §9)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from wacht_auth import ConfigurationError, Verifier
+from wacht_auth.auth import Authenticator, AuthState, Requirement
+from wacht_auth.gateway import Credential, Gateway, judge
+from wacht_auth.testing import FakeGateway, Issuer
+
+IDENTITY = {"key_id": "k1", "deployment_id": "1", "app_slug": "a", "key_name": "n"}
+
+
+def answer(**members: Any) -> bytes:
+    return json.dumps({"request_id": "r", "permissions": [], **members}).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "retry_after", "code", "http"),
+    [
+        (200, answer(allowed=True, identity=IDENTITY), None, None, None),
+        (200, answer(allowed=False), None, "credential_invalid", 401),  # no identity
+        (200, answer(allowed=True, identity={}), None, "credential_invalid", 401),
+        (200, answer(allowed=False, identity=IDENTITY, reason="permission_denied"), None,
+         "permission_denied", 403),
+        (200, answer(allowed=False, identity=IDENTITY, reason="blocked"), None,
+         "permission_denied", 403),
+        (200, answer(allowed=False, identity=IDENTITY, reason="rate_limited", retry_after=9),
+         None, "rate_limited", 429),
+        (429, b"{}", "12", "rate_limited", 429),
+        (401, b'{"errors":[]}', None, "credential_invalid", 401),
+        (404, b"", None, "credential_invalid", 401),
+        (500, b"", None, "gateway_unavailable", 503),
+        (502, b"<html>", None, "gateway_unavailable", 503),
+        (302, b"", None, "gateway_unavailable", 503),
+        (200, b"not json", None, "gateway_unavailable", 503),
+        (200, b"[1, 2]", None, "gateway_unavailable", 503),
+    ],
+)  # fmt: skip
+def test_the_gateways_verdicts(
+    status: int, body: bytes, retry_after: str | None, code: str | None, http: int | None
+) -> None:
+    checked = judge("api_key", status, body, retry_after)
+    if code is None:
+        assert checked.credential is not None and checked.error is None
+        return
+    assert checked.credential is None and checked.error is not None
+    assert (checked.error.code, checked.error.status) == (code, http)
+    if http in (429, 503):
+        assert "Retry-After" in checked.error.response_headers()
+    if http == 401:
+        assert 'error="invalid_token"' in checked.error.response_headers()["WWW-Authenticate"]
+
+
+def test_retry_after_comes_from_the_answer_or_the_header() -> None:
+    limited = answer(allowed=False, identity=IDENTITY, reason="rate_limited", retry_after=9)
+    assert judge("api_key", 200, limited).error.response_headers() == {"Retry-After": "9"}  # type: ignore[union-attr]
+    assert judge("api_key", 429, b"", "12").error.response_headers() == {"Retry-After": "12"}  # type: ignore[union-attr]
+
+
+def test_only_safe_headers_are_copied() -> None:
+    headers = {
+        "X-RateLimit-Remaining": "9",
+        "X-Injected": "a\r\nSet-Cookie: stolen=1",
+        "Bad Name": "x",
+        "X-Number": 5,
+    }
+    checked = judge("api_key", 200, answer(allowed=True, identity=IDENTITY, headers=headers))
+    assert checked.headers == (("X-RateLimit-Remaining", "9"),)
+
+
+def test_a_credential_is_read_only_and_answers_like_a_session() -> None:
+    body = answer(
+        allowed=True,
+        identity={**IDENTITY, "owner_user_id": 42, "organization_id": "7"},
+        permissions=["invoices:read"],
+        metadata={"scopes": "read write", "nested": {"a": [1]}},
+    )
+    credential = judge("oauth_token", 200, body).credential
+    assert credential is not None
+    assert (credential.user_id, credential.owner_user_id) == (None, "42")
+    assert (credential.key_id, credential.organization_id, credential.workspace_id) == (
+        "k1",
+        "7",
+        None,
+    )
+    assert credential.scopes == ("read", "write") and credential.token is None
+    assert credential.has_permission("invoices:read", "workspace")
+    assert not credential.has_permission("invoices:write")
+    with pytest.raises(AttributeError):
+        credential.permissions = ("admin",)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        credential.identity["owner_user_id"] = "1"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        credential.metadata["nested"]["a"].append(2)
+    with pytest.raises(Exception) as refused:
+        credential.forward_headers()
+    assert getattr(refused.value, "code", None) == "token_missing"
+    state = AuthState(credential=credential)
+    assert state.is_authenticated and state.token_type == "oauth_token"
+    assert (state.user_id, state.owner_user_id, state.organization_id) == (None, "42", "7")
+    assert state.identity["key_id"] == "k1" and state.scopes == ("read", "write")
+    assert state.require() is credential and state.permissions == ("invoices:read",)
+    assert Requirement(("invoices:read",)).check(state) is credential
+
+
+# -- routing and cost, with a fake gateway on loopback ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    with Issuer() as started:
+        yield started
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    with FakeGateway() as started:
+        yield started
+
+
+@dataclass
+class Request:
+    """A :class:`~wacht_auth.auth.RequestView` for the core tests."""
+
+    token: str | None
+    method: str = "GET"
+    path: str = "/invoices"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        if name == "authorization" and self.token is not None:
+            return f"Bearer {self.token}"
+        return self.headers.get(name)
+
+    def cookie(self, name: str) -> str | None:
+        return None
+
+    def own_origin(self) -> str | None:
+        return "https://app.example"
+
+    def client_ip(self) -> str | None:
+        return "203.0.113.9"
+
+
+def layer(issuer: Issuer, gateway: FakeGateway, *accept: str, **config: Any) -> Authenticator:
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, **config))
+    return Authenticator(verifier, accept=accept or ("session_token", "api_key", "oauth_token"))
+
+
+def test_an_api_key_is_checked_by_the_gateway(issuer: Issuer, gateway: FakeGateway) -> None:
+    key = gateway.add_key(owner_user_id="42", permissions=["invoices:read"])
+    auth = layer(issuer, gateway)
+    request = Request(key, "POST", headers={"user-agent": "curl/8"})
+    state = auth.authenticate(request, required_permissions=("invoices:read",))
+    assert state.token_type == "api_key" and state.owner_user_id == "42"
+    assert state.user_id is None and state.permissions == ("invoices:read",)
+    assert dict(state.response_headers)["X-RateLimit-Remaining"] == "99"
+    sent = gateway.checks[-1]
+    assert sent == {
+        "principal": {"type": "api_key", "value": key},
+        "resource": "/invoices",
+        "method": "POST",
+        "client_ip": "203.0.113.9",
+        "user_agent": "curl/8",
+        "required_permissions": ["invoices:read"],
+    }
+    denied = auth.authenticate(request, required_permissions=("invoices:write",))
+    assert denied.error is not None and denied.error.code == "permission_denied"
+    assert auth.authenticate(request).is_authenticated  # never cached: every request asks
+    assert len(gateway.checks) == 3
+
+
+def test_session_tokens_of_the_deployment_never_reach_the_gateway(
+    issuer: Issuer, gateway: FakeGateway
+) -> None:
+    auth = layer(issuer, gateway)
+    assert auth.authenticate(Request(issuer.token(user_id="7"))).user_id == "7"
+    expired = auth.authenticate(Request(issuer.expired_token(user_id="7")))
+    assert expired.error is not None and expired.error.code == "token_expired"  # it stands
+    forged = auth.authenticate(Request(issuer.forged_token(user_id="7")))
+    assert forged.error is not None and forged.error.code == "signature_invalid"
+    assert gateway.checks == ()
+
+
+def test_a_jwt_of_another_issuer_is_an_oauth_token(issuer: Issuer, gateway: FakeGateway) -> None:
+    with Issuer() as other:
+        token = other.token(user_id="x")
+    gateway.add_oauth_token(token, scopes=["read"], owner_user_id="42")
+    state = layer(issuer, gateway).authenticate(Request(token))
+    assert state.token_type == "oauth_token" and state.scopes == ("read",)
+    assert gateway.checks[-1]["principal"]["type"] == "oauth_access_token"
+    # Not accepted: never tried; the token is then judged as a session token (and fails).
+    only_keys = layer(issuer, gateway, "session_token", "api_key").authenticate(Request(token))
+    assert only_keys.error is not None and only_keys.error.status == 401
+    assert only_keys.error.code in ("signature_invalid", "issuer_invalid", "key_not_found")
+    assert len(gateway.checks) == 1
+
+
+def test_kinds_not_accepted_are_never_tried(issuer: Issuer, gateway: FakeGateway) -> None:
+    key = gateway.add_key()
+    sessions_only = Authenticator(Verifier(issuer.config(gateway_url=gateway.url)))
+    assert sessions_only.gateway is None
+    state = sessions_only.authenticate(Request(key))
+    assert state.error is not None and state.error.code == "token_malformed"
+    keys_only = layer(issuer, gateway, "api_key")
+    refused = keys_only.authenticate(Request(issuer.token(user_id="7")))
+    assert refused.error is not None and refused.error.code == "credential_invalid"
+    assert keys_only.authenticate(Request(key)).token_type == "api_key"
+    assert len(gateway.checks) == 1
+
+
+def test_a_route_narrows_the_kinds_it_takes(issuer: Issuer, gateway: FakeGateway) -> None:
+    auth = layer(issuer, gateway)
+    key_state = auth.authenticate(Request(gateway.add_key()))
+    session_state = auth.authenticate(Request(issuer.token(user_id="7")))
+    keys_only = Requirement(accept=("api_key",))
+    assert keys_only.check(key_state) is key_state.credential
+    with pytest.raises(Exception) as refused:
+        keys_only.check(session_state)
+    assert getattr(refused.value, "code", None) == "credential_invalid"
+    with pytest.raises(ConfigurationError):
+        Requirement(accept=("password",))
+    with pytest.raises(ConfigurationError):
+        Authenticator(Verifier(issuer.config()), accept=())
+
+
+def test_sequential_checks_reuse_one_connection(issuer: Issuer, gateway: FakeGateway) -> None:
+    auth = layer(issuer, gateway)
+    key = gateway.add_key()
+    for _ in range(20):
+        assert auth.authenticate(Request(key)).is_authenticated
+    assert gateway.connections == 1
+
+    async def many() -> None:
+        for _ in range(20):
+            assert (await auth.aauthenticate(Request(key))).is_authenticated
+
+    asyncio.run(many())
+    assert gateway.connections == 2  # one more: the async pool of that event loop
+    assert len(gateway.checks) == 40
+
+
+def test_a_hanging_gateway_is_a_503_within_the_timeout(
+    issuer: Issuer, gateway: FakeGateway
+) -> None:
+    key = gateway.add_key()
+    gateway.delay(3)
+    auth = layer(issuer, gateway, gateway_timeout=0.3)
+    started = time.monotonic()
+    state = auth.authenticate(Request(key))
+    assert state.error is not None and state.error.code == "gateway_unavailable"
+    assert state.error.status == 503
+    astate = asyncio.run(auth.aauthenticate(Request(key)))
+    assert astate.error is not None and astate.error.code == "gateway_unavailable"
+    assert time.monotonic() - started < 2.0  # two calls, each bounded by 0.3 s
+
+
+def test_a_gateway_that_cannot_be_reached_is_a_503(issuer: Issuer) -> None:
+    with FakeGateway() as gone:
+        url = gone.url
+    verifier = Verifier(issuer.config(gateway_url=url))
+    auth = Authenticator(verifier, accept=("session_token", "api_key"))
+    state = auth.authenticate(Request("wk_test_value"))
+    assert state.error is not None and state.error.code == "gateway_unavailable"
+
+
+def test_the_value_never_reaches_logs_or_reprs(
+    issuer: Issuer, gateway: FakeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = gateway.add_key()
+    auth = layer(issuer, gateway)
+    state = auth.authenticate(Request(key))
+    gateway.fail(500)
+    failed = auth.authenticate(Request(key))
+    texts = [repr(state), repr(state.credential), repr(failed), caplog.text]
+    texts += [str(failed.error), repr(Gateway(gateway.url)), repr(auth)]
+    assert not [text for text in texts if key in text]
+
+
+def test_the_gateway_url_is_https_or_loopback(issuer: Issuer) -> None:
+    with pytest.raises(ConfigurationError):
+        issuer.config(gateway_url="http://gateway.example")
+    assert issuer.config().gateway_url == "https://gateway.wacht.dev"
+
+
+def test_importing_the_package_does_not_import_httpx() -> None:
+    code = "import sys, wacht_auth, wacht_auth.auth; print('httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_credential_repr_names_the_key_id_only() -> None:
+    credential = Credential("api_key", IDENTITY)
+    assert repr(credential) == "Credential(token_type='api_key', key_id='k1')"
