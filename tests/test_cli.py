@@ -149,7 +149,7 @@ def test_verify_reports_the_exact_reason_on_stderr(env: Issuer) -> None:
         (env.expired_token(), "token_expired"),
         (env.transport_token(), "claims_invalid"),
         (env.forged_token(), "signature_invalid"),
-        ("not-a-token", "token_malformed"),
+        ("not.a.token", "token_malformed"),
     ):
         code, error = run_json("verify", token)
         assert (code, error["code"], error["status"]) == (1, expected, 401)
@@ -356,3 +356,12 @@ def test_demo_without_its_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> Non
     code, error = run_json("demo")
     assert (code, error["code"], error["extra"]) == (2, "missing_dependency", "demo")
     assert error["module"] == "no_such_server_module"
+
+
+def test_verify_recognises_an_api_key_and_points_to_the_gateway(
+    issuer: Issuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["verify", "wk_live_abcdef0123456789", "--json", "--frontend-api-url", issuer.url])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert json.loads(captured.err)["error"]["code"] == "api_key_not_verifiable"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import re
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from .errors import (
 )
 from .gateway import CREDENTIAL_KINDS, Checked, Credential, CredentialKind, Gateway
 from .session import PermissionScope, Session
-from .tokens import b64url_decode, peek_issuer
+from .tokens import looks_like_jws, peek_issuer
 
 if TYPE_CHECKING:
     from .verifier import Verifier
@@ -536,7 +535,7 @@ class Authenticator:
         if self.gateway is None or source.from_cookie:
             return "session_token"
         token = source.token
-        if not _jwt_shaped(token):
+        if not looks_like_jws(token):
             return "api_key" if "api_key" in self.accept else "session_token"
         if "oauth_token" in self.accept and peek_issuer(token) not in self._issuers:
             return "oauth_token"
@@ -651,18 +650,6 @@ def _kinds(value: Iterable[str], setting: str) -> tuple[CredentialKind, ...]:
     if not kinds:
         raise ConfigurationError(f"{setting} must name at least one credential kind")
     return cast("tuple[CredentialKind, ...]", tuple(dict.fromkeys(kinds)))
-
-
-def _jwt_shaped(token: str) -> bool:
-    """Whether ``token`` looks like a compact JWS: three segments whose first decodes to a
-    JSON object (the header). Anything else is taken for an opaque API key."""
-    header, dot, rest = token.partition(".")
-    if not dot or rest.count(".") != 1 or len(header) > 4096:
-        return False
-    try:
-        return isinstance(json.loads(b64url_decode(header)), dict)
-    except Exception:
-        return False
 
 
 def _log_prefetch(error: WachtAuthError) -> None:

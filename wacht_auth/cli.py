@@ -212,6 +212,14 @@ def _cmd_verify(args: argparse.Namespace, io: _Output) -> int:
 
     config = _config_from_args(args)
     token = _read_token(args.token)
+    if token and "." not in token:  # a dotted value is reported as the JWT it tries to be
+        raise _Failure(
+            EXIT_USAGE,
+            "api_key_not_verifiable",
+            "this is not a JWT: it looks like an API key, which only Wacht's gateway can check "
+            '(an app accepts them with accept=("session_token", "api_key"); see '
+            "docs/api-keys.md)",
+        )
     try:
         session = Verifier(config).verify(token)
     except WachtAuthError as error:

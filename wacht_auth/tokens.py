@@ -36,6 +36,7 @@ __all__ = [
     "ParsedToken",
     "b64url_decode",
     "check_claims",
+    "looks_like_jws",
     "parse",
     "parse_jws",
     "peek_issuer",
@@ -317,6 +318,19 @@ def parse(token: str, *, max_bytes: int, algorithms: Collection[str]) -> ParsedT
     )
     claims = _json_object(_payload(payload_b64), "payload")
     return ParsedToken(token, header, claims, signing_input, signature, alg, kid)
+
+
+def looks_like_jws(token: str) -> bool:
+    """Whether ``token`` looks like a compact JWS: three segments whose first decodes to a
+    JSON object (the header). Nothing is checked; anything else is an opaque value (an API
+    key, DESIGN.md §9)."""
+    header, dot, rest = token.partition(".")
+    if not dot or rest.count(".") != 1 or len(header) > 4096:
+        return False
+    try:
+        return isinstance(json.loads(b64url_decode(header)), dict)
+    except Exception:
+        return False
 
 
 def peek_issuer(token: str) -> str | None:
