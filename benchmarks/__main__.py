@@ -17,7 +17,7 @@ from importlib import metadata
 
 from ._harness import CLOCKS, Plan, Report, set_clock
 
-SECTIONS = ("core", "asgi", "django", "flask")
+SECTIONS = ("core", "asgi", "django", "flask", "gateway")
 #: Full run: under a minute of CPU on the 2-core development machine. Quick: a few seconds.
 #: Many short rounds rather than a few long ones: the median then shrugs off the rounds that
 #: another process's burst of work slowed down.
@@ -27,6 +27,7 @@ _FRAMEWORKS = {
     "asgi": ("benchmarks.asgi", "wacht_auth.integrations.asgi"),
     "django": ("benchmarks.wsgi_django", "wacht_auth.integrations.django"),
     "flask": ("benchmarks.wsgi_flask", "wacht_auth.integrations.flask"),
+    "gateway": ("benchmarks.gateway", "httpx"),
 }
 
 

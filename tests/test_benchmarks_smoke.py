@@ -98,3 +98,9 @@ def test_command_line() -> None:
         timeout=60,
     )
     assert done.returncode == 0 and "--only" in done.stdout and "--quick" in done.stdout
+
+
+def test_gateway_benchmark_runs(fixture: Fixture) -> None:
+    from benchmarks import gateway
+
+    _figures_are_sane(gateway.bench(fixture, TINY))
