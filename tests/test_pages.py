@@ -359,6 +359,15 @@ def test_exchange_returns_a_verifiable_token(frontend: FrontendAPI, clock: FakeC
     assert request.path == "/session/token"
 
 
+async def test_an_empty_transport_is_anonymous_without_a_request(
+    frontend: FrontendAPI, clock: FakeClock
+) -> None:
+    exchange = _exchange(frontend, clock)
+    assert exchange.exchange("") is None
+    assert await exchange.aexchange("", dev=True) is None
+    assert frontend.exchange_count == 0
+
+
 def test_exchange_sends_only_an_ip_as_forwarded_for(
     frontend: FrontendAPI, clock: FakeClock
 ) -> None:

@@ -706,6 +706,8 @@ class SessionExchange:
             SessionExchangeUnavailableError: the frontend API is down, slow, failing or rate
                 limiting (503 with ``Retry-After``; never a sign-out).
         """
+        if not transport:
+            return None  # nothing to exchange: anonymous, without asking anyone
         key = self._key(transport, dev)
         plan = self._plan(key)
         if plan.flight is None:
@@ -720,6 +722,8 @@ class SessionExchange:
         self, transport: str, *, dev: bool = False, client_ip: str | None = None
     ) -> Exchanged | None:
         """:meth:`exchange` for asyncio: the GET runs in a worker thread, never on the loop."""
+        if not transport:
+            return None
         key = self._key(transport, dev)
         plan = self._plan(key)
         if plan.flight is None:
