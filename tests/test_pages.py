@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -650,3 +651,11 @@ def test_exchange_settings_are_checked(url: str, timeout: float) -> None:
     with pytest.raises(ConfigurationError) as info:
         SessionExchange(url, timeout=timeout)
     assert info.value.code == "configuration_error"
+
+
+def test_the_testing_example_of_docs_pages_runs() -> None:
+    """The "Testing your pages" example of docs/pages.md."""
+    text = (Path(__file__).parent.parent / "docs" / "pages.md").read_text()
+    section = text[text.index("## Testing your pages") :]
+    code = section[section.index("```python\n") + 10 :]
+    exec(compile(code[: code.index("```")], "docs/pages.md", "exec"), {})
