@@ -18,6 +18,7 @@ import pytest
 import wacht_auth
 from tests.helpers import Events, FakeClock
 from wacht_auth import ConfigurationError, SessionExchangeUnavailableError, Verifier
+from wacht_auth.keyset import FetchError, http_get
 from wacht_auth.pages import (
     Exchanged,
     PagePaths,
@@ -332,6 +333,37 @@ def test_transport_from_cookies_order() -> None:
 
 
 # --------------------------------------------------------------------------- the exchange
+
+
+def test_http_get_answers_every_status_and_keeps_every_header(frontend: FrontendAPI) -> None:
+    transport = frontend.sign_in()
+    frontend.set_exchange_cookies("a=1; Path=/", "b=2; Path=/")
+    ok = http_get(
+        frontend.url + "/session/token",
+        timeout=2,
+        max_bytes=1 << 16,
+        headers={"Cookie": f"__session={transport}"},
+    )
+    assert ok.status == 200 and ok.body
+    assert ok.header_all("set-cookie") == ("a=1; Path=/", "b=2; Path=/")
+    assert ok.header("SET-COOKIE") == "a=1; Path=/" and ok.header("x-missing") is None
+    refused = http_get(frontend.url + "/session/token", timeout=2, max_bytes=1 << 16)
+    assert (refused.status, refused.body) == (401, b"")  # a non-2xx body is never read
+    redirect = http_get(
+        frontend.url + "/sign-in?redirect_uri=http%3A%2F%2Flocalhost%2F",
+        timeout=2,
+        max_bytes=1 << 16,
+    )
+    assert redirect.status == 302 and redirect.header("Location") == "http://localhost/"
+    frontend.set_exchange_cookies()
+    with pytest.raises(FetchError) as info:
+        http_get(
+            frontend.url + "/session/token",
+            timeout=2,
+            max_bytes=10,
+            headers={"Cookie": f"__session={transport}"},
+        )
+    assert info.value.outcome == "too_large"
 
 
 @pytest.fixture

@@ -243,6 +243,7 @@ def test_lax_cookies_ride_a_cross_site_top_level_redirect_only(
     assert browser.current_url == app.url("/whoami")
     assert _text(browser, "user") == "user_1"
     # The same page in a cross-site iframe: Lax cookies stay home (RFC 6265bis §5.6.7.1).
+    # (Chromium may also block third-party cookies outright; either way none may be sent.)
     browser.get(app.url("/frame", host="127.0.0.1"))
     WebDriverWait(browser, WAIT).until(lambda b: b.find_elements(By.ID, "f"))
     browser.switch_to.frame(browser.find_element(By.ID, "f"))
