@@ -294,7 +294,7 @@ def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,7 @@ class TrustedProxies:
     """
 
     hops: int = 0
-    networks: tuple[Network, ...] = ()
+    networks: tuple[_Network, ...] = ()
 
     @classmethod
     def parse(cls, value: TrustedProxies | int | str | Iterable[str] | None) -> TrustedProxies:
@@ -342,7 +342,7 @@ class TrustedProxies:
             items: Iterable[str] = text.split(",") if text else ()
         else:
             items = value
-        networks: list[Network] = []
+        networks: list[_Network] = []
         for item in items:
             if not isinstance(item, str) or not item.strip():
                 raise ConfigurationError(f"trusted_proxies: {item!r} is not a CIDR or an IP")
