@@ -44,3 +44,18 @@ SPEC ?=
 .PHONY: generate
 generate: $(STAMP)
 	$(BIN)/python -m wacht_auth.backend._generate $(if $(SPEC),--spec $(SPEC))
+
+# make e2e: the browser tests (tests/e2e, never collected by make test). Debian's chromium and
+# chromium-driver are installed when missing (CI runs as root); Selenium comes from the e2e extra.
+.PHONY: e2e
+E2E_STAMP := $(VENV)/.e2e-installed
+
+$(E2E_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,e2e]'
+	touch $(E2E_STAMP)
+
+e2e: $(E2E_STAMP)
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
+	$(BIN)/pytest -q tests/e2e

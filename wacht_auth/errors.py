@@ -27,6 +27,7 @@ __all__ = [
     "PartyNotAuthorizedError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "SessionExchangeUnavailableError",
     "SignatureInvalidError",
     "TokenExpiredError",
     "TokenInvalidError",
@@ -278,4 +279,20 @@ class GatewayUnavailableError(WachtAuthError):
 
     def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
         """``Retry-After``: a 503, never a 401 that would look like a bad credential."""
+        return {"Retry-After": str(self.retry_after)}
+
+
+class SessionExchangeUnavailableError(WachtAuthError):
+    """The frontend API cannot exchange the session cookie for a session token."""
+
+    code = "session_exchange_unavailable"
+    status = 503
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after: int = max(1, int(retry_after))
+
+    def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
+        """``Retry-After``: the session may well be fine; answering 401 or redirecting to a
+        sign-in page that is down too would sign the user out or loop (DESIGN.md §10)."""
         return {"Retry-After": str(self.retry_after)}

@@ -4,7 +4,8 @@ Three layers, so the policy is written once and tested without a network:
 
 * :class:`KeySetState` decides (sans-I/O): freshness, cooldown, stale-if-error. It never
   reads a clock, takes a lock or touches a socket; ``now`` is passed in.
-* :func:`fetch_jwks` is the one blocking HTTP GET (``urllib``, no extra dependency): https
+* :func:`http_get` is the one blocking HTTP GET of the package (``urllib``, no extra
+  dependency), which :func:`fetch_jwks` and the session exchange (``pages.py``) share: https
   only (http only for loopback, which :class:`~wacht_auth.Config` already enforces), no
   redirects, one deadline over the whole fetch and a body cap.
 * :class:`KeySet` glues them with a lock and a *single flight*: however many threads and
@@ -31,7 +32,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,10 +45,12 @@ from .keys import KeyIndex, key_from_pem
 __all__ = [
     "MIN_MAX_AGE",
     "FetchError",
+    "HTTPAnswer",
     "KeySet",
     "KeySetState",
     "fetch_jwks",
     "freshness",
+    "http_get",
     "load_jwks",
 ]
 
@@ -376,10 +379,22 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         return self.do_open(_TLSConnection, req, deadline=_deadline_of(req))
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect, _HTTPHandler, _HTTPSHandler)
+class _EveryStatus(urllib.request.HTTPErrorProcessor):
+    """Hand every status to the caller as an answer: no ``HTTPError``, no redirect handling
+    (redirects are answered by the caller, which never follows them)."""
+
+    def http_response(
+        self, request: urllib.request.Request, response: http.client.HTTPResponse
+    ) -> http.client.HTTPResponse:
+        return response
+
+    https_response = http_response
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect, _HTTPHandler, _HTTPSHandler, _EveryStatus)
 # Loopback URLs never go through an environment proxy (tests and local development).
 _LOCAL_OPENER = urllib.request.build_opener(
-    _NoRedirect, _HTTPHandler, _HTTPSHandler, urllib.request.ProxyHandler({})
+    _NoRedirect, _HTTPHandler, _HTTPSHandler, _EveryStatus, urllib.request.ProxyHandler({})
 )
 
 
@@ -389,44 +404,81 @@ def _user_agent() -> str:
     return f"wacht-auth/{__version__}"
 
 
-def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str | None]:
-    """GET ``url`` and return ``(body, Cache-Control)``, or raise :class:`FetchError`.
+@dataclass(frozen=True)
+class HTTPAnswer:
+    """What :func:`http_get` received: status, every header as sent, and the body.
 
-    ``timeout`` is one deadline for the whole fetch: name lookup, connect, TLS handshake,
-    status line, headers and body (DESIGN.md §4). At most ``max_bytes + 1`` bytes are read.
+    Attributes:
+        status: the HTTP status code (3xx included: redirects are never followed).
+        headers: ``(name, value)`` pairs in the order received; repeated headers (every
+            ``Set-Cookie``) are all kept.
+        body: the body of a 2xx answer (at most ``max_bytes``); ``b""`` for any other status,
+            whose body is never read.
+    """
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The first value of the header ``name`` (case-insensitive), or None."""
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    def header_all(self, name: str) -> tuple[str, ...]:
+        """Every value of the header ``name`` (case-insensitive), in order."""
+        name = name.lower()
+        return tuple(value for key, value in self.headers if key.lower() == name)
+
+
+def http_get(
+    url: str,
+    *,
+    timeout: float,
+    max_bytes: int,
+    headers: Mapping[str, str] | None = None,
+) -> HTTPAnswer:
+    """GET ``url`` with one deadline over the whole exchange; raise :class:`FetchError` only
+    when no answer arrives (``timeout``, ``unreachable``, ``bad_response``, ``too_large``).
+
+    Any status is returned as an answer, redirects included (never followed). ``timeout``
+    bounds name lookup, connect, TLS handshake, status line, headers and a 2xx body together;
+    at most ``max_bytes + 1`` bytes of a body are read. ``headers`` are added to the request
+    (``User-Agent`` and ``Accept: application/json`` are sent by default). Loopback URLs never
+    go through an environment proxy.
     """
     deadline = time.monotonic() + timeout
     request = _Request(url, deadline)
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     opener = _LOCAL_OPENER if is_loopback_host(urlsplit(url).hostname) else _OPENER
     try:
         response: http.client.HTTPResponse = opener.open(request, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if 300 <= exc.code < 400:
-            raise FetchError("redirect", f"the key server redirected ({exc.code})") from None
-        raise FetchError(f"http_{exc.code}", f"the key server answered {exc.code}") from None
     except http.client.HTTPException as exc:
-        raise FetchError("bad_response", f"the key server answered badly: {exc!r}") from None
+        raise FetchError("bad_response", f"the server answered badly: {exc!r}") from None
     except (TimeoutError, urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
-            raise FetchError("timeout", "the key server did not answer in time") from None
-        raise FetchError("unreachable", f"the key server is unreachable: {reason}") from None
+            raise FetchError("timeout", "the server did not answer in time") from None
+        raise FetchError("unreachable", f"the server is unreachable: {reason}") from None
     with response:
-        if response.status != 200:
-            raise FetchError(
-                f"http_{response.status}", f"the key server answered {response.status}"
-            )
+        status = response.status
+        answer_headers = tuple((k, v) for k, v in response.headers.items())
+        if not 200 <= status < 300:
+            return HTTPAnswer(status, answer_headers, b"")
         length = response.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > max_bytes:
-            raise FetchError("too_large", f"the key set is larger than {max_bytes} bytes")
+            raise FetchError("too_large", f"the answer is larger than {max_bytes} bytes")
         chunks: list[bytes] = []
         size = 0
         try:
             while size <= max_bytes:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise FetchError("timeout", "the key server did not answer in time")
+                    raise FetchError("timeout", "the server did not answer in time")
                 chunk = response.read1(min(_CHUNK, max_bytes + 1 - size))
                 if not chunk:
                     break
@@ -435,14 +487,29 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str 
         except FetchError:
             raise
         except http.client.HTTPException as exc:
-            raise FetchError("bad_response", f"reading the key set failed: {exc!r}") from None
+            raise FetchError("bad_response", f"reading the answer failed: {exc!r}") from None
         except (TimeoutError, OSError, ValueError) as exc:
             if isinstance(exc, TimeoutError):
-                raise FetchError("timeout", "the key server did not answer in time") from None
-            raise FetchError("unreachable", f"reading the key set failed: {exc}") from None
+                raise FetchError("timeout", "the server did not answer in time") from None
+            raise FetchError("unreachable", f"reading the answer failed: {exc}") from None
         if size > max_bytes:
-            raise FetchError("too_large", f"the key set is larger than {max_bytes} bytes")
-        return b"".join(chunks), response.headers.get("Cache-Control")
+            raise FetchError("too_large", f"the answer is larger than {max_bytes} bytes")
+        return HTTPAnswer(status, answer_headers, b"".join(chunks))
+
+
+def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str | None]:
+    """GET ``url`` and return ``(body, Cache-Control)``, or raise :class:`FetchError`.
+
+    ``timeout`` is one deadline for the whole fetch: name lookup, connect, TLS handshake,
+    status line, headers and body (DESIGN.md §4). At most ``max_bytes + 1`` bytes are read.
+    Only a 200 is a key set: a redirect (never followed) or any other status fails the fetch.
+    """
+    answer = http_get(url, timeout=timeout, max_bytes=max_bytes)
+    if 300 <= answer.status < 400:
+        raise FetchError("redirect", f"the key server redirected ({answer.status})")
+    if answer.status != 200:
+        raise FetchError(f"http_{answer.status}", f"the key server answered {answer.status}")
+    return answer.body, answer.header("Cache-Control")
 
 
 # --------------------------------------------------------------------------- single flight
