@@ -10,9 +10,10 @@ OpenAPI schema shows it. :func:`install` wires an app in one call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, WebSocket
+from fastapi.requests import HTTPConnection
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -23,6 +24,8 @@ from ..session import PermissionScope, Session
 from .asgi import WachtMiddleware, aget_auth_state
 
 if TYPE_CHECKING:
+    from starlette.types import ExceptionHandler
+
     from ..verifier import Verifier
 
 __all__ = [
@@ -49,11 +52,16 @@ bearer_scheme = HTTPBearer(
 
 
 async def get_auth_state(
-    request: Request,
+    connection: HTTPConnection,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> AuthState:
-    """Dependency: the caller's :class:`~wacht_auth.auth.AuthState` (anonymous allowed)."""
-    return await aget_auth_state(request.scope)
+    """Dependency: the caller's :class:`~wacht_auth.auth.AuthState` (anonymous allowed).
+
+    Typed on ``HTTPConnection``, not ``Request``, so that it (and every dependency built on
+    it) works on websocket routes as well as HTTP ones; ``bearer_scheme`` only documents
+    the scheme in OpenAPI, and websocket routes are not in the schema anyway.
+    """
+    return await aget_auth_state(connection.scope)
 
 
 State = Annotated[AuthState, Depends(get_auth_state)]
@@ -92,13 +100,18 @@ def require_workspace(workspace_id: str | None = None) -> Callable[..., Awaitabl
     return _dependency(Requirement(workspace=workspace_id or True))
 
 
-async def wacht_exception_handler(request: Request, exc: Exception) -> Response:
-    """Answer a :class:`~wacht_auth.WachtAuthError` as JSON with ``WWW-Authenticate`` etc.
+async def wacht_exception_handler(request: HTTPConnection, exc: Exception) -> Response | None:
+    """Answer a :class:`~wacht_auth.WachtAuthError` as JSON with ``WWW-Authenticate`` etc.;
+    on a websocket, close the handshake with 1008 and the error code (RFC 6455 §7.4.1), as
+    the middleware and the ASGI decorators do.
 
     Register with ``app.add_exception_handler(WachtAuthError, wacht_exception_handler)``.
     """
     if not isinstance(exc, WachtAuthError):  # pragma: no cover - registered for it only
         raise exc
+    if isinstance(request, WebSocket):
+        await request.close(code=1008, reason=exc.code)
+        return None
     status, headers, body = error_response(exc)
     return Response(body, status, headers)
 
@@ -124,7 +137,9 @@ def install(
 
         verifier = Verifier(config) if config is not None else Verifier.from_env()
     app.state.wacht_verifier = verifier
-    app.add_exception_handler(WachtAuthError, wacht_exception_handler)
+    # One handler for HTTP and websocket connections: neither branch of Starlette's
+    # ExceptionHandler union describes that, hence the cast.
+    app.add_exception_handler(WachtAuthError, cast("ExceptionHandler", wacht_exception_handler))
     if middleware:
         options: dict[str, Any] = {"protect_all": protect_all, "prefetch": prefetch}
         app.add_middleware(WachtMiddleware, verifier=verifier, public_paths=public_paths, **options)
