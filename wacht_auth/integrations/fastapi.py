@@ -21,7 +21,7 @@ from ..auth import AuthState, PublicPaths, Requirement, error_response
 from ..config import Config
 from ..errors import WachtAuthError
 from ..session import PermissionScope, Session
-from .asgi import WachtMiddleware, aget_auth_state
+from .asgi import WachtMiddleware, _is_cors_middleware, aget_auth_state
 
 if TYPE_CHECKING:
     from starlette.types import ExceptionHandler
@@ -116,6 +116,21 @@ async def wacht_exception_handler(request: HTTPConnection, exc: Exception) -> Re
     return Response(body, status, headers)
 
 
+def _move_inside_cors(app: FastAPI) -> None:
+    """Move the WachtMiddleware just added inside every ``CORSMiddleware`` added before it.
+
+    Starlette makes the middleware added last the outermost, so ``install()`` called after
+    ``app.add_middleware(CORSMiddleware, ...)`` would put ours outside CORS: the 401s it sends
+    itself in protect-all mode would lack ``Access-Control-Allow-Origin`` and a browser could
+    not read ``token_expired``. Only its place relative to CORS changes; a CORSMiddleware
+    added after ``install()`` is already outside and stays there.
+    """
+    stack = app.user_middleware  # outermost first; add_middleware inserted ours at 0
+    cors = [i for i, entry in enumerate(stack) if i and _is_cors_middleware(entry.cls)]
+    if cors:
+        stack.insert(cors[-1], stack.pop(0))  # after the pop, cors[-1] is just inside it
+
+
 def install(
     app: FastAPI,
     verifier: Verifier | None = None,
@@ -143,6 +158,7 @@ def install(
     if middleware:
         options: dict[str, Any] = {"protect_all": protect_all, "prefetch": prefetch}
         app.add_middleware(WachtMiddleware, verifier=verifier, public_paths=public_paths, **options)
+        _move_inside_cors(app)
     elif protect_all or prefetch:
         raise ValueError("protect_all and prefetch need the middleware (middleware=True)")
     return verifier
