@@ -170,3 +170,20 @@ def test_docs_cite_no_file_users_do_not_have() -> None:
         if page.name == "performance.md":  # measurements for contributors, not a user page
             continue
         assert "DESIGN.md" not in page.read_text(encoding="utf-8"), page.name
+
+
+def test_collector_reads_markers_and_refuses_stray_ones(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- run -->\n\n```python\nprint(1)\n```\n\n```python\n<!-- run -->\n```\n"
+        "- item\n\n  <!-- file: d/test_x.py -->\n  ```python\n  def test(): pass\n  ```\n",
+        encoding="utf-8",
+    )
+    found = [(b.marker, b.code) for b in _blocks(page)]
+    assert found == [("run", "print(1)\n"), ("file: d/test_x.py", "def test(): pass\n")]
+    page.write_text("<!-- run -->\nsome text\n```python\nx\n```\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match="not followed by a block"):
+        list(_blocks(page))
+    page.write_text("text\n<!-- file: a.py -->\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match="end of the page"):
+        list(_blocks(page))
