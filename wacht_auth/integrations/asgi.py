@@ -198,7 +198,7 @@ _CORS_ORDER = (
     "sends itself (protect_all) carry no Access-Control-Allow-Origin and a browser cannot "
     "read their error code (token_expired ...). Add CORSMiddleware after WachtMiddleware "
     "(app.add_middleware(CORSMiddleware, ...) last, or first in Starlette(middleware=[...])), "
-    "or use wacht_auth.integrations.fastapi.install(), which places it inside CORSMiddleware."
+    "or use wacht_auth.integrations.fastapi.install(), which puts WachtMiddleware inside it."
 )
 _MAX_WRAPPERS = 64  # a middleware stack deeper than this is not looked through
 
