@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, public_url, shown
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -66,23 +66,62 @@ def is_loopback_host(host: str | None) -> bool:
 
 
 def _origin(url: str, setting: str) -> str:
-    """Normalise ``url`` to its origin (``scheme://host[:port]``), or raise with the setting."""
+    """Normalise ``url`` to its origin (``scheme://host[:port]``), or raise with the setting.
+
+    The scheme is required (a bare host is refused rather than guessed), and plain ``http``
+    is accepted only for loopback hosts, so the message names this setting instead of the
+    ``jwks_url`` derived from it.
+    """
     url = url.strip()
     if "://" not in url:
-        url = "https://" + url
+        raise ConfigurationError(
+            f"{setting} must be a URL starting with https://, got {shown(url)}"
+            + (f" (did you mean {shown('https://' + url)}?)" if url else "")
+        )
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(
-            f"{setting} must be an https:// URL of the Wacht frontend API, got {url!r}"
+            f"{setting} must be an https:// URL of the Wacht frontend API, got {shown(url)}"
         )
     try:
         port = parts.port
     except ValueError as exc:
-        raise ConfigurationError(f"{setting} has an invalid port: {url!r}") from exc
+        raise ConfigurationError(f"{setting} has an invalid port: {shown(url)}") from exc
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigurationError(
+            f"{setting} must use https:// (plain http is allowed only for loopback hosts), "
+            f"got {shown(url)}"
+        )
     host = parts.hostname.lower()
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _check_issuer(issuer: str, setting: str) -> None:
+    """``issuer`` must be an origin (what Wacht puts in ``iss``): https, or http on loopback.
+
+    Compared exactly with ``iss``, so it is checked, never rewritten: a path, a trailing
+    ``/`` or a bare name would make every token ``issuer_invalid``.
+    """
+    parts = urlsplit(issuer)
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ConfigurationError(
+            f"{setting} must be the origin of the Wacht frontend API, as tokens carry it in "
+            f"iss (https://<host>[:port], no path or trailing /), got {shown(issuer)}"
+        )
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigurationError(
+            f"{setting} must use https:// (plain http is allowed only for loopback hosts), "
+            f"got {shown(issuer)}"
+        )
 
 
 def _check_fetch_url(url: str, setting: str) -> str:
@@ -93,23 +132,26 @@ def _check_fetch_url(url: str, setting: str) -> str:
     if parts.scheme == "http" and is_loopback_host(parts.hostname):
         return url
     raise ConfigurationError(
-        f"{setting} must use https:// (plain http is allowed only for loopback hosts), got {url!r}"
+        f"{setting} must use https:// (plain http is allowed only for loopback hosts), "
+        f"got {shown(public_url(url))}"
     )
 
 
-def decode_publishable_key(key: str) -> str:
+def decode_publishable_key(key: str, *, setting: str = "WACHT_PUBLISHABLE_KEY") -> str:
     """Return the frontend API origin encoded in a Wacht publishable key.
 
     A publishable key is ``pk_test_`` or ``pk_live_`` followed by base64 of
     ``https://<frontend host>``. Standard base64 is tried first, then URL-safe, each with or
     without padding; anything after the origin (a path, a trailing ``$``) is dropped.
+    ``setting`` names where the key came from in error messages.
     """
     key = key.strip()
     prefix = next((p for p in _PUBLISHABLE_PREFIXES if key.startswith(p)), None)
+    # A publishable key is public (it ships in every browser bundle): quoting it is safe.
+    hint = "copy the publishable key from the Wacht dashboard"
     if prefix is None:
         raise ConfigurationError(
-            "the publishable key must start with pk_test_ or pk_live_ "
-            "(set WACHT_PUBLISHABLE_KEY to the key shown in the Wacht dashboard)"
+            f"{setting} must start with pk_test_ or pk_live_ ({hint}), got {shown(key, 60)}"
         )
     body = key[len(prefix) :]
     padded = body + "=" * (-len(body) % 4)
@@ -120,12 +162,13 @@ def decode_publishable_key(key: str) -> str:
             break
         except (binascii.Error, ValueError, UnicodeError):
             continue
-    if decoded is None:
-        raise ConfigurationError("the publishable key does not decode as base64 of a URL")
+    if decoded is None or not decoded.strip().startswith(("https://", "http://")):
+        raise ConfigurationError(
+            f"{setting} is not a Wacht publishable key: the part after {prefix} must be base64 "
+            f"of the frontend API URL ({hint}), got {shown(key, 60)}"
+        )
     decoded = decoded.strip().rstrip("$")
-    if not decoded.startswith(("https://", "http://")):
-        raise ConfigurationError("the publishable key does not encode an https:// URL")
-    return _origin(decoded, "the publishable key")
+    return _origin(decoded, f"the URL in {setting}")
 
 
 def cookie_name_for(frontend_api_url: str) -> str:
@@ -239,6 +282,8 @@ class Config:
             )
         if not isinstance(issuer, str):
             raise ConfigurationError(f"issuer must be a string, got {issuer!r}")
+        if self.issuer is not None:  # one derived from frontend_api_url is an origin already
+            _check_issuer(issuer, "issuer")
         set_(self, "issuer", issuer)
         jwks_url = self.jwks_url
         if jwks_url is None and frontend is not None:
@@ -391,10 +436,7 @@ def _pem(value: Any, label: str) -> str:
 
 
 def _publishable(value: Any, label: str) -> str:
-    try:
-        return decode_publishable_key(_text(value, label))
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{label}: {exc.message}") from None
+    return decode_publishable_key(_text(value, label), setting=label)
 
 
 def _object(value: Any, label: str) -> Any:

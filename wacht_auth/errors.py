@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "AlgorithmNotAllowedError",
@@ -47,6 +48,24 @@ def _quote(value: str) -> str:
     """Return ``value`` as an RFC 7230 quoted-string (backslash-escape ``"`` and ``\\``)."""
     cleaned = "".join(ch if 0x20 <= ord(ch) < 0x7F else " " for ch in value)
     return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def shown(value: object, limit: int = 100) -> str:
+    """``value`` quoted for a message: control characters dropped, cut to ``limit``.
+
+    For public values that may come from a token (its ``iss``): a message is returned to the
+    caller and logged, so it must not carry line breaks or unbounded text.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    cleaned = "".join(ch for ch in text if ch.isprintable())
+    return repr(cleaned if len(cleaned) <= limit else cleaned[:limit] + "...")
+
+
+def public_url(url: str) -> str:
+    """``url`` without user info, query or fragment: where a secret could hide in a URL."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class WachtAuthError(Exception):
@@ -237,7 +256,14 @@ class JWKSUnavailableError(WachtAuthError):
     code = "jwks_unavailable"
     status = 503
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 30) -> None:
+    def __init__(
+        self, message: str | None = None, *, retry_after: int = 30, url: str | None = None
+    ) -> None:
+        # The JWKS URL says which deployment's key server failed; it is public, but user info
+        # or a query string (where a secret could hide) never reaches the message.
+        self.url: str | None = public_url(url) if url else None
+        if self.url is not None:
+            message = f"{message or self.default_message()} (JWKS URL: {self.url})"
         super().__init__(message)
         self.retry_after: int = max(1, int(retry_after))
 

@@ -820,6 +820,7 @@ class KeySet:
             raise JWKSUnavailableError(
                 f"fetching the signing keys failed: {flight.error.detail}",
                 retry_after=self._state.retry_after(self.config.clock()),
+                url=self.config.jwks_url,
             )
 
     def _run_or_wait(self, plan: _Plan) -> None:
@@ -878,6 +879,7 @@ class KeySet:
         raise JWKSUnavailableError(
             "no signing keys are available and the key server cannot be reached",
             retry_after=retry,
+            url=self.config.jwks_url,
         )
 
     def _newer_than(self, seen: KeyIndex) -> KeyIndex | None:

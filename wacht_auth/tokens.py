@@ -29,6 +29,7 @@ from .errors import (
     TokenMalformedError,
     TokenNotYetValidError,
     TokenTooLargeError,
+    shown,
 )
 
 __all__ = [
@@ -490,8 +491,12 @@ def check_claims(
 
     iss = claims.get("iss")
     if type(iss) is not str or iss != issuer:
+        # Both issuers are public (the frontend API origin): saying them turns a puzzling 401
+        # into an obvious staging-versus-production mix-up. shown() bounds the token's text.
         raise IssuerInvalidError(
-            "the token has no iss claim" if iss is None else "the token issuer is not accepted"
+            f"the token has no iss claim; expected {shown(issuer)}"
+            if iss is None
+            else f"the token issuer {shown(iss)} is not the configured issuer {shown(issuer)}"
         )
 
     if audience:

@@ -28,6 +28,7 @@ from .errors import (
     TokenMalformedError,
     TokenTooLargeError,
     WachtAuthError,
+    shown,
 )
 from .keys import Key, KeyIndex
 from .keyset import KeySet
@@ -364,7 +365,11 @@ class Verifier:
                 first = self._configs[0]
                 parse(token, max_bytes=first.max_token_bytes, algorithms=first.algorithms)
                 raise IssuerInvalidError("the token has no iss claim")
-            raise IssuerInvalidError("the token issuer is not a trusted Wacht deployment")
+            trusted = ", ".join(shown(c.issuer) for c in self._configs[:5])
+            raise IssuerInvalidError(
+                f"the token issuer {shown(iss)} is not a trusted Wacht deployment "
+                f"(trusted: {trusted}{', ...' if len(self._configs) > 5 else ''})"
+            )
         return deployment
 
     def _report(self, deployment: _Deployment | None, outcome: str) -> None:

@@ -232,6 +232,49 @@ async def _deny(scope: Scope, send: Send, error: WachtAuthError, state: AuthStat
     await send({"type": "http.response.body", "body": body})
 
 
+_CORS_ORDER = (
+    "CORSMiddleware runs inside WachtMiddleware, so the 401/403/503 answers WachtMiddleware "
+    "sends itself (protect_all) carry no Access-Control-Allow-Origin and a browser cannot "
+    "read their error code (token_expired ...). Add CORSMiddleware after WachtMiddleware "
+    "(app.add_middleware(CORSMiddleware, ...) last, or first in Starlette(middleware=[...])), "
+    "or use wacht_auth.integrations.fastapi.install(), which puts WachtMiddleware inside it."
+)
+_MAX_WRAPPERS = 64  # a middleware stack deeper than this is not looked through
+
+
+def _is_cors_middleware(obj: object) -> bool:
+    """True for Starlette's ``CORSMiddleware`` (FastAPI re-exports it), a subclass or instance."""
+    try:
+        from starlette.middleware.cors import CORSMiddleware
+    except ImportError:  # no Starlette: no CORSMiddleware to misplace
+        return False
+    cls = obj if isinstance(obj, type) else type(obj)
+    return issubclass(cls, CORSMiddleware)
+
+
+def _warn_if_cors_inside(app: object) -> bool:
+    """Warn (a ``RuntimeWarning`` and a ``wacht_auth`` log record) when a ``CORSMiddleware``
+    wraps ``app``, the app WachtMiddleware is given: it then sits inside ours.
+
+    Called when WachtMiddleware is built, which Starlette does at start-up (lifespan) or on
+    the first request, once the whole stack is known. Follows the ``.app`` attribute every
+    Starlette middleware keeps, at most ``_MAX_WRAPPERS`` deep. Returns whether it warned.
+    """
+    for _ in range(_MAX_WRAPPERS):
+        if app is None:
+            return False
+        if _is_cors_middleware(app):
+            import warnings
+
+            from .._events import LOGGER
+
+            warnings.warn(_CORS_ORDER, RuntimeWarning, stacklevel=3)
+            LOGGER.warning("wacht_auth: %s", _CORS_ORDER)
+            return True
+        app = getattr(app, "app", None)
+    return False
+
+
 class WachtMiddleware:
     """Pure ASGI middleware attaching the caller's :class:`~wacht_auth.auth.AuthState`.
 
@@ -268,6 +311,7 @@ class WachtMiddleware:
             accept=accept,
         )
         self.verifier = self.layer.verifier
+        _warn_if_cors_inside(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""

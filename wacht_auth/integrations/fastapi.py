@@ -10,9 +10,10 @@ OpenAPI schema shows it. :func:`install` wires an app in one call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, WebSocket
+from fastapi.requests import HTTPConnection
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -20,9 +21,11 @@ from ..auth import AuthState, Caller, PublicPaths, Requirement, error_response
 from ..config import Config
 from ..errors import WachtAuthError
 from ..session import PermissionScope
-from .asgi import WachtMiddleware, aget_auth_state
+from .asgi import WachtMiddleware, _is_cors_middleware, aget_auth_state
 
 if TYPE_CHECKING:
+    from starlette.types import ExceptionHandler
+
     from ..verifier import Verifier
 
 __all__ = [
@@ -49,26 +52,28 @@ bearer_scheme = HTTPBearer(
 )
 
 
-async def get_auth_state(
-    request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> AuthState:
-    """Dependency: the caller's :class:`~wacht_auth.auth.AuthState` (anonymous allowed)."""
-    return await aget_auth_state(request.scope)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+async def get_auth_state(connection: HTTPConnection, _credentials: Credentials) -> AuthState:
+    """Dependency: the caller's :class:`~wacht_auth.auth.AuthState` (anonymous allowed).
+
+    Typed on ``HTTPConnection``, not ``Request``, so that it (and every dependency built on
+    it) works on websocket routes as well as HTTP ones; ``bearer_scheme`` only documents
+    the scheme in OpenAPI, and websocket routes are not in the schema anyway.
+    """
+    return await aget_auth_state(connection.scope)
 
 
 State = Annotated[AuthState, Depends(get_auth_state)]
 
 
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
-
-
 def _dependency(requirement: Requirement) -> Callable[..., Awaitable[Caller]]:
     needs = requirement.permissions
 
-    async def dependency(request: Request, _credentials: Credentials) -> Caller:
+    async def dependency(connection: HTTPConnection, _credentials: Credentials) -> Caller:
         # The permissions go to the gateway when this dependency is what checks an API key.
-        state = await aget_auth_state(request.scope, None, needs)
+        state = await aget_auth_state(connection.scope, None, needs)
         return requirement.check(state)  # a WachtAuthError is answered by the handler
 
     return dependency
@@ -119,15 +124,35 @@ def require_workspace(
     return _dependency(Requirement(workspace=workspace_id or True, accept=kinds))
 
 
-async def wacht_exception_handler(request: Request, exc: Exception) -> Response:
-    """Answer a :class:`~wacht_auth.WachtAuthError` as JSON with ``WWW-Authenticate`` etc.
+async def wacht_exception_handler(request: HTTPConnection, exc: Exception) -> Response | None:
+    """Answer a :class:`~wacht_auth.WachtAuthError` as JSON with ``WWW-Authenticate`` etc.;
+    on a websocket, close the handshake with 1008 and the error code (RFC 6455 §7.4.1), as
+    the middleware and the ASGI decorators do.
 
     Register with ``app.add_exception_handler(WachtAuthError, wacht_exception_handler)``.
     """
     if not isinstance(exc, WachtAuthError):  # pragma: no cover - registered for it only
         raise exc
+    if isinstance(request, WebSocket):
+        await request.close(code=1008, reason=exc.code)
+        return None
     status, headers, body = error_response(exc)
     return Response(body, status, headers)
+
+
+def _move_inside_cors(app: FastAPI) -> None:
+    """Move the WachtMiddleware just added inside every ``CORSMiddleware`` added before it.
+
+    Starlette makes the middleware added last the outermost, so ``install()`` called after
+    ``app.add_middleware(CORSMiddleware, ...)`` would put ours outside CORS: the 401s it sends
+    itself in protect-all mode would lack ``Access-Control-Allow-Origin`` and a browser could
+    not read ``token_expired``. Only its place relative to CORS changes; a CORSMiddleware
+    added after ``install()`` is already outside and stays there.
+    """
+    stack = app.user_middleware  # outermost first; add_middleware inserted ours at 0
+    cors = [i for i, entry in enumerate(stack) if i and _is_cors_middleware(entry.cls)]
+    if cors:
+        stack.insert(cors[-1], stack.pop(0))  # after the pop, cors[-1] is just inside it
 
 
 def install(
@@ -154,12 +179,15 @@ def install(
 
         verifier = Verifier(config) if config is not None else Verifier.from_env()
     app.state.wacht_verifier = verifier
-    app.add_exception_handler(WachtAuthError, wacht_exception_handler)
+    # One handler for HTTP and websocket connections: neither branch of Starlette's
+    # ExceptionHandler union describes that, hence the cast.
+    app.add_exception_handler(WachtAuthError, cast("ExceptionHandler", wacht_exception_handler))
     if middleware:
         options: dict[str, Any] = {"protect_all": protect_all, "prefetch": prefetch}
         app.add_middleware(
             WachtMiddleware, verifier=verifier, public_paths=public_paths, accept=accept, **options
         )
+        _move_inside_cors(app)
     elif protect_all or prefetch or accept != ("session_token",):
         raise ValueError("protect_all, prefetch and accept need the middleware (middleware=True)")
     return verifier
