@@ -75,6 +75,9 @@ class FakeRequest:
     def client_ip(self) -> str | None:
         return "203.0.113.7"
 
+    def query(self) -> str:
+        return ""
+
 
 def layer(verifier: StubVerifier | None = None, **options: Any) -> Authenticator:
     return Authenticator(verifier or StubVerifier(), **options)  # type: ignore[arg-type]

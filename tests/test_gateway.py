@@ -153,6 +153,9 @@ class Request:
     def client_ip(self) -> str | None:
         return "203.0.113.9"
 
+    def query(self) -> str:
+        return ""
+
 
 def layer(issuer: Issuer, gateway: FakeGateway, *accept: str, **config: Any) -> Authenticator:
     verifier = Verifier(issuer.config(gateway_url=gateway.url, **config))

@@ -43,6 +43,22 @@ from .errors import (
     WorkspaceRequiredError,
 )
 from .gateway import CREDENTIAL_KINDS, Checked, Credential, CredentialKind, Gateway
+from .pages import (
+    Exchanged,
+    PagePaths,
+    SessionExchange,
+    Transport,
+    TrustedProxies,
+    client_ip,
+    dev_session_cookies,
+    dev_session_in_query,
+    expired_session_cookie,
+    public_url,
+    session_cookie,
+    sign_in_url,
+    transport_from_cookies,
+    without_dev_session,
+)
 from .session import PermissionScope, Session
 from .tokens import looks_like_jws, peek_issuer
 
@@ -56,6 +72,7 @@ __all__ = [
     "Caller",
     "Guards",
     "PublicPaths",
+    "Redirect",
     "RequestView",
     "Requirement",
     "TokenSource",
@@ -113,12 +130,33 @@ class RequestView(Protocol):
         """The address of the socket peer (the client, or the nearest proxy)."""
         ...
 
+    def query(self) -> str:
+        """The raw query string (without ``?``), as the request carried it."""
+        ...
+
 
 class TokenSource(NamedTuple):
     """A token found on a request, and whether it came from the session cookie."""
 
     token: str
     from_cookie: bool = False
+
+
+class Redirect(NamedTuple):
+    """A page's answer instead of a 401: send the browser to ``location`` (302), with the
+    state's ``response_headers`` (cookies) on the answer."""
+
+    location: str
+    status: int = 302
+
+
+class _Plan(NamedTuple):
+    """A transport token to exchange, whether it came from ``?__dev_session__=``, and the
+    client IP to send as ``X-Wacht-Forwarded-For``."""
+
+    transport: Transport
+    from_query: bool
+    client_ip: str | None
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -183,12 +221,15 @@ class AuthState:
     ``error`` keeps the precise failure so that :meth:`require` answers with its code
     (``token_expired`` lets the front end refresh). ``verifier`` is the verifier that produced
     the state: another one never reuses it. ``response_headers`` are to be copied onto the
-    response, whatever it is (the gateway's rate-limit state).
+    response, whatever it is (the gateway's rate-limit state, the cookies of a session
+    exchange). ``redirect`` is the clean URL a page request carrying ``?__dev_session__=``
+    is sent to once exchanged.
     """
 
     __slots__ = (
         "credential",
         "error",
+        "redirect",
         "response_headers",
         "session",
         "token_presented",
@@ -201,6 +242,7 @@ class AuthState:
     token_presented: bool
     verifier: object
     response_headers: tuple[tuple[str, str], ...]
+    redirect: str | None
 
     def __init__(
         self,
@@ -211,6 +253,7 @@ class AuthState:
         verifier: object = None,
         credential: Credential | None = None,
         response_headers: tuple[tuple[str, str], ...] = (),
+        redirect: str | None = None,
     ) -> None:
         init = object.__setattr__
         init(self, "session", session)
@@ -219,6 +262,7 @@ class AuthState:
         init(self, "verifier", verifier)
         init(self, "credential", credential)
         init(self, "response_headers", response_headers)
+        init(self, "redirect", redirect)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"AuthState is read-only: cannot set {name!r}")
@@ -355,18 +399,26 @@ class Authenticator:
             request). Default: session tokens only; nothing reaches the gateway unless asked.
         gateway: a ready :class:`~wacht_auth.gateway.Gateway` (default: one for the config's
             ``gateway_url``, built when ``accept`` names a gateway kind).
+        page_paths: path prefixes served as pages: under ``protect_all`` an anonymous visitor
+            there is redirected to sign in instead of getting a 401.
+        trusted_proxies: the proxies in front of the app (a number of hops, or addresses and
+            CIDRs): only then are ``X-Forwarded-*`` headers read (``wacht_auth.pages``).
     """
 
     __slots__ = (
         "_anonymous",
         "_cookie",
+        "_cookie_name",
         "_issuers",
         "_trusted",
         "accept",
+        "exchange",
         "gateway",
+        "page_paths",
         "prefetch",
         "protect_all",
         "public_paths",
+        "trusted_proxies",
         "verifier",
     )
 
@@ -379,6 +431,8 @@ class Authenticator:
         prefetch: bool = False,
         accept: Iterable[str] = ("session_token",),
         gateway: Gateway | None = None,
+        page_paths: Iterable[str] | PagePaths = (),
+        trusted_proxies: TrustedProxies | int | str | Iterable[str] | None = None,
     ) -> None:
         config = verifier.config
         self.verifier = verifier
@@ -394,6 +448,21 @@ class Authenticator:
             public_paths if isinstance(public_paths, PublicPaths) else PublicPaths(public_paths)
         )
         self._cookie = config.cookie_name if config.read_cookies else None
+        self._cookie_name = config.cookie_name or ""
+        self.page_paths = page_paths if isinstance(page_paths, PagePaths) else PagePaths(page_paths)
+        self.trusted_proxies = TrustedProxies.parse(trusted_proxies)
+        # A browser without a usable session token is signed in from its session cookie at
+        # the frontend API (DESIGN.md §10): whenever cookies are read and one is known.
+        self.exchange = (
+            SessionExchange(
+                config.frontend_api_url,
+                timeout=config.exchange_timeout,
+                clock=config.clock,
+                on_event=config.on_event,
+            )
+            if config.read_cookies and config.frontend_api_url
+            else None
+        )
         # Origins trusted to send a cookie-borne token on an unsafe method, besides the app's.
         self._trusted = frozenset(filter(None, map(origin_of, config.authorized_parties)))
         self._anonymous = AuthState(verifier=verifier)  # immutable: one serves every request
@@ -408,9 +477,11 @@ class Authenticator:
         public_paths: Iterable[str] = (),
         prefetch: bool | None = None,
         accept: Iterable[str] | None = None,
+        page_paths: Iterable[str] = (),
     ) -> Authenticator:
         """Build the layer from :class:`~wacht_auth.config.Settings` (Django's, Flask's or the
-        environment's); arguments given in code win, ``public_paths`` add to the setting's."""
+        environment's); arguments given in code win, ``public_paths`` and ``page_paths`` add
+        to the setting's."""
         from .verifier import Verifier
 
         verifier = verifier or settings.option("verifier") or Verifier(settings.build_config())
@@ -419,6 +490,8 @@ class Authenticator:
         return cls(
             verifier,
             accept=accept,
+            page_paths=(*settings.option("page_paths", ()), *page_paths),
+            trusted_proxies=settings.option("trusted_proxies"),
             protect_all=settings.option("protect_all", False)
             if protect_all is None
             else protect_all,
@@ -488,44 +561,175 @@ class Authenticator:
         self, request: RequestView, required_permissions: Collection[str] = ()
     ) -> AuthState:
         """Find the request's credential and judge it (no cache or prior state): a session
-        token here (CSRF rule, then the verifier), an API key or OAuth token at the gateway."""
+        token here (CSRF rule, then the verifier), an API key or OAuth token at the gateway,
+        and, for a browser without a usable session token, the exchange of its session cookie
+        at the frontend API (DESIGN.md §10)."""
         source = self._source(request)
-        if source is None:
-            return self._anonymous
-        kind = self._kind(source)
-        if kind != "session_token":
-            assert self.gateway is not None  # _kind names a gateway kind only with one
-            checked = self.gateway.check(
-                kind, source.token, **self._about(request, required_permissions)
-            )
-            return self._checked(checked)
-        if "session_token" not in self.accept:
-            return self._refused(source)
+        stale: AuthState | None = None
+        if source is not None:
+            kind = self._kind(source)
+            if kind != "session_token":
+                assert self.gateway is not None  # _kind names a gateway kind only with one
+                about = self._about(request, required_permissions)
+                return self._checked(self.gateway.check(kind, source.token, **about))
+            if "session_token" not in self.accept:
+                return self._refused(source)
+            try:
+                self._check_csrf(request, source)
+                return AuthState(self.verifier.verify(source.token), verifier=self.verifier)
+            except WachtAuthError as error:
+                stale = AuthState(error=error, token_presented=True, verifier=self.verifier)
+                if not source.from_cookie:
+                    return stale
+        plan = self._exchange_plan(request, stale)
+        if plan is None:
+            return stale or self._anonymous
+        if isinstance(plan, AuthState):
+            return plan
+        assert self.exchange is not None  # a plan is made only with an exchange
         try:
-            self._check_csrf(request, source)
-            return AuthState(self.verifier.verify(source.token), verifier=self.verifier)
+            exchanged = self.exchange.exchange(
+                plan.transport.value, dev=plan.transport.dev, client_ip=plan.client_ip
+            )
+            if exchanged is None:
+                return self._session_over(request)
+            session = self.verifier.verify(exchanged.token)
         except WachtAuthError as error:
             return AuthState(error=error, token_presented=True, verifier=self.verifier)
+        return self._exchanged(request, plan, exchanged, session)
 
     async def averify_request(
         self, request: RequestView, required_permissions: Collection[str] = ()
     ) -> AuthState:
         """:meth:`verify_request` for asyncio."""
         source = self._source(request)
-        if source is None:
-            return self._anonymous
-        kind = self._kind(source)
-        if kind != "session_token":
-            assert self.gateway is not None  # _kind names a gateway kind only with one
-            about = self._about(request, required_permissions)
-            return self._checked(await self.gateway.acheck(kind, source.token, **about))
-        if "session_token" not in self.accept:
-            return self._refused(source)
+        stale: AuthState | None = None
+        if source is not None:
+            kind = self._kind(source)
+            if kind != "session_token":
+                assert self.gateway is not None  # _kind names a gateway kind only with one
+                about = self._about(request, required_permissions)
+                return self._checked(await self.gateway.acheck(kind, source.token, **about))
+            if "session_token" not in self.accept:
+                return self._refused(source)
+            try:
+                self._check_csrf(request, source)
+                session = await self.verifier.averify(source.token)
+                return AuthState(session, verifier=self.verifier)
+            except WachtAuthError as error:
+                stale = AuthState(error=error, token_presented=True, verifier=self.verifier)
+                if not source.from_cookie:
+                    return stale
+        plan = self._exchange_plan(request, stale)
+        if plan is None:
+            return stale or self._anonymous
+        if isinstance(plan, AuthState):
+            return plan
+        assert self.exchange is not None  # a plan is made only with an exchange
         try:
-            self._check_csrf(request, source)
-            return AuthState(await self.verifier.averify(source.token), verifier=self.verifier)
+            exchanged = await self.exchange.aexchange(
+                plan.transport.value, dev=plan.transport.dev, client_ip=plan.client_ip
+            )
+            if exchanged is None:
+                return self._session_over(request)
+            session = await self.verifier.averify(exchanged.token)
         except WachtAuthError as error:
             return AuthState(error=error, token_presented=True, verifier=self.verifier)
+        return self._exchanged(request, plan, exchanged, session)
+
+    # ---------------------------------------------------------------- the session handshake
+
+    def _exchange_plan(
+        self, request: RequestView, stale: AuthState | None
+    ) -> _Plan | AuthState | None:
+        """What to exchange for a browser without a usable session token: the transport
+        cookie (``__session``, else the development session) or a ``?__dev_session__=`` on a
+        safe request; None when there is nothing (or no exchange is configured); a refusal
+        (CSRF) as a state. Cookie-borne, so the CSRF rule applies as to ``__auth``."""
+        exchange = self.exchange
+        if exchange is None:
+            return None
+        from_query = False
+        transport = transport_from_cookies(request.cookie, exchange.frontend_api_url)
+        if transport is None and request.method in ("GET", "HEAD"):
+            dev = dev_session_in_query(request.query())
+            if dev is not None:
+                transport, from_query = Transport(dev, dev=True), True
+        if transport is None:
+            return None
+        if not from_query:
+            try:
+                self._check_csrf(request, TokenSource(transport.value, from_cookie=True))
+            except WachtAuthError as error:
+                return AuthState(error=error, token_presented=True, verifier=self.verifier)
+        peer = request.client_ip()
+        ip = client_ip(peer, request.header("x-forwarded-for"), self.trusted_proxies)
+        return _Plan(transport, from_query, ip)
+
+    def _exchanged(
+        self, request: RequestView, plan: _Plan, exchanged: Exchanged, session: Session
+    ) -> AuthState:
+        """A browser signed in by the exchange: its session, the cookies Wacht's SDKs write
+        (``__auth_<scope>``, upstream ``Set-Cookie``, a renewed development session), and for
+        a ``?__dev_session__=`` page request the clean URL to redirect to."""
+        config = self.verifier.config
+        now = config.clock()
+        cookies = [
+            session_cookie(
+                self._cookie_name, exchanged.token, expires_at=exchanged.expires_at, now=now
+            )
+        ]
+        cookies += exchanged.set_cookies
+        if exchanged.dev_session:
+            assert self.exchange is not None
+            frontend = self.exchange.frontend_api_url
+            cookies += dev_session_cookies(frontend, exchanged.dev_session, now=now)
+        redirect = None
+        if plan.from_query:
+            url = self._public_url(request)
+            redirect = without_dev_session(url) if url else None
+        return AuthState(
+            session,
+            verifier=self.verifier,
+            response_headers=tuple(("Set-Cookie", c) for c in cookies),
+            redirect=redirect,
+        )
+
+    def _session_over(self, request: RequestView) -> AuthState:
+        """The frontend API says the session ended: anonymous, and the stale ``__auth`` cookie
+        goes (pages then redirect to sign-in rather than exchange again)."""
+        gone = (("Set-Cookie", expired_session_cookie(self._cookie_name)),)
+        return AuthState(verifier=self.verifier, response_headers=gone)
+
+    def _public_url(self, request: RequestView) -> str | None:
+        """The absolute URL of this request as the browser sees it, or None (no valid Host)."""
+        origin = urlsplit(request.own_origin() or "")
+        try:
+            return public_url(
+                scheme=origin.scheme or "http",
+                host=origin.netloc or None,
+                path=request.path,
+                query=request.query(),
+                peer=request.client_ip(),
+                forwarded_for=request.header("x-forwarded-for"),
+                forwarded_proto=request.header("x-forwarded-proto"),
+                forwarded_host=request.header("x-forwarded-host"),
+                trusted_proxies=self.trusted_proxies,
+            )
+        except ValueError:
+            return None
+
+    def sign_in_location(self, request: RequestView) -> str | None:
+        """The sign-in page for a visitor of this page, with ``redirect_uri`` back to it
+        (``sign_in_url``, else the accounts portal derived from the frontend host); None
+        when the request has no valid public URL (answer the 401 then)."""
+        config = self.verifier.config
+        url = self._public_url(request)
+        if url is None or not config.frontend_api_url:
+            return None
+        return sign_in_url(
+            config.frontend_api_url, sign_in_url=config.sign_in_url, redirect_uri=url
+        )
 
     def _kind(self, source: TokenSource) -> CredentialKind:
         """Which credential a bearer is (DESIGN.md §9): a session token of a configured
@@ -618,13 +822,32 @@ class Authenticator:
 
     def refusal(
         self, request: RequestView, state: AuthState, *, public_route: bool = False
-    ) -> WachtAuthError | None:
-        """Under ``protect_all``, the error to answer a request with; None lets it through."""
-        if not self.protect_all or state.session is not None or state.credential is not None:
+    ) -> WachtAuthError | Redirect | None:
+        """Under ``protect_all``, the answer a request gets instead of its route: an error, or
+        for a page (``page_paths``) a :class:`Redirect` (the sign-in page for a visitor who is
+        not signed in, the clean URL after a ``?__dev_session__=`` exchange); None lets it
+        through. A 503 (keys, gateway or frontend API down) stays a 503 on pages too: a
+        redirect to a sign-in page that may be down as well could loop or sign people out."""
+        if not self.protect_all:
+            return None
+        page = bool(self.page_paths) and request.path in self.page_paths
+        if page and state.redirect is not None:
+            return Redirect(state.redirect)
+        if state.session is not None or state.credential is not None:
             return None
         if self.is_open(request, public_route=public_route):
             return None
-        return state.error or TokenMissingError()
+        return self.page_answer(request, state.error or TokenMissingError(), page=page)
+
+    def page_answer(
+        self, request: RequestView, error: WachtAuthError, *, page: bool = True
+    ) -> WachtAuthError | Redirect:
+        """``error``, or for a page and a 401 the redirect to the sign-in page."""
+        if page and error.status == 401:
+            location = self.sign_in_location(request)
+            if location is not None:
+                return Redirect(location)
+        return error
 
     def prefetch_keys(self) -> None:
         """Fetch the keys now (start-up); a failure is logged, keys are fetched on first need."""
@@ -669,6 +892,8 @@ class Requirement:
         organization: True for "some active organization", or a specific organization id.
         workspace: True for "some active workspace", or a specific workspace id.
         accept: the credential kinds this route takes (None: every kind the app accepts).
+        redirect: a page: a visitor who is not signed in is sent to the sign-in page (302)
+            instead of getting a 401, like Django's ``login_required``.
     """
 
     permissions: tuple[str, ...] = ()
@@ -677,6 +902,7 @@ class Requirement:
     organization: bool | str = False
     workspace: bool | str = False
     accept: tuple[str, ...] | None = None
+    redirect: bool = False
 
     def __post_init__(self) -> None:
         if self.accept is not None:
@@ -810,6 +1036,8 @@ class Guards(Generic[R]):
             route requires (sent to the gateway when this call is what checks an API key).
         astate: the same, awaited (async views).
         refuse: the native answer for a failed requirement; may be awaitable (websockets).
+        redirect: the native 302 to a location, with the state's response headers (pages).
+        sign_in: the sign-in page for a request (``Authenticator.sign_in_location``).
         find: given a view, a function from its call's ``(args, kwargs)`` to the request
             (default :func:`request_argument`; Flask's views take none and read a global).
         is_async: whether a view is a coroutine function.
@@ -821,20 +1049,26 @@ class Guards(Generic[R]):
         state: Callable[[R, tuple[str, ...]], AuthState],
         astate: Callable[[R, tuple[str, ...]], Awaitable[AuthState]],
         refuse: Callable[[R, WachtAuthError, AuthState], Any],
+        redirect: Callable[[R, str, AuthState], Any] | None = None,
+        sign_in: Callable[[R], str | None] | None = None,
         find: Callable[[Callable[..., Any]], Callable[[tuple[Any, ...], dict[str, Any]], R]] = (
             request_argument
         ),
         is_async: Callable[[Any], bool] = inspect.iscoroutinefunction,
     ) -> None:
         self._state, self._astate, self._refuse = state, astate, refuse
+        self._redirect, self._sign_in = redirect, sign_in
         self._find, self._is_async = find, is_async
 
     def guard(self, requirement: Requirement) -> Callable[[Callable[P, T]], Callable[P, T]]:
         """A decorator refusing callers who do not meet ``requirement``."""
         # require_auth asks for a session and nothing more: a signed-in caller needs no check.
         signed_in_only = requirement == _SIGNED_IN
-        state_of, astate_of, refuse = self._state, self._astate, self._refuse
+        state_of, astate_of = self._state, self._astate
         needs = requirement.permissions
+        if requirement.redirect and (self._redirect is None or self._sign_in is None):
+            raise TypeError("this framework's guards cannot redirect to a sign-in page")
+        answer = self._answer
 
         def decorate(view: Callable[P, T]) -> Callable[P, T]:
             request_of = self._find(view)
@@ -844,12 +1078,10 @@ class Guards(Generic[R]):
                 async def async_view(*args: P.args, **kwargs: P.kwargs) -> Any:
                     request = request_of(args, kwargs)
                     state = await astate_of(request, needs)
-                    if state.session is None or not signed_in_only:
-                        try:
-                            requirement.check(state)
-                        except WachtAuthError as error:
-                            answer = refuse(request, error, state)
-                            return await answer if inspect.isawaitable(answer) else answer
+                    if state.session is None or not signed_in_only or state.redirect:
+                        refusal = answer(requirement, request, state)
+                        if refusal is not _PASS:
+                            return await refusal if inspect.isawaitable(refusal) else refusal
                     return await view(*args, **kwargs)  # type: ignore[misc]
 
                 return cast("Callable[P, T]", async_view)
@@ -858,35 +1090,62 @@ class Guards(Generic[R]):
             def sync_view(*args: P.args, **kwargs: P.kwargs) -> Any:
                 request = request_of(args, kwargs)
                 state = state_of(request, needs)
-                if state.session is None or not signed_in_only:
-                    try:
-                        requirement.check(state)
-                    except WachtAuthError as error:
-                        return refuse(request, error, state)
+                if state.session is None or not signed_in_only or state.redirect:
+                    refusal = answer(requirement, request, state)
+                    if refusal is not _PASS:
+                        return refusal
                 return view(*args, **kwargs)
 
             return cast("Callable[P, T]", sync_view)
 
         return decorate
 
+    def _answer(self, requirement: Requirement, request: R, state: AuthState) -> Any:
+        """The native answer when ``requirement`` refuses, or ``_PASS``: the error, or for a
+        page the redirect (to the clean URL after a ``?__dev_session__=`` exchange, or to the
+        sign-in page instead of a 401)."""
+        page = requirement.redirect
+        if page and state.redirect is not None:
+            assert self._redirect is not None
+            return self._redirect(request, state.redirect, state)
+        try:
+            requirement.check(state)
+        except WachtAuthError as error:
+            if page and error.status == 401:
+                assert self._redirect is not None and self._sign_in is not None
+                location = self._sign_in(request)
+                if location is not None:
+                    return self._redirect(request, location, state)
+            return self._refuse(request, error, state)
+        return _PASS
+
     @overload
     def require_auth(self, view: Callable[P, T], *, accept: None = None) -> Callable[P, T]: ...
 
     @overload
     def require_auth(
-        self, view: None = None, *, accept: Iterable[str] | None = None
+        self,
+        view: None = None,
+        *,
+        accept: Iterable[str] | None = None,
+        redirect: bool = False,
     ) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
 
     def require_auth(
-        self, view: Callable[P, T] | None = None, *, accept: Iterable[str] | None = None
+        self,
+        view: Callable[P, T] | None = None,
+        *,
+        accept: Iterable[str] | None = None,
+        redirect: bool = False,
     ) -> Callable[P, T] | Callable[[Callable[P, T]], Callable[P, T]]:
         """Decorator: 401 with the precise code (``token_expired`` …) unless the caller is
         authenticated; ``@require_auth(accept=("api_key",))`` narrows the kinds this route
-        takes (401 ``credential_invalid`` for others)."""
+        takes (401 ``credential_invalid`` for others); ``@require_auth(redirect=True)`` makes
+        it a page: visitors who are not signed in go to the sign-in page instead."""
         if view is None:
-            return self.guard(Requirement(accept=_accept(accept)))
-        if not callable(view) or accept is not None:
-            raise TypeError("write @require_auth, or @require_auth(accept=(...))")
+            return self.guard(Requirement(accept=_accept(accept), redirect=redirect))
+        if not callable(view) or accept is not None or redirect:
+            raise TypeError("write @require_auth, or @require_auth(accept=..., redirect=...)")
         return self.guard(_SIGNED_IN)(view)
 
     def require_permission(
@@ -895,6 +1154,7 @@ class Guards(Generic[R]):
         scope: PermissionScope | None = None,
         require_all: bool = False,
         accept: Iterable[str] | None = None,
+        redirect: bool = False,
     ) -> Callable[[Callable[P, T]], Callable[P, T]]:
         """Decorator: 403 ``permission_denied`` unless the caller holds one of
         ``permissions`` (every one with ``require_all``), in ``scope`` (None: either); with an
@@ -920,6 +1180,9 @@ class Guards(Generic[R]):
         if callable(workspace_id):
             raise TypeError("write @require_workspace() with parentheses")
         return self.guard(Requirement(workspace=workspace_id or True, accept=_accept(accept)))
+
+
+_PASS: Any = object()  # the guard's "no refusal": the view runs
 
 
 def _accept(accept: Iterable[str] | None) -> tuple[CredentialKind, ...] | None:

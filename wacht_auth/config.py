@@ -240,6 +240,10 @@ class Config:
         gateway_url: Wacht's gateway, which checks API keys and OAuth access tokens (https;
             plain http only for loopback hosts).
         gateway_timeout: seconds a gateway check may take.
+        sign_in_url: where pages send visitors who are not signed in (default: the accounts
+            portal derived from the frontend host, ``docs/pages.md``).
+        exchange_timeout: seconds an exchange of the session cookie at the frontend API may
+            take (at most 60).
     """
 
     frontend_api_url: str | None = None
@@ -267,6 +271,8 @@ class Config:
     backend_timeout: float = 10
     gateway_url: str = DEFAULT_GATEWAY_URL
     gateway_timeout: float = 5
+    sign_in_url: str | None = None
+    exchange_timeout: float = 5
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -321,7 +327,13 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("jwks_max_age", "jwks_timeout", "backend_timeout", "gateway_timeout"):
+        for name in (
+            "jwks_max_age",
+            "jwks_timeout",
+            "backend_timeout",
+            "gateway_timeout",
+            "exchange_timeout",
+        ):
             _positive(getattr(self, name), name)
         for name in ("jwks_cooldown", "jwks_stale_if_error"):
             _positive(getattr(self, name), name, allow_zero=True)
@@ -439,6 +451,16 @@ def _publishable(value: Any, label: str) -> str:
     return decode_publishable_key(_text(value, label), setting=label)
 
 
+def _proxies(value: Any, label: str) -> Any:
+    """``trusted_proxies``: a number of proxy hops, or proxy addresses/CIDRs (a list, or one
+    comma-separated string); checked by ``wacht_auth.pages.TrustedProxies.parse``."""
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{label} must be a number of hops or a list of proxies")
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value if isinstance(value, int) else _list(value, label)
+
+
 def _object(value: Any, label: str) -> Any:
     if isinstance(value, str):
         raise ConfigurationError(f"{label} cannot be given as text; set it in code")
@@ -484,17 +506,30 @@ SETTINGS: Mapping[str, tuple[str, _Parser]] = MappingProxyType(
         "backend_timeout": ("backend_timeout", _number),
         "gateway_url": ("gateway_url", _text),
         "gateway_timeout": ("gateway_timeout", _number),
+        "sign_in_url": ("sign_in_url", _text),
+        "exchange_timeout": ("exchange_timeout", _number),
         # The request layer's options (wacht_auth.auth.Authenticator).
         "accept": ("accept", _list),
         "protect_all": ("protect_all", _flag),
         "public_paths": ("public_paths", _list),
         "prefetch": ("prefetch", _flag),
+        "page_paths": ("page_paths", _list),
+        "trusted_proxies": ("trusted_proxies", _proxies),
         # A ready Config or verifier instead of the fields above (code only).
         "config": ("config", _object),
         "verifier": ("verifier", _object),
     }
 )
-_OPTIONS = ("accept", "protect_all", "public_paths", "prefetch", "config", "verifier")
+_OPTIONS = (
+    "accept",
+    "protect_all",
+    "public_paths",
+    "prefetch",
+    "page_paths",
+    "trusted_proxies",
+    "config",
+    "verifier",
+)
 _CODE_ONLY = ("config", "verifier")  # objects: never read from the environment
 # Names read from the environment besides WACHT_<NAME> (Wacht's Next.js SDK).
 _ENV_ALIASES = {"NEXT_PUBLIC_WACHT_PUBLISHABLE_KEY": "publishable_key"}

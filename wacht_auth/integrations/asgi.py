@@ -19,6 +19,7 @@ from ..auth import (
     Caller,
     Guards,
     PublicPaths,
+    Redirect,
     cookie_reader,
     error_response,
     request_argument,
@@ -138,6 +139,9 @@ class _View:
         client = self.scope.get("client")
         return str(client[0]) if client else None
 
+    def query(self) -> str:
+        return bytes(self.scope.get("query_string", b"")).decode("latin-1")
+
 
 class _Credentials(AuthCredentials):
     """``request.auth`` of a session for Starlette's ``requires()``: ``authenticated`` and the
@@ -220,10 +224,20 @@ def _adding(send: Send, headers: tuple[tuple[str, str], ...]) -> Send:
     return adding
 
 
-async def _deny(scope: Scope, send: Send, error: WachtAuthError, state: AuthState) -> None:
-    """Answer ``error`` in raw ASGI: JSON for HTTP, close 1008 before accept for websockets."""
+async def _deny(
+    scope: Scope, send: Send, error: WachtAuthError | Redirect, state: AuthState
+) -> None:
+    """Answer in raw ASGI: JSON for HTTP (a 302 for a page), close 1008 before accept for
+    websockets."""
     if scope["type"] == "websocket":  # RFC 6455 §7.4.1: 1008 is "policy violation"
-        await send({"type": "websocket.close", "code": 1008, "reason": error.code})
+        reason = error.code if isinstance(error, WachtAuthError) else "token_missing"
+        await send({"type": "websocket.close", "code": 1008, "reason": reason})
+        return
+    if isinstance(error, Redirect):
+        location = error.location.encode("latin-1")
+        start = [(b"location", location), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": error.status, "headers": start})
+        await send({"type": "http.response.body", "body": b""})
         return
     status, headers, body = error_response(error, token_presented=state.token_presented)
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
@@ -323,10 +337,11 @@ class WachtMiddleware:
         layer, view = self.layer, _View(scope)
         prior = scope.get("wacht")
         state = _store(scope, layer.reuse(view, prior) or await layer.averify_request(view))
-        if layer.protect_all and state.session is None:
-            error = layer.refusal(view, state)
-            if error is not None:
-                await _deny(scope, _adding(send, state.response_headers), error, state)
+        scope["wacht.authenticator"] = layer  # for page guards: where to sign in
+        if layer.protect_all and (state.session is None or state.redirect):
+            refusal = layer.refusal(view, state)
+            if refusal is not None:
+                await _deny(scope, _adding(send, state.response_headers), refusal, state)
                 return
         if state.response_headers:  # the gateway's rate-limit state, on every answer
             send = _adding(send, state.response_headers)
@@ -364,10 +379,25 @@ def _refuse(conn: HTTPConnection, error: WachtAuthError, state: AuthState) -> An
     return Response(body, status, headers)
 
 
+def _redirect(conn: HTTPConnection, location: str, state: AuthState) -> Any:
+    from starlette.responses import RedirectResponse
+
+    if conn.scope["type"] == "websocket":
+        return conn.close(code=1008, reason="token_missing")  # type: ignore[attr-defined]
+    return RedirectResponse(location, 302)  # the middleware adds the state's cookies
+
+
+def _sign_in(conn: HTTPConnection) -> str | None:
+    layer = conn.scope.get("wacht.authenticator") or _layer(conn.scope, None)
+    return layer.sign_in_location(_View(conn.scope))
+
+
 _guards: Guards[HTTPConnection] = Guards(
     state=lambda conn, needs: get_auth_state(conn.scope, None, needs),
     astate=lambda conn, needs: aget_auth_state(conn.scope, None, needs),
     refuse=_refuse,
+    redirect=_redirect,
+    sign_in=_sign_in,
     find=functools.partial(request_argument, first=False),
 )
 require_auth = _guards.require_auth

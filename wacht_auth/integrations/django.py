@@ -15,10 +15,10 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.core.signals import setting_changed
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.functional import SimpleLazyObject
 
-from ..auth import Authenticator, AuthState, Guards, Requirement, error_response
+from ..auth import Authenticator, AuthState, Guards, Redirect, Requirement, error_response
 from ..config import DJANGO_SETTING, Settings
 from ..errors import ConfigurationError, WachtAuthError
 from ..session import PermissionScope
@@ -87,6 +87,9 @@ class _View:
     def client_ip(self) -> str | None:
         return self.request.META.get("REMOTE_ADDR")
 
+    def query(self) -> str:
+        return str(self.request.META.get("QUERY_STRING", ""))
+
 
 class _Lazy:
     """``request.wacht``'s value, made on first use (like ``request.user``), at most once."""
@@ -138,11 +141,24 @@ async def aauth_state(
 
 
 def _with_headers(lazy: _Lazy, response: HttpResponse) -> HttpResponse:
+    """The state's headers on the response: the gateway's rate-limit state, the cookies of a
+    session exchange (through ``response.cookies``: Django sends one value per header)."""
     state = lazy.state
     if state is not None and state.response_headers:
         for name, value in state.response_headers:
-            response[name] = value
+            if name.lower() == "set-cookie":
+                response.cookies.load(value)
+            else:
+                response[name] = value
     return response
+
+
+def _redirect(request: HttpRequest, location: str, state: AuthState) -> HttpResponse:
+    return HttpResponseRedirect(location)  # the middleware adds the state's cookies
+
+
+def _sign_in(request: HttpRequest) -> str | None:
+    return _lazy(request).layer.sign_in_location(_View(request))
 
 
 def _respond(error: WachtAuthError, *, token_presented: bool = True) -> HttpResponse:
@@ -188,14 +204,21 @@ class WachtMiddleware:
     def _protect(self, request: HttpRequest, view: Any, *args: Any) -> HttpResponse | None:
         """Protect-all mode: the layer decides whether this route may be called."""
         state = _lazy(request)()  # resolved already in an async stack
-        error = self.layer.refusal(
+        refusal = self.layer.refusal(
             _View(request), state, public_route=getattr(view, "wacht_public", False)
         )
-        return None if error is None else _refuse(request, error, state)
+        if isinstance(refusal, Redirect):
+            return _redirect(request, refusal.location, state)
+        return None if refusal is None else _refuse(request, refusal, state)
 
 
 _guards: Guards[HttpRequest] = Guards(
-    state=auth_state, astate=aauth_state, refuse=_refuse, is_async=iscoroutinefunction
+    state=auth_state,
+    astate=aauth_state,
+    refuse=_refuse,
+    redirect=_redirect,
+    sign_in=_sign_in,
+    is_async=iscoroutinefunction,
 )
 require_auth = _guards.require_auth
 require_permission = _guards.require_permission

@@ -14,9 +14,9 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from flask import Flask, Request, Response, current_app, has_request_context, request
+from flask import Flask, Request, Response, current_app, has_request_context, redirect, request
 
-from ..auth import Authenticator, AuthState, Guards, error_response
+from ..auth import Authenticator, AuthState, Guards, Redirect, error_response
 from ..config import Config, Settings
 from ..errors import ConfigurationError, WachtAuthError
 from ..verifier import Verifier
@@ -94,7 +94,7 @@ class Wacht:
         app.app_ctx_globals_class = _with_wacht(app.app_ctx_globals_class)
         if layer.protect_all:
             app.before_request(functools.partial(_protect, layer))
-        if layer.gateway is not None:  # only then can a state carry headers to copy
+        if layer.gateway is not None or layer.exchange is not None:  # headers to copy
             app.after_request(_add_headers)
         app.register_error_handler(WachtAuthError, _answer)
         if layer.prefetch:
@@ -121,6 +121,9 @@ class _View:
 
     def client_ip(self) -> str | None:
         return self.req.remote_addr
+
+    def query(self) -> str:
+        return self.req.query_string.decode("latin-1")
 
 
 class _Field:
@@ -178,11 +181,11 @@ def _add_headers(response: Response) -> Response:
     state = current.__dict__.get("wacht")  # set only if this request looked
     if isinstance(state, AuthState):
         for name, value in state.response_headers:
-            response.headers[name] = value
+            response.headers.add(name, value)  # several Set-Cookie stay several
     return response
 
 
-def _protect(layer: Authenticator) -> None:
+def _protect(layer: Authenticator) -> Any:
     """``before_request`` in protect-all mode: the layer decides; static files and unrouted
     URLs (answered 404/405 by Flask) count as public routes."""
     req: Request = request._get_current_object()  # type: ignore[attr-defined]  # not the proxy
@@ -194,9 +197,12 @@ def _protect(layer: Authenticator) -> None:
         or getattr(current_app.view_functions.get(endpoint), "wacht_public", False)
     )
     state = _state(req)
-    error = layer.refusal(_View(req), state, public_route=bool(public_route))
-    if error is not None:
-        raise error
+    refusal = layer.refusal(_View(req), state, public_route=bool(public_route))
+    if isinstance(refusal, Redirect):
+        return redirect(refusal.location, 302)
+    if isinstance(refusal, WachtAuthError):
+        raise refusal
+    return None
 
 
 def _answer(error: WachtAuthError) -> Response:
@@ -210,8 +216,18 @@ def _refuse(req: Request, error: WachtAuthError, state: AuthState) -> Response:
     raise error  # answered by _answer, or by the app's own handler for that error
 
 
+def _redirect(req: Request, location: str, state: AuthState) -> Any:
+    return redirect(location, 302)  # after_request adds the state's cookies
+
+
+def _sign_in(req: Request) -> str | None:
+    return current_app.extensions["wacht"].sign_in_location(_View(req))  # type: ignore[no-any-return]
+
+
 _guards: Guards[Request] = Guards(
     state=_state,
+    redirect=_redirect,
+    sign_in=_sign_in,
     astate=lambda req, needs: _async(_state(req, needs)),
     refuse=_refuse,
     find=lambda view: lambda args, kwargs: request._get_current_object(),  # type: ignore[attr-defined]
