@@ -20,7 +20,7 @@ if django is not None and not settings.configured:
 
 import pytest
 
-from wacht_auth.testing import FakeGateway
+from wacht_auth.testing import FakeGateway, FrontendAPI
 
 from .contract import register_keys
 
@@ -36,3 +36,10 @@ def gateway() -> object:
 def keys(gateway: FakeGateway) -> dict[str, str]:
     """The contract's API keys, registered with :func:`gateway`."""
     return register_keys(gateway)
+
+
+@pytest.fixture(scope="session")
+def frontend() -> object:
+    """A fake frontend API (keys, session exchange, sign-in page) for the page rows."""
+    with FrontendAPI() as started:
+        yield started

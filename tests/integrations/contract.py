@@ -49,6 +49,9 @@ class Case:
     body: Mapping[str, Any] = field(default_factory=dict)  # expected members of the JSON body
     needs: str | None = None  # a route the example apps lack ("tamper")
     headers: tuple[str, ...] = ()  # response headers that must be present (lower case)
+    location: str | None = None  # a 302's Location must start with this ("{frontend}": its URL)
+    set_cookies: tuple[str, ...] = ()  # substrings the Set-Cookie headers must contain
+    frontend_fails: int | None = None  # the fake frontend API answers exchanges with this
 
 
 USER = "2741598367104"
@@ -248,6 +251,36 @@ def register_keys(gateway: Any) -> dict[str, str]:
     }
 
 
+#: Rows for pages (``GET /page``: ``require_auth(redirect=True)``) and the session handshake,
+#: with a :class:`~wacht_auth.testing.FrontendAPI` as the deployment. ``via="session"`` sends
+#: the token as the ``__session`` transport cookie, ``via="dev-query"`` as
+#: ``?__dev_session__=``.
+AUTH_COOKIE = ("HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=")
+PAGE_CASES: list[Case] = [
+    Case("page: anonymous visitor is sent to sign in", "/page", None, 302,
+         location="{frontend}/sign-in?redirect_uri=http%3A%2F%2Ftestserver%2Fpage"),
+    Case("page: signed in from the __session cookie", "/page", "signed_in", 200, via="session",
+         body={"user_id": "user_1"}, set_cookies=("__auth_", *AUTH_COOKIE)),
+    Case("page: the __auth cookie alone", "/page", "valid", 200, via="cookie", user_id=USER),
+    Case("page: an expired __auth cookie and a __session", "/page", "expired+signed_in", 200,
+         via="cookie", body={"user_id": "user_1"}, set_cookies=("__auth_",)),
+    Case("page: a development session in the URL", "/page", "dev", 302, via="dev-query",
+         location="http://testserver/page", set_cookies=("__auth_", "__dev_session___")),
+    Case("page: a session that is over", "/page", "ended", 302, via="session",
+         location="{frontend}/sign-in", set_cookies=("Max-Age=0",)),
+    Case("page: the frontend API is down", "/page", "signed_in", 503,
+         "session_exchange_unavailable", via="session", frontend_fails=503,
+         headers=("retry-after",), no_challenge=True),
+    Case("API: signed in from the __session cookie", "/protected", "signed_in", 200,
+         via="session", body={"user_id": "user_1"}),
+    Case("API: anonymous keeps the 401", "/protected", None, 401, "token_missing"),
+    Case("API: __session on a POST from a foreign origin", "/protected", "signed_in", 403,
+         "csrf_failed", method="POST", via="session", origin=FOREIGN_ORIGIN),
+    Case("API: the transport token as a bearer is no session", "/protected", "transport", 401,
+         "claims_invalid"),
+]  # fmt: skip
+
+
 def tamper(state: Any) -> dict[str, Any]:
     """Try to change a request's auth state and the claims it shares with every request that
     carries the same token; answer how many attempts were refused (all must be)."""
@@ -282,6 +315,14 @@ def make_token(issuer: Issuer, variant: str) -> str:
         return issuer.transport_token()
     if variant == "wrong_issuer":
         return issuer.token(user_id=USER, claims={"iss": "https://other.example"})
+    if variant in ("signed_in", "ended", "dev"):
+        frontend: Any = issuer  # a FrontendAPI
+        if variant == "dev":
+            return str(frontend.dev_session())
+        transport = str(frontend.sign_in())
+        if variant == "ended":
+            frontend.end_session(transport)
+        return transport
     if variant == "garbage":
         return "not.a.jwt"
     if variant == "hs256":
@@ -308,9 +349,17 @@ def request_for(
     ``keys`` are the API keys of :func:`register_keys`."""
     headers = dict(case.extra_headers)
     cookies: dict[str, str] = {}
-    if case.token is not None:
+    path = case.path
+    if case.token == "expired+signed_in":
+        cookies[cookie_name] = make_token(issuer, "expired")
+        cookies["__session"] = make_token(issuer, "signed_in")
+    elif case.token is not None:
         token = (keys or {}).get(case.token) or make_token(issuer, case.token)
-        if case.via == "cookie":
+        if case.via == "session":
+            cookies["__session"] = token
+        elif case.via == "dev-query":
+            path = f"{path}?__dev_session__={token}"
+        elif case.via == "cookie":
             cookies[cookie_name] = token
         elif case.via == "header-lower":
             headers["Authorization"] = f"bearer   {token}"
@@ -318,12 +367,27 @@ def request_for(
             headers["Authorization"] = f"Bearer {token}"
     if case.origin is not None:
         headers["Origin"] = case.origin
-    return Request(case.method, case.path, headers, cookies)
+    return Request(case.method, path, headers, cookies)
 
 
-def check(case: Case, status: int, headers: Mapping[str, str], body: bytes) -> None:
-    """Assert that an answer meets the contract row (``headers`` looked up case-insensitively)."""
+def check(
+    case: Case,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    set_cookies: list[str] | None = None,
+    frontend: str = "",
+) -> None:
+    """Assert that an answer meets the contract row (``headers`` looked up case-insensitively;
+    ``set_cookies`` every Set-Cookie value, which many clients fold)."""
     lowered = {k.lower(): v for k, v in headers.items()}
+    for wanted in case.set_cookies:
+        assert any(wanted in cookie for cookie in set_cookies or ()), (case.name, set_cookies)
+    if case.location is not None:
+        assert status == case.status, (case.name, status, body[:300])
+        location = lowered.get("location", "")
+        assert location.startswith(case.location.format(frontend=frontend)), (case.name, location)
+        return
     if case.status == 0:  # passed through to the app: anything but our refusal
         assert status not in (401, 403), (case.name, status, body[:300])
         return

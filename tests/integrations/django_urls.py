@@ -226,6 +226,8 @@ urlpatterns = [
         DrfOrg.as_view(),
         DrfTamper.as_view(),
     ),
+    path("sync/page", require_auth(redirect=True)(public_view)),
+    path("async/page", require_auth(redirect=True)(apublic_view)),
     path("sync/workspace", workspace_view),
     path("async/workspace", aworkspace_view),
     path("async/strict", strict_view),

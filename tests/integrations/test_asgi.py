@@ -22,6 +22,7 @@ from tests.integrations.contract import (
     APP_ORIGIN,
     CASES,
     KEY_CASES,
+    PAGE_CASES,
     PROTECT_ALL_CASES,
     USER,
     Case,
@@ -40,7 +41,7 @@ from wacht_auth.integrations.asgi import (
     require_permission,
     require_workspace,
 )
-from wacht_auth.testing import FakeGateway, Issuer
+from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer
 from wacht_auth.verifier import Verifier
 
 
@@ -85,6 +86,11 @@ async def public(request: Request) -> JSONResponse:
 @require_auth
 async def protected(request: Request) -> JSONResponse:
     return JSONResponse(body(request))
+
+
+@require_auth(redirect=True)
+async def page(request: Request) -> JSONResponse:
+    return JSONResponse({"user_id": request.state.wacht.user_id})
 
 
 @require_auth
@@ -149,6 +155,7 @@ ROUTES = [
     Route("/admin", admin),
     Route("/org", org),
     Route("/tamper", tamper_view),
+    Route("/page", page),
     Route("/workspace", workspace),
     Route("/both", both),
     Route("/requires", starlette_requires),
@@ -564,3 +571,23 @@ def test_plain_asgi_without_starlette_installed(issuer: Issuer) -> None:
         timeout=60,
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.parametrize("case", PAGE_CASES, ids=[c.name for c in PAGE_CASES])
+def test_contract_pages(case: Case, frontend: FrontendAPI) -> None:
+    config = frontend.config()
+    if case.frontend_fails:
+        frontend.fail_exchange(case.frontend_fails)
+    try:
+        with TestClient(make_app(Verifier(config)), base_url=APP_ORIGIN) as client:
+            request = request_for(case, frontend, config.cookie_name or "")
+            headers = dict(request.headers)
+            if request.cookies:
+                headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request.cookies.items())
+            response = client.request(
+                request.method, request.path, headers=headers, follow_redirects=False
+            )
+    finally:
+        frontend.restore_exchange()
+    cookies = response.headers.get_list("set-cookie")
+    check(case, response.status_code, response.headers, response.content, cookies, frontend.url)

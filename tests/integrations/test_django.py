@@ -6,6 +6,7 @@ views in ``django_urls.py``); every test sets ``WACHT_AUTH`` with ``override_set
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from django.test import AsyncClient, Client, RequestFactory, override_settings
 from tests.integrations.contract import (
     CASES,
     KEY_CASES,
+    PAGE_CASES,
     PROTECT_ALL_CASES,
     USER,
     Case,
@@ -31,7 +33,7 @@ from tests.integrations.contract import (
 from wacht_auth import Config, Session
 from wacht_auth.auth import Authenticator, AuthState
 from wacht_auth.integrations.django import auth_state, authenticator
-from wacht_auth.testing import FakeGateway, Issuer
+from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer
 from wacht_auth.verifier import Verifier
 
 
@@ -391,3 +393,29 @@ def test_a_guard_sends_its_permissions_to_the_gateway(
         response = Client().get("/sync/admin", headers={"Authorization": f"Bearer {keys['key']}"})
     assert response.status_code == 200 and response["X-RateLimit-Remaining"]
     assert gateway.checks[-1]["required_permissions"] == ["invoices:write"]
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+@pytest.mark.parametrize("case", PAGE_CASES, ids=[c.name for c in PAGE_CASES])
+def test_contract_pages(case: Case, kind: str, frontend: FrontendAPI) -> None:
+    if case.frontend_fails:
+        frontend.fail_exchange(case.frontend_fails)
+    try:
+        with override_settings(WACHT_AUTH={"config": frontend.config()}):
+            prefix = "/sync" if kind == "wsgi" else "/async"
+            if kind == "wsgi":
+                response = _send_sync(Client(), case, frontend, prefix)
+            else:
+                response = async_to_sync(_send_async)(AsyncClient(), case, frontend, prefix)
+    finally:
+        frontend.restore_exchange()
+    cookies = [morsel.OutputString() for morsel in response.cookies.values()]
+    location = case.location
+    if location is not None and location.startswith("http://testserver/"):
+        location = "http://testserver" + prefix + location[len("http://testserver") :]
+    elif location is not None and "%2Fpage" in location:
+        location = location.replace("%2Fpage", "%2F" + prefix.strip("/") + "%2Fpage")
+    case = dataclasses.replace(case, location=location)
+    check(
+        case, response.status_code, dict(response.headers), response.content, cookies, frontend.url
+    )

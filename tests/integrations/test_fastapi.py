@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
-from fastapi import Depends, FastAPI, WebSocket
+from fastapi import Depends, FastAPI, Request, WebSocket
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
@@ -16,6 +16,7 @@ from tests.integrations.contract import (
     APP_ORIGIN,
     CASES,
     KEY_CASES,
+    PAGE_CASES,
     PROTECT_ALL_CASES,
     USER,
     Case,
@@ -36,7 +37,7 @@ from wacht_auth.integrations.fastapi import (
     require_workspace,
     wacht_exception_handler,
 )
-from wacht_auth.testing import FakeGateway, Issuer
+from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer
 from wacht_auth.verifier import Verifier
 
 
@@ -78,6 +79,11 @@ def add_routes(app: FastAPI) -> FastAPI:
     @app.get("/org", dependencies=[Depends(require_auth)])  # two deps, verified once
     async def org(session: Annotated[Session, Depends(require_organization())]) -> Any:
         return {"user_id": session.user_id}
+
+    @app.get("/page")
+    @asgi.require_auth(redirect=True)  # a page: the Starlette decorator redirects
+    async def page(request: Request) -> Any:
+        return {"user_id": request.state.wacht.user_id}
 
     @app.get("/tamper")
     async def tamper_view(
@@ -276,3 +282,23 @@ def test_install_builds_verifier_from_config(issuer: Issuer) -> None:
     assert app.state.wacht_verifier is verifier
     client = TestClient(add_routes(app))
     assert client.get("/protected", headers=bearer(issuer.token(user_id=USER))).status_code == 200
+
+
+@pytest.mark.parametrize("case", PAGE_CASES, ids=[c.name for c in PAGE_CASES])
+def test_contract_pages(case: Case, frontend: FrontendAPI) -> None:
+    config = frontend.config()
+    if case.frontend_fails:
+        frontend.fail_exchange(case.frontend_fails)
+    try:
+        with TestClient(make_app(Verifier(config)), base_url=APP_ORIGIN) as client:
+            request = request_for(case, frontend, config.cookie_name or "")
+            headers = dict(request.headers)
+            if request.cookies:
+                headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request.cookies.items())
+            response = client.request(
+                request.method, request.path, headers=headers, follow_redirects=False
+            )
+    finally:
+        frontend.restore_exchange()
+    cookies = response.headers.get_list("set-cookie")
+    check(case, response.status_code, response.headers, response.content, cookies, frontend.url)

@@ -18,6 +18,7 @@ from tests.integrations.contract import (
     APP_ORIGIN,
     CASES,
     KEY_CASES,
+    PAGE_CASES,
     PROTECT_ALL_CASES,
     USER,
     Case,
@@ -35,7 +36,7 @@ from wacht_auth.integrations.flask import (
     require_permission,
     require_workspace,
 )
-from wacht_auth.testing import FakeGateway, Issuer
+from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer
 from wacht_auth.verifier import Verifier
 
 
@@ -75,6 +76,11 @@ def add_contract_routes(app: Flask) -> None:
     @app.get("/org")
     @require_organization()
     def org() -> dict[str, Any]:
+        return {"user_id": g.wacht.user_id}
+
+    @app.get("/page")
+    @require_auth(redirect=True)
+    def page() -> dict[str, Any]:
         return {"user_id": g.wacht.user_id}
 
     @app.get("/tamper")
@@ -692,3 +698,23 @@ def test_a_guard_sends_its_permissions_to_the_gateway(
     assert gateway.checks[-1]["required_permissions"] == ["invoices:write"]
     denied = get(app, "/protected", issuer.token(user_id=USER))  # sessions not accepted here
     assert (denied.status_code, denied.json["error"]["code"]) == (401, "credential_invalid")
+
+
+@pytest.mark.parametrize("case", PAGE_CASES, ids=[c.name for c in PAGE_CASES])
+def test_contract_pages(case: Case, frontend: FrontendAPI) -> None:
+    config = frontend.config()
+    if case.frontend_fails:
+        frontend.fail_exchange(case.frontend_fails)
+    try:
+        response = call(contract_app(config).test_client(), case, frontend, config.cookie_name)
+    finally:
+        frontend.restore_exchange()
+    cookies = response.headers.getlist("Set-Cookie")
+    check(
+        case,
+        response.status_code,
+        dict(response.headers),
+        response.get_data(),
+        cookies,
+        frontend.url,
+    )
