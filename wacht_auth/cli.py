@@ -210,7 +210,6 @@ def _session_report(session: Session, now: float) -> dict[str, Any]:
 def _cmd_verify(args: argparse.Namespace, io: _Output) -> int:
     from .verifier import Verifier
 
-    config = _config_from_args(args)
     token = _read_token(args.token)
     if token and "." not in token:  # a dotted value is reported as the JWT it tries to be
         raise _Failure(
@@ -220,6 +219,7 @@ def _cmd_verify(args: argparse.Namespace, io: _Output) -> int:
             '(an app accepts them with accept=("session_token", "api_key"); see '
             "docs/api-keys.md)",
         )
+    config = _config_from_args(args)
     try:
         session = Verifier(config).verify(token)
     except WachtAuthError as error:
