@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from selenium import webdriver
@@ -55,3 +62,62 @@ def browser() -> Iterator[webdriver.Chrome]:
         yield driver
     finally:
         driver.quit()
+
+
+# -- servers on loopback, for tests that serve their own apps (test_cors.py) ---------------
+
+#: Seconds a server may take to start or stop.
+SERVER_TIMEOUT = 10
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[int]:
+    """Serve a WSGI ``app`` on 127.0.0.1 in a thread; yields the port, stops on exit."""
+    server = make_server(
+        "127.0.0.1", 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=SERVER_TIMEOUT)
+
+
+@contextmanager
+def serve_asgi(app: Any) -> Iterator[int]:
+    """Serve an ASGI ``app`` with uvicorn on 127.0.0.1 in a thread, on a socket bound here
+    (no port race); yields the port, stops on exit."""
+    import uvicorn  # the dev extra; imported here so the WSGI-only tests do not need it
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + SERVER_TIMEOUT
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped during start-up"
+            assert time.monotonic() < deadline, "uvicorn did not start in time"
+            time.sleep(0.02)
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=SERVER_TIMEOUT)
+        sock.close()
+    assert not thread.is_alive(), "uvicorn did not stop"
