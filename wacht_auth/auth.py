@@ -478,6 +478,7 @@ class Authenticator:
         prefetch: bool | None = None,
         accept: Iterable[str] | None = None,
         page_paths: Iterable[str] = (),
+        trusted_proxies: TrustedProxies | int | str | Iterable[str] | None = None,
     ) -> Authenticator:
         """Build the layer from :class:`~wacht_auth.config.Settings` (Django's, Flask's or the
         environment's); arguments given in code win, ``public_paths`` and ``page_paths`` add
@@ -491,7 +492,9 @@ class Authenticator:
             verifier,
             accept=accept,
             page_paths=(*settings.option("page_paths", ()), *page_paths),
-            trusted_proxies=settings.option("trusted_proxies"),
+            trusted_proxies=settings.option("trusted_proxies")
+            if trusted_proxies is None
+            else trusted_proxies,
             protect_all=settings.option("protect_all", False)
             if protect_all is None
             else protect_all,

@@ -3,6 +3,7 @@ lifespan prefetch, Starlette's requires(), plain ASGI apps, once-per-request ver
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -591,3 +592,62 @@ def test_contract_pages(case: Case, frontend: FrontendAPI) -> None:
         frontend.restore_exchange()
     cookies = response.headers.get_list("set-cookie")
     check(case, response.status_code, response.headers, response.content, cookies, frontend.url)
+
+
+def test_protect_all_page_paths_redirect_and_apis_keep_the_401(frontend: FrontendAPI) -> None:
+    app = make_app(Verifier(frontend.config()), protect_all=True, page_paths=["/public"])
+    with TestClient(app, base_url=APP_ORIGIN, follow_redirects=False) as client:
+        page = client.get("/public?x=1")
+        assert page.status_code == 302
+        assert page.headers["location"] == (
+            f"{frontend.url}/sign-in?redirect_uri=http%3A%2F%2Ftestserver%2Fpublic%3Fx%3D1"
+        )
+        api = client.get("/protected")
+        assert (api.status_code, api.json()["error"]["code"]) == (401, "token_missing")
+        signed_in = client.get("/public", headers={"Cookie": f"__session={frontend.sign_in()}"})
+        assert signed_in.json() == {"user_id": "user_1"}
+        frontend.fail_exchange(503)
+        try:
+            down = client.get("/public", headers={"Cookie": f"__session={frontend.sign_in()}"})
+        finally:
+            frontend.restore_exchange()
+        assert down.status_code == 503 and "location" not in down.headers  # never a loop
+
+
+@pytest.mark.parametrize(
+    ("proxies", "peer_trusted", "expected_host"),
+    [(None, False, "testserver"), (1, True, "app.example"), (["10.0.0.0/8"], False, "testserver")],
+)
+def test_the_redirect_uri_reads_forwarded_headers_only_from_trusted_proxies(
+    frontend: FrontendAPI, proxies: Any, peer_trusted: bool, expected_host: str
+) -> None:
+    """No open redirect: X-Forwarded-Host names the host only behind a trusted proxy (the
+    TestClient's peer is "testclient", which no CIDR list trusts; a hop count trusts it)."""
+    app = make_app(Verifier(frontend.config()), trusted_proxies=proxies)
+    forwarded = {
+        "X-Forwarded-For": "203.0.113.5",
+        "X-Forwarded-Host": "app.example",
+        "X-Forwarded-Proto": "https",
+    }
+    with TestClient(app, base_url=APP_ORIGIN, follow_redirects=False) as client:
+        page = client.get("/page", headers=forwarded)
+    assert page.status_code == 302
+    scheme = "https" if peer_trusted else "http"
+    assert f"redirect_uri={scheme}%3A%2F%2F{expected_host}%2Fpage" in page.headers["location"]
+
+
+async def test_concurrent_page_loads_with_one_session_cookie_make_one_exchange(
+    frontend: FrontendAPI,
+) -> None:
+    import httpx
+
+    app = make_app(Verifier(frontend.config()))
+    transport = httpx.ASGITransport(app=app)
+    cookie = {"Cookie": f"__session={frontend.sign_in()}"}
+    before = frontend.exchange_count
+    async with httpx.AsyncClient(transport=transport, base_url=APP_ORIGIN) as client:
+        answers = await asyncio.gather(*(client.get("/page", headers=cookie) for _ in range(30)))
+        assert all(a.json() == {"user_id": "user_1"} for a in answers)
+        again = await client.get("/page", headers=cookie)  # reused until it expires
+        assert again.status_code == 200
+    assert frontend.exchange_count - before == 1

@@ -419,3 +419,18 @@ def test_contract_pages(case: Case, kind: str, frontend: FrontendAPI) -> None:
     check(
         case, response.status_code, dict(response.headers), response.content, cookies, frontend.url
     )
+
+
+def test_protect_all_page_paths_redirect_and_apis_keep_the_401(frontend: FrontendAPI) -> None:
+    settings = {"config": frontend.config(), "protect_all": True, "page_paths": ["/sync/public"]}
+    with override_settings(WACHT_AUTH=settings):
+        page = Client().get("/sync/public")
+        assert page.status_code == 302
+        assert page["Location"].startswith(f"{frontend.url}/sign-in?redirect_uri=")
+        api = Client().get("/sync/protected")
+        assert (api.status_code, api.json()["error"]["code"]) == (401, "token_missing")
+        client = Client()
+        client.cookies["__session"] = frontend.sign_in()
+        signed_in = client.get("/sync/public")
+    assert signed_in.json()["user_id"] == "user_1"
+    assert any(name.startswith("__auth_") for name in signed_in.cookies)

@@ -161,3 +161,31 @@ def test_contract_keys(
     with override_settings(WACHT_AUTH=settings, MIDDLEWARE=stack):
         response = _send(case, issuer, keys)
     check(case, response.status_code, dict(response.headers), response.content)
+
+
+def test_a_permission_class_narrows_the_kinds_a_view_takes(
+    issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+) -> None:
+    from rest_framework.test import APIRequestFactory
+
+    from wacht_auth.integrations.drf import HasWachtPermission, IsWachtAuthenticated
+
+    class KeysOnly(IsWachtAuthenticated):
+        accept = ("api_key",)
+
+    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    settings = {"verifier": verifier, "accept": ["session_token", "api_key"]}
+    factory = APIRequestFactory()
+    with override_settings(WACHT_AUTH=settings):
+        for permission, token, allowed in (
+            (KeysOnly, keys["key"], True),
+            (KeysOnly, issuer.token(user_id=USER), False),
+            (HasWachtPermission.with_permissions("invoices:write", accept=("api_key",)),
+             keys["key"], True),
+        ):  # fmt: skip
+            request = factory.get("/", HTTP_AUTHORIZATION=f"Bearer {token}")
+            from django.http import HttpRequest
+
+            django_request: HttpRequest = request
+            drf_request = type("R", (), {"_request": django_request})()
+            assert permission().has_permission(drf_request, None) is allowed

@@ -718,3 +718,17 @@ def test_contract_pages(case: Case, frontend: FrontendAPI) -> None:
         cookies,
         frontend.url,
     )
+
+
+def test_protect_all_page_paths_redirect_and_apis_keep_the_401(frontend: FrontendAPI) -> None:
+    app = contract_app(frontend.config(), protect_all=True, page_paths=["/public"])
+    page = get(app, "/public")
+    assert page.status_code == 302
+    assert page.headers["Location"].startswith(f"{frontend.url}/sign-in?redirect_uri=")
+    api = get(app, "/protected")
+    assert (api.status_code, api.json["error"]["code"]) == (401, "token_missing")
+    client = app.test_client()
+    client.set_cookie("__session", frontend.sign_in(), domain="testserver")
+    signed_in = client.get("/public", base_url=APP_ORIGIN + "/")
+    assert signed_in.json == {"user_id": "user_1"}
+    assert any(c.startswith("__auth_") for c in signed_in.headers.getlist("Set-Cookie"))

@@ -298,7 +298,9 @@ class WachtMiddleware:
     requires a signed-in caller everywhere except ``public_paths`` (exact paths, or prefixes
     ending in ``*``) and CORS preflights; ``prefetch`` fetches the keys at lifespan start-up;
     ``accept`` names the credential kinds authenticated (default: session tokens only; add
-    ``"api_key"``/``"oauth_token"`` to have Wacht's gateway check those).
+    ``"api_key"``/``"oauth_token"`` to have Wacht's gateway check those). ``page_paths`` are
+    pages: under ``protect_all`` an anonymous visitor there is redirected to sign in;
+    ``trusted_proxies`` (hops, or proxy addresses) lets ``X-Forwarded-*`` be read.
     A :class:`~wacht_auth.WachtAuthError` raised by the app before it answered (a FastAPI
     dependency, say) is answered here as JSON.
     """
@@ -313,6 +315,8 @@ class WachtMiddleware:
         public_paths: Iterable[str] | PublicPaths = (),
         prefetch: bool | None = None,
         accept: Iterable[str] | None = None,
+        page_paths: Iterable[str] = (),
+        trusted_proxies: int | str | Iterable[str] | None = None,
     ) -> None:
         settings = Settings.load(env={} if verifier or config else None, config=config)
         self.app = app
@@ -323,6 +327,8 @@ class WachtMiddleware:
             prefetch=prefetch,
             public_paths=public_paths,
             accept=accept,
+            page_paths=page_paths,
+            trusted_proxies=trusted_proxies,
         )
         self.verifier = self.layer.verifier
         _warn_if_cors_inside(app)

@@ -240,6 +240,8 @@ class WachtRequiredMixin:
     wacht_require_all: bool = False
     wacht_organization: bool | str = False
     wacht_workspace: bool | str = False
+    wacht_accept: tuple[str, ...] | None = None  # credential kinds taken (None: the app's)
+    wacht_redirect: bool = False  # a page: visitors who are not signed in go to sign in
 
     def get_wacht_requirement(self) -> Requirement:
         """The :class:`~wacht_auth.auth.Requirement` built from the ``wacht_*`` attributes."""
@@ -249,6 +251,8 @@ class WachtRequiredMixin:
             self.wacht_require_all,
             self.wacht_organization,
             self.wacht_workspace,
+            accept=self.wacht_accept,
+            redirect=self.wacht_redirect,
         )
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:

@@ -98,14 +98,19 @@ class WachtAuthentication(BaseAuthentication):  # type: ignore[misc]  # DRF is u
 
 
 class _WachtPermission(BasePermission):  # type: ignore[misc]  # DRF is untyped
+    #: The credential kinds the view takes (None: every kind the app accepts); set it in a
+    #: subclass, e.g. ``accept = ("api_key",)``.
+    accept: tuple[str, ...] | None = None
+
     def requirement(self) -> Requirement:
-        return Requirement()
+        return Requirement(accept=self.accept)
 
     def has_permission(self, request: Any, view: Any) -> bool:
         """Check the requirement; on failure keep the error for :func:`exception_handler`
         and return False, so that DRF's ``&``/``|`` composition keeps working."""
+        requirement = self.requirement()
         try:
-            self.requirement().check(auth_state(request._request))
+            requirement.check(auth_state(request._request, requirement.permissions))
         except WachtAuthError as error:
             request._request.__dict__["_wacht_denied"] = error
             self.message, self.code = error.message, error.code
@@ -129,11 +134,20 @@ class HasWachtPermission(_WachtPermission):
 
     @classmethod
     def with_permissions(
-        cls, *permissions: str, scope: PermissionScope | None = None, require_all: bool = False
+        cls,
+        *permissions: str,
+        scope: PermissionScope | None = None,
+        require_all: bool = False,
+        accept: tuple[str, ...] | None = None,
     ) -> type[HasWachtPermission]:
         """A permission class requiring ``permissions``, e.g. ``("invoices:write")``."""
-        Requirement(permissions, scope, require_all)  # validate now, at import time
-        attrs = {"permissions": permissions, "scope": scope, "require_all": require_all}
+        Requirement(permissions, scope, require_all, accept=accept)  # validate now
+        attrs = {
+            "permissions": permissions,
+            "scope": scope,
+            "require_all": require_all,
+            "accept": accept,
+        }
         return type(f"HasWachtPermission{list(permissions)}", (cls,), attrs)
 
     def requirement(self) -> Requirement:
@@ -143,7 +157,9 @@ class HasWachtPermission(_WachtPermission):
                 "HasWachtPermission needs permissions: use "
                 'HasWachtPermission.with_permissions("invoices:write") or set .permissions'
             )
-        return Requirement(tuple(self.permissions), self.scope, self.require_all)
+        return Requirement(
+            tuple(self.permissions), self.scope, self.require_all, accept=self.accept
+        )
 
 
 class HasOrganization(_WachtPermission):
@@ -153,7 +169,7 @@ class HasOrganization(_WachtPermission):
 
     def requirement(self) -> Requirement:
         """Require the organization."""
-        return Requirement(organization=self.organization_id or True)
+        return Requirement(organization=self.organization_id or True, accept=self.accept)
 
 
 class HasWorkspace(_WachtPermission):
@@ -163,7 +179,7 @@ class HasWorkspace(_WachtPermission):
 
     def requirement(self) -> Requirement:
         """Require the workspace."""
-        return Requirement(workspace=self.workspace_id or True)
+        return Requirement(workspace=self.workspace_id or True, accept=self.accept)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:

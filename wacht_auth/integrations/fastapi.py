@@ -165,6 +165,8 @@ def install(
     public_paths: Iterable[str] | PublicPaths = (),
     prefetch: bool = False,
     accept: Iterable[str] = ("session_token",),
+    page_paths: Iterable[str] = (),
+    trusted_proxies: int | str | Iterable[str] | None = None,
 ) -> Verifier:
     """Wire ``app``: the exception handler, ``app.state.wacht_verifier`` and (unless
     ``middleware=False``) :class:`~wacht_auth.integrations.asgi.WachtMiddleware`.
@@ -183,7 +185,12 @@ def install(
     # ExceptionHandler union describes that, hence the cast.
     app.add_exception_handler(WachtAuthError, cast("ExceptionHandler", wacht_exception_handler))
     if middleware:
-        options: dict[str, Any] = {"protect_all": protect_all, "prefetch": prefetch}
+        options: dict[str, Any] = {
+            "protect_all": protect_all,
+            "prefetch": prefetch,
+            "page_paths": page_paths,
+            "trusted_proxies": trusted_proxies,
+        }
         app.add_middleware(
             WachtMiddleware, verifier=verifier, public_paths=public_paths, accept=accept, **options
         )

@@ -48,6 +48,10 @@ class Wacht:
             prefix), added to ``WACHT_PUBLIC_PATHS``.
         accept: the credential kinds authenticated (default ``WACHT_ACCEPT``, else session
             tokens only); ``"api_key"``/``"oauth_token"`` are checked by Wacht's gateway.
+        page_paths: pages (path prefixes): under protect-all an anonymous visitor there is
+            redirected to sign in; added to ``WACHT_PAGE_PATHS``.
+        trusted_proxies: the proxies in front of the app (hops, or addresses): only then are
+            ``X-Forwarded-*`` headers read (default ``WACHT_TRUSTED_PROXIES``).
     """
 
     def __init__(
@@ -59,8 +63,11 @@ class Wacht:
         protect_all: bool | None = None,
         public_paths: Iterable[str] = (),
         accept: Iterable[str] | None = None,
+        page_paths: Iterable[str] = (),
+        trusted_proxies: int | str | Iterable[str] | None = None,
     ) -> None:
         self.verifier, self.config = verifier, config
+        self.page_paths, self.trusted_proxies = tuple(page_paths), trusted_proxies
         self.protect_all, self.public_paths = protect_all, tuple(public_paths)
         self.accept = None if accept is None else tuple(accept)
         if app is not None:
@@ -83,6 +90,8 @@ class Wacht:
                 protect_all=self.protect_all,
                 public_paths=self.public_paths,
                 accept=self.accept,
+                page_paths=self.page_paths,
+                trusted_proxies=self.trusted_proxies,
             )
         except ConfigurationError as exc:
             message = f"Wacht is not configured for {app.name!r}: {exc.message}"
