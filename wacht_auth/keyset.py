@@ -18,7 +18,6 @@ Three layers, so the policy is written once and tested without a network:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import http.client
 import ipaddress
@@ -38,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._events import emit
+from ._flight import Flight
 from .config import Config, is_loopback_host
 from .errors import ConfigurationError, JWKSUnavailableError
 from .keys import KeyIndex, key_from_pem
@@ -515,61 +515,12 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str 
 # --------------------------------------------------------------------------- single flight
 
 
-class _Flight:
-    """One fetch in progress; threads wait on an event, tasks on a future of their own loop.
-
-    Nobody waits past ``until`` (monotonic): the fetch's own deadline plus a grace for parsing
-    and publishing its result. A waiter that gives up is answered from whatever keys exist.
-    """
-
-    __slots__ = ("_done", "_lock", "_waiters", "error", "started", "until")
-
-    def __init__(self, wait_for: float) -> None:
-        self.started = time.monotonic()
-        self.until = self.started + wait_for
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self.error: FetchError | None = None
-
-    def finish(self, error: FetchError | None) -> None:
-        with self._lock:
-            self.error = error
-            self._done.set()
-            waiters, self._waiters = self._waiters, []
-        for loop, future in waiters:
-            try:
-                loop.call_soon_threadsafe(_resolve, future)
-            except RuntimeError:  # that loop is closed; nobody is waiting there any more
-                pass
-
-    def wait(self) -> None:
-        self._done.wait(max(0.0, self.until - time.monotonic()))
-
-    async def await_(self) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            if self._done.is_set():
-                return
-            self._waiters.append((loop, future))
-        try:
-            await asyncio.wait_for(future, max(0.0, self.until - time.monotonic()))
-        except asyncio.TimeoutError:
-            pass
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 @dataclass(frozen=True)
 class _Plan:
     """What a caller does after looking at the state under the lock."""
 
     index: KeyIndex | None = None  # use these keys now
-    flight: _Flight | None = None  # wait for (or, if ``own``, run) this fetch
+    flight: Flight[FetchError | None] | None = None  # wait for (or, if ``own``, run) this fetch
     own: bool = False
     reason: str = ""
     background: bool = False  # run ``flight`` in a background thread, serve ``index`` now
@@ -590,7 +541,7 @@ class KeySet:
         self.config = config
         self._on_change = on_change
         self._lock = threading.Lock()
-        self._flight: _Flight | None = None
+        self._flight: Flight[FetchError | None] | None = None
         self._suppressed_window = -math.inf
         self._state = KeySetState(
             max_age=config.jwks_max_age,
@@ -782,7 +733,7 @@ class KeySet:
         )
         return _Plan()
 
-    def _running(self) -> _Flight | None:
+    def _running(self) -> Flight[FetchError | None] | None:
         """The fetch in progress, unless it is presumed stuck (caller holds the lock)."""
         flight = self._flight
         if flight is not None and time.monotonic() - flight.started > self._stuck_after:
@@ -792,7 +743,7 @@ class KeySet:
     def _start(self, now: float, reason: str) -> _Plan:
         """Open a flight (caller holds the lock)."""
         self._state.start(now)
-        flight = self._flight = _Flight(self._wait_for)
+        flight = self._flight = Flight[FetchError | None](self._wait_for, None)
         return _Plan(flight=flight, own=True, reason=reason)
 
     def _forced(self, reason: str) -> None:
@@ -816,9 +767,9 @@ class KeySet:
         if self._pinned is not None:
             return
         flight = plan.flight
-        if flight is not None and flight.error is not None:
+        if flight is not None and flight.result is not None:
             raise JWKSUnavailableError(
-                f"fetching the signing keys failed: {flight.error.detail}",
+                f"fetching the signing keys failed: {flight.result.detail}",
                 retry_after=self._state.retry_after(self.config.clock()),
                 url=self.config.jwks_url,
             )
@@ -860,7 +811,7 @@ class KeySet:
             # No thread to be had (interpreter shutdown, a thread limit): a failed fetch, so
             # stale keys keep serving and a caller without keys gets jwks_unavailable.
 
-    def _abandon(self, flight: _Flight) -> None:
+    def _abandon(self, flight: Flight[FetchError | None]) -> None:
         """Release waiters of a fetch that could not even start."""
         with self._lock:
             if self._flight is flight:
@@ -887,7 +838,7 @@ class KeySet:
             index = self._state.usable(self.config.clock())
         return index if index is not None and index is not seen else None
 
-    def _run(self, flight: _Flight, reason: str) -> None:
+    def _run(self, flight: Flight[FetchError | None], reason: str) -> None:
         """Perform the fetch of ``flight`` and publish its outcome. Never raises."""
         config = self.config
         url = config.jwks_url

@@ -22,7 +22,6 @@ session: it has no ``sub``).
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import hashlib
 import ipaddress
@@ -39,6 +38,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ._events import emit
+from ._flight import Flight
 from .config import EventHandler, cookie_name_for, is_loopback_host
 from .errors import ConfigurationError, SessionExchangeUnavailableError
 from .keyset import FetchError, HTTPAnswer, http_get
@@ -561,59 +561,10 @@ class _Memo:
 _Outcome = Exchanged | tuple[int] | None
 
 
-class _Flight:
-    """One exchange in progress; threads wait on an event, tasks on a future of their loop."""
-
-    __slots__ = ("_done", "_lock", "_waiters", "outcome", "until")
-
-    def __init__(self, wait_for: float) -> None:
-        self.until = time.monotonic() + wait_for
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        # Exchanged, None (session over) or (retry_after,) for unavailable; unset: a sentinel.
-        self.outcome: _Outcome = (1,)
-
-    def finish(self, outcome: _Outcome) -> None:
-        with self._lock:
-            self.outcome = outcome
-            self._done.set()
-            waiters, self._waiters = self._waiters, []
-        for loop, future in waiters:
-            try:
-                loop.call_soon_threadsafe(_resolve, future)
-            except RuntimeError:  # that loop is closed; nobody waits there any more
-                pass
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self) -> None:
-        self._done.wait(max(0.0, self.until - time.monotonic()))
-
-    async def await_(self) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            if self._done.is_set():
-                return
-            self._waiters.append((loop, future))
-        try:
-            await asyncio.wait_for(future, max(0.0, self.until - time.monotonic()))
-        except asyncio.TimeoutError:
-            pass
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 class _Plan(NamedTuple):
     memo: _Memo | None = None
     down: int = 0  # > 0: the frontend API is remembered as unavailable for this long
-    flight: _Flight | None = None
+    flight: Flight[_Outcome] | None = None
     own: bool = False
 
 
@@ -684,7 +635,7 @@ class SessionExchange:
         self.on_event = on_event
         self._lock = threading.Lock()
         self._memos: OrderedDict[bytes, _Memo] = OrderedDict()
-        self._flights: dict[bytes, _Flight] = {}
+        self._flights: dict[bytes, Flight[_Outcome]] = {}
         self._down_until = -math.inf
         self._wait_for = self.timeout + _GRACE
 
@@ -774,7 +725,7 @@ class SessionExchange:
                 flight = None  # finished or stuck: a new one
             if flight is not None:
                 return _Plan(flight=flight)
-            flight = self._flights[key] = _Flight(self._wait_for)
+            flight = self._flights[key] = Flight[_Outcome](self._wait_for, (1,))
             return _Plan(flight=flight, own=True)
 
     def _answer(self, plan: _Plan) -> Exchanged | None:
@@ -790,8 +741,8 @@ class SessionExchange:
         )
 
     @staticmethod
-    def _outcome(flight: _Flight) -> Exchanged | None:
-        outcome = flight.outcome
+    def _outcome(flight: Flight[_Outcome]) -> Exchanged | None:
+        outcome = flight.result
         if not flight.done or isinstance(outcome, tuple):
             retry = outcome[0] if isinstance(outcome, tuple) else 1
             raise SessionExchangeUnavailableError(
@@ -800,7 +751,7 @@ class SessionExchange:
         return outcome
 
     def _run(
-        self, key: bytes, flight: _Flight, transport: str, dev: bool, client_ip: str | None
+        self, key: bytes, flight: Flight[_Outcome], transport: str, dev: bool, client_ip: str | None
     ) -> None:
         """Perform the exchange of ``flight``, remember and publish its outcome. Never raises."""
         started = time.perf_counter()
@@ -837,7 +788,7 @@ class SessionExchange:
             "in %(duration_ms).1f ms",
         )
 
-    def _finish(self, key: bytes, flight: _Flight, outcome: _Outcome) -> None:
+    def _finish(self, key: bytes, flight: Flight[_Outcome], outcome: _Outcome) -> None:
         with self._lock:
             if self._flights.get(key) is flight:
                 del self._flights[key]
