@@ -10,6 +10,7 @@ and ``scope["state"]["wacht"]`` (so ``request.state.wacht`` works: Starlette reb
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _WEB_SCHEMES = {"ws": "http", "wss": "https"}
+# The layer of a verifier passed to get_auth_state explicitly (weak: it goes with its verifier).
+_BY_VERIFIER: weakref.WeakKeyDictionary[Any, Authenticator] = weakref.WeakKeyDictionary()
 
 
 class WachtUser(BaseUser):
@@ -169,8 +172,16 @@ def _store(scope: Scope, state: AuthState) -> AuthState:
 
 
 def _layer(scope: Scope, verifier: Verifier | None) -> Authenticator:
+    """The request layer for this request: the middleware's, the app's, or (an explicit
+    ``verifier``) one per verifier, so its exchange cache and single flight are shared."""
+    attached = scope.get("wacht.authenticator")
+    if attached is not None and (verifier is None or attached.verifier is verifier):
+        return attached  # type: ignore[no-any-return]
     if verifier is not None:
-        return Authenticator(verifier)
+        layer = _BY_VERIFIER.get(verifier)
+        if layer is None:
+            layer = _BY_VERIFIER[verifier] = Authenticator(verifier)
+        return layer
     state = getattr(scope.get("app"), "state", None)
     layer = getattr(state, "wacht_authenticator", None)
     if layer is None:
@@ -394,8 +405,7 @@ def _redirect(conn: HTTPConnection, location: str, state: AuthState) -> Any:
 
 
 def _sign_in(conn: HTTPConnection) -> str | None:
-    layer = conn.scope.get("wacht.authenticator") or _layer(conn.scope, None)
-    return layer.sign_in_location(_View(conn.scope))
+    return _layer(conn.scope, None).sign_in_location(_View(conn.scope))
 
 
 _guards: Guards[HTTPConnection] = Guards(
