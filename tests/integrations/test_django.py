@@ -17,6 +17,7 @@ pytest.importorskip("django")
 
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 
 from tests.integrations.contract import (
@@ -434,3 +435,29 @@ def test_protect_all_page_paths_redirect_and_apis_keep_the_401(frontend: Fronten
         signed_in = client.get("/sync/public")
     assert signed_in.json()["user_id"] == "user_1"
     assert any(name.startswith("__auth_") for name in signed_in.cookies)
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_a_request_is_freed_without_the_garbage_collector(issuer: Issuer, repeated: bool) -> None:
+    """request.wacht holds no reference back to its request: no cycle, so every request is
+    freed as soon as it is answered (a cycle per request costs the collector's time)."""
+    import gc
+    import weakref
+
+    from wacht_auth.integrations.django import WachtMiddleware
+
+    verifier = Verifier(issuer.config())
+    token = issuer.token(user_id=USER)
+    if repeated:
+        verifier.verify(token)  # cached: answered when the request arrives
+    with override_settings(WACHT_AUTH={"verifier": verifier}):
+        middleware = WachtMiddleware(lambda request: HttpResponse(request.wacht.user_id))
+        gc.disable()
+        try:
+            request = RequestFactory().get("/", headers={"Authorization": f"Bearer {token}"})
+            assert middleware(request).content == USER.encode()
+            gone = weakref.ref(request)
+            del request
+            assert gone() is None
+        finally:
+            gc.enable()

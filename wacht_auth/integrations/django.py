@@ -8,6 +8,7 @@ Add ``"wacht_auth.integrations.django.WachtMiddleware"`` to ``MIDDLEWARE`` and c
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -92,24 +93,35 @@ class _View:
 
 
 class _Lazy:
-    """``request.wacht``'s value, made on first use (like ``request.user``), at most once."""
+    """``request.wacht``'s value, made on first use (like ``request.user``), at most once.
+
+    The request is held weakly: it holds this object, and a cycle would leave every request
+    to the garbage collector instead of freeing it when the response is sent.
+    """
 
     __slots__ = ("layer", "request", "state")
 
     def __init__(self, layer: Authenticator, request: HttpRequest, state: AuthState | None) -> None:
-        self.layer, self.request, self.state = layer, request, state
+        self.layer, self.state = layer, state
+        self.request = weakref.ref(request)
+
+    def _view(self) -> _View:
+        request = self.request()
+        if request is None:
+            raise RuntimeError("request.wacht was first used after its request was gone")
+        return _View(request)
 
     def __call__(self, needs: tuple[str, ...] = ()) -> AuthState:
         state = self.state
         if state is None:
-            view = _View(self.request)
+            view = self._view()
             state = self.state = self.layer.authenticate(view, required_permissions=needs)
         return state
 
     async def aresolve(self, needs: tuple[str, ...] = ()) -> AuthState:
         state = self.state
         if state is None:
-            view = _View(self.request)
+            view = self._view()
             state = self.state = await self.layer.aauthenticate(view, required_permissions=needs)
         return state
 
@@ -130,7 +142,9 @@ def _lazy(request: HttpRequest, layer: Authenticator | None = None) -> _Lazy:
 def auth_state(request: HttpRequest, required_permissions: tuple[str, ...] = ()) -> AuthState:
     """The request's :class:`~wacht_auth.auth.AuthState` (verified now if not yet; an API
     key is then checked with ``required_permissions``)."""
-    return _lazy(request)(required_permissions)
+    lazy = request.__dict__.get("_wacht") or _lazy(request)
+    state = lazy.state  # the common case: attached and resolved by the middleware
+    return state if state is not None else lazy(required_permissions)
 
 
 async def aauth_state(
@@ -193,7 +207,13 @@ class WachtMiddleware:
         gateway's rate-limit headers (API keys, OAuth tokens) go on the response."""
         lazy = _lazy(request, self.layer)
         if not self.is_async:
-            return _with_headers(lazy, self.get_response(request))
+            response = self.get_response(request)
+            state = lazy.state
+            return (
+                response
+                if state is None or not state.response_headers
+                else (_with_headers(lazy, response))
+            )
 
         async def respond() -> Any:
             await lazy.aresolve()

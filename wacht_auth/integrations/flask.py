@@ -14,7 +14,16 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from flask import Flask, Request, Response, current_app, has_request_context, redirect, request
+from flask import (
+    Flask,
+    Request,
+    Response,
+    after_this_request,
+    current_app,
+    has_request_context,
+    redirect,
+    request,
+)
 
 from ..auth import Authenticator, AuthState, Guards, Redirect, error_response
 from ..config import Config, Settings
@@ -103,8 +112,6 @@ class Wacht:
         app.app_ctx_globals_class = _with_wacht(app.app_ctx_globals_class)
         if layer.protect_all:
             app.before_request(functools.partial(_protect, layer))
-        if layer.gateway is not None or layer.exchange is not None:  # headers to copy
-            app.after_request(_add_headers)
         app.register_error_handler(WachtAuthError, _answer)
         if layer.prefetch:
             layer.prefetch_keys()
@@ -151,6 +158,8 @@ def _resolve(layer: Authenticator, req: Request, needs: tuple[str, ...]) -> Auth
     state = layer.cached(req.environ.get("HTTP_AUTHORIZATION"))
     if state is None:
         state = layer.verify_request(_View(req), needs)
+        if state.response_headers:  # cookies of an exchange, the gateway's rate-limit state
+            after_this_request(functools.partial(_add_headers, state))
     req.wacht = state  # type: ignore[attr-defined]
     return state
 
@@ -184,13 +193,11 @@ def _state(req: Request, needs: tuple[str, ...] = ()) -> AuthState:
     return _resolve(layer, req, needs)
 
 
-def _add_headers(response: Response) -> Response:
-    """``after_request`` when the app accepts API keys: the gateway's rate-limit headers."""
-    current = request._get_current_object()  # type: ignore[attr-defined]
-    state = current.__dict__.get("wacht")  # set only if this request looked
-    if isinstance(state, AuthState):
-        for name, value in state.response_headers:
-            response.headers.add(name, value)  # several Set-Cookie stay several
+def _add_headers(state: AuthState, response: Response) -> Response:
+    """Registered with ``after_this_request`` by the requests whose state has headers to
+    copy (the others pay nothing): the gateway's rate-limit state, the exchange's cookies."""
+    for name, value in state.response_headers:
+        response.headers.add(name, value)  # several Set-Cookie stay several
     return response
 
 
