@@ -1165,7 +1165,9 @@ class Guards(Generic[R]):
         if not permissions or any(callable(p) for p in permissions):
             raise TypeError('write @require_permission("name", ...) with at least one permission')
         return self.guard(
-            Requirement(tuple(permissions), scope, require_all, accept=_accept(accept))
+            Requirement(
+                tuple(permissions), scope, require_all, accept=_accept(accept), redirect=redirect
+            )
         )
 
     def require_organization(
