@@ -321,16 +321,23 @@ def test_the_mint_endpoint_refuses_web_pages_and_bad_parameters(dev: DevIssuer) 
 
 def test_demo_runs_end_to_end() -> None:
     code, report = run_json("demo")
-    assert code == 0 and (report["passed"], report["failed"]) == (9, 0)
+    assert code == 0 and (report["passed"], report["failed"]) == (11, 0)
     assert all(case["ok"] for case in report["cases"])
     assert {case["code"] for case in report["cases"]} >= {"token_expired", "permission_denied"}
+    # The server-rendered page: anonymous → 302 to the sign-in page; __session → signed in,
+    # __auth_<scope> set by the exchange.
+    redirect, signed_in = (case for case in report["cases"] if case["path"] == "/page")
+    assert redirect["status"] == 302 and "/sign-in?redirect_uri=" in redirect["location"]
+    assert signed_in["status"] == 200 and "signed in as 2741" in signed_in["body"]
+    assert any(name.startswith("__auth_") for name in signed_in["cookies_set"])
     code, out, _ = run("demo")
-    assert code == 0 and out.splitlines()[-1] == "9 passed, 0 failed"  # what `make demo` shows
+    assert code == 0 and out.splitlines()[-1] == "11 passed, 0 failed"  # what `make demo` shows
 
 
 def test_demo_runs_a_checkout_example_too() -> None:
     code, report = run_json("demo", "--app", "examples.starlette_app:create_app")
     assert code == 0 and report["failed"] == 0
+    assert all(case["path"] != "/page" for case in report["cases"])  # the built-in app's page
 
 
 def test_demo_needs_no_checkout(tmp_path: Path) -> None:
