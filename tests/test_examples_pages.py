@@ -229,12 +229,6 @@ def test_a_session_that_is_over_sends_the_visitor_to_sign_in(
     assert answer.location == _sign_in_url(frontend, site.base + "/app")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Guards.require_permission accepts redirect= but drops it: wacht_auth/auth.py "
-    "builds Requirement(tuple(permissions), scope, require_all, accept=...) without "
-    "redirect=redirect, so an anonymous visitor of such a page gets the 401 JSON",
-)
 def test_require_permission_redirect_sends_an_anonymous_visitor_to_sign_in(
     frontend: FrontendAPI,
 ) -> None:
