@@ -720,8 +720,10 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="the end-to-end demo: a local issuer, a demo app, real requests",
         description=_wrap(
-            "Serve a demo app on uvicorn against a local issuer and send it valid, "
-            "missing, expired, forged and under-privileged tokens. Needs the demo extra: "
+            "Serve a demo app on uvicorn against a local issuer (a fake frontend API) and "
+            "send it valid, missing, expired, forged and under-privileged tokens, then load "
+            "a page anonymously (a redirect to sign in) and with a __session cookie (signed "
+            "in by the exchange, __auth_<scope> set). Needs the demo extra: "
             "pip install 'wacht-auth[demo]'."
         ),
         formatter_class=_FORMAT,
