@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -502,6 +503,15 @@ class Authenticator:
             prefetch=settings.option("prefetch", False) if prefetch is None else prefetch,
         )
 
+    @classmethod
+    def of(cls, verifier: Verifier) -> Authenticator:
+        """A default layer for ``verifier``, one per verifier (held as long as the verifier
+        is), so that code given only a verifier shares one exchange cache and single flight."""
+        layer = _DEFAULT_LAYERS.get(verifier)
+        if layer is None:
+            layer = _DEFAULT_LAYERS[verifier] = cls(verifier)
+        return layer
+
     def __repr__(self) -> str:
         return (
             f"Authenticator({self.verifier!r}, accept={self.accept!r}, "
@@ -865,6 +875,9 @@ class Authenticator:
             await self.verifier.aprefetch()
         except WachtAuthError as error:
             _log_prefetch(error)
+
+
+_DEFAULT_LAYERS: weakref.WeakKeyDictionary[Any, Authenticator] = weakref.WeakKeyDictionary()
 
 
 def _kinds(value: Iterable[str], setting: str) -> tuple[CredentialKind, ...]:

@@ -10,7 +10,6 @@ and ``scope["state"]["wacht"]`` (so ``request.state.wacht`` works: Starlette reb
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -72,8 +71,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _WEB_SCHEMES = {"ws": "http", "wss": "https"}
-# The layer of a verifier passed to get_auth_state explicitly (weak: it goes with its verifier).
-_BY_VERIFIER: weakref.WeakKeyDictionary[Any, Authenticator] = weakref.WeakKeyDictionary()
 
 
 class WachtUser(BaseUser):
@@ -178,10 +175,7 @@ def _layer(scope: Scope, verifier: Verifier | None) -> Authenticator:
     if attached is not None and (verifier is None or attached.verifier is verifier):
         return attached  # type: ignore[no-any-return]
     if verifier is not None:
-        layer = _BY_VERIFIER.get(verifier)
-        if layer is None:
-            layer = _BY_VERIFIER[verifier] = Authenticator(verifier)
-        return layer
+        return Authenticator.of(verifier)
     state = getattr(scope.get("app"), "state", None)
     layer = getattr(state, "wacht_authenticator", None)
     if layer is None:
