@@ -308,3 +308,14 @@ def test_importing_the_package_does_not_import_httpx() -> None:
 def test_credential_repr_names_the_key_id_only() -> None:
     credential = Credential("api_key", IDENTITY)
     assert repr(credential) == "Credential(token_type='api_key', key_id='k1')"
+
+
+def test_a_layer_taking_no_session_tokens_takes_no_cached_one(
+    issuer: Issuer, gateway: FakeGateway
+) -> None:
+    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    token = issuer.token(user_id="7")
+    verifier.verify(token)  # cached by another layer sharing this verifier
+    keys_only = Authenticator(verifier, accept=("api_key",))
+    state = keys_only.authenticate(Request(token))
+    assert state.error is not None and state.error.code == "credential_invalid"

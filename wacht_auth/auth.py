@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -394,7 +393,8 @@ class Authenticator:
         protect_all: require a signed-in caller on every route except ``public_paths``, routes
             an adapter marks public, and CORS preflights.
         public_paths: paths open under ``protect_all``: exact, or a prefix ending in ``*``.
-        prefetch: fetch the keys when the app starts (the adapter calls :meth:`prefetch`).
+        prefetch: fetch the keys when the app starts (the adapter calls
+            :meth:`prefetch_keys`).
         accept: the credential kinds authenticated: ``"session_token"`` (verified locally),
             ``"api_key"`` and ``"oauth_token"`` (checked by Wacht's gateway, one call per
             request). Default: session tokens only; nothing reaches the gateway unless asked.
@@ -411,6 +411,7 @@ class Authenticator:
         "_cookie",
         "_cookie_name",
         "_issuers",
+        "_sessions",
         "_trusted",
         "accept",
         "exchange",
@@ -438,6 +439,7 @@ class Authenticator:
         config = verifier.config
         self.verifier = verifier
         self.accept: tuple[CredentialKind, ...] = _kinds(accept, "accept")
+        self._sessions = "session_token" in self.accept
         if gateway is None and set(self.accept) - {"session_token"}:
             gateway = Gateway(config.gateway_url, timeout=config.gateway_timeout)
         self.gateway = gateway
@@ -505,11 +507,13 @@ class Authenticator:
 
     @classmethod
     def of(cls, verifier: Verifier) -> Authenticator:
-        """A default layer for ``verifier``, one per verifier (held as long as the verifier
-        is), so that code given only a verifier shares one exchange cache and single flight."""
-        layer = _DEFAULT_LAYERS.get(verifier)
-        if layer is None:
-            layer = _DEFAULT_LAYERS[verifier] = cls(verifier)
+        """A default layer for ``verifier``, one per verifier and kept on it (so it lives as
+        long as the verifier does), so that code given only a verifier shares one exchange
+        cache and single flight."""
+        layer = getattr(verifier, "_default_layer", None)
+        if not isinstance(layer, cls):
+            layer = cls(verifier)
+            verifier._default_layer = layer  # type: ignore[attr-defined]
         return layer
 
     def __repr__(self) -> str:
@@ -559,7 +563,11 @@ class Authenticator:
         None on a miss, another scheme or no header (then :meth:`verify_request`)."""
         # A cached token is a verified one, without spaces: this slice is exactly what
         # bearer_token() returns for it; any other shape misses and takes the full path.
-        if authorization is not None and authorization.startswith("Bearer "):
+        if (
+            authorization is not None
+            and authorization.startswith("Bearer ")
+            and self._sessions  # a layer taking no session tokens takes no cached one either
+        ):
             session = self.verifier.cached(authorization[7:])
             if session is not None:
                 # Immutable, so one state serves every request carrying this token: built on
@@ -875,9 +883,6 @@ class Authenticator:
             await self.verifier.aprefetch()
         except WachtAuthError as error:
             _log_prefetch(error)
-
-
-_DEFAULT_LAYERS: weakref.WeakKeyDictionary[Any, Authenticator] = weakref.WeakKeyDictionary()
 
 
 def _kinds(value: Iterable[str], setting: str) -> tuple[CredentialKind, ...]:
