@@ -222,8 +222,10 @@ def _protect(layer: Authenticator) -> Any:
 
 
 def _answer(error: WachtAuthError) -> Response:
-    """The error handler: the JSON envelope of DESIGN.md §5, never an HTML page."""
-    presented = _state(request._get_current_object()).token_presented  # type: ignore[attr-defined]
+    """The error handler: the JSON envelope of the error table, never an HTML page. It reads
+    the state only if the request resolved one: answering never checks a credential."""
+    state = request._get_current_object().__dict__.get("wacht")  # type: ignore[attr-defined]
+    presented = state.token_presented if isinstance(state, AuthState) else True
     status, headers, body = error_response(error, token_presented=presented)
     return current_app.response_class(body, status=status, headers=headers)
 
