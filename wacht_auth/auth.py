@@ -594,7 +594,7 @@ class Authenticator:
                 about = self._about(request, required_permissions)
                 return self._checked(self.gateway.check(kind, source.token, **about))
             if "session_token" not in self.accept:
-                return self._refused(source)
+                return self._refused()
             try:
                 self._check_csrf(request, source)
                 return AuthState(self.verifier.verify(source.token), verifier=self.verifier)
@@ -632,7 +632,7 @@ class Authenticator:
                 about = self._about(request, required_permissions)
                 return self._checked(await self.gateway.acheck(kind, source.token, **about))
             if "session_token" not in self.accept:
-                return self._refused(source)
+                return self._refused()
             try:
                 self._check_csrf(request, source)
                 session = await self.verifier.averify(source.token)
@@ -786,7 +786,7 @@ class Authenticator:
             response_headers=checked.headers,
         )
 
-    def _refused(self, source: TokenSource) -> AuthState:
+    def _refused(self) -> AuthState:
         """A session token where the app accepts only API keys or OAuth tokens."""
         error = CredentialInvalidError("this app does not accept session tokens")
         return AuthState(error=error, token_presented=True, verifier=self.verifier)

@@ -126,12 +126,15 @@ def call(
     issuer: Issuer,
     cookie_name: str,
     keys: dict[str, str] | None = None,
+    follow_redirects: bool = True,
 ) -> Any:
     request = request_for(case, issuer, cookie_name, keys)
     headers = dict(request.headers)
     if request.cookies:
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request.cookies.items())
-    return client.request(request.method, request.path, headers=headers)
+    return client.request(
+        request.method, request.path, headers=headers, follow_redirects=follow_redirects
+    )
 
 
 @pytest.fixture(scope="module", params=["middleware", "dependencies-only", "example"])
@@ -291,13 +294,8 @@ def test_contract_pages(case: Case, frontend: FrontendAPI) -> None:
         frontend.fail_exchange(case.frontend_fails)
     try:
         with TestClient(make_app(Verifier(config)), base_url=APP_ORIGIN) as client:
-            request = request_for(case, frontend, config.cookie_name or "")
-            headers = dict(request.headers)
-            if request.cookies:
-                headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request.cookies.items())
-            response = client.request(
-                request.method, request.path, headers=headers, follow_redirects=False
-            )
+            cookie_name = config.cookie_name or ""
+            response = call(client, case, frontend, cookie_name, follow_redirects=False)
     finally:
         frontend.restore_exchange()
     cookies = response.headers.get_list("set-cookie")
