@@ -66,7 +66,7 @@ SETTINGS: dict[str, Any] = {
     "WACHT_AUTH": {
         "protect_all": True,  # every view needs a signed-in caller ...
         "public_paths": ["/"],  # ... except the home page,
-        "page_paths": ["/app"],  # and these are pages: anonymous visitors go to sign in
+        "page_paths": ["/app/*"],  # and these are pages: anonymous visitors go to sign in
     },
 }
 

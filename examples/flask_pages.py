@@ -50,7 +50,7 @@ TEMPLATES = {
 SETTINGS: dict[str, Any] = {
     "WACHT_PROTECT_ALL": True,  # every route needs a signed-in caller ...
     "WACHT_PUBLIC_PATHS": ["/"],  # ... except the home page,
-    "WACHT_PAGE_PATHS": ["/app"],  # and these are pages: anonymous visitors go to sign in
+    "WACHT_PAGE_PATHS": ["/app/*"],  # and these are pages: anonymous visitors go to sign in
 }
 
 

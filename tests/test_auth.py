@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from wacht_auth import Config, Session, TokenExpiredError, WachtAuthError
+from wacht_auth import Config, ConfigurationError, Session, TokenExpiredError, WachtAuthError
 from wacht_auth.auth import (
     Authenticator,
     AuthState,
     Guards,
-    PublicPaths,
+    Paths,
     Requirement,
     bearer_token,
     cookie_reader,
@@ -69,8 +69,12 @@ class FakeRequest:
     def cookie(self, name: str) -> str | None:
         return self.cookies.get(name)
 
-    def own_origin(self) -> str | None:
-        return self.origin
+    @property
+    def scheme(self) -> str:
+        return self.origin.split("://")[0] if self.origin else "https"
+
+    def host(self) -> str | None:
+        return self.origin.split("://")[1] if self.origin else None
 
     def client_ip(self) -> str | None:
         return "203.0.113.7"
@@ -109,10 +113,10 @@ def test_header_wins_over_cookie_and_cookie_can_be_switched_off() -> None:
     both = FakeRequest(
         headers={"authorization": "Bearer bad"}, cookies={CONFIG.cookie_name or "": "good"}
     )
-    assert layer(verifier).authenticate(both).error is not None  # the header's token counted
-    assert layer(verifier).authenticate(cookie_request("GET")).user_id == "1"
+    assert layer(verifier).resolve(both).error is not None  # the header's token counted
+    assert layer(verifier).resolve(cookie_request("GET")).user_id == "1"
     off = StubVerifier(Config(frontend_api_url="https://f.example", read_cookies=False))
-    assert layer(off).authenticate(cookie_request("GET")).token_presented is False
+    assert layer(off).resolve(cookie_request("GET")).token_presented is False
     assert off.calls == 0
 
 
@@ -150,7 +154,7 @@ def test_origin_of(url: str | None, origin: str | None) -> None:
 )
 def test_csrf_rule_for_cookie_tokens(method: str, headers: dict[str, str], ok: bool) -> None:
     verifier = StubVerifier()
-    state = layer(verifier).authenticate(cookie_request(method, **headers))
+    state = layer(verifier).resolve(cookie_request(method, **headers))
     assert state.is_authenticated is ok
     if not ok:
         assert state.error is not None and state.error.code == "csrf_failed"
@@ -159,11 +163,11 @@ def test_csrf_rule_for_cookie_tokens(method: str, headers: dict[str, str], ok: b
 
 def test_bearer_tokens_are_not_subject_to_csrf() -> None:
     request = FakeRequest("POST", headers={"authorization": "Bearer good", "origin": "null"})
-    assert layer().authenticate(request).is_authenticated
+    assert layer().resolve(request).is_authenticated
 
 
 def test_failed_token_is_kept_on_the_state() -> None:
-    state = layer().authenticate(FakeRequest(headers={"authorization": "Bearer bad"}))
+    state = layer().resolve(FakeRequest(headers={"authorization": "Bearer bad"}))
     assert state.user_id is None and not state.is_authenticated and state.token_presented
     assert state.error is not None and state.error.code == "token_expired"
     with pytest.raises(WachtAuthError) as info:
@@ -173,19 +177,19 @@ def test_failed_token_is_kept_on_the_state() -> None:
 
 async def test_async_twin() -> None:
     good = FakeRequest(headers={"authorization": "Bearer good"})
-    assert (await layer().aauthenticate(good)).user_id == "1"
-    anonymous = await layer().aauthenticate(FakeRequest())
+    assert (await layer().aresolve(good)).user_id == "1"
+    anonymous = await layer().aresolve(FakeRequest())
     assert anonymous.error is None and not anonymous.token_presented
 
 
 def test_a_repeated_bearer_token_is_answered_from_the_cache() -> None:
     verifier = StubVerifier()
     alice = verifier.cache["a"] = session(sub="alice")
-    state = layer(verifier).authenticate(FakeRequest(headers={"authorization": "Bearer a"}))
+    state = layer(verifier).resolve(FakeRequest(headers={"authorization": "Bearer a"}))
     assert state.session is alice and verifier.calls == 0
     # Anything but the plain "Bearer <token>" shape, or a miss: the full path runs.
     for header in ("Bearer c", "bearer a", "Bearer  a"):
-        layer(verifier).authenticate(FakeRequest(headers={"authorization": header}))
+        layer(verifier).resolve(FakeRequest(headers={"authorization": header}))
     assert verifier.calls == 3
 
 
@@ -195,11 +199,11 @@ def test_a_state_is_reused_only_by_the_verifier_that_made_it() -> None:
     deployment_a, deployment_b = StubVerifier(), StubVerifier()
     request = FakeRequest(headers={"authorization": "Bearer bad"})
     from_a = AuthState(session(sub="a-user"), verifier=deployment_a)
-    assert layer(deployment_a).authenticate(request, from_a) is from_a
-    again = layer(deployment_b).authenticate(request, from_a)
+    assert layer(deployment_a).resolve(request, from_a) is from_a
+    again = layer(deployment_b).resolve(request, from_a)
     assert again is not from_a and again.error is not None and deployment_b.calls == 1
     forged = AuthState(session(sub="x"))  # made by nobody: never reused either
-    assert layer(deployment_a).authenticate(request, forged) is not forged
+    assert layer(deployment_a).resolve(request, forged) is not forged
 
 
 def test_states_and_claims_are_deeply_read_only() -> None:
@@ -239,7 +243,7 @@ def test_protect_all_routes_and_the_one_preflight_rule(
 ) -> None:
     auth = layer(protect_all=True, public_paths=["/health", "/public/*"])
     request = FakeRequest(method, path, headers)
-    state = auth.authenticate(request)
+    state = auth.resolve(request)
     error = auth.refusal(request, state)
     assert (error is None) is open_
     if error is not None:
@@ -251,7 +255,7 @@ def test_protect_all_routes_and_the_one_preflight_rule(
 def test_protect_all_keeps_the_precise_error() -> None:
     auth = layer(protect_all=True)
     request = FakeRequest(headers={"authorization": "Bearer bad"})
-    error = auth.refusal(request, auth.authenticate(request))
+    error = auth.refusal(request, auth.resolve(request))
     assert error is not None and error.code == "token_expired"
 
 
@@ -351,12 +355,12 @@ def test_requirements() -> None:
 
 
 def test_public_paths() -> None:
-    paths = PublicPaths(["/health", "/public/*"])
+    paths = Paths(["/health", "/public/*"])
     assert "/health" in paths and "/public/x/y" in paths
     assert "/healthz" not in paths and "/private" not in paths
-    assert not PublicPaths() and list(paths) == ["/health", "/public/*"]
-    with pytest.raises(TypeError):
-        PublicPaths([""])
+    assert not Paths() and list(paths) == ["/health", "/public/*"]
+    with pytest.raises(ConfigurationError):
+        Paths([""])
 
 
 def test_error_response() -> None:

@@ -147,8 +147,10 @@ class Request:
     def cookie(self, name: str) -> str | None:
         return None
 
-    def own_origin(self) -> str | None:
-        return "https://app.example"
+    scheme = "https"
+
+    def host(self) -> str | None:
+        return "app.example"
 
     def client_ip(self) -> str | None:
         return "203.0.113.9"
@@ -166,7 +168,7 @@ def test_an_api_key_is_checked_by_the_gateway(issuer: Issuer, gateway: FakeGatew
     key = gateway.add_key(owner_user_id="42", permissions=["invoices:read"])
     auth = layer(issuer, gateway)
     request = Request(key, "POST", headers={"user-agent": "curl/8"})
-    state = auth.authenticate(request, required_permissions=("invoices:read",))
+    state = auth.resolve(request, required_permissions=("invoices:read",))
     assert state.token_type == "api_key" and state.owner_user_id == "42"
     assert state.user_id is None and state.permissions == ("invoices:read",)
     assert dict(state.response_headers)["X-RateLimit-Remaining"] == "99"
@@ -179,9 +181,9 @@ def test_an_api_key_is_checked_by_the_gateway(issuer: Issuer, gateway: FakeGatew
         "user_agent": "curl/8",
         "required_permissions": ["invoices:read"],
     }
-    denied = auth.authenticate(request, required_permissions=("invoices:write",))
+    denied = auth.resolve(request, required_permissions=("invoices:write",))
     assert denied.error is not None and denied.error.code == "permission_denied"
-    assert auth.authenticate(request).is_authenticated  # never cached: every request asks
+    assert auth.resolve(request).is_authenticated  # never cached: every request asks
     assert len(gateway.checks) == 3
 
 
@@ -189,10 +191,10 @@ def test_session_tokens_of_the_deployment_never_reach_the_gateway(
     issuer: Issuer, gateway: FakeGateway
 ) -> None:
     auth = layer(issuer, gateway)
-    assert auth.authenticate(Request(issuer.token(user_id="7"))).user_id == "7"
-    expired = auth.authenticate(Request(issuer.expired_token(user_id="7")))
+    assert auth.resolve(Request(issuer.token(user_id="7"))).user_id == "7"
+    expired = auth.resolve(Request(issuer.expired_token(user_id="7")))
     assert expired.error is not None and expired.error.code == "token_expired"  # it stands
-    forged = auth.authenticate(Request(issuer.forged_token(user_id="7")))
+    forged = auth.resolve(Request(issuer.forged_token(user_id="7")))
     assert forged.error is not None and forged.error.code == "signature_invalid"
     assert gateway.checks == ()
 
@@ -201,11 +203,11 @@ def test_a_jwt_of_another_issuer_is_an_oauth_token(issuer: Issuer, gateway: Fake
     with Issuer() as other:
         token = other.token(user_id="x")
     gateway.add_oauth_token(token, scopes=["read"], owner_user_id="42")
-    state = layer(issuer, gateway).authenticate(Request(token))
+    state = layer(issuer, gateway).resolve(Request(token))
     assert state.token_type == "oauth_token" and state.scopes == ("read",)
     assert gateway.checks[-1]["principal"]["type"] == "oauth_access_token"
     # Not accepted: never tried; the token is then judged as a session token (and fails).
-    only_keys = layer(issuer, gateway, "session_token", "api_key").authenticate(Request(token))
+    only_keys = layer(issuer, gateway, "session_token", "api_key").resolve(Request(token))
     assert only_keys.error is not None and only_keys.error.status == 401
     assert only_keys.error.code in ("signature_invalid", "issuer_invalid", "key_not_found")
     assert len(gateway.checks) == 1
@@ -215,19 +217,19 @@ def test_kinds_not_accepted_are_never_tried(issuer: Issuer, gateway: FakeGateway
     key = gateway.add_key()
     sessions_only = Authenticator(Verifier(issuer.config(gateway_url=gateway.url)))
     assert sessions_only.gateway is None
-    state = sessions_only.authenticate(Request(key))
+    state = sessions_only.resolve(Request(key))
     assert state.error is not None and state.error.code == "token_malformed"
     keys_only = layer(issuer, gateway, "api_key")
-    refused = keys_only.authenticate(Request(issuer.token(user_id="7")))
+    refused = keys_only.resolve(Request(issuer.token(user_id="7")))
     assert refused.error is not None and refused.error.code == "credential_invalid"
-    assert keys_only.authenticate(Request(key)).token_type == "api_key"
+    assert keys_only.resolve(Request(key)).token_type == "api_key"
     assert len(gateway.checks) == 1
 
 
 def test_a_route_narrows_the_kinds_it_takes(issuer: Issuer, gateway: FakeGateway) -> None:
     auth = layer(issuer, gateway)
-    key_state = auth.authenticate(Request(gateway.add_key()))
-    session_state = auth.authenticate(Request(issuer.token(user_id="7")))
+    key_state = auth.resolve(Request(gateway.add_key()))
+    session_state = auth.resolve(Request(issuer.token(user_id="7")))
     keys_only = Requirement(accept=("api_key",))
     assert keys_only.check(key_state) is key_state.credential
     with pytest.raises(Exception) as refused:
@@ -243,12 +245,12 @@ def test_sequential_checks_reuse_one_connection(issuer: Issuer, gateway: FakeGat
     auth = layer(issuer, gateway)
     key = gateway.add_key()
     for _ in range(20):
-        assert auth.authenticate(Request(key)).is_authenticated
+        assert auth.resolve(Request(key)).is_authenticated
     assert gateway.connections == 1
 
     async def many() -> None:
         for _ in range(20):
-            assert (await auth.aauthenticate(Request(key))).is_authenticated
+            assert (await auth.aresolve(Request(key))).is_authenticated
 
     asyncio.run(many())
     assert gateway.connections == 2  # one more: the async pool of that event loop
@@ -262,10 +264,10 @@ def test_a_hanging_gateway_is_a_503_within_the_timeout(
     gateway.delay(3)
     auth = layer(issuer, gateway, gateway_timeout=0.3)
     started = time.monotonic()
-    state = auth.authenticate(Request(key))
+    state = auth.resolve(Request(key))
     assert state.error is not None and state.error.code == "gateway_unavailable"
     assert state.error.status == 503
-    astate = asyncio.run(auth.aauthenticate(Request(key)))
+    astate = asyncio.run(auth.aresolve(Request(key)))
     assert astate.error is not None and astate.error.code == "gateway_unavailable"
     assert time.monotonic() - started < 2.0  # two calls, each bounded by 0.3 s
 
@@ -275,7 +277,7 @@ def test_a_gateway_that_cannot_be_reached_is_a_503(issuer: Issuer) -> None:
         url = gone.url
     verifier = Verifier(issuer.config(gateway_url=url))
     auth = Authenticator(verifier, accept=("session_token", "api_key"))
-    state = auth.authenticate(Request("wk_test_value"))
+    state = auth.resolve(Request("wk_test_value"))
     assert state.error is not None and state.error.code == "gateway_unavailable"
 
 
@@ -285,9 +287,9 @@ def test_the_value_never_reaches_logs_or_reprs(
     caplog.set_level(logging.DEBUG)
     key = gateway.add_key()
     auth = layer(issuer, gateway)
-    state = auth.authenticate(Request(key))
+    state = auth.resolve(Request(key))
     gateway.fail(500)
-    failed = auth.authenticate(Request(key))
+    failed = auth.resolve(Request(key))
     texts = [repr(state), repr(state.credential), repr(failed), caplog.text]
     texts += [str(failed.error), repr(Gateway(gateway.url)), repr(auth)]
     assert not [text for text in texts if key in text]
@@ -317,5 +319,5 @@ def test_a_layer_taking_no_session_tokens_takes_no_cached_one(
     token = issuer.token(user_id="7")
     verifier.verify(token)  # cached by another layer sharing this verifier
     keys_only = Authenticator(verifier, accept=("api_key",))
-    state = keys_only.authenticate(Request(token))
+    state = keys_only.resolve(Request(token))
     assert state.error is not None and state.error.code == "credential_invalid"

@@ -1,4 +1,5 @@
-"""wacht_auth.pages: sign-in URLs, public URLs behind proxies, cookies and the session exchange."""
+"""The page pieces (wacht_auth.auth.pages, .proxies, .exchange): sign-in URLs, public URLs
+behind proxies, cookies and the session exchange."""
 
 from __future__ import annotations
 
@@ -18,25 +19,22 @@ import pytest
 import wacht_auth
 from tests.helpers import Events, FakeClock
 from wacht_auth import ConfigurationError, SessionExchangeUnavailableError, Verifier
-from wacht_auth.keyset import FetchError, http_get
-from wacht_auth.pages import (
-    Exchanged,
-    PagePaths,
-    SessionExchange,
+from wacht_auth.auth import Paths
+from wacht_auth.auth.pages import (
     Transport,
-    TrustedProxies,
-    client_ip,
     dev_session_cookie_name,
     dev_session_cookies,
     dev_session_in_query,
     dev_session_updated_at_cookie_name,
     expired_session_cookie,
-    public_url,
     session_cookie,
     sign_in_url,
     transport_from_cookies,
     without_dev_session,
 )
+from wacht_auth.exchange import Exchanged, SessionExchange
+from wacht_auth.keyset import FetchError, http_get
+from wacht_auth.proxies import TrustedProxies, client_ip, public_url
 from wacht_auth.testing import FrontendAPI
 
 BACK = "https://app.example.com/dashboard?tab=2"
@@ -268,14 +266,15 @@ def test_dev_session_query_helpers() -> None:
 
 
 def test_page_paths() -> None:
-    pages = PagePaths(["/app", "/account/"])
+    # One syntax with public_paths (Paths): "/app/*" is the area, "/app" itself included.
+    pages = Paths(["/app/*", "/account/*"])
     assert "/app" in pages and "/app/x" in pages and "/account/settings" in pages
     assert "/application" not in pages and "/api/app" not in pages and 3 not in pages
-    assert "/anything" in PagePaths(["/"])
-    assert not PagePaths() and "/x" not in PagePaths()
-    assert list(pages) == ["/app", "/account"]
+    assert "/anything" in Paths(["/*"])
+    assert not Paths() and "/x" not in Paths()
+    assert list(pages) == ["/app/*", "/account/*"]
     with pytest.raises(ConfigurationError):
-        PagePaths(["app"])
+        Paths(["app"])
 
 
 # --------------------------------------------------------------------------- cookies

@@ -453,7 +453,7 @@ def _publishable(value: Any, label: str) -> str:
 
 def _proxies(value: Any, label: str) -> Any:
     """``trusted_proxies``: a number of proxy hops, or proxy addresses/CIDRs (a list, or one
-    comma-separated string); checked by ``wacht_auth.pages.TrustedProxies.parse``."""
+    comma-separated string); checked by ``wacht_auth.proxies.TrustedProxies.parse``."""
     if isinstance(value, bool):
         raise ConfigurationError(f"{label} must be a number of hops or a list of proxies")
     if isinstance(value, str) and value.strip().isdigit():

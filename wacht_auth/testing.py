@@ -1141,7 +1141,7 @@ class FrontendAPI(Issuer):
 
     @property
     def sign_in_url(self) -> str:
-        """``{url}/sign-in``: where :func:`wacht_auth.pages.sign_in_url` sends visitors of a
+        """``{url}/sign-in``: where :func:`wacht_auth.auth.pages.sign_in_url` sends visitors of a
         loopback frontend API."""
         return self.url + SIGN_IN_PATH
 

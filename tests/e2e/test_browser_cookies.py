@@ -1,6 +1,7 @@
 """Cookie attributes in a real browser: what only Chromium can show (issue 11).
 
-A tiny WSGI app (no adapter: it calls the framework-free ``wacht_auth.pages`` pieces directly)
+A tiny WSGI app (no adapter: it calls the framework-free page pieces of
+``wacht_auth.auth.pages``, ``.proxies`` and ``.exchange`` directly)
 signs visitors in through the fake frontend API of ``wacht_auth.testing``:
 
 anonymous visit → 302 to the fake sign-in page → it sets ``__session`` and 302s back → the app
@@ -28,17 +29,17 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from wacht_auth import Verifier, WachtAuthError
-from wacht_auth.config import cookie_name_for
-from wacht_auth.pages import (
-    SessionExchange,
+from wacht_auth.auth.pages import (
     dev_session_cookies,
     dev_session_in_query,
-    public_url,
     session_cookie,
     sign_in_url,
     transport_from_cookies,
     without_dev_session,
 )
+from wacht_auth.config import cookie_name_for
+from wacht_auth.exchange import SessionExchange
+from wacht_auth.proxies import public_url
 from wacht_auth.testing import FrontendAPI
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]

@@ -32,7 +32,7 @@ from tests.integrations.contract import (
     tamper,
 )
 from wacht_auth import Session, TokenExpiredError
-from wacht_auth.auth import PublicPaths
+from wacht_auth.auth import Paths
 from wacht_auth.integrations import asgi
 from wacht_auth.integrations.asgi import (
     WachtMiddleware,
@@ -434,7 +434,7 @@ def test_cors_middleware_outside_adds_headers_to_refusals(verifier: CountingVeri
 
 
 def test_public_paths_object_accepted(verifier: CountingVerifier) -> None:
-    app = make_app(verifier, protect_all=True, public_paths=PublicPaths(["/pub*"]))
+    app = make_app(verifier, protect_all=True, public_paths=Paths(["/pub*"]))
     assert TestClient(app).get("/public").status_code == 200
 
 

@@ -10,7 +10,7 @@ and ``scope["state"]["wacht"]`` (so ``request.state.wacht`` works: Starlette reb
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..auth import (
@@ -18,25 +18,30 @@ from ..auth import (
     AuthState,
     Caller,
     Guards,
-    PublicPaths,
     Redirect,
+    configure,
     cookie_reader,
     error_response,
     request_argument,
 )
-from ..config import Config, Settings
+from ..config import Config
 from ..errors import WachtAuthError
 from ..gateway import Credential
 from ..session import Session
+from ._cors import warn_if_inside
 
 if TYPE_CHECKING:
     from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
     from starlette.requests import HTTPConnection
+    from starlette.responses import Response
+    from typing_extensions import Unpack
 
+    from ..auth import Options
     from ..verifier import Verifier
 else:
     try:
         from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
+        from starlette.responses import Response
     except ImportError:  # a plain ASGI app without Starlette: the same shapes, no dependency
 
         class BaseUser:
@@ -52,6 +57,8 @@ else:
             """Stand-in for ``starlette.authentication.UnauthenticatedUser``."""
 
             is_authenticated, display_name = False, ""
+
+        Response = object
 
 
 __all__ = [
@@ -70,7 +77,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-_WEB_SCHEMES = {"ws": "http", "wss": "https"}
 
 
 class WachtUser(BaseUser):
@@ -117,23 +123,24 @@ class _View:
     def path(self) -> str:
         return str(self.scope.get("path", ""))
 
+    @property
+    def scheme(self) -> str:
+        return str(self.scope.get("scheme", "http"))
+
     def header(self, name: str) -> str | None:
+        # Every line of a repeated header, joined in order (RFC 9110 §5.3).
         key = name.encode("latin-1")
-        for header, value in self.scope["headers"]:
-            if header == key:
-                return value.decode("latin-1")  # type: ignore[no-any-return]
-        return None
+        found = [value for header, value in self.scope["headers"] if header == key]
+        return b", ".join(found).decode("latin-1") if found else None
 
     def cookie(self, name: str) -> str | None:
         # HTTP/2 may split cookies over several fields (RFC 9113 §8.2.3).
         raw = b";".join(value for header, value in self.scope["headers"] if header == b"cookie")
         return cookie_reader(raw)(name) if raw else None
 
-    def own_origin(self) -> str | None:
-        scheme = self.scope.get("scheme", "http")
+    def host(self) -> str | None:
         server = self.scope.get("server")
-        host = self.header("host") or (f"{server[0]}:{server[1]}" if server else "")
-        return f"{_WEB_SCHEMES.get(scheme, scheme)}://{host}" if host else None
+        return self.header("host") or (f"{server[0]}:{server[1]}" if server else None)
 
     def client_ip(self) -> str | None:
         client = self.scope.get("client")
@@ -169,24 +176,17 @@ def _store(scope: Scope, state: AuthState) -> AuthState:
 
 
 def _layer(scope: Scope, verifier: Verifier | None) -> Authenticator:
-    """The request layer for this request: the middleware's, the app's, or (an explicit
-    ``verifier``) one per verifier, so its exchange cache and single flight are shared."""
+    """The request layer for this request: the middleware's, or the one of ``verifier`` (or
+    of the app's ``app.state.wacht_verifier``)."""
     attached = scope.get("wacht.authenticator")
-    if attached is not None and (verifier is None or attached.verifier is verifier):
-        return attached  # type: ignore[no-any-return]
-    if verifier is not None:
-        return Authenticator.of(verifier)
-    state = getattr(scope.get("app"), "state", None)
-    layer = getattr(state, "wacht_authenticator", None)
-    if layer is None:
-        verifier = getattr(state, "wacht_verifier", None)
-        if state is None or verifier is None:
+    if verifier is None and attached is None:
+        verifier = getattr(getattr(scope.get("app"), "state", None), "wacht_verifier", None)
+        if verifier is None:
             raise RuntimeError(
                 "no Wacht verifier for this request: add WachtMiddleware to the app, or set "
                 "app.state.wacht_verifier (wacht_auth.integrations.fastapi.install does both)"
             )
-        layer = state.wacht_authenticator = Authenticator(verifier)
-    return layer
+    return Authenticator.of(verifier, attached=attached)
 
 
 def get_auth_state(
@@ -194,31 +194,62 @@ def get_auth_state(
 ) -> AuthState:
     """The request's auth state: the one attached (by ``verifier``, when given), else
     verified now and attached. For sync endpoints (run in a thread)."""
-    prior = scope.get("wacht")
-    if verifier is None and isinstance(prior, AuthState):
-        return prior
     layer = _layer(scope, verifier)
-    state = layer.authenticate(_View(scope), prior, required_permissions=required_permissions)
-    return _store(scope, state)
+    prior = scope.get("wacht")
+    state = layer.resolve(_View(scope), prior, required_permissions=required_permissions)
+    return state if state is prior else _store(scope, state)
 
 
 async def aget_auth_state(
     scope: Scope, verifier: Verifier | None = None, required_permissions: Collection[str] = ()
 ) -> AuthState:
     """The async twin of :func:`get_auth_state` (keys fetched without blocking the loop)."""
-    prior = scope.get("wacht")
-    if verifier is None and isinstance(prior, AuthState):
-        return prior
-    layer = _layer(scope, verifier)
-    view = _View(scope)
-    state = await layer.aauthenticate(view, prior, required_permissions=required_permissions)
-    return _store(scope, state)
+    layer, prior = _layer(scope, verifier), scope.get("wacht")
+    state = await layer.aresolve(_View(scope), prior, required_permissions=required_permissions)
+    return state if state is prior else _store(scope, state)
+
+
+async def answer(
+    scope: Scope,
+    send: Send,
+    refusal: WachtAuthError | Redirect,
+    *,
+    token_presented: bool = True,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """The one writer of our ASGI answers: a websocket handshake closed with 1008 and the
+    code (RFC 6455 §7.4.1: "policy violation"), a page's 302, or the JSON error of the error
+    table; ``headers`` (the state's cookies, rate-limit state) go on an HTTP answer."""
+    if scope["type"] == "websocket":
+        reason = refusal.code if isinstance(refusal, WachtAuthError) else "token_missing"
+        await send({"type": "websocket.close", "code": 1008, "reason": reason})
+        return
+    if isinstance(refusal, Redirect):
+        status, fields, body = refusal.status, {"Location": refusal.location}, b""
+    else:
+        status, fields, body = error_response(refusal, token_presented=token_presented)
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in fields.items()]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Refusal(Response):
+    """:func:`answer` as a response object, for Starlette endpoints and FastAPI exception
+    handlers (any ASGI app may stand for a response there)."""
+
+    background = None
+
+    def __init__(self, refusal: WachtAuthError | Redirect, *, token_presented: bool = True):
+        self.refusal, self.token_presented = refusal, token_presented
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await answer(scope, send, self.refusal, token_presented=self.token_presented)
 
 
 def _adding(send: Send, headers: tuple[tuple[str, str], ...]) -> Send:
     """``send`` that adds ``headers`` to the response's start message."""
-    if not headers:
-        return send
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
     def adding(message: Message) -> Awaitable[None]:
@@ -229,85 +260,14 @@ def _adding(send: Send, headers: tuple[tuple[str, str], ...]) -> Send:
     return adding
 
 
-async def _deny(
-    scope: Scope, send: Send, error: WachtAuthError | Redirect, state: AuthState
-) -> None:
-    """Answer in raw ASGI: JSON for HTTP (a 302 for a page), close 1008 before accept for
-    websockets."""
-    if scope["type"] == "websocket":  # RFC 6455 §7.4.1: 1008 is "policy violation"
-        reason = error.code if isinstance(error, WachtAuthError) else "token_missing"
-        await send({"type": "websocket.close", "code": 1008, "reason": reason})
-        return
-    if isinstance(error, Redirect):
-        location = error.location.encode("latin-1")
-        start = [(b"location", location), (b"content-length", b"0")]
-        await send({"type": "http.response.start", "status": error.status, "headers": start})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    status, headers, body = error_response(error, token_presented=state.token_presented)
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-_CORS_ORDER = (
-    "CORSMiddleware runs inside WachtMiddleware, so the 401/403/503 answers WachtMiddleware "
-    "sends itself (protect_all) carry no Access-Control-Allow-Origin and a browser cannot "
-    "read their error code (token_expired ...). Add CORSMiddleware after WachtMiddleware "
-    "(app.add_middleware(CORSMiddleware, ...) last, or first in Starlette(middleware=[...])), "
-    "or use wacht_auth.integrations.fastapi.install(), which puts WachtMiddleware inside it."
-)
-_MAX_WRAPPERS = 64  # a middleware stack deeper than this is not looked through
-
-
-def _is_cors_middleware(obj: object) -> bool:
-    """True for Starlette's ``CORSMiddleware`` (FastAPI re-exports it), a subclass or instance."""
-    try:
-        from starlette.middleware.cors import CORSMiddleware
-    except ImportError:  # no Starlette: no CORSMiddleware to misplace
-        return False
-    cls = obj if isinstance(obj, type) else type(obj)
-    return issubclass(cls, CORSMiddleware)
-
-
-def _warn_if_cors_inside(app: object) -> bool:
-    """Warn (a ``RuntimeWarning`` and a ``wacht_auth`` log record) when a ``CORSMiddleware``
-    wraps ``app``, the app WachtMiddleware is given: it then sits inside ours.
-
-    Called when WachtMiddleware is built, which Starlette does at start-up (lifespan) or on
-    the first request, once the whole stack is known. Follows the ``.app`` attribute every
-    Starlette middleware keeps, at most ``_MAX_WRAPPERS`` deep. Returns whether it warned.
-    """
-    for _ in range(_MAX_WRAPPERS):
-        if app is None:
-            return False
-        if _is_cors_middleware(app):
-            import warnings
-
-            from .._events import LOGGER
-
-            warnings.warn(_CORS_ORDER, RuntimeWarning, stacklevel=3)
-            LOGGER.warning("wacht_auth: %s", _CORS_ORDER)
-            return True
-        app = getattr(app, "app", None)
-    return False
-
-
 class WachtMiddleware:
     """Pure ASGI middleware attaching the caller's :class:`~wacht_auth.auth.AuthState`.
 
-    ``app.add_middleware(WachtMiddleware, verifier=...)`` or ``WachtMiddleware(app, ...)``.
-    Without ``verifier`` or ``config``, every setting comes from the environment
-    (``WACHT_*``, :data:`~wacht_auth.config.SETTINGS`), read at start-up. ``protect_all``
-    requires a signed-in caller everywhere except ``public_paths`` (exact paths, or prefixes
-    ending in ``*``) and CORS preflights; ``prefetch`` fetches the keys at lifespan start-up;
-    ``accept`` names the credential kinds authenticated (default: session tokens only; add
-    ``"api_key"``/``"oauth_token"`` to have Wacht's gateway check those). ``page_paths`` are
-    pages: under ``protect_all`` an anonymous visitor there is redirected to sign in;
-    ``trusted_proxies`` (hops, or proxy addresses) lets ``X-Forwarded-*`` be read.
-    A :class:`~wacht_auth.WachtAuthError` raised by the app before it answered (a FastAPI
-    dependency, say) is answered here as JSON.
+    ``app.add_middleware(WachtMiddleware, verifier=...)`` or ``WachtMiddleware(app, ...)``,
+    with the request layer's options (:class:`~wacht_auth.auth.Options`), or a ready
+    ``layer``. Without ``verifier`` or ``config``, every setting comes from the environment
+    (``WACHT_*``), read at start-up. A :class:`~wacht_auth.WachtAuthError` raised by the app
+    before it answered (a FastAPI dependency, say) is answered here as JSON.
     """
 
     def __init__(
@@ -316,27 +276,14 @@ class WachtMiddleware:
         *,
         verifier: Verifier | None = None,
         config: Config | None = None,
-        protect_all: bool | None = None,
-        public_paths: Iterable[str] | PublicPaths = (),
-        prefetch: bool | None = None,
-        accept: Iterable[str] | None = None,
-        page_paths: Iterable[str] = (),
-        trusted_proxies: int | str | Iterable[str] | None = None,
+        layer: Authenticator | None = None,
+        **options: Unpack[Options],
     ) -> None:
-        settings = Settings.load(env={} if verifier or config else None, config=config)
         self.app = app
-        self.layer = Authenticator.from_settings(
-            settings,
-            verifier=verifier,
-            protect_all=protect_all,
-            prefetch=prefetch,
-            public_paths=public_paths,
-            accept=accept,
-            page_paths=page_paths,
-            trusted_proxies=trusted_proxies,
-        )
+        env = verifier is None and config is None
+        self.layer = layer or configure(env=env, verifier=verifier, config=config, **options)
         self.verifier = self.layer.verifier
-        _warn_if_cors_inside(app)
+        warn_if_inside(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
@@ -346,13 +293,13 @@ class WachtMiddleware:
             await self.app(scope, receive, send)
             return
         layer, view = self.layer, _View(scope)
-        prior = scope.get("wacht")
-        state = _store(scope, layer.reuse(view, prior) or await layer.averify_request(view))
+        state = _store(scope, await layer.aresolve(view, scope.get("wacht")))
         scope["wacht.authenticator"] = layer  # for page guards: where to sign in
         if layer.protect_all and (state.session is None or state.redirect):
             refusal = layer.refusal(view, state)
             if refusal is not None:
-                await _deny(scope, _adding(send, state.response_headers), refusal, state)
+                presented, headers = state.token_presented, state.response_headers
+                await answer(scope, send, refusal, token_presented=presented, headers=headers)
                 return
         if state.response_headers:  # the gateway's rate-limit state, on every answer
             send = _adding(send, state.response_headers)
@@ -369,7 +316,7 @@ class WachtMiddleware:
         except WachtAuthError as error:
             if started:
                 raise
-            await _deny(scope, send, error, state)
+            await answer(scope, send, error, token_presented=state.token_presented)
 
     def _prefetching(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
@@ -381,33 +328,19 @@ class WachtMiddleware:
         return wrapped
 
 
-def _refuse(conn: HTTPConnection, error: WachtAuthError, state: AuthState) -> Any:
-    from starlette.responses import Response
-
-    if conn.scope["type"] == "websocket":
-        return conn.close(code=1008, reason=error.code)  # type: ignore[attr-defined]
-    status, headers, body = error_response(error, token_presented=state.token_presented)
-    return Response(body, status, headers)
-
-
-def _redirect(conn: HTTPConnection, location: str, state: AuthState) -> Any:
-    from starlette.responses import RedirectResponse
-
-    if conn.scope["type"] == "websocket":
-        return conn.close(code=1008, reason="token_missing")  # type: ignore[attr-defined]
-    return RedirectResponse(location, 302)  # the middleware adds the state's cookies
-
-
-def _sign_in(conn: HTTPConnection) -> str | None:
-    return _layer(conn.scope, None).sign_in_location(_View(conn.scope))
+def _refuse(conn: HTTPConnection, refusal: WachtAuthError | Redirect, state: AuthState) -> Any:
+    done = Refusal(refusal, token_presented=state.token_presented)
+    if conn.scope["type"] == "websocket":  # a websocket endpoint's return value is dropped
+        return done(conn.scope, conn.receive, conn.send)  # type: ignore[attr-defined]
+    return done  # a page's redirect: the middleware adds the state's cookies
 
 
 _guards: Guards[HTTPConnection] = Guards(
     state=lambda conn, needs: get_auth_state(conn.scope, None, needs),
     astate=lambda conn, needs: aget_auth_state(conn.scope, None, needs),
     refuse=_refuse,
-    redirect=_redirect,
-    sign_in=_sign_in,
+    redirect=lambda conn, location, state: _refuse(conn, Redirect(location), state),
+    sign_in=lambda conn: _layer(conn.scope, None).handshake.sign_in_location(_View(conn.scope)),
     find=functools.partial(request_argument, first=False),
 )
 require_auth = _guards.require_auth

@@ -8,7 +8,6 @@ Add ``"wacht_auth.integrations.django.WachtMiddleware"`` to ``MIDDLEWARE`` and c
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,10 +18,18 @@ from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.functional import SimpleLazyObject
 
-from ..auth import Authenticator, AuthState, Guards, Redirect, Requirement, error_response
-from ..config import DJANGO_SETTING, Settings
+from ..auth import (
+    Authenticator,
+    AuthState,
+    Guards,
+    LazyState,
+    Redirect,
+    Requirement,
+    configure,
+    error_response,
+)
+from ..config import DJANGO_SETTING
 from ..errors import ConfigurationError, WachtAuthError
-from ..session import PermissionScope
 
 __all__ = [
     "WachtMiddleware",
@@ -48,8 +55,7 @@ def authenticator() -> Authenticator:
     :class:`~django.core.exceptions.ImproperlyConfigured` naming what to edit."""
     try:
         where = f"settings.{DJANGO_SETTING}"
-        loaded = Settings.load(getattr(settings, DJANGO_SETTING, None), where=where)
-        layer = Authenticator.from_settings(loaded)
+        layer = configure(getattr(settings, DJANGO_SETTING, None), where=where)
     except ConfigurationError as exc:
         raise ImproperlyConfigured(f"wacht_auth: {exc.message}") from exc
     if layer.prefetch:
@@ -73,15 +79,19 @@ class _View:
     def __init__(self, request: HttpRequest) -> None:
         self.request, self.method, self.path = request, request.method or "GET", request.path_info
 
+    @property
+    def scheme(self) -> str:
+        return self.request.scheme or "http"
+
     def header(self, name: str) -> str | None:
         return self.request.META.get("HTTP_" + name.upper().replace("-", "_"))
 
     def cookie(self, name: str) -> str | None:
         return self.request.COOKIES.get(name)
 
-    def own_origin(self) -> str | None:
+    def host(self) -> str | None:
         try:
-            return f"{self.request.scheme}://{self.request.get_host()}"
+            return self.request.get_host()  # ALLOWED_HOSTS applies
         except DisallowedHost:  # not our host: no origin is ours
             return None
 
@@ -92,96 +102,50 @@ class _View:
         return str(self.request.META.get("QUERY_STRING", ""))
 
 
-class _Lazy:
-    """``request.wacht``'s value, made on first use (like ``request.user``), at most once.
-
-    The request is held weakly: it holds this object, and a cycle would leave every request
-    to the garbage collector instead of freeing it when the response is sent.
-    """
-
-    __slots__ = ("layer", "request", "state")
-
-    def __init__(self, layer: Authenticator, request: HttpRequest, state: AuthState | None) -> None:
-        self.layer, self.state = layer, state
-        self.request = weakref.ref(request)
-
-    def _view(self) -> _View:
-        request = self.request()
-        if request is None:
-            raise RuntimeError("request.wacht was first used after its request was gone")
-        return _View(request)
-
-    def __call__(self, needs: tuple[str, ...] = ()) -> AuthState:
-        state = self.state
-        if state is None:
-            view = self._view()
-            state = self.state = self.layer.authenticate(view, required_permissions=needs)
-        return state
-
-    async def aresolve(self, needs: tuple[str, ...] = ()) -> AuthState:
-        state = self.state
-        if state is None:
-            view = self._view()
-            state = self.state = await self.layer.aauthenticate(view, required_permissions=needs)
-        return state
-
-
-def _lazy(request: HttpRequest, layer: Authenticator | None = None) -> _Lazy:
+def _lazy(request: HttpRequest, layer: Authenticator | None = None) -> LazyState:
     lazy = request.__dict__.get("_wacht")
     if lazy is None:
         layer = layer or authenticator()
         # A repeated bearer token is answered now (one cache lookup): the view then reads a
         # plain AuthState. Only a real verification waits until someone looks.
-        state = layer.cached(request.META.get("HTTP_AUTHORIZATION"))
-        lazy = request._wacht = _Lazy(layer, request, state)  # type: ignore[attr-defined]
+        state = layer.lookup(request.META.get("HTTP_AUTHORIZATION"))
+        lazy = request._wacht = LazyState(layer, request, _View, state=state)  # type: ignore[attr-defined]
         request.wacht = state or SimpleLazyObject(lazy)  # type: ignore[attr-defined]
-        request.awacht = lazy.aresolve  # type: ignore[attr-defined]
+        request.awacht = lazy.aget  # type: ignore[attr-defined]
     return lazy
 
 
 def auth_state(request: HttpRequest, required_permissions: tuple[str, ...] = ()) -> AuthState:
     """The request's :class:`~wacht_auth.auth.AuthState` (verified now if not yet; an API
     key is then checked with ``required_permissions``)."""
-    lazy = request.__dict__.get("_wacht") or _lazy(request)
-    state = lazy.state  # the common case: attached and resolved by the middleware
-    return state if state is not None else lazy(required_permissions)
+    return _lazy(request).get(required_permissions)
 
 
 async def aauth_state(
     request: HttpRequest, required_permissions: tuple[str, ...] = ()
 ) -> AuthState:
     """Async twin of :func:`auth_state`, same as ``await request.awacht()``."""
-    return await _lazy(request).aresolve(required_permissions)
+    return await _lazy(request).aget(required_permissions)
 
 
-def _with_headers(lazy: _Lazy, response: HttpResponse) -> HttpResponse:
+def _with_headers(state: AuthState | None, response: HttpResponse) -> HttpResponse:
     """The state's headers on the response: the gateway's rate-limit state, the cookies of a
     session exchange (through ``response.cookies``: Django sends one value per header)."""
-    state = lazy.state
-    if state is not None and state.response_headers:
-        for name, value in state.response_headers:
-            if name.lower() == "set-cookie":
-                response.cookies.load(value)
-            else:
-                response[name] = value
+    for name, value in state.response_headers if state is not None else ():
+        if name.lower() == "set-cookie":
+            response.cookies.load(value)
+        else:
+            response[name] = value
     return response
 
 
-def _redirect(request: HttpRequest, location: str, state: AuthState) -> HttpResponse:
-    return HttpResponseRedirect(location)  # the middleware adds the state's cookies
-
-
-def _sign_in(request: HttpRequest) -> str | None:
-    return _lazy(request).layer.sign_in_location(_View(request))
-
-
-def _respond(error: WachtAuthError, *, token_presented: bool = True) -> HttpResponse:
-    status, headers, body = error_response(error, token_presented=token_presented)
+def _refuse(
+    request: HttpRequest, refusal: WachtAuthError | Redirect, state: AuthState
+) -> HttpResponse:
+    if isinstance(refusal, Redirect):
+        return HttpResponseRedirect(refusal.location)  # the middleware adds the cookies
+    status, headers, body = error_response(refusal, token_presented=state.token_presented)
     return HttpResponse(body, status=status, headers=headers)
-
-
-def _refuse(request: HttpRequest, error: WachtAuthError, state: AuthState) -> HttpResponse:
-    return _respond(error, token_presented=state.token_presented)
 
 
 class WachtMiddleware:
@@ -204,31 +168,24 @@ class WachtMiddleware:
 
     def __call__(self, request: HttpRequest) -> Any:
         """Attach the state; in async mode, resolve it first, then await the view. The
-        gateway's rate-limit headers (API keys, OAuth tokens) go on the response."""
+        state's headers (rate limits, an exchange's cookies) go on the response."""
         lazy = _lazy(request, self.layer)
         if not self.is_async:
             response = self.get_response(request)
             state = lazy.state
-            return (
-                response
-                if state is None or not state.response_headers
-                else (_with_headers(lazy, response))
-            )
+            return response if state is None else _with_headers(state, response)
 
         async def respond() -> Any:
-            await lazy.aresolve()
-            return _with_headers(lazy, await self.get_response(request))
+            await lazy.aget()
+            return _with_headers(lazy.state, await self.get_response(request))
 
         return respond()
 
     def _protect(self, request: HttpRequest, view: Any, *args: Any) -> HttpResponse | None:
         """Protect-all mode: the layer decides whether this route may be called."""
-        state = _lazy(request)()  # resolved already in an async stack
-        refusal = self.layer.refusal(
-            _View(request), state, public_route=getattr(view, "wacht_public", False)
-        )
-        if isinstance(refusal, Redirect):
-            return _redirect(request, refusal.location, state)
+        state = _lazy(request).get()  # resolved already in an async stack
+        public_route = getattr(view, "wacht_public", False)
+        refusal = self.layer.refusal(_View(request), state, public_route=public_route)
         return None if refusal is None else _refuse(request, refusal, state)
 
 
@@ -236,8 +193,8 @@ _guards: Guards[HttpRequest] = Guards(
     state=auth_state,
     astate=aauth_state,
     refuse=_refuse,
-    redirect=_redirect,
-    sign_in=_sign_in,
+    redirect=lambda request, location, state: _refuse(request, Redirect(location), state),
+    sign_in=lambda request: _lazy(request).layer.handshake.sign_in_location(_View(request)),
     is_async=iscoroutinefunction,
 )
 require_auth = _guards.require_auth
@@ -253,27 +210,14 @@ def public(view: _V) -> _V:
 
 
 class WachtRequiredMixin:
-    """Class-based views: require a signed-in caller, and what the ``wacht_*`` attributes say."""
-
-    wacht_permissions: tuple[str, ...] = ()
-    wacht_permission_scope: PermissionScope | None = None
-    wacht_require_all: bool = False
-    wacht_organization: bool | str = False
-    wacht_workspace: bool | str = False
-    wacht_accept: tuple[str, ...] | None = None  # credential kinds taken (None: the app's)
-    wacht_redirect: bool = False  # a page: visitors who are not signed in go to sign in
+    """Class-based views: require a signed-in caller and what the ``wacht_*`` attributes say
+    (``wacht_permissions``, ``wacht_scope``, ``wacht_require_all``, ``wacht_organization``,
+    ``wacht_workspace``, ``wacht_accept``, ``wacht_redirect``: the names of
+    :meth:`~wacht_auth.auth.Requirement.of`)."""
 
     def get_wacht_requirement(self) -> Requirement:
-        """The :class:`~wacht_auth.auth.Requirement` built from the ``wacht_*`` attributes."""
-        return Requirement(
-            tuple(self.wacht_permissions),
-            self.wacht_permission_scope,
-            self.wacht_require_all,
-            self.wacht_organization,
-            self.wacht_workspace,
-            accept=self.wacht_accept,
-            redirect=self.wacht_redirect,
-        )
+        """The :class:`~wacht_auth.auth.Requirement` the ``wacht_*`` attributes name."""
+        return Requirement.of(self, "wacht_")
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         """Check the requirement (awaiting it for async views), then dispatch as usual."""
@@ -293,6 +237,6 @@ class WachtPermissionRequiredMixin(WachtRequiredMixin):
 
     def get_wacht_requirement(self) -> Requirement:
         """As the base class, insisting that ``wacht_permissions`` names something."""
-        if not self.wacht_permissions:
+        if not getattr(self, "wacht_permissions", ()):
             raise ImproperlyConfigured(f"{type(self).__name__} must set wacht_permissions")
         return super().get_wacht_requirement()

@@ -17,10 +17,10 @@ from rest_framework import exceptions  # type: ignore[import-untyped]  # DRF shi
 from rest_framework.authentication import BaseAuthentication  # type: ignore[import-untyped]
 from rest_framework.permissions import BasePermission  # type: ignore[import-untyped]
 
-from ..auth import Caller, Requirement
+from ..auth import Caller, Requirement, error_response
 from ..errors import PermissionDeniedError, TokenMissingError, WachtAuthError
 from ..session import PermissionScope, Session
-from .django import _respond, auth_state
+from .django import auth_state
 
 __all__ = [
     "HasOrganization",
@@ -98,12 +98,19 @@ class WachtAuthentication(BaseAuthentication):  # type: ignore[misc]  # DRF is u
 
 
 class _WachtPermission(BasePermission):  # type: ignore[misc]  # DRF is untyped
-    #: The credential kinds the view takes (None: every kind the app accepts); set it in a
-    #: subclass, e.g. ``accept = ("api_key",)``.
-    accept: tuple[str, ...] | None = None
+    """The base of the permission classes: the requirement their attributes name
+    (:meth:`~wacht_auth.auth.Requirement.of`: ``permissions``, ``scope``, ``require_all``,
+    ``organization``, ``workspace``, ``accept``), set in a subclass or with :meth:`with_`."""
+
+    @classmethod
+    def with_(cls, **attributes: Any) -> type[_WachtPermission]:
+        """A subclass with ``attributes`` set, validated now (a bad one raises here)."""
+        Requirement.of(type("_", (), attributes))
+        return type(f"{cls.__name__}{attributes}", (cls,), attributes)
 
     def requirement(self) -> Requirement:
-        return Requirement(accept=self.accept)
+        """The requirement the class attributes name."""
+        return Requirement.of(self)
 
     def has_permission(self, request: Any, view: Any) -> bool:
         """Check the requirement; on failure keep the error for :func:`exception_handler`
@@ -123,14 +130,7 @@ class IsWachtAuthenticated(_WachtPermission):
 
 
 class HasWachtPermission(_WachtPermission):
-    """Allow callers holding one (or all) of :attr:`permissions`; 403 ``permission_denied``.
-
-    Set the attributes in a subclass or use :meth:`with_permissions`.
-    """
-
-    permissions: tuple[str, ...] = ()
-    scope: PermissionScope | None = None
-    require_all: bool = False
+    """Allow callers holding one (or all) of ``permissions``; 403 ``permission_denied``."""
 
     @classmethod
     def with_permissions(
@@ -139,47 +139,32 @@ class HasWachtPermission(_WachtPermission):
         scope: PermissionScope | None = None,
         require_all: bool = False,
         accept: tuple[str, ...] | None = None,
-    ) -> type[HasWachtPermission]:
+    ) -> type[_WachtPermission]:
         """A permission class requiring ``permissions``, e.g. ``("invoices:write")``."""
-        Requirement(permissions, scope, require_all, accept=accept)  # validate now
-        attrs = {
-            "permissions": permissions,
-            "scope": scope,
-            "require_all": require_all,
-            "accept": accept,
-        }
-        return type(f"HasWachtPermission{list(permissions)}", (cls,), attrs)
+        return cls.with_(
+            permissions=permissions, scope=scope, require_all=require_all, accept=accept
+        )
 
     def requirement(self) -> Requirement:
-        """The requirement built from the class attributes."""
-        if not self.permissions:
+        """The requirement of the class attributes, which must name permissions."""
+        if not getattr(self, "permissions", ()):
             raise ImproperlyConfigured(
                 "HasWachtPermission needs permissions: use "
                 'HasWachtPermission.with_permissions("invoices:write") or set .permissions'
             )
-        return Requirement(
-            tuple(self.permissions), self.scope, self.require_all, accept=self.accept
-        )
+        return super().requirement()
 
 
 class HasOrganization(_WachtPermission):
-    """Allow callers with an active organization (:attr:`organization_id`, when set)."""
+    """Allow callers with an active organization (``organization``: an id, when set)."""
 
-    organization_id: str | None = None
-
-    def requirement(self) -> Requirement:
-        """Require the organization."""
-        return Requirement(organization=self.organization_id or True, accept=self.accept)
+    organization: bool | str = True
 
 
 class HasWorkspace(_WachtPermission):
-    """Allow callers with an active workspace (:attr:`workspace_id`, when set)."""
+    """Allow callers with an active workspace (``workspace``: an id, when set)."""
 
-    workspace_id: str | None = None
-
-    def requirement(self) -> Requirement:
-        """Require the workspace."""
-        return Requirement(workspace=self.workspace_id or True, accept=self.accept)
+    workspace: bool | str = True
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
@@ -200,5 +185,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     if not isinstance(error, WachtAuthError):
         return views.exception_handler(exc, context)
     views.set_rollback()
-    response: HttpResponse = _respond(error)
-    return response
+    status, headers, body = error_response(error)
+    return HttpResponse(body, status=status, headers=headers)

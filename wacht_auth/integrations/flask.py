@@ -2,8 +2,7 @@
 :class:`~wacht_auth.auth.AuthState`, verified lazily, at most once per request); decorators
 require what a view needs; every :class:`~wacht_auth.WachtAuthError` is answered as JSON.
 
-Settings: ``app.config["WACHT_<NAME>"]`` for each setting of
-:data:`~wacht_auth.config.SETTINGS`, over the environment. The request layer
+Settings: ``app.config["WACHT_<NAME>"]`` over the environment. The request layer
 (:class:`~wacht_auth.auth.Authenticator`, kept in ``app.extensions["wacht"]``) decides; this
 module only translates.
 """
@@ -11,8 +10,8 @@ module only translates.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import (
     Flask,
@@ -25,10 +24,15 @@ from flask import (
     request,
 )
 
-from ..auth import Authenticator, AuthState, Guards, Redirect, error_response
-from ..config import Config, Settings
+from ..auth import Authenticator, AuthState, Guards, LazyState, Redirect, configure, error_response
+from ..config import Config
 from ..errors import ConfigurationError, WachtAuthError
-from ..verifier import Verifier
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..auth import Options
+    from ..verifier import Verifier
 
 __all__ = [
     "Wacht",
@@ -46,21 +50,11 @@ _G = TypeVar("_G")
 class Wacht:
     """The extension: ``Wacht(app)``, or ``wacht = Wacht()`` and later ``wacht.init_app(app)``.
 
-    Args:
-        app: the app to set up now.
-        verifier: a ready :class:`~wacht_auth.verifier.Verifier`, shared by every app.
-        config: settings for the verifier, instead of ``app.config`` and the environment.
-        protect_all: require a signed-in caller on every endpoint except :func:`public` views,
-            ``public_paths``, static files, CORS preflights and unrouted URLs (404/405);
-            ``WACHT_PROTECT_ALL = True`` turns it on too.
-        public_paths: open paths in protect-all mode (``"/health"``; ``"/docs/*"`` is a
-            prefix), added to ``WACHT_PUBLIC_PATHS``.
-        accept: the credential kinds authenticated (default ``WACHT_ACCEPT``, else session
-            tokens only); ``"api_key"``/``"oauth_token"`` are checked by Wacht's gateway.
-        page_paths: pages (path prefixes): under protect-all an anonymous visitor there is
-            redirected to sign in; added to ``WACHT_PAGE_PATHS``.
-        trusted_proxies: the proxies in front of the app (hops, or addresses): only then are
-            ``X-Forwarded-*`` headers read (default ``WACHT_TRUSTED_PROXIES``).
+    Takes a ready ``verifier`` (shared by every app) or a ``config`` for one, instead of
+    ``app.config`` and the environment, and the request layer's options
+    (:class:`~wacht_auth.auth.Options`, added to ``WACHT_PUBLIC_PATHS``/``WACHT_PAGE_PATHS``
+    and winning over the other settings). Under ``protect_all``, static files and unrouted
+    URLs (answered 404/405 by Flask) count as public routes too.
     """
 
     def __init__(
@@ -69,16 +63,9 @@ class Wacht:
         *,
         verifier: Verifier | None = None,
         config: Config | None = None,
-        protect_all: bool | None = None,
-        public_paths: Iterable[str] = (),
-        accept: Iterable[str] | None = None,
-        page_paths: Iterable[str] = (),
-        trusted_proxies: int | str | Iterable[str] | None = None,
+        **options: Unpack[Options],
     ) -> None:
-        self.verifier, self.config = verifier, config
-        self.page_paths, self.trusted_proxies = tuple(page_paths), trusted_proxies
-        self.protect_all, self.public_paths = protect_all, tuple(public_paths)
-        self.accept = None if accept is None else tuple(accept)
+        self.verifier, self.config, self.options = verifier, config, options
         if app is not None:
             self.init_app(app)
 
@@ -90,17 +77,14 @@ class Wacht:
         names the setting to fix), give the app ``request.wacht``/``g.wacht`` (by
         subclassing its ``request_class`` and ``app_ctx_globals_class``: set your own before
         this), the protect-all hook and the JSON error handler."""
-        config = config or self.config
         try:
-            settings = Settings.load(app.config, prefixed=True, where="app.config", config=config)
-            layer = Authenticator.from_settings(
-                settings,
+            layer = configure(
+                app.config,
+                prefixed=True,
+                where="app.config",
                 verifier=verifier or self.verifier,
-                protect_all=self.protect_all,
-                public_paths=self.public_paths,
-                accept=self.accept,
-                page_paths=self.page_paths,
-                trusted_proxies=self.trusted_proxies,
+                config=config or self.config,
+                **self.options,
             )
         except ConfigurationError as exc:
             message = f"Wacht is not configured for {app.name!r}: {exc.message}"
@@ -126,14 +110,18 @@ class _View:
     def __init__(self, req: Request) -> None:
         self.req, self.method, self.path = req, req.method, req.path
 
+    @property
+    def scheme(self) -> str:
+        return self.req.scheme
+
     def header(self, name: str) -> str | None:
         return self.req.environ.get("HTTP_" + name.upper().replace("-", "_"))
 
     def cookie(self, name: str) -> str | None:
         return self.req.cookies.get(name)
 
-    def own_origin(self) -> str | None:
-        return f"{self.req.scheme}://{self.req.host}"
+    def host(self) -> str | None:
+        return self.req.host
 
     def client_ip(self) -> str | None:
         return self.req.remote_addr
@@ -150,18 +138,34 @@ class _Field:
         self.layer = layer
 
     def __get__(self, req: Request | None, owner: type | None = None) -> Any:
-        return self if req is None else _resolve(self.layer, req, ())
+        return self if req is None else _state(req, (), self.layer)
 
 
-def _resolve(layer: Authenticator, req: Request, needs: tuple[str, ...]) -> AuthState:
-    """Verify now (a repeated bearer token from the cache) and keep the state on ``req``."""
-    state = layer.cached(req.environ.get("HTTP_AUTHORIZATION"))
+def _state(req: Request, needs: tuple[str, ...] = (), layer: Any = None) -> AuthState:
+    """The request's state: kept on ``req`` once resolved (a guard passes its permissions)."""
+    state = req.__dict__.get("wacht")  # not the descriptor
+    if isinstance(state, AuthState):
+        return state
+    layer = layer or current_app.extensions.get("wacht")
+    if layer is None:
+        raise RuntimeError("Wacht is not set up on this app: call Wacht(app) or init_app(app)")
+    state = layer.lookup(req.environ.get("HTTP_AUTHORIZATION"))
     if state is None:
-        state = layer.verify_request(_View(req), needs)
-        if state.response_headers:  # cookies of an exchange, the gateway's rate-limit state
-            after_this_request(functools.partial(_add_headers, state))
+        state = LazyState(layer, req, _View, on_resolve=_copy_headers).get(needs)
     req.wacht = state  # type: ignore[attr-defined]
     return state
+
+
+def _copy_headers(state: AuthState) -> None:
+    """Only requests whose state has headers to copy (an exchange's cookies, the gateway's
+    rate-limit state) register a hook; the others pay nothing."""
+
+    def add(response: Response) -> Response:
+        for name, value in state.response_headers:
+            response.headers.add(name, value)  # several Set-Cookie stay several
+        return response
+
+    after_this_request(add)
 
 
 def _with_wacht(base: type[_G]) -> type[_G]:
@@ -183,24 +187,6 @@ def _with_wacht(base: type[_G]) -> type[_G]:
     return Globals
 
 
-def _state(req: Request, needs: tuple[str, ...] = ()) -> AuthState:
-    state = req.__dict__.get("wacht")  # not the descriptor: a guard passes its permissions
-    if isinstance(state, AuthState):
-        return state
-    layer = current_app.extensions.get("wacht")
-    if layer is None:
-        raise RuntimeError("Wacht is not set up on this app: call Wacht(app) or init_app(app)")
-    return _resolve(layer, req, needs)
-
-
-def _add_headers(state: AuthState, response: Response) -> Response:
-    """Registered with ``after_this_request`` by the requests whose state has headers to
-    copy (the others pay nothing): the gateway's rate-limit state, the exchange's cookies."""
-    for name, value in state.response_headers:
-        response.headers.add(name, value)  # several Set-Cookie stay several
-    return response
-
-
 def _protect(layer: Authenticator) -> Any:
     """``before_request`` in protect-all mode: the layer decides; static files and unrouted
     URLs (answered 404/405 by Flask) count as public routes."""
@@ -214,11 +200,7 @@ def _protect(layer: Authenticator) -> Any:
     )
     state = _state(req)
     refusal = layer.refusal(_View(req), state, public_route=bool(public_route))
-    if isinstance(refusal, Redirect):
-        return redirect(refusal.location, 302)
-    if isinstance(refusal, WachtAuthError):
-        raise refusal
-    return None
+    return None if refusal is None else _refuse(req, refusal, state)
 
 
 def _answer(error: WachtAuthError) -> Response:
@@ -230,24 +212,18 @@ def _answer(error: WachtAuthError) -> Response:
     return current_app.response_class(body, status=status, headers=headers)
 
 
-def _refuse(req: Request, error: WachtAuthError, state: AuthState) -> Response:
-    raise error  # answered by _answer, or by the app's own handler for that error
-
-
-def _redirect(req: Request, location: str, state: AuthState) -> Any:
-    return redirect(location, 302)  # after_request adds the state's cookies
-
-
-def _sign_in(req: Request) -> str | None:
-    return current_app.extensions["wacht"].sign_in_location(_View(req))  # type: ignore[no-any-return]
+def _refuse(req: Request, refusal: WachtAuthError | Redirect, state: AuthState) -> Any:
+    if isinstance(refusal, Redirect):
+        return redirect(refusal.location, 302)  # the hook adds the state's cookies
+    raise refusal  # answered by _answer, or by the app's own handler for that error
 
 
 _guards: Guards[Request] = Guards(
     state=_state,
-    redirect=_redirect,
-    sign_in=_sign_in,
     astate=lambda req, needs: _async(_state(req, needs)),
     refuse=_refuse,
+    redirect=lambda req, location, state: _refuse(req, Redirect(location), state),
+    sign_in=lambda req: current_app.extensions["wacht"].handshake.sign_in_location(_View(req)),
     find=lambda view: lambda args, kwargs: request._get_current_object(),  # type: ignore[attr-defined]
 )
 

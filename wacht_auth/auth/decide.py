@@ -1,0 +1,381 @@
+"""The decider: one app's request layer, answering every request with one :class:`AuthState`.
+
+An adapter has one way in: :meth:`Authenticator.lookup` for the sync lookup of a presented
+bearer token (a dictionary hit for a repeated one), and :meth:`Authenticator.resolve` /
+:meth:`Authenticator.aresolve` for a whole request (reuse of an outer layer's state, the cache,
+then the decision). The decision is written once, as :meth:`Authenticator._decide`, a
+generator that yields the I/O it needs (:mod:`~wacht_auth.auth.steps`); :meth:`resolve` drives
+it with the verifier's and the gateway's sync calls, :meth:`aresolve` with their async twins.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, Any, cast
+
+from .._events import LOGGER
+from ..errors import ConfigurationError, CredentialInvalidError, TokenMissingError, WachtAuthError
+from ..gateway import CREDENTIAL_KINDS, Checked, CredentialKind, Gateway
+from ..proxies import TrustedProxies
+from ..tokens import looks_like_jws, peek_issuer
+from .options import Paths
+from .pages import Handshake
+from .state import AuthState, Redirect
+from .steps import Check, Flow, Step, Verify
+from .view import RequestView, TokenSource, bearer_token, check_csrf, is_preflight, origin_of
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..verifier import Verifier
+    from .options import Options
+
+__all__ = ["Authenticator"]
+
+
+class Authenticator:
+    """The request layer of one app: a verifier and the app's options, deciding per request.
+
+    Build it from settings with :func:`~wacht_auth.auth.options.configure` (what every adapter
+    does), or directly with a verifier and the options of
+    :class:`~wacht_auth.auth.options.Options`. ``gateway`` is a ready
+    :class:`~wacht_auth.gateway.Gateway` (default: one for the config's ``gateway_url``, built
+    when ``accept`` names a gateway kind).
+    """
+
+    __slots__ = (
+        "_anonymous",
+        "_cookie",
+        "_issuers",
+        "_sessions",
+        "_trusted",
+        "accept",
+        "gateway",
+        "handshake",
+        "page_paths",
+        "prefetch",
+        "protect_all",
+        "public_paths",
+        "verifier",
+    )
+
+    def __init__(
+        self, verifier: Verifier, *, gateway: Gateway | None = None, **options: Unpack[Options]
+    ) -> None:
+        config = verifier.config
+        self.verifier = verifier
+        accept = options.get("accept")
+        self.accept: tuple[CredentialKind, ...] = kinds(
+            ("session_token",) if accept is None else accept, "accept"
+        )
+        self._sessions = "session_token" in self.accept
+        if gateway is None and set(self.accept) - {"session_token"}:
+            gateway = Gateway(config.gateway_url, timeout=config.gateway_timeout)
+        self.gateway = gateway
+        # Session tokens of these issuers are verified here and never sent to the gateway.
+        self._issuers = frozenset(c.issuer for c in getattr(verifier, "configs", (config,)))
+        self.protect_all = bool(options.get("protect_all", False))
+        self.prefetch = bool(options.get("prefetch", False))
+        self.public_paths = Paths.of(options.get("public_paths", ()), "public_paths")
+        self.page_paths = Paths.of(options.get("page_paths", ()), "page_paths")
+        self._cookie = config.cookie_name if config.read_cookies else None
+        # Origins trusted to send a cookie-borne token on an unsafe method, besides the app's.
+        self._trusted = frozenset(filter(None, map(origin_of, config.authorized_parties)))
+        self.handshake = Handshake(
+            config,
+            trusted_proxies=TrustedProxies.parse(options.get("trusted_proxies")),
+            csrf=functools.partial(check_csrf, trusted=self._trusted),
+        )
+        self._anonymous = AuthState(verifier=verifier)  # immutable: one serves every request
+
+    @classmethod
+    def of(cls, verifier: Verifier | None, *, attached: object = None) -> Authenticator:
+        """The layer that answers for ``verifier``: ``attached`` (an adapter's layer, e.g. the
+        middleware's) when it runs on that verifier or none is named, else the default layer
+        of ``verifier``, one per verifier and kept on it (so it lives as long as the verifier
+        does and code given only a verifier shares one exchange cache and single flight).
+        A state is only ever reused by the layer of the verifier that made it."""
+        if isinstance(attached, cls) and (verifier is None or attached.verifier is verifier):
+            return attached
+        if verifier is None:
+            raise ValueError("Authenticator.of needs a verifier or an attached layer")
+        layer = getattr(verifier, "_default_layer", None)
+        if not isinstance(layer, cls):
+            layer = cls(verifier)
+            verifier._default_layer = layer  # type: ignore[attr-defined]
+        return layer
+
+    def __repr__(self) -> str:
+        return (
+            f"Authenticator({self.verifier!r}, accept={self.accept!r}, "
+            f"protect_all={self.protect_all})"
+        )
+
+    @property
+    def trusted_proxies(self) -> TrustedProxies:
+        """The proxies in front of the app (forwarded headers are read only behind them)."""
+        return self.handshake.trusted_proxies
+
+    # ---------------------------------------------------------------- the one way in
+
+    def lookup(self, authorization: str | None) -> AuthState | None:
+        """The state of a repeated bearer token, from the verifier's cache: one lookup, no
+        CSRF inputs (bearer headers are exempt), no I/O. ``authorization`` is the raw header
+        value; None on a miss, another scheme or no header (then :meth:`resolve`)."""
+        # A cached token is a verified one, without spaces: this slice is exactly what
+        # bearer_token() returns for it; any other shape misses and takes the full path.
+        if (
+            authorization is not None
+            and authorization.startswith("Bearer ")
+            and self._sessions  # a layer taking no session tokens takes no cached one either
+        ):
+            session = self.verifier.cached(authorization[7:])
+            if session is not None:
+                # Immutable, so one state serves every request carrying this token: built on
+                # the first hit and kept on the (equally shared, read-only) Session.
+                state = session._state
+                if type(state) is not AuthState or state.verifier is not self.verifier:
+                    state = session._state = AuthState(session, verifier=self.verifier)
+                return state
+        return None
+
+    def resolve(
+        self,
+        request: RequestView,
+        prior: object = None,
+        *,
+        required_permissions: Collection[str] = (),
+    ) -> AuthState:
+        """The request's :class:`AuthState`. ``prior`` is a state attached earlier (an outer
+        middleware's): reused only when this layer's verifier produced it. Never raises a
+        :class:`~wacht_auth.WachtAuthError`: failures are kept on the state.
+        ``required_permissions`` are sent to the gateway with an API key or OAuth token."""
+        if type(prior) is AuthState and prior.verifier is self.verifier:
+            return prior
+        state = self.lookup(request.header("authorization"))
+        if state is not None:
+            return state
+        flow = self._decide(request, required_permissions)
+        sent = _send(flow, None)
+        while not isinstance(sent, AuthState):
+            try:
+                result = self._perform(sent)
+            except WachtAuthError as error:
+                sent = _throw(flow, error)
+            else:
+                sent = _send(flow, result)
+        return sent
+
+    async def aresolve(
+        self,
+        request: RequestView,
+        prior: object = None,
+        *,
+        required_permissions: Collection[str] = (),
+    ) -> AuthState:
+        """:meth:`resolve` for asyncio: keys fetched, credentials checked and cookies
+        exchanged without blocking the loop."""
+        if type(prior) is AuthState and prior.verifier is self.verifier:
+            return prior
+        state = self.lookup(request.header("authorization"))
+        if state is not None:
+            return state
+        flow = self._decide(request, required_permissions)
+        sent = _send(flow, None)
+        while not isinstance(sent, AuthState):
+            try:
+                result = await self._aperform(sent)
+            except WachtAuthError as error:
+                sent = _throw(flow, error)
+            else:
+                sent = _send(flow, result)
+        return sent
+
+    def _perform(self, step: Step) -> Any:
+        if isinstance(step, Verify):
+            return self.verifier.verify(step.token)
+        if isinstance(step, Check):
+            assert self.gateway is not None  # _kind names a gateway kind only with one
+            return self.gateway.check(step.kind, step.token, **step.about)
+        assert self.handshake.exchange is not None  # the handshake exchanges only with one
+        return self.handshake.exchange.exchange(
+            step.transport, dev=step.dev, client_ip=step.client_ip
+        )
+
+    async def _aperform(self, step: Step) -> Any:
+        if isinstance(step, Verify):
+            return await self.verifier.averify(step.token)
+        if isinstance(step, Check):
+            assert self.gateway is not None
+            return await self.gateway.acheck(step.kind, step.token, **step.about)
+        assert self.handshake.exchange is not None
+        exchange = self.handshake.exchange
+        return await exchange.aexchange(step.transport, dev=step.dev, client_ip=step.client_ip)
+
+    # ---------------------------------------------------------------- the decision
+
+    def _decide(self, request: RequestView, required_permissions: Collection[str]) -> Flow:
+        """Find the request's credential and judge it: a session token here (CSRF rule for a
+        cookie, then the verifier), an API key or OAuth token at the gateway, and, for a
+        browser without a usable session token, the page handshake (see
+        docs/architecture.md, "Request flow")."""
+        source = self._source(request)
+        stale: AuthState | None = None
+        if source is not None:
+            kind = self._kind(source)
+            if kind != "session_token":
+                about = self._about(request, required_permissions)
+                checked: Checked = yield Check(kind, source.token, about)
+                return AuthState(
+                    error=checked.error,
+                    token_presented=True,
+                    verifier=self.verifier,
+                    credential=checked.credential,
+                    response_headers=checked.headers,
+                )
+            if not self._sessions:
+                error = CredentialInvalidError("this app does not accept session tokens")
+                return self._failed(error)
+            try:
+                if source.from_cookie:
+                    check_csrf(request, self._trusted)
+                session = yield Verify(source.token)
+                return AuthState(session, verifier=self.verifier)
+            except WachtAuthError as error:
+                stale = self._failed(error)
+                if not source.from_cookie:
+                    return stale
+        try:
+            signed = yield from self.handshake.flow(request)
+        except WachtAuthError as error:
+            return self._failed(error)
+        if signed is None:
+            return stale or self._anonymous
+        return AuthState(
+            signed.session,
+            verifier=self.verifier,
+            response_headers=signed.headers,
+            redirect=signed.redirect,
+        )
+
+    def _failed(self, error: WachtAuthError) -> AuthState:
+        return AuthState(error=error, token_presented=True, verifier=self.verifier)
+
+    def _source(self, request: RequestView) -> TokenSource | None:
+        """``Authorization: Bearer`` first, then the session cookie ``__auth_<scope>``."""
+        token = bearer_token(request.header("authorization"))
+        if token is not None:
+            return TokenSource(token)
+        if self._cookie is not None:
+            value = request.cookie(self._cookie)
+            if value:
+                return TokenSource(value, from_cookie=True)
+        return None
+
+    def _kind(self, source: TokenSource) -> CredentialKind:
+        """Which credential a bearer is: a session token of a configured deployment never goes
+        to the gateway, and its failure stands (``token_expired`` must still tell the front
+        end to refresh); a bearer that is no JWT is an API key, a JWT of another issuer an
+        OAuth access token; only kinds the app accepts are tried."""
+        if self.gateway is None or source.from_cookie:
+            return "session_token"
+        token = source.token
+        if not looks_like_jws(token):
+            return "api_key" if "api_key" in self.accept else "session_token"
+        if "oauth_token" in self.accept and peek_issuer(token) not in self._issuers:
+            return "oauth_token"
+        return "session_token"
+
+    @staticmethod
+    def _about(request: RequestView, required_permissions: Collection[str]) -> dict[str, Any]:
+        """What the gateway is told of the request besides the credential."""
+        return {
+            "resource": request.path,
+            "method": request.method,
+            "client_ip": request.client_ip(),
+            "user_agent": request.header("user-agent"),
+            "required_permissions": tuple(required_permissions),
+        }
+
+    # ---------------------------------------------------------------- the route
+
+    def is_open(self, request: RequestView, *, public_route: bool = False) -> bool:
+        """Whether the route stays open under ``protect_all``: marked public by the adapter
+        (``public_route``), under ``public_paths``, or a CORS preflight (one rule for every
+        framework, :func:`~wacht_auth.auth.view.is_preflight`)."""
+        return public_route or request.path in self.public_paths or is_preflight(request)
+
+    def refusal(
+        self, request: RequestView, state: AuthState, *, public_route: bool = False
+    ) -> WachtAuthError | Redirect | None:
+        """Under ``protect_all``, the answer a request gets instead of its route: an error, or
+        for a page (``page_paths``) a :class:`Redirect` (the sign-in page for a visitor who is
+        not signed in, the clean URL after a ``?__dev_session__=`` exchange); None lets it
+        through. A 503 (keys, gateway or frontend API down) stays a 503 on pages too: a
+        redirect to a sign-in page that may be down as well could loop or sign people out."""
+        if not self.protect_all:
+            return None
+        page = bool(self.page_paths) and request.path in self.page_paths
+        if page and state.redirect is not None:
+            return Redirect(state.redirect)
+        if state.session is not None or state.credential is not None:
+            return None
+        if self.is_open(request, public_route=public_route):
+            return None
+        return self.page_answer(request, state.error or TokenMissingError(), page=page)
+
+    def page_answer(
+        self, request: RequestView, error: WachtAuthError, *, page: bool = True
+    ) -> WachtAuthError | Redirect:
+        """``error``, or for a page and a 401 the redirect to the sign-in page."""
+        if page and error.status == 401:
+            location = self.handshake.sign_in_location(request)
+            if location is not None:
+                return Redirect(location)
+        return error
+
+    def prefetch_keys(self) -> None:
+        """Fetch the keys now (start-up); a failure is logged, keys are fetched on first need."""
+        try:
+            self.verifier.prefetch()
+        except WachtAuthError as error:
+            _log_prefetch(error)
+
+    async def aprefetch_keys(self) -> None:
+        """:meth:`prefetch_keys` for asyncio."""
+        try:
+            await self.verifier.aprefetch()
+        except WachtAuthError as error:
+            _log_prefetch(error)
+
+
+def _send(flow: Flow, result: Any) -> Step | AuthState:
+    """The decision's next step after ``result``, or its answer."""
+    try:
+        return flow.send(result)
+    except StopIteration as stop:
+        return cast("AuthState", stop.value)
+
+
+def _throw(flow: Flow, error: WachtAuthError) -> Step | AuthState:
+    """The decision's next step after a step failed with ``error``, or its answer."""
+    try:
+        return flow.throw(error)
+    except StopIteration as stop:
+        return cast("AuthState", stop.value)
+
+
+def kinds(value: Iterable[str], setting: str) -> tuple[CredentialKind, ...]:
+    """A validated tuple of credential kinds (``accept``)."""
+    found = (value,) if isinstance(value, str) else tuple(value)
+    for kind in found:
+        if kind not in CREDENTIAL_KINDS:
+            raise ConfigurationError(f"{setting} takes {', '.join(CREDENTIAL_KINDS)}; got {kind!r}")
+    if not found:
+        raise ConfigurationError(f"{setting} must name at least one credential kind")
+    return cast("tuple[CredentialKind, ...]", tuple(dict.fromkeys(found)))
+
+
+def _log_prefetch(error: WachtAuthError) -> None:
+    LOGGER.warning("wacht_auth: key prefetch at start-up failed: %s", error)

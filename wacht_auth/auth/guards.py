@@ -1,0 +1,354 @@
+"""Guards: what a route requires of its caller, and the decorators that enforce it.
+
+:class:`Requirement` is a route's requirement and :meth:`Requirement.check` the one place that
+judges a state against it; :func:`requirement` is the one builder, with the guards'
+validation, used by the decorators, FastAPI's dependencies, DRF's permission classes and
+Django's mixins (:meth:`Requirement.of` reads the same names as attributes). :class:`Guards`
+turns requirements into view decorators for any framework.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+
+from ..errors import (
+    CredentialInvalidError,
+    OrganizationRequiredError,
+    PermissionDeniedError,
+    WachtAuthError,
+    WorkspaceRequiredError,
+)
+from ..session import PermissionScope
+from .decide import kinds
+from .state import AuthState, Caller
+
+__all__ = ["Guards", "Requirement", "request_argument", "requirement"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """What a route requires of its caller; ``check`` returns the caller or raises.
+
+    Attributes:
+        permissions: permissions to hold (any one of them, or all with ``require_all``).
+        scope: ``"organization"``/``"workspace"`` to look in one place only; None for either.
+        require_all: require every permission instead of any one.
+        organization: True for "some active organization", or a specific organization id.
+        workspace: True for "some active workspace", or a specific workspace id.
+        accept: the credential kinds this route takes (None: every kind the app accepts).
+        redirect: a page: a visitor who is not signed in is sent to the sign-in page (302)
+            instead of getting a 401, like Django's ``login_required``.
+    """
+
+    permissions: tuple[str, ...] = ()
+    scope: PermissionScope | None = None
+    require_all: bool = False
+    organization: bool | str = False
+    workspace: bool | str = False
+    accept: tuple[str, ...] | None = None
+    redirect: bool = False
+
+    def __post_init__(self) -> None:
+        if self.accept is not None:
+            object.__setattr__(self, "accept", kinds(self.accept, "accept"))
+        if self.scope not in (None, "organization", "workspace"):
+            raise ValueError(f"scope must be 'organization', 'workspace' or None: {self.scope!r}")
+        for permission in self.permissions:
+            if not isinstance(permission, str) or not permission:
+                raise ValueError(f"permissions must be non-empty strings: {permission!r}")
+
+    @classmethod
+    def of(cls, source: object, prefix: str = "") -> Requirement:
+        """The requirement that the attributes of ``source`` name: ``permissions``,
+        ``scope``, ``require_all``, ``organization``, ``workspace``, ``accept``, ``redirect``,
+        each behind ``prefix`` (Django's mixins use ``wacht_``; DRF's permission classes
+        none), through :func:`requirement`'s validation."""
+
+        def get(name: str, default: Any) -> Any:
+            return getattr(source, prefix + name, default)
+
+        return requirement(
+            *get("permissions", ()),
+            scope=get("scope", None),
+            require_all=get("require_all", False),
+            organization=get("organization", False),
+            workspace=get("workspace", False),
+            accept=get("accept", None),
+            redirect=get("redirect", False),
+        )
+
+    def check(self, state: AuthState) -> Caller:
+        """Return the caller (a session, or a gateway-checked credential) when it meets this
+        requirement, else raise the error of the error table (401 when not authenticated, or
+        authenticated with a kind this route does not take; 403 when not allowed)."""
+        session = state.require()
+        if self.accept is not None and state.token_type not in self.accept:
+            raise CredentialInvalidError(
+                f"this endpoint does not accept {state.token_type} credentials; it takes "
+                f"{', '.join(self.accept)}"
+            )
+        if self.organization is not False:
+            wanted = None if self.organization is True else self.organization
+            if session.organization_id is None or (wanted and session.organization_id != wanted):
+                raise OrganizationRequiredError(
+                    f"this endpoint requires the active organization {wanted}"
+                    if wanted
+                    else "this endpoint requires an active organization"
+                )
+        if self.workspace is not False:
+            wanted = None if self.workspace is True else self.workspace
+            if session.workspace_id is None or (wanted and session.workspace_id != wanted):
+                raise WorkspaceRequiredError(
+                    f"this endpoint requires the active workspace {wanted}"
+                    if wanted
+                    else "this endpoint requires an active workspace"
+                )
+        if self.permissions:
+            held = [p for p in self.permissions if session.has_permission(p, self.scope)]
+            if not held or (self.require_all and len(held) != len(self.permissions)):
+                missing = [p for p in self.permissions if p not in held]
+                needed = "all of" if self.require_all else "one of"
+                raise PermissionDeniedError(
+                    f"this endpoint requires {needed}: {', '.join(self.permissions)} "
+                    f"(missing: {', '.join(missing)})"
+                )
+        return session
+
+
+_SIGNED_IN = Requirement()
+
+
+def requirement(
+    *permissions: str,
+    scope: PermissionScope | None = None,
+    require_all: bool = False,
+    organization: bool | str | None = False,
+    workspace: bool | str | None = False,
+    accept: Iterable[str] | None = None,
+    redirect: bool = False,
+) -> Requirement:
+    """The one builder of a :class:`Requirement`, with the guards' validation: a function where
+    a value belongs (a guard written without its parentheses) is a ``TypeError``, never a
+    guard that lets everyone through. ``organization``/``workspace``: True (or None) for
+    "some active one", an id for that one, False for no requirement."""
+    for value in (*permissions, organization, workspace, scope):
+        if callable(value):
+            raise TypeError(
+                "a wacht_auth requirement was given a function: write the guard with its "
+                "parentheses, e.g. @require_organization() or Depends(require_organization())"
+            )
+    return Requirement(
+        tuple(permissions),
+        scope,
+        bool(require_all),
+        True if organization is None else organization,
+        True if workspace is None else workspace,
+        accept=None if accept is None else kinds(accept, "accept"),
+        redirect=bool(redirect),
+    )
+
+
+def request_argument(
+    view: Callable[..., Any], *, first: bool = True
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """Where ``view`` takes its request, found once, when it is decorated (as Starlette's
+    ``requires`` does): a parameter named ``request`` or ``websocket``, else one annotated
+    with a request type (``Request``, ``HttpRequest``, ``WebSocket``, ``HTTPConnection``),
+    else, with ``first``, the first parameter (``self`` of a method skipped).
+
+    Raises:
+        TypeError: ``view`` takes no request argument.
+    """
+    params = list(inspect.signature(view).parameters.values())
+    names = [p.name for p in params]
+
+    def annotated(param: inspect.Parameter) -> bool:
+        note = param.annotation
+        text = note if isinstance(note, str) else getattr(note, "__name__", "")
+        return text.rsplit(".", 1)[-1] in _REQUEST_TYPES
+
+    candidates = [p for p in params if p.name in ("request", "websocket")]
+    candidates += [p for p in params if annotated(p)]
+    if first:
+        candidates += [p for p in params if p.name not in ("self", "cls")]
+    if not candidates:
+        raise TypeError(
+            f"{view.__qualname__} needs a request argument (a Request or WebSocket named "
+            "request or websocket) for a wacht_auth decorator"
+        )
+    name = candidates[0].name
+    index = names.index(name)
+    if candidates[0].kind is inspect.Parameter.KEYWORD_ONLY:
+        return lambda args, kwargs: kwargs[name]
+    return lambda args, kwargs: args[index] if len(args) > index else kwargs[name]
+
+
+_REQUEST_TYPES = frozenset({"Request", "HttpRequest", "WebSocket", "HTTPConnection"})
+
+
+class Guards(Generic[R]):
+    """The requirement decorators of one framework, over one implementation.
+
+    An adapter gives how to get the state of its native request (sync and async) and how to
+    refuse natively; everything else (finding the request argument once, at decoration time;
+    sync and async views; what each requirement means) is here. Bind an instance's methods as
+    the adapter's module functions: ``require_auth = guards.require_auth``.
+
+    Args:
+        state: the request's :class:`AuthState` (sync views), given the permissions the
+            route requires (sent to the gateway when this call is what checks an API key).
+        astate: the same, awaited (async views).
+        refuse: the native answer for a failed requirement; may be awaitable (websockets).
+        redirect: the native 302 to a location, with the state's response headers (pages).
+        sign_in: the sign-in page for a request (``Authenticator.sign_in_location``).
+        find: given a view, a function from its call's ``(args, kwargs)`` to the request
+            (default :func:`request_argument`; Flask's views take none and read a global).
+        is_async: whether a view is a coroutine function.
+    """
+
+    def __init__(
+        self,
+        *,
+        state: Callable[[R, tuple[str, ...]], AuthState],
+        astate: Callable[[R, tuple[str, ...]], Awaitable[AuthState]],
+        refuse: Callable[[R, WachtAuthError, AuthState], Any],
+        redirect: Callable[[R, str, AuthState], Any] | None = None,
+        sign_in: Callable[[R], str | None] | None = None,
+        find: Callable[[Callable[..., Any]], Callable[[tuple[Any, ...], dict[str, Any]], R]] = (
+            request_argument
+        ),
+        is_async: Callable[[Any], bool] = inspect.iscoroutinefunction,
+    ) -> None:
+        self._state, self._astate, self._refuse = state, astate, refuse
+        self._redirect, self._sign_in = redirect, sign_in
+        self._find, self._is_async = find, is_async
+
+    def guard(self, requirement: Requirement) -> Callable[[Callable[P, T]], Callable[P, T]]:
+        """A decorator refusing callers who do not meet ``requirement``."""
+        # require_auth asks for a session and nothing more: a signed-in caller needs no check.
+        signed_in_only = requirement == _SIGNED_IN
+        state_of, astate_of = self._state, self._astate
+        needs = requirement.permissions
+        if requirement.redirect and (self._redirect is None or self._sign_in is None):
+            raise TypeError("this framework's guards cannot redirect to a sign-in page")
+        answer = self._answer
+
+        def decorate(view: Callable[P, T]) -> Callable[P, T]:
+            request_of = self._find(view)
+            if self._is_async(view):
+
+                @functools.wraps(view)
+                async def async_view(*args: P.args, **kwargs: P.kwargs) -> Any:
+                    request = request_of(args, kwargs)
+                    state = await astate_of(request, needs)
+                    if state.session is None or not signed_in_only or state.redirect:
+                        refusal = answer(requirement, request, state)
+                        if refusal is not _PASS:
+                            return await refusal if inspect.isawaitable(refusal) else refusal
+                    return await view(*args, **kwargs)  # type: ignore[misc]
+
+                return cast("Callable[P, T]", async_view)
+
+            @functools.wraps(view)
+            def sync_view(*args: P.args, **kwargs: P.kwargs) -> Any:
+                request = request_of(args, kwargs)
+                state = state_of(request, needs)
+                if state.session is None or not signed_in_only or state.redirect:
+                    refusal = answer(requirement, request, state)
+                    if refusal is not _PASS:
+                        return refusal
+                return view(*args, **kwargs)
+
+            return cast("Callable[P, T]", sync_view)
+
+        return decorate
+
+    def _answer(self, requirement: Requirement, request: R, state: AuthState) -> Any:
+        """The native answer when ``requirement`` refuses, or ``_PASS``: the error, or for a
+        page the redirect (to the clean URL after a ``?__dev_session__=`` exchange, or to the
+        sign-in page instead of a 401)."""
+        page = requirement.redirect
+        if page and state.redirect is not None:
+            assert self._redirect is not None
+            return self._redirect(request, state.redirect, state)
+        try:
+            requirement.check(state)
+        except WachtAuthError as error:
+            if page and error.status == 401:
+                assert self._redirect is not None and self._sign_in is not None
+                location = self._sign_in(request)
+                if location is not None:
+                    return self._redirect(request, location, state)
+            return self._refuse(request, error, state)
+        return _PASS
+
+    @overload
+    def require_auth(self, view: Callable[P, T], *, accept: None = None) -> Callable[P, T]: ...
+
+    @overload
+    def require_auth(
+        self,
+        view: None = None,
+        *,
+        accept: Iterable[str] | None = None,
+        redirect: bool = False,
+    ) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
+
+    def require_auth(
+        self,
+        view: Callable[P, T] | None = None,
+        *,
+        accept: Iterable[str] | None = None,
+        redirect: bool = False,
+    ) -> Callable[P, T] | Callable[[Callable[P, T]], Callable[P, T]]:
+        """Decorator: 401 with the precise code (``token_expired`` …) unless the caller is
+        authenticated; ``@require_auth(accept=("api_key",))`` narrows the kinds this route
+        takes (401 ``credential_invalid`` for others); ``@require_auth(redirect=True)`` makes
+        it a page: visitors who are not signed in go to the sign-in page instead."""
+        if view is None:
+            return self.guard(requirement(accept=accept, redirect=redirect))
+        if not callable(view) or accept is not None or redirect:
+            raise TypeError("write @require_auth, or @require_auth(accept=..., redirect=...)")
+        return self.guard(_SIGNED_IN)(view)
+
+    def require_permission(
+        self,
+        *permissions: str,
+        scope: PermissionScope | None = None,
+        require_all: bool = False,
+        accept: Iterable[str] | None = None,
+        redirect: bool = False,
+    ) -> Callable[[Callable[P, T]], Callable[P, T]]:
+        """Decorator: 403 ``permission_denied`` unless the caller holds one of
+        ``permissions`` (every one with ``require_all``), in ``scope`` (None: either); with an
+        API key or OAuth token, the gateway is asked for them too."""
+        if not permissions:
+            raise TypeError('write @require_permission("name", ...) with at least one permission')
+        return self.guard(
+            requirement(
+                *permissions, scope=scope, require_all=require_all, accept=accept, redirect=redirect
+            )
+        )
+
+    def require_organization(
+        self, organization_id: str | None = None, *, accept: Iterable[str] | None = None
+    ) -> Callable[[Callable[P, T]], Callable[P, T]]:
+        """Decorator: 403 ``organization_required`` without an active (or this) organization."""
+        return self.guard(requirement(organization=organization_id or True, accept=accept))
+
+    def require_workspace(
+        self, workspace_id: str | None = None, *, accept: Iterable[str] | None = None
+    ) -> Callable[[Callable[P, T]], Callable[P, T]]:
+        """Decorator: 403 ``workspace_required`` without an active (or this) workspace."""
+        return self.guard(requirement(workspace=workspace_id or True, accept=accept))
+
+
+_PASS: Any = object()  # the guard's "no refusal": the view runs
