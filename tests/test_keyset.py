@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from tests.helpers import Events, FakeClock
+from wacht_auth._http import FetchError
 from wacht_auth.config import Config
 from wacht_auth.errors import ConfigurationError, JWKSUnavailableError, WachtAuthError
 from wacht_auth.keyset import (
     MIN_MAX_AGE,
-    FetchError,
     KeySetState,
     fetch_jwks,
     freshness,

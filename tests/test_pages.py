@@ -18,7 +18,7 @@ import pytest
 import wacht_auth
 from tests.helpers import Events, FakeClock
 from wacht_auth import ConfigurationError, SessionExchangeUnavailableError, Verifier
-from wacht_auth.keyset import FetchError, http_get
+from wacht_auth._http import FetchError, http_get
 from wacht_auth.pages import (
     Exchanged,
     PagePaths,

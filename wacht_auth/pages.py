@@ -39,9 +39,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 from ._events import emit
 from ._flight import Flight
+from ._http import FetchError, HTTPAnswer, http_get
 from .config import EventHandler, cookie_name_for, is_loopback_host
 from .errors import ConfigurationError, SessionExchangeUnavailableError
-from .keyset import FetchError, HTTPAnswer, http_get
 
 __all__ = [
     "DEFAULT_EXCHANGE_TIMEOUT",
