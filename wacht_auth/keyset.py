@@ -1,4 +1,5 @@
-"""The signing-key cache of one Wacht deployment (DESIGN.md §4).
+"""The signing-key cache of one Wacht deployment (``docs/keys.md``; ``docs/architecture.md``,
+"Key caching").
 
 Three layers, so the policy is written once and tested without a network:
 
@@ -43,7 +44,8 @@ __all__ = [
     "load_jwks",
 ]
 
-#: A server's ``Cache-Control: max-age`` may shorten freshness, but never below this (§4).
+#: A server's ``Cache-Control: max-age`` may shorten freshness, but never below this, so one
+#: bad header cannot turn every minute into a fetch storm.
 MIN_MAX_AGE = 60.0
 #: Seconds a caller waits beyond ``jwks_timeout`` for a fetch: parsing and publishing its keys.
 _GRACE = 0.5
@@ -177,8 +179,9 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str 
     """GET ``url`` and return ``(body, Cache-Control)``, or raise :class:`FetchError`.
 
     ``timeout`` is one deadline for the whole fetch: name lookup, connect, TLS handshake,
-    status line, headers and body (DESIGN.md §4). At most ``max_bytes + 1`` bytes are read.
-    Only a 200 is a key set: a redirect (never followed) or any other status fails the fetch.
+    status line, headers and body, so a slow server cannot hold a caller longer. At most
+    ``max_bytes + 1`` bytes are read. Only a 200 is a key set: a redirect (never followed) or
+    any other status fails the fetch.
     """
     answer = http_get(url, timeout=timeout, max_bytes=max_bytes)
     if 300 <= answer.status < 400:
@@ -381,8 +384,8 @@ class KeySet:
             plan = self._start(now, reason)
             if stale is None:
                 return plan  # nothing usable: this caller fetches, later ones wait for it
-            # Stale-while-revalidate (DESIGN.md §4): the old keys serve this caller too, and
-            # the refresh runs behind its back.
+            # Stale-while-revalidate (docs/keys.md, "Freshness"): the old keys serve this
+            # caller too, and the refresh runs behind its back.
             return _Plan(index=stale, flight=plan.flight, own=True, reason=reason, background=True)
 
     def _plan_refresh(self, seen: KeyIndex) -> _Plan:

@@ -28,7 +28,8 @@ __all__ = [
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: Statuses worth another try: rate limited, or a gateway/upstream that may recover.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-#: Wacht's 429 without a header says "Retry after N seconds" in the message (DESIGN.md §2).
+#: Wacht's 429 without a ``Retry-After`` header says "Retry after N seconds" in its message
+#: (``docs/backend.md``, "Retries and rate limits").
 _RETRY_AFTER_TEXT = re.compile(r"retry\s+after\s+(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
