@@ -147,13 +147,18 @@ class Method:
         args.append("**options: Unpack[RequestOptions]")
         return ", ".join(args)
 
-    def call_args(self) -> str:
-        """The arguments of the method's ``_call``: every value by its wire name."""
+    def _where(self) -> list[str]:
+        """The operation and its path and query values, by wire name (methods and walkers)."""
         args = [f"_OPS[{json.dumps(self.id)}]"]
         if self.positional:
             args.append(f"path={_by_name(self.positional)}")
         if self.query:
             args.append(f"query={_by_name(self.query)}")
+        return args
+
+    def call_args(self) -> str:
+        """The arguments of the method's ``_call``: every value by its wire name."""
+        args = self._where()
         if self.body_kind == "json_value":
             args.append("body=body")
         elif self.body:
@@ -164,12 +169,7 @@ class Method:
 
     def walk_args(self) -> str:
         """The arguments of the walker's ``_walk``, by name like :meth:`call_args`."""
-        args = [f"_OPS[{json.dumps(self.id)}]"]
-        if self.positional:
-            args.append(f"path={_by_name(self.positional)}")
-        if self.query:
-            args.append(f"query={_by_name(self.query)}")
-        return ", ".join([*args, "max_pages=max_pages", "options=options"])
+        return ", ".join([*self._where(), "max_pages=max_pages", "options=options"])
 
 
 def _by_name(pairs: list[tuple[str, str]]) -> str:
