@@ -172,9 +172,6 @@ class KeySetState:
         self.generation += 1
 
 
-# --------------------------------------------------------------------------- the key fetch
-
-
 def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str | None]:
     """GET ``url`` and return ``(body, Cache-Control)``, or raise :class:`FetchError`.
 
@@ -191,7 +188,7 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str 
     return answer.body, answer.header("Cache-Control")
 
 
-# --------------------------------------------------------------------------- single flight
+# ------------------------------------------------------------- the key fetch and single flight
 
 
 @dataclass(frozen=True)
