@@ -172,6 +172,9 @@ class KeySetState:
         self.generation += 1
 
 
+# ------------------------------------------------------------- the key fetch and single flight
+
+
 def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str | None]:
     """GET ``url`` and return ``(body, Cache-Control)``, or raise :class:`FetchError`.
 
@@ -186,9 +189,6 @@ def fetch_jwks(url: str, *, timeout: float, max_bytes: int) -> tuple[bytes, str 
     if answer.status != 200:
         raise FetchError(f"http_{answer.status}", f"the key server answered {answer.status}")
     return answer.body, answer.header("Cache-Control")
-
-
-# ------------------------------------------------------------- the key fetch and single flight
 
 
 @dataclass(frozen=True)
