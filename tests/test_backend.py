@@ -17,6 +17,7 @@ from tests.fake_backend import FakeBackend, Recorded, Reply, paged_users
 from wacht_auth import Config, ConfigurationError, Session, TokenMissingError
 from wacht_auth.auth import AuthState
 from wacht_auth.backend import (
+    OPERATIONS,
     AsyncBackendClient,
     AuthenticationError,
     BackendAPIError,
@@ -187,6 +188,24 @@ def test_headers_on_every_call_and_models_keep_unknown_fields(
     }
     assert "idempotency-key" not in post.headers
     assert fake.requests[-1].query == {"expand": ["true"]}
+
+
+def test_an_operation_takes_only_its_own_argument_names(fake: FakeBackend, ft: FakeTime) -> None:
+    """The generated methods pass values by wire name; a name the operation does not have (or
+    a missing path parameter) is refused before anything is sent."""
+    op = OPERATIONS["updateUser"]
+    with make(fake, ft) as client:
+        for arguments in (
+            {"path": {}},
+            {"path": {"user_id": "1", "org_id": "2"}},
+            {"path": {"user_id": "1"}, "query": {"expand": True}},
+            {"path": {"user_id": "1"}, "body": {"nickname": "x"}},
+            {"path": {"user_id": "1"}, "body": {}, "files": {"avatar": b"x"}},
+        ):
+            with pytest.raises(InvalidArgumentError) as info:
+                client._call(op, options={}, **arguments)
+            assert info.value.code == "invalid_argument"
+    assert fake.requests == []
 
 
 def test_ids_are_escaped_and_paths_stay_on_the_api(fake: FakeBackend, ft: FakeTime) -> None:
@@ -729,7 +748,7 @@ def test_forwarded_token_is_redacted_too(
 
 
 def test_parse_retry_after() -> None:
-    from wacht_auth.backend._core import parse_retry_after, retry_after_from_message
+    from wacht_auth.backend._retry import parse_retry_after, retry_after_from_message
 
     now = 1_800_000_000.0
     assert parse_retry_after("7", now=now) == 7.0
@@ -769,7 +788,7 @@ def test_retry_policy_validation(kwargs: dict[str, Any]) -> None:
 
 def test_next_query() -> None:
     from wacht_auth.backend import PageInfo
-    from wacht_auth.backend._core import next_query
+    from wacht_auth.backend._paging import next_query
 
     offsets, cursors, both = (
         PageInfo(),

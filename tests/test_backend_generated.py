@@ -16,7 +16,7 @@ import pytest
 from wacht_auth.backend import _generate as gen
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Wacht's API description, as the workspace keeps it next to the repository (DESIGN.md §2).
+#: Wacht's API description, as the workspace keeps it next to the repository.
 DESCRIPTION = Path(
     os.environ.get("WACHT_API_DESCRIPTION", ROOT.parent / "shared" / "wacht" / "platform-api.json")
 )
@@ -42,6 +42,50 @@ def test_the_table_holds_no_prose() -> None:
     for word in ("description", "summary", "example", "title"):
         assert f'"{word}":"' not in text  # a member of that name may exist; its prose may not
     assert '"nullable"' not in text and '"examples"' not in text
+
+
+def _description_summaries() -> dict[str, str]:
+    if not DESCRIPTION.is_file():
+        pytest.skip(f"Wacht's API description is not at {DESCRIPTION}")
+    spec = json.loads(DESCRIPTION.read_bytes())
+    return {
+        op["operationId"]: op["summary"]
+        for item in spec["paths"].values()
+        for method, op in item.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+
+
+def test_every_generated_method_opens_with_its_operations_summary() -> None:
+    from wacht_auth.backend import OPERATIONS, AsyncBackendClient, BackendClient
+
+    summaries = _description_summaries()
+    assert set(summaries) == set(OPERATIONS)
+    clients = (
+        BackendClient(secret_key="sk_test_1", base_url="http://127.0.0.1:9"),
+        AsyncBackendClient(secret_key="sk_test_1", base_url="http://127.0.0.1:9"),
+    )
+    for op in OPERATIONS.values():
+        for client in clients:
+            space = getattr(client, op.namespace)
+            names = [op.name] + ([op.walker] if op.walker else [])
+            for name in names:
+                doc = getattr(space, name).__doc__ or ""
+                assert doc.startswith(summaries[op.id] + ": "), (op.id, doc)
+
+
+def test_a_summary_that_is_not_the_id_in_words_is_kept_in_the_table() -> None:
+    if not DESCRIPTION.is_file():
+        pytest.skip(f"Wacht's API description is not at {DESCRIPTION}")
+    source = DESCRIPTION.read_bytes()
+    spec = json.loads(source)
+    spec["paths"]["/users"]["get"]["summary"] = "List the users  of a deployment"
+    table = gen.derive_table(spec, source)
+    entries = {entry["id"]: entry for entry in table["operations"]}
+    assert entries["getActiveUserList"]["summary"] == "List the users of a deployment"
+    assert "summary" not in entries["getUserDetails"]  # the id's words: nothing to keep
+    assert gen.summary(entries["getUserDetails"]) == "Get User Details"
+    assert gen.summary(entries["getActiveUserList"]) == "List the users of a deployment"
 
 
 def test_naming_rule() -> None:

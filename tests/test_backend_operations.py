@@ -24,7 +24,7 @@ import pytest_asyncio
 
 from tests.fake_backend import FakeBackend, Recorded, Reply
 from wacht_auth.backend import OPERATIONS, AsyncBackendClient, BackendClient, Operation
-from wacht_auth.backend._generate import load_table
+from wacht_auth.backend._derive import load_table, summary
 
 # One event loop, one fake server and one client of each kind for the whole module.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -242,10 +242,11 @@ async def test_every_operation_of_the_description_is_in_the_table(
         "PUT": 4,
     }
     assert sum(op.body == "multipart" for op in OPERATIONS.values()) == 10
+    summaries = {entry["id"]: summary(entry) for entry in TABLE["operations"]}
     for op in OPERATIONS.values():
         for either in (client, aclient):
             method = getattr(getattr(either, op.namespace), op.name)
-            assert method.__doc__ == f"``{op.method} {op.path}``."
+            assert method.__doc__ == f"{summaries[op.id]}: ``{op.method} {op.path}``."
             if op.walker:
                 assert callable(getattr(getattr(either, op.namespace), op.walker))
     user = OPERATIONS["getUserDetails"]

@@ -1,4 +1,4 @@
-"""Key fetching, caching and refreshing (DESIGN.md §4), against a real loopback key server.
+"""Key fetching, caching and refreshing (docs/keys.md), against a real loopback key server.
 
 Time comes from a fake clock shared by the issuer (token ``iat``) and the config (freshness,
 cooldown, stale-if-error); network timeouts are real but kept at or below 2 s.
@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from tests.helpers import Events, FakeClock
+from wacht_auth._http import FetchError
 from wacht_auth.config import Config
 from wacht_auth.errors import ConfigurationError, JWKSUnavailableError, WachtAuthError
 from wacht_auth.keyset import (
     MIN_MAX_AGE,
-    FetchError,
     KeySetState,
     fetch_jwks,
     freshness,

@@ -19,6 +19,7 @@ import pytest
 import wacht_auth
 from tests.helpers import Events, FakeClock
 from wacht_auth import ConfigurationError, SessionExchangeUnavailableError, Verifier
+from wacht_auth._http import FetchError, http_get
 from wacht_auth.auth import Paths
 from wacht_auth.auth.pages import (
     Transport,
@@ -33,7 +34,6 @@ from wacht_auth.auth.pages import (
     without_dev_session,
 )
 from wacht_auth.exchange import Exchanged, SessionExchange
-from wacht_auth.keyset import FetchError, http_get
 from wacht_auth.proxies import TrustedProxies, client_ip, public_url
 from wacht_auth.testing import FrontendAPI
 

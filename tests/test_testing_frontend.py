@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import FakeClock
 from wacht_auth import Verifier, WachtAuthError
-from wacht_auth.keyset import http_get
+from wacht_auth._http import http_get
 from wacht_auth.testing import JWKS_PATH, SESSION_TOKEN_PATH, SIGN_IN_PATH, FrontendAPI
 
 TIMEOUT = 5.0

@@ -284,8 +284,9 @@ def _cmd_decode(args: argparse.Namespace, io: _Output) -> int:
 
 
 def _cmd_jwks(args: argparse.Namespace, io: _Output) -> int:
+    from ._http import FetchError
     from .keys import KeyIndex
-    from .keyset import FetchError, fetch_jwks
+    from .keyset import fetch_jwks
 
     config = _config_from_args(args)
     if config.jwks_url is None:

@@ -25,9 +25,9 @@ from urllib.parse import quote, urlsplit
 
 from ._events import emit
 from ._flight import Flight
+from ._http import FetchError, HTTPAnswer, http_get
 from .config import EventHandler, is_loopback_host
 from .errors import ConfigurationError, SessionExchangeUnavailableError
-from .keyset import FetchError, HTTPAnswer, http_get
 from .proxies import _ip
 
 __all__ = [

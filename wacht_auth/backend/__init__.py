@@ -14,8 +14,9 @@ Every operation of Wacht's API description is a method of a namespace named afte
 generated from one committed table (``_table.json``, ``make generate``); :data:`OPERATIONS`
 maps each ``operationId`` to its :class:`Operation`. :class:`BackendClient` and
 :class:`AsyncBackendClient` share one core (request building, error parsing, retry and paging
-decisions: ``_core``); each only owns its send loop. The answers' types are in
-:mod:`wacht_auth.backend.types`. ``docs/backend.md`` has the naming rule and the reference.
+decisions: ``_core``, with ``_encode``, ``_retry`` and ``_paging``); each only owns its send
+loop. The answers' types are in :mod:`wacht_auth.backend.types`. ``docs/backend.md`` has the
+naming rule and the reference.
 
 :data:`OPERATIONS`, the error classes and the types import without httpx; the clients (and
 :class:`RetryPolicy`) are loaded on first use and need it.
@@ -47,15 +48,17 @@ from ._redact import Record
 if TYPE_CHECKING:
     from ._async import AsyncBackendClient
     from ._client import SupportsToken
-    from ._core import DEFAULT_MAX_PAGES, USER_AGENT, RetryPolicy
+    from ._core import USER_AGENT
+    from ._paging import DEFAULT_MAX_PAGES
+    from ._retry import RetryPolicy
     from ._sync import BackendClient
 
 #: The names that need httpx, and the private module each comes from.
 _NEEDS_HTTPX = {
     "AsyncBackendClient": "._async",
     "BackendClient": "._sync",
-    "DEFAULT_MAX_PAGES": "._core",
-    "RetryPolicy": "._core",
+    "DEFAULT_MAX_PAGES": "._paging",
+    "RetryPolicy": "._retry",
     "SupportsToken": "._client",
     "USER_AGENT": "._core",
 }

@@ -68,22 +68,19 @@ class Users(SyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetActiveUserListResponse:
-        """``GET /users``."""
+        """Get Active User List: ``GET /users``."""
         return cast(
             "t.GetActiveUserListResponse",
             self._call(
                 _OPS["getActiveUserList"],
-                (),
-                (
-                    offset,
-                    sort_key,
-                    sort_order,
-                    limit,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "offset": offset,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                    "limit": limit,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -98,19 +95,18 @@ class Users(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.UserWithIdentifiers]:
-        """Every item of ``GET /users``, page by page."""
+        """Get Active User List: every item of ``GET /users``, page by page."""
         return self._walk(
             _OPS["getActiveUserList"],
-            (),
-            (
-                offset,
-                sort_key,
-                sort_order,
-                limit,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "offset": offset,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+                "limit": limit,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def create_user(
@@ -126,32 +122,30 @@ class Users(SyncNamespace):
         profile_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserWithIdentifiers:
-        """``POST /users``."""
+        """Create User: ``POST /users``."""
         return cast(
             "t.UserWithIdentifiers",
             self._call(
                 _OPS["createUser"],
-                (),
-                None,
-                (
-                    first_name,
-                    last_name,
-                    email_address,
-                    phone_number,
-                    username,
-                    password,
-                    skip_password_check,
-                ),
-                (profile_image,),
-                options,
+                body={
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "email_address": email_address,
+                    "phone_number": phone_number,
+                    "username": username,
+                    "password": password,
+                    "skip_password_check": skip_password_check,
+                },
+                files={"profile_image": profile_image},
+                options=options,
             ),
         )
 
     def get_user_details(self, user_id: str, **options: Unpack[RequestOptions]) -> t.UserDetails:
-        """``GET /users/{user_id}/details``."""
+        """Get User Details: ``GET /users/{user_id}/details``."""
         return cast(
             "t.UserDetails",
-            self._call(_OPS["getUserDetails"], (user_id,), None, None, None, options),
+            self._call(_OPS["getUserDetails"], path={"user_id": user_id}, options=options),
         )
 
     def update_user(
@@ -169,32 +163,32 @@ class Users(SyncNamespace):
         profile_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserDetails:
-        """``PATCH /users/{user_id}``."""
+        """Update User: ``PATCH /users/{user_id}``."""
         return cast(
             "t.UserDetails",
             self._call(
                 _OPS["updateUser"],
-                (user_id,),
-                None,
-                (
-                    first_name,
-                    last_name,
-                    username,
-                    public_metadata,
-                    private_metadata,
-                    disabled,
-                    second_factor_policy,
-                    remove_profile_image,
-                ),
-                (profile_image,),
-                options,
+                path={"user_id": user_id},
+                body={
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "username": username,
+                    "public_metadata": public_metadata,
+                    "private_metadata": private_metadata,
+                    "disabled": disabled,
+                    "second_factor_policy": second_factor_policy,
+                    "remove_profile_image": remove_profile_image,
+                },
+                files={"profile_image": profile_image},
+                options=options,
             ),
         )
 
     def delete_user(self, user_id: str, **options: Unpack[RequestOptions]) -> dict[str, Any]:
-        """``DELETE /users/{user_id}``."""
+        """Delete User: ``DELETE /users/{user_id}``."""
         return cast(
-            "dict[str, Any]", self._call(_OPS["deleteUser"], (user_id,), None, None, None, options)
+            "dict[str, Any]",
+            self._call(_OPS["deleteUser"], path={"user_id": user_id}, options=options),
         )
 
     def update_user_password(
@@ -205,29 +199,24 @@ class Users(SyncNamespace):
         skip_password_check: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /users/{user_id}/password``."""
+        """Update User Password: ``PATCH /users/{user_id}/password``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["updateUserPassword"],
-                (user_id,),
-                None,
-                (
-                    new_password,
-                    skip_password_check,
-                ),
-                None,
-                options,
+                path={"user_id": user_id},
+                body={"new_password": new_password, "skip_password_check": skip_password_check},
+                options=options,
             ),
         )
 
     def remove_user_password(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/password``."""
+        """Remove User Password: ``DELETE /users/{user_id}/password``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["removeUserPassword"], (user_id,), None, None, None, options),
+            self._call(_OPS["removeUserPassword"], path={"user_id": user_id}, options=options),
         )
 
     def add_user_email(
@@ -239,20 +228,14 @@ class Users(SyncNamespace):
         is_primary: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserEmailAddress:
-        """``POST /users/{user_id}/emails``."""
+        """Add User Email: ``POST /users/{user_id}/emails``."""
         return cast(
             "t.UserEmailAddress",
             self._call(
                 _OPS["addUserEmail"],
-                (user_id,),
-                None,
-                (
-                    email,
-                    verified,
-                    is_primary,
-                ),
-                None,
-                options,
+                path={"user_id": user_id},
+                body={"email": email, "verified": verified, "is_primary": is_primary},
+                options=options,
             ),
         )
 
@@ -266,42 +249,27 @@ class Users(SyncNamespace):
         is_primary: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserEmailAddress:
-        """``PATCH /users/{user_id}/emails/{email_id}``."""
+        """Update User Email: ``PATCH /users/{user_id}/emails/{email_id}``."""
         return cast(
             "t.UserEmailAddress",
             self._call(
                 _OPS["updateUserEmail"],
-                (
-                    user_id,
-                    email_id,
-                ),
-                None,
-                (
-                    email,
-                    verified,
-                    is_primary,
-                ),
-                None,
-                options,
+                path={"user_id": user_id, "email_id": email_id},
+                body={"email": email, "verified": verified, "is_primary": is_primary},
+                options=options,
             ),
         )
 
     def delete_user_email(
         self, user_id: str, email_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/emails/{email_id}``."""
+        """Delete User Email: ``DELETE /users/{user_id}/emails/{email_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["deleteUserEmail"],
-                (
-                    user_id,
-                    email_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "email_id": email_id},
+                options=options,
             ),
         )
 
@@ -315,21 +283,19 @@ class Users(SyncNamespace):
         is_primary: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserPhoneNumber:
-        """``POST /users/{user_id}/phones``."""
+        """Add User Phone: ``POST /users/{user_id}/phones``."""
         return cast(
             "t.UserPhoneNumber",
             self._call(
                 _OPS["addUserPhone"],
-                (user_id,),
-                None,
-                (
-                    phone_number,
-                    country_code,
-                    verified,
-                    is_primary,
-                ),
-                None,
-                options,
+                path={"user_id": user_id},
+                body={
+                    "phone_number": phone_number,
+                    "country_code": country_code,
+                    "verified": verified,
+                    "is_primary": is_primary,
+                },
+                options=options,
             ),
         )
 
@@ -344,92 +310,79 @@ class Users(SyncNamespace):
         is_primary: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserPhoneNumber:
-        """``PATCH /users/{user_id}/phones/{phone_id}``."""
+        """Update User Phone: ``PATCH /users/{user_id}/phones/{phone_id}``."""
         return cast(
             "t.UserPhoneNumber",
             self._call(
                 _OPS["updateUserPhone"],
-                (
-                    user_id,
-                    phone_id,
-                ),
-                None,
-                (
-                    phone_number,
-                    country_code,
-                    verified,
-                    is_primary,
-                ),
-                None,
-                options,
+                path={"user_id": user_id, "phone_id": phone_id},
+                body={
+                    "phone_number": phone_number,
+                    "country_code": country_code,
+                    "verified": verified,
+                    "is_primary": is_primary,
+                },
+                options=options,
             ),
         )
 
     def delete_user_phone(
         self, user_id: str, phone_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/phones/{phone_id}``."""
+        """Delete User Phone: ``DELETE /users/{user_id}/phones/{phone_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["deleteUserPhone"],
-                (
-                    user_id,
-                    phone_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "phone_id": phone_id},
+                options=options,
             ),
         )
 
     def get_user_social_connections(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetUserSocialConnectionsResponse:
-        """``GET /users/{user_id}/social-connections``."""
+        """Get User Social Connections: ``GET /users/{user_id}/social-connections``."""
         return cast(
             "t.GetUserSocialConnectionsResponse",
-            self._call(_OPS["getUserSocialConnections"], (user_id,), None, None, None, options),
+            self._call(
+                _OPS["getUserSocialConnections"], path={"user_id": user_id}, options=options
+            ),
         )
 
     def delete_user_social_connection(
         self, user_id: str, connection_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/social-connections/{connection_id}``."""
+        """Delete User Social Connection: ``DELETE /users/{user_id}/social-connections/{connection_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["deleteUserSocialConnection"],
-                (
-                    user_id,
-                    connection_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "connection_id": connection_id},
+                options=options,
             ),
         )
 
     def get_user_organization_memberships(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetUserOrganizationMembershipsResponse:
-        """``GET /users/{user_id}/organization-memberships``."""
+        """Get User Organization Memberships: ``GET /users/{user_id}/organization-memberships``."""
         return cast(
             "t.GetUserOrganizationMembershipsResponse",
             self._call(
-                _OPS["getUserOrganizationMemberships"], (user_id,), None, None, None, options
+                _OPS["getUserOrganizationMemberships"], path={"user_id": user_id}, options=options
             ),
         )
 
     def get_user_workspace_memberships(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetUserWorkspaceMembershipsResponse:
-        """``GET /users/{user_id}/workspace-memberships``."""
+        """Get User Workspace Memberships: ``GET /users/{user_id}/workspace-memberships``."""
         return cast(
             "t.GetUserWorkspaceMembershipsResponse",
-            self._call(_OPS["getUserWorkspaceMemberships"], (user_id,), None, None, None, options),
+            self._call(
+                _OPS["getUserWorkspaceMemberships"], path={"user_id": user_id}, options=options
+            ),
         )
 
     def get_user_signins(
@@ -439,84 +392,72 @@ class Users(SyncNamespace):
         include_expired: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetUserSigninsResponse:
-        """``GET /users/{user_id}/sessions``."""
+        """Get User Signins: ``GET /users/{user_id}/sessions``."""
         return cast(
             "t.GetUserSigninsResponse",
-            self._call(_OPS["getUserSignins"], (user_id,), (include_expired,), None, None, options),
+            self._call(
+                _OPS["getUserSignins"],
+                path={"user_id": user_id},
+                query={"include_expired": include_expired},
+                options=options,
+            ),
         )
 
     def revoke_user_signin(
         self, user_id: str, signin_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /users/{user_id}/sessions/{signin_id}/revoke``."""
+        """Revoke User Signin: ``POST /users/{user_id}/sessions/{signin_id}/revoke``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["revokeUserSignin"],
-                (
-                    user_id,
-                    signin_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "signin_id": signin_id},
+                options=options,
             ),
         )
 
     def revoke_all_user_signins(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.RevokeAllResponse:
-        """``POST /users/{user_id}/sessions/revoke-all``."""
+        """Revoke All User Signins: ``POST /users/{user_id}/sessions/revoke-all``."""
         return cast(
             "t.RevokeAllResponse",
-            self._call(_OPS["revokeAllUserSignins"], (user_id,), None, None, None, options),
+            self._call(_OPS["revokeAllUserSignins"], path={"user_id": user_id}, options=options),
         )
 
     def get_user_passkeys(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetUserPasskeysResponse:
-        """``GET /users/{user_id}/passkeys``."""
+        """Get User Passkeys: ``GET /users/{user_id}/passkeys``."""
         return cast(
             "t.GetUserPasskeysResponse",
-            self._call(_OPS["getUserPasskeys"], (user_id,), None, None, None, options),
+            self._call(_OPS["getUserPasskeys"], path={"user_id": user_id}, options=options),
         )
 
     def rename_user_passkey(
         self, user_id: str, passkey_id: str, *, name: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``PATCH /users/{user_id}/passkeys/{passkey_id}``."""
+        """Rename User Passkey: ``PATCH /users/{user_id}/passkeys/{passkey_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["renameUserPasskey"],
-                (
-                    user_id,
-                    passkey_id,
-                ),
-                None,
-                (name,),
-                None,
-                options,
+                path={"user_id": user_id, "passkey_id": passkey_id},
+                body={"name": name},
+                options=options,
             ),
         )
 
     def delete_user_passkey(
         self, user_id: str, passkey_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/passkeys/{passkey_id}``."""
+        """Delete User Passkey: ``DELETE /users/{user_id}/passkeys/{passkey_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["deleteUserPasskey"],
-                (
-                    user_id,
-                    passkey_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "passkey_id": passkey_id},
+                options=options,
             ),
         )
 
@@ -528,75 +469,60 @@ class Users(SyncNamespace):
         account_name: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.CreateAuthenticatorResponse:
-        """``POST /users/{user_id}/authenticators``."""
+        """Create User Authenticator: ``POST /users/{user_id}/authenticators``."""
         return cast(
             "t.CreateAuthenticatorResponse",
             self._call(
                 _OPS["createUserAuthenticator"],
-                (user_id,),
-                None,
-                (
-                    secret,
-                    account_name,
-                ),
-                None,
-                options,
+                path={"user_id": user_id},
+                body={"secret": secret, "account_name": account_name},
+                options=options,
             ),
         )
 
     def delete_user_authenticator(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/authenticators``."""
+        """Delete User Authenticator: ``DELETE /users/{user_id}/authenticators``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteUserAuthenticator"], (user_id,), None, None, None, options),
+            self._call(_OPS["deleteUserAuthenticator"], path={"user_id": user_id}, options=options),
         )
 
     def regenerate_user_backup_codes(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.BackupCodesResponse:
-        """``POST /users/{user_id}/backup-codes/regenerate``."""
+        """Regenerate User Backup Codes: ``POST /users/{user_id}/backup-codes/regenerate``."""
         return cast(
             "t.BackupCodesResponse",
-            self._call(_OPS["regenerateUserBackupCodes"], (user_id,), None, None, None, options),
+            self._call(
+                _OPS["regenerateUserBackupCodes"], path={"user_id": user_id}, options=options
+            ),
         )
 
     def make_user_email_primary(
         self, user_id: str, email_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /users/{user_id}/emails/{email_id}/make-primary``."""
+        """Make User Email Primary: ``POST /users/{user_id}/emails/{email_id}/make-primary``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["makeUserEmailPrimary"],
-                (
-                    user_id,
-                    email_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "email_id": email_id},
+                options=options,
             ),
         )
 
     def make_user_phone_primary(
         self, user_id: str, phone_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /users/{user_id}/phones/{phone_id}/make-primary``."""
+        """Make User Phone Primary: ``POST /users/{user_id}/phones/{phone_id}/make-primary``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["makeUserPhonePrimary"],
-                (
-                    user_id,
-                    phone_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "phone_id": phone_id},
+                options=options,
             ),
         )
 
@@ -616,22 +542,19 @@ class Invitations(SyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetInvitedUserListResponse:
-        """``GET /invitations``."""
+        """Get Invited User List: ``GET /invitations``."""
         return cast(
             "t.GetInvitedUserListResponse",
             self._call(
                 _OPS["getInvitedUserList"],
-                (),
-                (
-                    offset,
-                    sort_key,
-                    sort_order,
-                    limit,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "offset": offset,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                    "limit": limit,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -646,19 +569,18 @@ class Invitations(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.DeploymentInvitation]:
-        """Every item of ``GET /invitations``, page by page."""
+        """Get Invited User List: every item of ``GET /invitations``, page by page."""
         return self._walk(
             _OPS["getInvitedUserList"],
-            (),
-            (
-                offset,
-                sort_key,
-                sort_order,
-                limit,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "offset": offset,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+                "limit": limit,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def invite_user(
@@ -670,31 +592,30 @@ class Invitations(SyncNamespace):
         expiry_days: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentInvitation:
-        """``POST /invitations``."""
+        """Invite User: ``POST /invitations``."""
         return cast(
             "t.DeploymentInvitation",
             self._call(
                 _OPS["inviteUser"],
-                (),
-                None,
-                (
-                    first_name,
-                    last_name,
-                    email_address,
-                    expiry_days,
-                ),
-                None,
-                options,
+                body={
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "email_address": email_address,
+                    "expiry_days": expiry_days,
+                },
+                options=options,
             ),
         )
 
     def delete_invitation(
         self, invitation_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /invitations/{invitation_id}``."""
+        """Delete Invitation: ``DELETE /invitations/{invitation_id}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteInvitation"], (invitation_id,), None, None, None, options),
+            self._call(
+                _OPS["deleteInvitation"], path={"invitation_id": invitation_id}, options=options
+            ),
         )
 
 
@@ -713,22 +634,19 @@ class Waitlist(SyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetUserWaitlistResponse:
-        """``GET /waitlist``."""
+        """Get User Waitlist: ``GET /waitlist``."""
         return cast(
             "t.GetUserWaitlistResponse",
             self._call(
                 _OPS["getUserWaitlist"],
-                (),
-                (
-                    offset,
-                    sort_key,
-                    sort_order,
-                    limit,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "offset": offset,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                    "limit": limit,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -743,28 +661,31 @@ class Waitlist(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.DeploymentWaitlistUser]:
-        """Every item of ``GET /waitlist``, page by page."""
+        """Get User Waitlist: every item of ``GET /waitlist``, page by page."""
         return self._walk(
             _OPS["getUserWaitlist"],
-            (),
-            (
-                offset,
-                sort_key,
-                sort_order,
-                limit,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "offset": offset,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+                "limit": limit,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def approve_waitlist_user(
         self, waitlist_user_id: str, **options: Unpack[RequestOptions]
     ) -> t.DeploymentInvitation:
-        """``POST /waitlist/{waitlist_user_id}/approve``."""
+        """Approve Waitlist User: ``POST /waitlist/{waitlist_user_id}/approve``."""
         return cast(
             "t.DeploymentInvitation",
-            self._call(_OPS["approveWaitlistUser"], (waitlist_user_id,), None, None, None, options),
+            self._call(
+                _OPS["approveWaitlistUser"],
+                path={"waitlist_user_id": waitlist_user_id},
+                options=options,
+            ),
         )
 
 
@@ -783,22 +704,19 @@ class Workspaces(SyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetWorkspaceListResponse:
-        """``GET /workspaces``."""
+        """Get Workspace List: ``GET /workspaces``."""
         return cast(
             "t.GetWorkspaceListResponse",
             self._call(
                 _OPS["getWorkspaceList"],
-                (),
-                (
-                    offset,
-                    sort_key,
-                    sort_order,
-                    limit,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "offset": offset,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                    "limit": limit,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -813,28 +731,29 @@ class Workspaces(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.WorkspaceWithOrganizationName]:
-        """Every item of ``GET /workspaces``, page by page."""
+        """Get Workspace List: every item of ``GET /workspaces``, page by page."""
         return self._walk(
             _OPS["getWorkspaceList"],
-            (),
-            (
-                offset,
-                sort_key,
-                sort_order,
-                limit,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "offset": offset,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+                "limit": limit,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def get_workspace_details(
         self, workspace_id: str, **options: Unpack[RequestOptions]
     ) -> t.WorkspaceDetails:
-        """``GET /workspaces/{workspace_id}``."""
+        """Get Workspace Details: ``GET /workspaces/{workspace_id}``."""
         return cast(
             "t.WorkspaceDetails",
-            self._call(_OPS["getWorkspaceDetails"], (workspace_id,), None, None, None, options),
+            self._call(
+                _OPS["getWorkspaceDetails"], path={"workspace_id": workspace_id}, options=options
+            ),
         )
 
     def update_workspace(
@@ -849,41 +768,44 @@ class Workspaces(SyncNamespace):
         workspace_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.Workspace:
-        """``PATCH /workspaces/{workspace_id}``."""
+        """Update Workspace: ``PATCH /workspaces/{workspace_id}``."""
         return cast(
             "t.Workspace",
             self._call(
                 _OPS["updateWorkspace"],
-                (workspace_id,),
-                None,
-                (
-                    name,
-                    description,
-                    public_metadata,
-                    private_metadata,
-                    remove_image,
-                ),
-                (workspace_image,),
-                options,
+                path={"workspace_id": workspace_id},
+                body={
+                    "name": name,
+                    "description": description,
+                    "public_metadata": public_metadata,
+                    "private_metadata": private_metadata,
+                    "remove_image": remove_image,
+                },
+                files={"workspace_image": workspace_image},
+                options=options,
             ),
         )
 
     def delete_workspace(
         self, workspace_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /workspaces/{workspace_id}``."""
+        """Delete Workspace: ``DELETE /workspaces/{workspace_id}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteWorkspace"], (workspace_id,), None, None, None, options),
+            self._call(
+                _OPS["deleteWorkspace"], path={"workspace_id": workspace_id}, options=options
+            ),
         )
 
     def get_workspace_roles(
         self, workspace_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetWorkspaceRolesResponse:
-        """``GET /workspaces/{workspace_id}/roles``."""
+        """Get Workspace Roles: ``GET /workspaces/{workspace_id}/roles``."""
         return cast(
             "t.GetWorkspaceRolesResponse",
-            self._call(_OPS["getWorkspaceRoles"], (workspace_id,), None, None, None, options),
+            self._call(
+                _OPS["getWorkspaceRoles"], path={"workspace_id": workspace_id}, options=options
+            ),
         )
 
     def create_workspace_role(
@@ -894,19 +816,14 @@ class Workspaces(SyncNamespace):
         permissions: Sequence[str],
         **options: Unpack[RequestOptions],
     ) -> t.WorkspaceRole:
-        """``POST /workspaces/{workspace_id}/roles``."""
+        """Create Workspace Role: ``POST /workspaces/{workspace_id}/roles``."""
         return cast(
             "t.WorkspaceRole",
             self._call(
                 _OPS["createWorkspaceRole"],
-                (workspace_id,),
-                None,
-                (
-                    name,
-                    permissions,
-                ),
-                None,
-                options,
+                path={"workspace_id": workspace_id},
+                body={"name": name, "permissions": permissions},
+                options=options,
             ),
         )
 
@@ -919,41 +836,27 @@ class Workspaces(SyncNamespace):
         permissions: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WorkspaceRole:
-        """``PATCH /workspaces/{workspace_id}/roles/{role_id}``."""
+        """Update Workspace Role: ``PATCH /workspaces/{workspace_id}/roles/{role_id}``."""
         return cast(
             "t.WorkspaceRole",
             self._call(
                 _OPS["updateWorkspaceRole"],
-                (
-                    workspace_id,
-                    role_id,
-                ),
-                None,
-                (
-                    name,
-                    permissions,
-                ),
-                None,
-                options,
+                path={"workspace_id": workspace_id, "role_id": role_id},
+                body={"name": name, "permissions": permissions},
+                options=options,
             ),
         )
 
     def delete_workspace_role(
         self, workspace_id: str, role_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /workspaces/{workspace_id}/roles/{role_id}``."""
+        """Delete Workspace Role: ``DELETE /workspaces/{workspace_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["deleteWorkspaceRole"],
-                (
-                    workspace_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"workspace_id": workspace_id, "role_id": role_id},
+                options=options,
             ),
         )
 
@@ -968,22 +871,20 @@ class Workspaces(SyncNamespace):
         sort_order: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetWorkspaceMembersResponse:
-        """``GET /workspaces/{workspace_id}/members``."""
+        """Get Workspace Members: ``GET /workspaces/{workspace_id}/members``."""
         return cast(
             "t.GetWorkspaceMembersResponse",
             self._call(
                 _OPS["getWorkspaceMembers"],
-                (workspace_id,),
-                (
-                    offset,
-                    limit,
-                    search,
-                    sort_key,
-                    sort_order,
-                ),
-                None,
-                None,
-                options,
+                path={"workspace_id": workspace_id},
+                query={
+                    "offset": offset,
+                    "limit": limit,
+                    "search": search,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                },
+                options=options,
             ),
         )
 
@@ -999,19 +900,19 @@ class Workspaces(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.WorkspaceMemberDetails]:
-        """Every item of ``GET /workspaces/{workspace_id}/members``, page by page."""
+        """Get Workspace Members: every item of ``GET /workspaces/{workspace_id}/members``, page by page."""
         return self._walk(
             _OPS["getWorkspaceMembers"],
-            (workspace_id,),
-            (
-                offset,
-                limit,
-                search,
-                sort_key,
-                sort_order,
-            ),
-            max_pages,
-            options,
+            path={"workspace_id": workspace_id},
+            query={
+                "offset": offset,
+                "limit": limit,
+                "search": search,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def add_workspace_member(
@@ -1022,19 +923,14 @@ class Workspaces(SyncNamespace):
         role_ids: Sequence[str],
         **options: Unpack[RequestOptions],
     ) -> t.WorkspaceMemberDetails:
-        """``POST /workspaces/{workspace_id}/members``."""
+        """Add Workspace Member: ``POST /workspaces/{workspace_id}/members``."""
         return cast(
             "t.WorkspaceMemberDetails",
             self._call(
                 _OPS["addWorkspaceMember"],
-                (workspace_id,),
-                None,
-                (
-                    user_id,
-                    role_ids,
-                ),
-                None,
-                options,
+                path={"workspace_id": workspace_id},
+                body={"user_id": user_id, "role_ids": role_ids},
+                options=options,
             ),
         )
 
@@ -1047,81 +943,61 @@ class Workspaces(SyncNamespace):
         public_metadata: Any = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /workspaces/{workspace_id}/members/{membership_id}``."""
+        """Update Workspace Member: ``PATCH /workspaces/{workspace_id}/members/{membership_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["updateWorkspaceMember"],
-                (
-                    workspace_id,
-                    membership_id,
-                ),
-                None,
-                (
-                    role_ids,
-                    public_metadata,
-                ),
-                None,
-                options,
+                path={"workspace_id": workspace_id, "membership_id": membership_id},
+                body={"role_ids": role_ids, "public_metadata": public_metadata},
+                options=options,
             ),
         )
 
     def remove_workspace_member(
         self, workspace_id: str, membership_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /workspaces/{workspace_id}/members/{membership_id}``."""
+        """Remove Workspace Member: ``DELETE /workspaces/{workspace_id}/members/{membership_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["removeWorkspaceMember"],
-                (
-                    workspace_id,
-                    membership_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"workspace_id": workspace_id, "membership_id": membership_id},
+                options=options,
             ),
         )
 
     def add_workspace_member_role(
         self, workspace_id: str, membership_id: str, role_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /workspaces/{workspace_id}/members/{membership_id}/roles/{role_id}``."""
+        """Add Workspace Member Role: ``POST /workspaces/{workspace_id}/members/{membership_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["addWorkspaceMemberRole"],
-                (
-                    workspace_id,
-                    membership_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={
+                    "workspace_id": workspace_id,
+                    "membership_id": membership_id,
+                    "role_id": role_id,
+                },
+                options=options,
             ),
         )
 
     def remove_workspace_member_role(
         self, workspace_id: str, membership_id: str, role_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /workspaces/{workspace_id}/members/{membership_id}/roles/{role_id}``."""
+        """Remove Workspace Member Role: ``DELETE /workspaces/{workspace_id}/members/{membership_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["removeWorkspaceMemberRole"],
-                (
-                    workspace_id,
-                    membership_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={
+                    "workspace_id": workspace_id,
+                    "membership_id": membership_id,
+                    "role_id": role_id,
+                },
+                options=options,
             ),
         )
 
@@ -1141,22 +1017,19 @@ class Organizations(SyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetOrganizationListResponse:
-        """``GET /organizations``."""
+        """Get Organization List: ``GET /organizations``."""
         return cast(
             "t.GetOrganizationListResponse",
             self._call(
                 _OPS["getOrganizationList"],
-                (),
-                (
-                    offset,
-                    sort_key,
-                    sort_order,
-                    limit,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "offset": offset,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                    "limit": limit,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -1171,19 +1044,18 @@ class Organizations(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.Organization]:
-        """Every item of ``GET /organizations``, page by page."""
+        """Get Organization List: every item of ``GET /organizations``, page by page."""
         return self._walk(
             _OPS["getOrganizationList"],
-            (),
-            (
-                offset,
-                sort_key,
-                sort_order,
-                limit,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "offset": offset,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+                "limit": limit,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def create_organization(
@@ -1196,32 +1068,32 @@ class Organizations(SyncNamespace):
         organization_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.Organization:
-        """``POST /organizations``."""
+        """Create Organization: ``POST /organizations``."""
         return cast(
             "t.Organization",
             self._call(
                 _OPS["createOrganization"],
-                (),
-                None,
-                (
-                    name,
-                    description,
-                    public_metadata,
-                    private_metadata,
-                ),
-                (organization_image,),
-                options,
+                body={
+                    "name": name,
+                    "description": description,
+                    "public_metadata": public_metadata,
+                    "private_metadata": private_metadata,
+                },
+                files={"organization_image": organization_image},
+                options=options,
             ),
         )
 
     def get_organization_details(
         self, organization_id: str, **options: Unpack[RequestOptions]
     ) -> t.OrganizationDetails:
-        """``GET /organizations/{organization_id}``."""
+        """Get Organization Details: ``GET /organizations/{organization_id}``."""
         return cast(
             "t.OrganizationDetails",
             self._call(
-                _OPS["getOrganizationDetails"], (organization_id,), None, None, None, options
+                _OPS["getOrganizationDetails"],
+                path={"organization_id": organization_id},
+                options=options,
             ),
         )
 
@@ -1237,32 +1109,35 @@ class Organizations(SyncNamespace):
         organization_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.Organization:
-        """``PATCH /organizations/{organization_id}``."""
+        """Update Organization: ``PATCH /organizations/{organization_id}``."""
         return cast(
             "t.Organization",
             self._call(
                 _OPS["updateOrganization"],
-                (organization_id,),
-                None,
-                (
-                    name,
-                    description,
-                    public_metadata,
-                    private_metadata,
-                    remove_image,
-                ),
-                (organization_image,),
-                options,
+                path={"organization_id": organization_id},
+                body={
+                    "name": name,
+                    "description": description,
+                    "public_metadata": public_metadata,
+                    "private_metadata": private_metadata,
+                    "remove_image": remove_image,
+                },
+                files={"organization_image": organization_image},
+                options=options,
             ),
         )
 
     def delete_organization(
         self, organization_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /organizations/{organization_id}``."""
+        """Delete Organization: ``DELETE /organizations/{organization_id}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteOrganization"], (organization_id,), None, None, None, options),
+            self._call(
+                _OPS["deleteOrganization"],
+                path={"organization_id": organization_id},
+                options=options,
+            ),
         )
 
     def create_workspace_for_organization(
@@ -1276,21 +1151,20 @@ class Organizations(SyncNamespace):
         workspace_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.Workspace:
-        """``POST /organizations/{organization_id}/workspaces``."""
+        """Create Workspace For Organization: ``POST /organizations/{organization_id}/workspaces``."""
         return cast(
             "t.Workspace",
             self._call(
                 _OPS["createWorkspaceForOrganization"],
-                (organization_id,),
-                None,
-                (
-                    name,
-                    description,
-                    public_metadata,
-                    private_metadata,
-                ),
-                (workspace_image,),
-                options,
+                path={"organization_id": organization_id},
+                body={
+                    "name": name,
+                    "description": description,
+                    "public_metadata": public_metadata,
+                    "private_metadata": private_metadata,
+                },
+                files={"workspace_image": workspace_image},
+                options=options,
             ),
         )
 
@@ -1305,22 +1179,20 @@ class Organizations(SyncNamespace):
         sort_order: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetOrganizationMembersResponse:
-        """``GET /organizations/{organization_id}/members``."""
+        """Get Organization Members: ``GET /organizations/{organization_id}/members``."""
         return cast(
             "t.GetOrganizationMembersResponse",
             self._call(
                 _OPS["getOrganizationMembers"],
-                (organization_id,),
-                (
-                    offset,
-                    limit,
-                    search,
-                    sort_key,
-                    sort_order,
-                ),
-                None,
-                None,
-                options,
+                path={"organization_id": organization_id},
+                query={
+                    "offset": offset,
+                    "limit": limit,
+                    "search": search,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                },
+                options=options,
             ),
         )
 
@@ -1336,19 +1208,19 @@ class Organizations(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.OrganizationMemberDetails]:
-        """Every item of ``GET /organizations/{organization_id}/members``, page by page."""
+        """Get Organization Members: every item of ``GET /organizations/{organization_id}/members``, page by page."""
         return self._walk(
             _OPS["getOrganizationMembers"],
-            (organization_id,),
-            (
-                offset,
-                limit,
-                search,
-                sort_key,
-                sort_order,
-            ),
-            max_pages,
-            options,
+            path={"organization_id": organization_id},
+            query={
+                "offset": offset,
+                "limit": limit,
+                "search": search,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def add_organization_member(
@@ -1359,19 +1231,14 @@ class Organizations(SyncNamespace):
         role_ids: Sequence[str],
         **options: Unpack[RequestOptions],
     ) -> t.OrganizationMemberDetails:
-        """``POST /organizations/{organization_id}/members``."""
+        """Add Organization Member: ``POST /organizations/{organization_id}/members``."""
         return cast(
             "t.OrganizationMemberDetails",
             self._call(
                 _OPS["addOrganizationMember"],
-                (organization_id,),
-                None,
-                (
-                    user_id,
-                    role_ids,
-                ),
-                None,
-                options,
+                path={"organization_id": organization_id},
+                body={"user_id": user_id, "role_ids": role_ids},
+                options=options,
             ),
         )
 
@@ -1384,41 +1251,27 @@ class Organizations(SyncNamespace):
         public_metadata: Any = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /organizations/{organization_id}/members/{membership_id}``."""
+        """Update Organization Member: ``PATCH /organizations/{organization_id}/members/{membership_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["updateOrganizationMember"],
-                (
-                    organization_id,
-                    membership_id,
-                ),
-                None,
-                (
-                    role_ids,
-                    public_metadata,
-                ),
-                None,
-                options,
+                path={"organization_id": organization_id, "membership_id": membership_id},
+                body={"role_ids": role_ids, "public_metadata": public_metadata},
+                options=options,
             ),
         )
 
     def remove_organization_member(
         self, organization_id: str, membership_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /organizations/{organization_id}/members/{membership_id}``."""
+        """Remove Organization Member: ``DELETE /organizations/{organization_id}/members/{membership_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["removeOrganizationMember"],
-                (
-                    organization_id,
-                    membership_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"organization_id": organization_id, "membership_id": membership_id},
+                options=options,
             ),
         )
 
@@ -1429,20 +1282,17 @@ class Organizations(SyncNamespace):
         role_id: str,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``POST /organizations/{organization_id}/members/{membership_id}/roles/{role_id}``."""
+        """Add Organization Member Role: ``POST /organizations/{organization_id}/members/{membership_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["addOrganizationMemberRole"],
-                (
-                    organization_id,
-                    membership_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={
+                    "organization_id": organization_id,
+                    "membership_id": membership_id,
+                    "role_id": role_id,
+                },
+                options=options,
             ),
         )
 
@@ -1453,30 +1303,31 @@ class Organizations(SyncNamespace):
         role_id: str,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``DELETE /organizations/{organization_id}/members/{membership_id}/roles/{role_id}``."""
+        """Remove Organization Member Role: ``DELETE /organizations/{organization_id}/members/{membership_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["removeOrganizationMemberRole"],
-                (
-                    organization_id,
-                    membership_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={
+                    "organization_id": organization_id,
+                    "membership_id": membership_id,
+                    "role_id": role_id,
+                },
+                options=options,
             ),
         )
 
     def get_organization_roles(
         self, organization_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetOrganizationRolesResponse:
-        """``GET /organizations/{organization_id}/roles``."""
+        """Get Organization Roles: ``GET /organizations/{organization_id}/roles``."""
         return cast(
             "t.GetOrganizationRolesResponse",
-            self._call(_OPS["getOrganizationRoles"], (organization_id,), None, None, None, options),
+            self._call(
+                _OPS["getOrganizationRoles"],
+                path={"organization_id": organization_id},
+                options=options,
+            ),
         )
 
     def create_organization_role(
@@ -1487,19 +1338,14 @@ class Organizations(SyncNamespace):
         permissions: Sequence[str],
         **options: Unpack[RequestOptions],
     ) -> t.OrganizationRole:
-        """``POST /organizations/{organization_id}/roles``."""
+        """Create Organization Role: ``POST /organizations/{organization_id}/roles``."""
         return cast(
             "t.OrganizationRole",
             self._call(
                 _OPS["createOrganizationRole"],
-                (organization_id,),
-                None,
-                (
-                    name,
-                    permissions,
-                ),
-                None,
-                options,
+                path={"organization_id": organization_id},
+                body={"name": name, "permissions": permissions},
+                options=options,
             ),
         )
 
@@ -1511,19 +1357,14 @@ class Organizations(SyncNamespace):
         include_deleted: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListOrganizationInvitationsResponse:
-        """``GET /organizations/{organization_id}/invitations``."""
+        """List Organization Invitations: ``GET /organizations/{organization_id}/invitations``."""
         return cast(
             "t.ListOrganizationInvitationsResponse",
             self._call(
                 _OPS["listOrganizationInvitations"],
-                (organization_id,),
-                (
-                    workspace_id,
-                    include_deleted,
-                ),
-                None,
-                None,
-                options,
+                path={"organization_id": organization_id},
+                query={"workspace_id": workspace_id, "include_deleted": include_deleted},
+                options=options,
             ),
         )
 
@@ -1538,41 +1379,33 @@ class Organizations(SyncNamespace):
         expiry_days: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.OrganizationInvitationSummary:
-        """``POST /organizations/{organization_id}/invitations``."""
+        """Create Organization Invitation: ``POST /organizations/{organization_id}/invitations``."""
         return cast(
             "t.OrganizationInvitationSummary",
             self._call(
                 _OPS["createOrganizationInvitation"],
-                (organization_id,),
-                None,
-                (
-                    email,
-                    role_id,
-                    workspace_id,
-                    workspace_role_id,
-                    expiry_days,
-                ),
-                None,
-                options,
+                path={"organization_id": organization_id},
+                body={
+                    "email": email,
+                    "role_id": role_id,
+                    "workspace_id": workspace_id,
+                    "workspace_role_id": workspace_role_id,
+                    "expiry_days": expiry_days,
+                },
+                options=options,
             ),
         )
 
     def discard_organization_invitation(
         self, organization_id: str, invitation_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /organizations/{organization_id}/invitations/{invitation_id}/discard``."""
+        """Discard Organization Invitation: ``POST /organizations/{organization_id}/invitations/{invitation_id}/discard``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["discardOrganizationInvitation"],
-                (
-                    organization_id,
-                    invitation_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"organization_id": organization_id, "invitation_id": invitation_id},
+                options=options,
             ),
         )
 
@@ -1585,41 +1418,27 @@ class Organizations(SyncNamespace):
         permissions: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.OrganizationRole:
-        """``PATCH /organizations/{organization_id}/roles/{role_id}``."""
+        """Update Organization Role: ``PATCH /organizations/{organization_id}/roles/{role_id}``."""
         return cast(
             "t.OrganizationRole",
             self._call(
                 _OPS["updateOrganizationRole"],
-                (
-                    organization_id,
-                    role_id,
-                ),
-                None,
-                (
-                    name,
-                    permissions,
-                ),
-                None,
-                options,
+                path={"organization_id": organization_id, "role_id": role_id},
+                body={"name": name, "permissions": permissions},
+                options=options,
             ),
         )
 
     def delete_organization_role(
         self, organization_id: str, role_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /organizations/{organization_id}/roles/{role_id}``."""
+        """Delete Organization Role: ``DELETE /organizations/{organization_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["deleteOrganizationRole"],
-                (
-                    organization_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"organization_id": organization_id, "role_id": role_id},
+                options=options,
             ),
         )
 
@@ -1632,10 +1451,10 @@ class Default(SyncNamespace):
     def get_deployment_with_settings(
         self, **options: Unpack[RequestOptions]
     ) -> t.DeploymentWithSettings:
-        """``GET /``."""
+        """Get Deployment With Settings: ``GET /``."""
         return cast(
             "t.DeploymentWithSettings",
-            self._call(_OPS["getDeploymentWithSettings"], (), None, None, None, options),
+            self._call(_OPS["getDeploymentWithSettings"], options=options),
         )
 
 
@@ -1647,10 +1466,10 @@ class JwtTemplates(SyncNamespace):
     def get_deployment_jwt_templates(
         self, **options: Unpack[RequestOptions]
     ) -> t.GetDeploymentJwtTemplatesResponse:
-        """``GET /jwt-templates``."""
+        """Get Deployment Jwt Templates: ``GET /jwt-templates``."""
         return cast(
             "t.GetDeploymentJwtTemplatesResponse",
-            self._call(_OPS["getDeploymentJwtTemplates"], (), None, None, None, options),
+            self._call(_OPS["getDeploymentJwtTemplates"], options=options),
         )
 
     def create_deployment_jwt_template(
@@ -1663,22 +1482,19 @@ class JwtTemplates(SyncNamespace):
         custom_signing_key: t.CustomSigningKey | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentJwtTemplate:
-        """``POST /jwt-templates``."""
+        """Create Deployment Jwt Template: ``POST /jwt-templates``."""
         return cast(
             "t.DeploymentJwtTemplate",
             self._call(
                 _OPS["createDeploymentJwtTemplate"],
-                (),
-                None,
-                (
-                    name,
-                    token_lifetime,
-                    allowed_clock_skew,
-                    custom_signing_key,
-                    template,
-                ),
-                None,
-                options,
+                body={
+                    "name": name,
+                    "token_lifetime": token_lifetime,
+                    "allowed_clock_skew": allowed_clock_skew,
+                    "custom_signing_key": custom_signing_key,
+                    "template": template,
+                },
+                options=options,
             ),
         )
 
@@ -1693,32 +1509,30 @@ class JwtTemplates(SyncNamespace):
         template: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentJwtTemplate:
-        """``PATCH /jwt-templates/{id}``."""
+        """Update Deployment Jwt Template: ``PATCH /jwt-templates/{id}``."""
         return cast(
             "t.DeploymentJwtTemplate",
             self._call(
                 _OPS["updateDeploymentJwtTemplate"],
-                (id,),
-                None,
-                (
-                    name,
-                    token_lifetime,
-                    allowed_clock_skew,
-                    custom_signing_key,
-                    template,
-                ),
-                None,
-                options,
+                path={"id": id},
+                body={
+                    "name": name,
+                    "token_lifetime": token_lifetime,
+                    "allowed_clock_skew": allowed_clock_skew,
+                    "custom_signing_key": custom_signing_key,
+                    "template": template,
+                },
+                options=options,
             ),
         )
 
     def delete_deployment_jwt_template(
         self, id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /jwt-templates/{id}``."""
+        """Delete Deployment Jwt Template: ``DELETE /jwt-templates/{id}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteDeploymentJwtTemplate"], (id,), None, None, None, options),
+            self._call(_OPS["deleteDeploymentJwtTemplate"], path={"id": id}, options=options),
         )
 
 
@@ -1746,31 +1560,28 @@ class Settings(SyncNamespace):
         session_inactive_timeout: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /settings/auth``."""
+        """Update Deployment Auth Settings: ``PATCH /settings/auth``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["updateDeploymentAuthSettings"],
-                (),
-                None,
-                (
-                    email,
-                    phone,
-                    username,
-                    password,
-                    name,
-                    authentication_factors,
-                    second_factor_policy,
-                    first_factor,
-                    backup_code,
-                    web3_wallet,
-                    multi_session_support,
-                    session_token_lifetime,
-                    session_validity_period,
-                    session_inactive_timeout,
-                ),
-                None,
-                options,
+                body={
+                    "email": email,
+                    "phone": phone,
+                    "username": username,
+                    "password": password,
+                    "name": name,
+                    "authentication_factors": authentication_factors,
+                    "second_factor_policy": second_factor_policy,
+                    "first_factor": first_factor,
+                    "backup_code": backup_code,
+                    "web3_wallet": web3_wallet,
+                    "multi_session_support": multi_session_support,
+                    "session_token_lifetime": session_token_lifetime,
+                    "session_validity_period": session_validity_period,
+                    "session_inactive_timeout": session_inactive_timeout,
+                },
+                options=options,
             ),
         )
 
@@ -1805,43 +1616,40 @@ class Settings(SyncNamespace):
         support_page_url: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /settings/display``."""
+        """Update Deployment Display Settings: ``PATCH /settings/display``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["updateDeploymentDisplaySettings"],
-                (),
-                None,
-                (
-                    app_name,
-                    tos_page_url,
-                    sign_in_page_url,
-                    sign_up_page_url,
-                    after_sign_out_one_page_url,
-                    after_sign_out_all_page_url,
-                    favicon_image_url,
-                    logo_image_url,
-                    privacy_policy_url,
-                    signup_terms_statement,
-                    signup_terms_statement_shown,
-                    theme_tokens,
-                    after_logo_click_url,
-                    organization_profile_url,
-                    create_organization_url,
-                    default_user_profile_image_url,
-                    default_organization_profile_image_url,
-                    default_workspace_profile_image_url,
-                    use_initials_for_user_profile_image,
-                    use_initials_for_organization_profile_image,
-                    after_signup_redirect_url,
-                    after_signin_redirect_url,
-                    user_profile_url,
-                    after_create_organization_redirect_url,
-                    waitlist_page_url,
-                    support_page_url,
-                ),
-                None,
-                options,
+                body={
+                    "app_name": app_name,
+                    "tos_page_url": tos_page_url,
+                    "sign_in_page_url": sign_in_page_url,
+                    "sign_up_page_url": sign_up_page_url,
+                    "after_sign_out_one_page_url": after_sign_out_one_page_url,
+                    "after_sign_out_all_page_url": after_sign_out_all_page_url,
+                    "favicon_image_url": favicon_image_url,
+                    "logo_image_url": logo_image_url,
+                    "privacy_policy_url": privacy_policy_url,
+                    "signup_terms_statement": signup_terms_statement,
+                    "signup_terms_statement_shown": signup_terms_statement_shown,
+                    "theme_tokens": theme_tokens,
+                    "after_logo_click_url": after_logo_click_url,
+                    "organization_profile_url": organization_profile_url,
+                    "create_organization_url": create_organization_url,
+                    "default_user_profile_image_url": default_user_profile_image_url,
+                    "default_organization_profile_image_url": default_organization_profile_image_url,
+                    "default_workspace_profile_image_url": default_workspace_profile_image_url,
+                    "use_initials_for_user_profile_image": use_initials_for_user_profile_image,
+                    "use_initials_for_organization_profile_image": use_initials_for_organization_profile_image,
+                    "after_signup_redirect_url": after_signup_redirect_url,
+                    "after_signin_redirect_url": after_signin_redirect_url,
+                    "user_profile_url": user_profile_url,
+                    "after_create_organization_redirect_url": after_create_organization_redirect_url,
+                    "waitlist_page_url": waitlist_page_url,
+                    "support_page_url": support_page_url,
+                },
+                options=options,
             ),
         )
 
@@ -1865,32 +1673,29 @@ class Settings(SyncNamespace):
         session_inactive_timeout: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /settings/restrictions``."""
+        """Update Deployment Restrictions: ``PATCH /settings/restrictions``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["updateDeploymentRestrictions"],
-                (),
-                None,
-                (
-                    allowlist_enabled,
-                    blocklist_enabled,
-                    block_subaddresses,
-                    block_disposable_emails,
-                    block_voip_numbers,
-                    country_restrictions,
-                    banned_keywords,
-                    allowlisted_resources,
-                    blocklisted_resources,
-                    sign_up_mode,
-                    waitlist_collect_names,
-                    multi_session_support,
-                    session_token_lifetime,
-                    session_validity_period,
-                    session_inactive_timeout,
-                ),
-                None,
-                options,
+                body={
+                    "allowlist_enabled": allowlist_enabled,
+                    "blocklist_enabled": blocklist_enabled,
+                    "block_subaddresses": block_subaddresses,
+                    "block_disposable_emails": block_disposable_emails,
+                    "block_voip_numbers": block_voip_numbers,
+                    "country_restrictions": country_restrictions,
+                    "banned_keywords": banned_keywords,
+                    "allowlisted_resources": allowlisted_resources,
+                    "blocklisted_resources": blocklisted_resources,
+                    "sign_up_mode": sign_up_mode,
+                    "waitlist_collect_names": waitlist_collect_names,
+                    "multi_session_support": multi_session_support,
+                    "session_token_lifetime": session_token_lifetime,
+                    "session_validity_period": session_validity_period,
+                    "session_inactive_timeout": session_inactive_timeout,
+                },
+                options=options,
             ),
         )
 
@@ -1925,71 +1730,68 @@ class Settings(SyncNamespace):
         enterprise_sso_enabled: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /settings/b2b``."""
+        """Update Deployment B2b Settings: ``PATCH /settings/b2b``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["updateDeploymentB2bSettings"],
-                (),
-                None,
-                (
-                    organizations_enabled,
-                    workspaces_enabled,
-                    ip_allowlist_per_org_enabled,
-                    allow_users_to_create_orgs,
-                    max_allowed_org_members,
-                    max_allowed_workspace_members,
-                    allow_org_deletion,
-                    allow_workspace_deletion,
-                    custom_org_role_enabled,
-                    custom_workspace_role_enabled,
-                    default_workspace_creator_role_id,
-                    default_workspace_member_role_id,
-                    default_org_creator_role_id,
-                    default_org_member_role_id,
-                    limit_org_creation_per_user,
-                    limit_workspace_creation_per_org,
-                    org_creation_per_user_count,
-                    workspaces_per_org_count,
-                    workspace_permissions,
-                    organization_permissions,
-                    workspace_permission_catalog,
-                    organization_permission_catalog,
-                    ip_allowlist_per_workspace_enabled,
-                    enforce_mfa_per_org_enabled,
-                    enforce_mfa_per_workspace_enabled,
-                    enterprise_sso_enabled,
-                ),
-                None,
-                options,
+                body={
+                    "organizations_enabled": organizations_enabled,
+                    "workspaces_enabled": workspaces_enabled,
+                    "ip_allowlist_per_org_enabled": ip_allowlist_per_org_enabled,
+                    "allow_users_to_create_orgs": allow_users_to_create_orgs,
+                    "max_allowed_org_members": max_allowed_org_members,
+                    "max_allowed_workspace_members": max_allowed_workspace_members,
+                    "allow_org_deletion": allow_org_deletion,
+                    "allow_workspace_deletion": allow_workspace_deletion,
+                    "custom_org_role_enabled": custom_org_role_enabled,
+                    "custom_workspace_role_enabled": custom_workspace_role_enabled,
+                    "default_workspace_creator_role_id": default_workspace_creator_role_id,
+                    "default_workspace_member_role_id": default_workspace_member_role_id,
+                    "default_org_creator_role_id": default_org_creator_role_id,
+                    "default_org_member_role_id": default_org_member_role_id,
+                    "limit_org_creation_per_user": limit_org_creation_per_user,
+                    "limit_workspace_creation_per_org": limit_workspace_creation_per_org,
+                    "org_creation_per_user_count": org_creation_per_user_count,
+                    "workspaces_per_org_count": workspaces_per_org_count,
+                    "workspace_permissions": workspace_permissions,
+                    "organization_permissions": organization_permissions,
+                    "workspace_permission_catalog": workspace_permission_catalog,
+                    "organization_permission_catalog": organization_permission_catalog,
+                    "ip_allowlist_per_workspace_enabled": ip_allowlist_per_workspace_enabled,
+                    "enforce_mfa_per_org_enabled": enforce_mfa_per_org_enabled,
+                    "enforce_mfa_per_workspace_enabled": enforce_mfa_per_workspace_enabled,
+                    "enterprise_sso_enabled": enterprise_sso_enabled,
+                },
+                options=options,
             ),
         )
 
     def get_deployment_organization_roles(
         self, **options: Unpack[RequestOptions]
     ) -> t.GetDeploymentOrganizationRolesResponse:
-        """``GET /settings/b2b/organization-roles``."""
+        """Get Deployment Organization Roles: ``GET /settings/b2b/organization-roles``."""
         return cast(
             "t.GetDeploymentOrganizationRolesResponse",
-            self._call(_OPS["getDeploymentOrganizationRoles"], (), None, None, None, options),
+            self._call(_OPS["getDeploymentOrganizationRoles"], options=options),
         )
 
     def get_deployment_workspace_roles(
         self, **options: Unpack[RequestOptions]
     ) -> t.GetDeploymentWorkspaceRolesResponse:
-        """``GET /settings/b2b/workspace-roles``."""
+        """Get Deployment Workspace Roles: ``GET /settings/b2b/workspace-roles``."""
         return cast(
             "t.GetDeploymentWorkspaceRolesResponse",
-            self._call(_OPS["getDeploymentWorkspaceRoles"], (), None, None, None, options),
+            self._call(_OPS["getDeploymentWorkspaceRoles"], options=options),
         )
 
     def get_deployment_social_connections(
         self, **options: Unpack[RequestOptions]
     ) -> t.GetDeploymentSocialConnectionsResponse:
-        """``GET /settings/social-connections``."""
+        """Get Deployment Social Connections: ``GET /settings/social-connections``."""
         return cast(
             "t.GetDeploymentSocialConnectionsResponse",
-            self._call(_OPS["getDeploymentSocialConnections"], (), None, None, None, options),
+            self._call(_OPS["getDeploymentSocialConnections"], options=options),
         )
 
     def upsert_deployment_social_connection(
@@ -2001,21 +1803,18 @@ class Settings(SyncNamespace):
         credentials: t.OauthCredentials | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentSocialConnection:
-        """``PUT /settings/social-connections``."""
+        """Upsert Deployment Social Connection: ``PUT /settings/social-connections``."""
         return cast(
             "t.DeploymentSocialConnection",
             self._call(
                 _OPS["upsertDeploymentSocialConnection"],
-                (),
-                None,
-                (
-                    provider,
-                    enabled,
-                    user_defined_scopes,
-                    credentials,
-                ),
-                None,
-                options,
+                body={
+                    "provider": provider,
+                    "enabled": enabled,
+                    "user_defined_scopes": user_defined_scopes,
+                    "credentials": credentials,
+                },
+                options=options,
             ),
         )
 
@@ -2030,31 +1829,26 @@ class Settings(SyncNamespace):
         use_tls: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SmtpConfigResponse:
-        """``POST /settings/email/smtp``."""
+        """Update Smtp Config: ``POST /settings/email/smtp``."""
         return cast(
             "t.SmtpConfigResponse",
             self._call(
                 _OPS["updateSmtpConfig"],
-                (),
-                None,
-                (
-                    host,
-                    port,
-                    username,
-                    password,
-                    from_email,
-                    use_tls,
-                ),
-                None,
-                options,
+                body={
+                    "host": host,
+                    "port": port,
+                    "username": username,
+                    "password": password,
+                    "from_email": from_email,
+                    "use_tls": use_tls,
+                },
+                options=options,
             ),
         )
 
     def remove_smtp_config(self, **options: Unpack[RequestOptions]) -> dict[str, Any]:
-        """``DELETE /settings/email/smtp``."""
-        return cast(
-            "dict[str, Any]", self._call(_OPS["removeSmtpConfig"], (), None, None, None, options)
-        )
+        """Remove Smtp Config: ``DELETE /settings/email/smtp``."""
+        return cast("dict[str, Any]", self._call(_OPS["removeSmtpConfig"], options=options))
 
     def verify_smtp_connection(
         self,
@@ -2067,34 +1861,33 @@ class Settings(SyncNamespace):
         use_tls: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SmtpVerifyResponse:
-        """``POST /settings/email/smtp/verify``."""
+        """Verify Smtp Connection: ``POST /settings/email/smtp/verify``."""
         return cast(
             "t.SmtpVerifyResponse",
             self._call(
                 _OPS["verifySmtpConnection"],
-                (),
-                None,
-                (
-                    host,
-                    port,
-                    username,
-                    password,
-                    from_email,
-                    use_tls,
-                ),
-                None,
-                options,
+                body={
+                    "host": host,
+                    "port": port,
+                    "username": username,
+                    "password": password,
+                    "from_email": from_email,
+                    "use_tls": use_tls,
+                },
+                options=options,
             ),
         )
 
     def get_deployment_email_template(
         self, template_name: str, **options: Unpack[RequestOptions]
     ) -> t.EmailTemplate:
-        """``GET /settings/email-templates/{template_name}``."""
+        """Get Deployment Email Template: ``GET /settings/email-templates/{template_name}``."""
         return cast(
             "t.EmailTemplate",
             self._call(
-                _OPS["getDeploymentEmailTemplate"], (template_name,), None, None, None, options
+                _OPS["getDeploymentEmailTemplate"],
+                path={"template_name": template_name},
+                options=options,
             ),
         )
 
@@ -2109,32 +1902,35 @@ class Settings(SyncNamespace):
         body_template_name: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.EmailTemplate:
-        """``PATCH /settings/email-templates/{template_name}``."""
+        """Update Deployment Email Template: ``PATCH /settings/email-templates/{template_name}``."""
         return cast(
             "t.EmailTemplate",
             self._call(
                 _OPS["updateDeploymentEmailTemplate"],
-                (template_name,),
-                None,
-                (
-                    body_template_name,
-                    template_data,
-                    template_from,
-                    template_reply_to,
-                    template_subject,
-                ),
-                None,
-                options,
+                path={"template_name": template_name},
+                body={
+                    "template_name": body_template_name,
+                    "template_data": template_data,
+                    "template_from": template_from,
+                    "template_reply_to": template_reply_to,
+                    "template_subject": template_subject,
+                },
+                options=options,
             ),
         )
 
     def upload_image(
         self, image_type: str, *, image: FileInput, **options: Unpack[RequestOptions]
     ) -> t.UploadResult:
-        """``POST /settings/upload/{image_type}``."""
+        """Upload Image: ``POST /settings/upload/{image_type}``."""
         return cast(
             "t.UploadResult",
-            self._call(_OPS["uploadImage"], (image_type,), None, None, (image,), options),
+            self._call(
+                _OPS["uploadImage"],
+                path={"image_type": image_type},
+                files={"image": image},
+                options=options,
+            ),
         )
 
 
@@ -2144,16 +1940,13 @@ class Segments(SyncNamespace):
     __slots__ = ()
 
     def list_segments(self, **options: Unpack[RequestOptions]) -> t.ListSegmentsResponse:
-        """``GET /segments``."""
-        return cast(
-            "t.ListSegmentsResponse",
-            self._call(_OPS["listSegments"], (), None, None, None, options),
-        )
+        """List Segments: ``GET /segments``."""
+        return cast("t.ListSegmentsResponse", self._call(_OPS["listSegments"], options=options))
 
     def create_segment(self, *, name: str, **options: Unpack[RequestOptions]) -> t.Segment:
-        """``POST /segments``."""
+        """Create Segment: ``POST /segments``."""
         return cast(
-            "t.Segment", self._call(_OPS["createSegment"], (), None, (name,), None, options)
+            "t.Segment", self._call(_OPS["createSegment"], body={"name": name}, options=options)
         )
 
     def get_segment_data(
@@ -2163,41 +1956,42 @@ class Segments(SyncNamespace):
         filters: t.SegmentDataFilters | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetSegmentDataResponse:
-        """``POST /segments/data``."""
+        """Get Segment Data: ``POST /segments/data``."""
         return cast(
             "t.GetSegmentDataResponse",
             self._call(
                 _OPS["getSegmentData"],
-                (),
-                None,
-                (
-                    target_type,
-                    filters,
-                ),
-                None,
-                options,
+                body={"target_type": target_type, "filters": filters},
+                options=options,
             ),
         )
 
     def update_segment(
         self, id: str, *, name: str | None = None, **options: Unpack[RequestOptions]
     ) -> t.Segment:
-        """``PATCH /segments/{id}``."""
+        """Update Segment: ``PATCH /segments/{id}``."""
         return cast(
-            "t.Segment", self._call(_OPS["updateSegment"], (id,), None, (name,), None, options)
+            "t.Segment",
+            self._call(
+                _OPS["updateSegment"], path={"id": id}, body={"name": name}, options=options
+            ),
         )
 
     def delete_segment(self, id: str, **options: Unpack[RequestOptions]) -> Any:
-        """``DELETE /segments/{id}``."""
-        return self._call(_OPS["deleteSegment"], (id,), None, None, None, options)
+        """Delete Segment: ``DELETE /segments/{id}``."""
+        return self._call(_OPS["deleteSegment"], path={"id": id}, options=options)
 
     def assign_segment(self, id: str, *, entity_id: str, **options: Unpack[RequestOptions]) -> Any:
-        """``POST /segments/{id}/assign``."""
-        return self._call(_OPS["assignSegment"], (id,), None, (entity_id,), None, options)
+        """Assign Segment: ``POST /segments/{id}/assign``."""
+        return self._call(
+            _OPS["assignSegment"], path={"id": id}, body={"entity_id": entity_id}, options=options
+        )
 
     def remove_segment(self, id: str, *, entity_id: str, **options: Unpack[RequestOptions]) -> Any:
-        """``POST /segments/{id}/remove``."""
-        return self._call(_OPS["removeSegment"], (id,), None, (entity_id,), None, options)
+        """Remove Segment: ``POST /segments/{id}/remove``."""
+        return self._call(
+            _OPS["removeSegment"], path={"id": id}, body={"entity_id": entity_id}, options=options
+        )
 
 
 class Analytics(SyncNamespace):
@@ -2208,20 +2002,10 @@ class Analytics(SyncNamespace):
     def get_analytics_stats(
         self, *, from_: str, to: str, **options: Unpack[RequestOptions]
     ) -> t.AnalyticsStatsResponse:
-        """``GET /analytics``."""
+        """Get Analytics Stats: ``GET /analytics``."""
         return cast(
             "t.AnalyticsStatsResponse",
-            self._call(
-                _OPS["getAnalyticsStats"],
-                (),
-                (
-                    from_,
-                    to,
-                ),
-                None,
-                None,
-                options,
-            ),
+            self._call(_OPS["getAnalyticsStats"], query={"from": from_, "to": to}, options=options),
         )
 
     def get_token_usage_stats(
@@ -2233,21 +2017,13 @@ class Analytics(SyncNamespace):
         tz: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.TokenUsageResponse:
-        """``GET /analytics/token-usage``."""
+        """Get Token Usage Stats: ``GET /analytics/token-usage``."""
         return cast(
             "t.TokenUsageResponse",
             self._call(
                 _OPS["getTokenUsageStats"],
-                (),
-                (
-                    from_,
-                    to,
-                    granularity,
-                    tz,
-                ),
-                None,
-                None,
-                options,
+                query={"from": from_, "to": to, "granularity": granularity, "tz": tz},
+                options=options,
             ),
         )
 
@@ -2260,21 +2036,13 @@ class Analytics(SyncNamespace):
         tz: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.TokenUsageByModelResponse:
-        """``GET /analytics/token-usage-by-model``."""
+        """Get Token Usage By Model: ``GET /analytics/token-usage-by-model``."""
         return cast(
             "t.TokenUsageByModelResponse",
             self._call(
                 _OPS["getTokenUsageByModel"],
-                (),
-                (
-                    from_,
-                    to,
-                    granularity,
-                    tz,
-                ),
-                None,
-                None,
-                options,
+                query={"from": from_, "to": to, "granularity": granularity, "tz": tz},
+                options=options,
             ),
         )
 
@@ -2287,21 +2055,13 @@ class Analytics(SyncNamespace):
         tz: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookUsageResponse:
-        """``GET /analytics/webhook-usage``."""
+        """Get Webhook Usage Stats: ``GET /analytics/webhook-usage``."""
         return cast(
             "t.WebhookUsageResponse",
             self._call(
                 _OPS["getWebhookUsageStats"],
-                (),
-                (
-                    from_,
-                    to,
-                    granularity,
-                    tz,
-                ),
-                None,
-                None,
-                options,
+                query={"from": from_, "to": to, "granularity": granularity, "tz": tz},
+                options=options,
             ),
         )
 
@@ -2314,21 +2074,13 @@ class Analytics(SyncNamespace):
         tz: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GatewayUsageResponse:
-        """``GET /analytics/gateway-usage``."""
+        """Get Gateway Usage Stats: ``GET /analytics/gateway-usage``."""
         return cast(
             "t.GatewayUsageResponse",
             self._call(
                 _OPS["getGatewayUsageStats"],
-                (),
-                (
-                    from_,
-                    to,
-                    granularity,
-                    tz,
-                ),
-                None,
-                None,
-                options,
+                query={"from": from_, "to": to, "granularity": granularity, "tz": tz},
+                options=options,
             ),
         )
 
@@ -2347,21 +2099,18 @@ class ApiAuth(SyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListApiAuthAppsResponse:
-        """``GET /api-auth/apps``."""
+        """List Api Auth Apps: ``GET /api-auth/apps``."""
         return cast(
             "t.ListApiAuthAppsResponse",
             self._call(
                 _OPS["listApiAuthApps"],
-                (),
-                (
-                    include_inactive,
-                    limit,
-                    offset,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "include_inactive": include_inactive,
+                    "limit": limit,
+                    "offset": offset,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -2375,18 +2124,17 @@ class ApiAuth(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.ApiAuthApp]:
-        """Every item of ``GET /api-auth/apps``, page by page."""
+        """List Api Auth Apps: every item of ``GET /api-auth/apps``, page by page."""
         return self._walk(
             _OPS["listApiAuthApps"],
-            (),
-            (
-                include_inactive,
-                limit,
-                offset,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "include_inactive": include_inactive,
+                "limit": limit,
+                "offset": offset,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def create_api_auth_app(
@@ -2404,35 +2152,32 @@ class ApiAuth(SyncNamespace):
         resources: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiAuthApp:
-        """``POST /api-auth/apps``."""
+        """Create Api Auth App: ``POST /api-auth/apps``."""
         return cast(
             "t.ApiAuthApp",
             self._call(
                 _OPS["createApiAuthApp"],
-                (),
-                None,
-                (
-                    user_id,
-                    organization_id,
-                    workspace_id,
-                    app_slug,
-                    name,
-                    key_prefix,
-                    description,
-                    rate_limit_scheme_slug,
-                    permissions,
-                    resources,
-                ),
-                None,
-                options,
+                body={
+                    "user_id": user_id,
+                    "organization_id": organization_id,
+                    "workspace_id": workspace_id,
+                    "app_slug": app_slug,
+                    "name": name,
+                    "key_prefix": key_prefix,
+                    "description": description,
+                    "rate_limit_scheme_slug": rate_limit_scheme_slug,
+                    "permissions": permissions,
+                    "resources": resources,
+                },
+                options=options,
             ),
         )
 
     def get_api_auth_app(self, app_slug: str, **options: Unpack[RequestOptions]) -> t.ApiAuthApp:
-        """``GET /api-auth/apps/{app_slug}``."""
+        """Get Api Auth App: ``GET /api-auth/apps/{app_slug}``."""
         return cast(
             "t.ApiAuthApp",
-            self._call(_OPS["getApiAuthApp"], (app_slug,), None, None, None, options),
+            self._call(_OPS["getApiAuthApp"], path={"app_slug": app_slug}, options=options),
         )
 
     def update_api_auth_app(
@@ -2450,45 +2195,43 @@ class ApiAuth(SyncNamespace):
         resources: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiAuthApp:
-        """``PATCH /api-auth/apps/{app_slug}``."""
+        """Update Api Auth App: ``PATCH /api-auth/apps/{app_slug}``."""
         return cast(
             "t.ApiAuthApp",
             self._call(
                 _OPS["updateApiAuthApp"],
-                (app_slug,),
-                None,
-                (
-                    organization_id,
-                    workspace_id,
-                    name,
-                    key_prefix,
-                    description,
-                    is_active,
-                    rate_limit_scheme_slug,
-                    permissions,
-                    resources,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug},
+                body={
+                    "organization_id": organization_id,
+                    "workspace_id": workspace_id,
+                    "name": name,
+                    "key_prefix": key_prefix,
+                    "description": description,
+                    "is_active": is_active,
+                    "rate_limit_scheme_slug": rate_limit_scheme_slug,
+                    "permissions": permissions,
+                    "resources": resources,
+                },
+                options=options,
             ),
         )
 
     def delete_api_auth_app(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /api-auth/apps/{app_slug}``."""
+        """Delete Api Auth App: ``DELETE /api-auth/apps/{app_slug}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteApiAuthApp"], (app_slug,), None, None, None, options),
+            self._call(_OPS["deleteApiAuthApp"], path={"app_slug": app_slug}, options=options),
         )
 
     def list_rate_limit_schemes(
         self, **options: Unpack[RequestOptions]
     ) -> t.ListRateLimitSchemesResponse:
-        """``GET /api-auth/rate-limit-schemes``."""
+        """List Rate Limit Schemes: ``GET /api-auth/rate-limit-schemes``."""
         return cast(
             "t.ListRateLimitSchemesResponse",
-            self._call(_OPS["listRateLimitSchemes"], (), None, None, None, options),
+            self._call(_OPS["listRateLimitSchemes"], options=options),
         )
 
     def create_rate_limit_scheme(
@@ -2500,31 +2243,23 @@ class ApiAuth(SyncNamespace):
         description: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.RateLimitSchemeData:
-        """``POST /api-auth/rate-limit-schemes``."""
+        """Create Rate Limit Scheme: ``POST /api-auth/rate-limit-schemes``."""
         return cast(
             "t.RateLimitSchemeData",
             self._call(
                 _OPS["createRateLimitScheme"],
-                (),
-                None,
-                (
-                    slug,
-                    name,
-                    description,
-                    rules,
-                ),
-                None,
-                options,
+                body={"slug": slug, "name": name, "description": description, "rules": rules},
+                options=options,
             ),
         )
 
     def get_rate_limit_scheme(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> t.RateLimitSchemeData:
-        """``GET /api-auth/rate-limit-schemes/{slug}``."""
+        """Get Rate Limit Scheme: ``GET /api-auth/rate-limit-schemes/{slug}``."""
         return cast(
             "t.RateLimitSchemeData",
-            self._call(_OPS["getRateLimitScheme"], (slug,), None, None, None, options),
+            self._call(_OPS["getRateLimitScheme"], path={"slug": slug}, options=options),
         )
 
     def update_rate_limit_scheme(
@@ -2536,30 +2271,24 @@ class ApiAuth(SyncNamespace):
         rules: Sequence[t.RateLimit] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.RateLimitSchemeData:
-        """``PATCH /api-auth/rate-limit-schemes/{slug}``."""
+        """Update Rate Limit Scheme: ``PATCH /api-auth/rate-limit-schemes/{slug}``."""
         return cast(
             "t.RateLimitSchemeData",
             self._call(
                 _OPS["updateRateLimitScheme"],
-                (slug,),
-                None,
-                (
-                    name,
-                    description,
-                    rules,
-                ),
-                None,
-                options,
+                path={"slug": slug},
+                body={"name": name, "description": description, "rules": rules},
+                options=options,
             ),
         )
 
     def delete_rate_limit_scheme(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /api-auth/rate-limit-schemes/{slug}``."""
+        """Delete Rate Limit Scheme: ``DELETE /api-auth/rate-limit-schemes/{slug}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteRateLimitScheme"], (slug,), None, None, None, options),
+            self._call(_OPS["deleteRateLimitScheme"], path={"slug": slug}, options=options),
         )
 
     def list_api_keys(
@@ -2569,10 +2298,15 @@ class ApiAuth(SyncNamespace):
         include_inactive: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListApiKeysResponse:
-        """``GET /api-auth/apps/{app_slug}/keys``."""
+        """List Api Keys: ``GET /api-auth/apps/{app_slug}/keys``."""
         return cast(
             "t.ListApiKeysResponse",
-            self._call(_OPS["listApiKeys"], (app_slug,), (include_inactive,), None, None, options),
+            self._call(
+                _OPS["listApiKeys"],
+                path={"app_slug": app_slug},
+                query={"include_inactive": include_inactive},
+                options=options,
+            ),
         )
 
     def create_api_key(
@@ -2585,21 +2319,19 @@ class ApiAuth(SyncNamespace):
         expires_at: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiKeyWithSecret:
-        """``POST /api-auth/apps/{app_slug}/keys``."""
+        """Create Api Key: ``POST /api-auth/apps/{app_slug}/keys``."""
         return cast(
             "t.ApiKeyWithSecret",
             self._call(
                 _OPS["createApiKey"],
-                (app_slug,),
-                None,
-                (
-                    name,
-                    permissions,
-                    metadata,
-                    expires_at,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug},
+                body={
+                    "name": name,
+                    "permissions": permissions,
+                    "metadata": metadata,
+                    "expires_at": expires_at,
+                },
+                options=options,
             ),
         )
 
@@ -2612,41 +2344,27 @@ class ApiAuth(SyncNamespace):
         reason: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``POST /api-auth/apps/{app_slug}/keys/{key_id}/revoke``."""
+        """Revoke Api Key For App: ``POST /api-auth/apps/{app_slug}/keys/{key_id}/revoke``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["revokeApiKeyForApp"],
-                (
-                    app_slug,
-                    key_id,
-                ),
-                None,
-                (
-                    body_key_id,
-                    reason,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug, "key_id": key_id},
+                body={"key_id": body_key_id, "reason": reason},
+                options=options,
             ),
         )
 
     def rotate_api_key_for_app(
         self, app_slug: str, key_id: str, **options: Unpack[RequestOptions]
     ) -> t.ApiKeyWithSecret:
-        """``POST /api-auth/apps/{app_slug}/keys/{key_id}/rotate``."""
+        """Rotate Api Key For App: ``POST /api-auth/apps/{app_slug}/keys/{key_id}/rotate``."""
         return cast(
             "t.ApiKeyWithSecret",
             self._call(
                 _OPS["rotateApiKeyForApp"],
-                (
-                    app_slug,
-                    key_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug, "key_id": key_id},
+                options=options,
             ),
         )
 
@@ -2665,26 +2383,24 @@ class ApiAuth(SyncNamespace):
         cursor_id: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiAuditLogsResponse:
-        """``GET /api-auth/apps/{app_slug}/audit/logs``."""
+        """Get Api Audit Logs: ``GET /api-auth/apps/{app_slug}/audit/logs``."""
         return cast(
             "t.ApiAuditLogsResponse",
             self._call(
                 _OPS["getApiAuditLogs"],
-                (app_slug,),
-                (
-                    limit,
-                    offset,
-                    outcome,
-                    key_id,
-                    start_date,
-                    end_date,
-                    cursor,
-                    cursor_ts,
-                    cursor_id,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "limit": limit,
+                    "offset": offset,
+                    "outcome": outcome,
+                    "key_id": key_id,
+                    "start_date": start_date,
+                    "end_date": end_date,
+                    "cursor": cursor,
+                    "cursor_ts": cursor_ts,
+                    "cursor_id": cursor_id,
+                },
+                options=options,
             ),
         )
 
@@ -2704,23 +2420,23 @@ class ApiAuth(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.ApiAuditLog]:
-        """Every item of ``GET /api-auth/apps/{app_slug}/audit/logs``, page by page."""
+        """Get Api Audit Logs: every item of ``GET /api-auth/apps/{app_slug}/audit/logs``, page by page."""
         return self._walk(
             _OPS["getApiAuditLogs"],
-            (app_slug,),
-            (
-                limit,
-                offset,
-                outcome,
-                key_id,
-                start_date,
-                end_date,
-                cursor,
-                cursor_ts,
-                cursor_id,
-            ),
-            max_pages,
-            options,
+            path={"app_slug": app_slug},
+            query={
+                "limit": limit,
+                "offset": offset,
+                "outcome": outcome,
+                "key_id": key_id,
+                "start_date": start_date,
+                "end_date": end_date,
+                "cursor": cursor,
+                "cursor_ts": cursor_ts,
+                "cursor_id": cursor_id,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def get_api_audit_analytics(
@@ -2739,27 +2455,25 @@ class ApiAuth(SyncNamespace):
         key_id: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiAuditAnalyticsResponse:
-        """``GET /api-auth/apps/{app_slug}/audit/analytics``."""
+        """Get Api Audit Analytics: ``GET /api-auth/apps/{app_slug}/audit/analytics``."""
         return cast(
             "t.ApiAuditAnalyticsResponse",
             self._call(
                 _OPS["getApiAuditAnalytics"],
-                (app_slug,),
-                (
-                    deployment_id,
-                    query_app_slug,
-                    start_date,
-                    end_date,
-                    key_id,
-                    include_top_keys,
-                    include_top_paths,
-                    include_blocked_reasons,
-                    include_rate_limits,
-                    top_limit,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "deployment_id": deployment_id,
+                    "app_slug": query_app_slug,
+                    "start_date": start_date,
+                    "end_date": end_date,
+                    "key_id": key_id,
+                    "include_top_keys": include_top_keys,
+                    "include_top_paths": include_top_paths,
+                    "include_blocked_reasons": include_blocked_reasons,
+                    "include_rate_limits": include_rate_limits,
+                    "top_limit": top_limit,
+                },
+                options=options,
             ),
         )
 
@@ -2775,23 +2489,21 @@ class ApiAuth(SyncNamespace):
         key_id: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiAuditTimeseriesResponse:
-        """``GET /api-auth/apps/{app_slug}/audit/timeseries``."""
+        """Get Api Audit Timeseries: ``GET /api-auth/apps/{app_slug}/audit/timeseries``."""
         return cast(
             "t.ApiAuditTimeseriesResponse",
             self._call(
                 _OPS["getApiAuditTimeseries"],
-                (app_slug,),
-                (
-                    deployment_id,
-                    query_app_slug,
-                    start_date,
-                    end_date,
-                    interval,
-                    key_id,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "deployment_id": deployment_id,
+                    "app_slug": query_app_slug,
+                    "start_date": start_date,
+                    "end_date": end_date,
+                    "interval": interval,
+                    "key_id": key_id,
+                },
+                options=options,
             ),
         )
 
@@ -2802,11 +2514,8 @@ class Oauth(SyncNamespace):
     __slots__ = ()
 
     def list_oauth_apps(self, **options: Unpack[RequestOptions]) -> t.ListOAuthAppsResponse:
-        """``GET /oauth/apps``."""
-        return cast(
-            "t.ListOAuthAppsResponse",
-            self._call(_OPS["listOauthApps"], (), None, None, None, options),
-        )
+        """List Oauth Apps: ``GET /oauth/apps``."""
+        return cast("t.ListOAuthAppsResponse", self._call(_OPS["listOauthApps"], options=options))
 
     def create_oauth_app(
         self,
@@ -2821,212 +2530,172 @@ class Oauth(SyncNamespace):
         logo: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.OAuthAppResponse:
-        """``POST /oauth/apps``."""
+        """Create Oauth App: ``POST /oauth/apps``."""
         return cast(
             "t.OAuthAppResponse",
             self._call(
                 _OPS["createOauthApp"],
-                (),
-                None,
-                (
-                    slug,
-                    name,
-                    description,
-                    fqdn,
-                    supported_scopes,
-                    scope_definitions,
-                    allow_dynamic_client_registration,
-                ),
-                (logo,),
-                options,
+                body={
+                    "slug": slug,
+                    "name": name,
+                    "description": description,
+                    "fqdn": fqdn,
+                    "supported_scopes": supported_scopes,
+                    "scope_definitions": scope_definitions,
+                    "allow_dynamic_client_registration": allow_dynamic_client_registration,
+                },
+                files={"logo": logo},
+                options=options,
             ),
         )
 
     def update_oauth_app(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``PATCH /oauth/apps/{oauth_app_slug}``."""
+        """Update Oauth App: ``PATCH /oauth/apps/{oauth_app_slug}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["updateOauthApp"], (oauth_app_slug,), None, None, None, options),
+            self._call(
+                _OPS["updateOauthApp"], path={"oauth_app_slug": oauth_app_slug}, options=options
+            ),
         )
 
     def verify_oauth_app_domain(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/verify-domain``."""
+        """Verify Oauth App Domain: ``POST /oauth/apps/{oauth_app_slug}/verify-domain``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["verifyOauthAppDomain"], (oauth_app_slug,), None, None, None, options),
+            self._call(
+                _OPS["verifyOauthAppDomain"],
+                path={"oauth_app_slug": oauth_app_slug},
+                options=options,
+            ),
         )
 
     def update_oauth_scope(
         self, oauth_app_slug: str, scope: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``PATCH /oauth/apps/{oauth_app_slug}/scopes/{scope}``."""
+        """Update Oauth Scope: ``PATCH /oauth/apps/{oauth_app_slug}/scopes/{scope}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["updateOauthScope"],
-                (
-                    oauth_app_slug,
-                    scope,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "scope": scope},
+                options=options,
             ),
         )
 
     def archive_oauth_scope(
         self, oauth_app_slug: str, scope: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/archive``."""
+        """Archive Oauth Scope: ``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/archive``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["archiveOauthScope"],
-                (
-                    oauth_app_slug,
-                    scope,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "scope": scope},
+                options=options,
             ),
         )
 
     def unarchive_oauth_scope(
         self, oauth_app_slug: str, scope: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/unarchive``."""
+        """Unarchive Oauth Scope: ``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/unarchive``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["unarchiveOauthScope"],
-                (
-                    oauth_app_slug,
-                    scope,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "scope": scope},
+                options=options,
             ),
         )
 
     def set_oauth_scope_mapping(
         self, oauth_app_slug: str, scope: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/mapping``."""
+        """Set Oauth Scope Mapping: ``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/mapping``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["setOauthScopeMapping"],
-                (
-                    oauth_app_slug,
-                    scope,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "scope": scope},
+                options=options,
             ),
         )
 
     def list_oauth_clients(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``GET /oauth/apps/{oauth_app_slug}/clients``."""
+        """List Oauth Clients: ``GET /oauth/apps/{oauth_app_slug}/clients``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["listOauthClients"], (oauth_app_slug,), None, None, None, options),
+            self._call(
+                _OPS["listOauthClients"], path={"oauth_app_slug": oauth_app_slug}, options=options
+            ),
         )
 
     def create_oauth_client(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/clients``."""
+        """Create Oauth Client: ``POST /oauth/apps/{oauth_app_slug}/clients``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["createOauthClient"], (oauth_app_slug,), None, None, None, options),
+            self._call(
+                _OPS["createOauthClient"], path={"oauth_app_slug": oauth_app_slug}, options=options
+            ),
         )
 
     def update_oauth_client(
         self, oauth_app_slug: str, oauth_client_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``PATCH /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}``."""
+        """Update Oauth Client: ``PATCH /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["updateOauthClient"],
-                (
-                    oauth_app_slug,
-                    oauth_client_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "oauth_client_id": oauth_client_id},
+                options=options,
             ),
         )
 
     def deactivate_oauth_client(
         self, oauth_app_slug: str, oauth_client_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}``."""
+        """Deactivate Oauth Client: ``DELETE /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["deactivateOauthClient"],
-                (
-                    oauth_app_slug,
-                    oauth_client_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "oauth_client_id": oauth_client_id},
+                options=options,
             ),
         )
 
     def rotate_oauth_client_secret(
         self, oauth_app_slug: str, oauth_client_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/rotate-secret``."""
+        """Rotate Oauth Client Secret: ``POST /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/rotate-secret``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["rotateOauthClientSecret"],
-                (
-                    oauth_app_slug,
-                    oauth_client_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "oauth_client_id": oauth_client_id},
+                options=options,
             ),
         )
 
     def list_oauth_grants(
         self, oauth_app_slug: str, oauth_client_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``GET /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/grants``."""
+        """List Oauth Grants: ``GET /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/grants``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["listOauthGrants"],
-                (
-                    oauth_app_slug,
-                    oauth_client_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "oauth_client_id": oauth_client_id},
+                options=options,
             ),
         )
 
@@ -3037,57 +2706,52 @@ class Oauth(SyncNamespace):
         grant_id: str,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/grants/{grant_id}/revoke``."""
+        """Revoke Oauth Grant: ``POST /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/grants/{grant_id}/revoke``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["revokeOauthGrant"],
-                (
-                    oauth_app_slug,
-                    oauth_client_id,
-                    grant_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={
+                    "oauth_app_slug": oauth_app_slug,
+                    "oauth_client_id": oauth_client_id,
+                    "grant_id": grant_id,
+                },
+                options=options,
             ),
         )
 
     def list_signing_keys(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``GET /oauth/apps/{oauth_app_slug}/signing-keys``."""
+        """List Signing Keys: ``GET /oauth/apps/{oauth_app_slug}/signing-keys``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["listSigningKeys"], (oauth_app_slug,), None, None, None, options),
+            self._call(
+                _OPS["listSigningKeys"], path={"oauth_app_slug": oauth_app_slug}, options=options
+            ),
         )
 
     def rotate_signing_key(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/signing-keys/rotate``."""
+        """Rotate Signing Key: ``POST /oauth/apps/{oauth_app_slug}/signing-keys/rotate``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["rotateSigningKey"], (oauth_app_slug,), None, None, None, options),
+            self._call(
+                _OPS["rotateSigningKey"], path={"oauth_app_slug": oauth_app_slug}, options=options
+            ),
         )
 
     def compromise_signing_key(
         self, oauth_app_slug: str, kid: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/signing-keys/{kid}/compromise``."""
+        """Compromise Signing Key: ``POST /oauth/apps/{oauth_app_slug}/signing-keys/{kid}/compromise``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["compromiseSigningKey"],
-                (
-                    oauth_app_slug,
-                    kid,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "kid": kid},
+                options=options,
             ),
         )
 
@@ -3105,20 +2769,13 @@ class Ai(SyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetAiAgentsResponse:
-        """``GET /ai/agents``."""
+        """Get Ai Agents: ``GET /ai/agents``."""
         return cast(
             "t.GetAiAgentsResponse",
             self._call(
                 _OPS["getAiAgents"],
-                (),
-                (
-                    limit,
-                    offset,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={"limit": limit, "offset": offset, "search": search},
+                options=options,
             ),
         )
 
@@ -3131,17 +2788,12 @@ class Ai(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.AiAgentWithDetails]:
-        """Every item of ``GET /ai/agents``, page by page."""
+        """Get Ai Agents: every item of ``GET /ai/agents``, page by page."""
         return self._walk(
             _OPS["getAiAgents"],
-            (),
-            (
-                limit,
-                offset,
-                search,
-            ),
-            max_pages,
-            options,
+            query={"limit": limit, "offset": offset, "search": search},
+            max_pages=max_pages,
+            options=options,
         )
 
     def create_ai_agent(
@@ -3162,40 +2814,37 @@ class Ai(SyncNamespace):
         disabled_internal_tools: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiAgent:
-        """``POST /ai/agents``."""
+        """Create Ai Agent: ``POST /ai/agents``."""
         return cast(
             "t.AiAgent",
             self._call(
                 _OPS["createAiAgent"],
-                (),
-                None,
-                (
-                    name,
-                    description,
-                    tool_ids,
-                    knowledge_base_ids,
-                    sub_agents,
-                    strong_model,
-                    weak_model,
-                    hooks,
-                    limits,
-                    require_approval_mcp,
-                    require_approval_virtual,
-                    tool_approval_rules,
-                    disabled_internal_tools,
-                ),
-                None,
-                options,
+                body={
+                    "name": name,
+                    "description": description,
+                    "tool_ids": tool_ids,
+                    "knowledge_base_ids": knowledge_base_ids,
+                    "sub_agents": sub_agents,
+                    "strong_model": strong_model,
+                    "weak_model": weak_model,
+                    "hooks": hooks,
+                    "limits": limits,
+                    "require_approval_mcp": require_approval_mcp,
+                    "require_approval_virtual": require_approval_virtual,
+                    "tool_approval_rules": tool_approval_rules,
+                    "disabled_internal_tools": disabled_internal_tools,
+                },
+                options=options,
             ),
         )
 
     def get_ai_agent_by_id(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.AiAgentWithDetails:
-        """``GET /ai/agents/{agent_id}``."""
+        """Get Ai Agent By Id: ``GET /ai/agents/{agent_id}``."""
         return cast(
             "t.AiAgentWithDetails",
-            self._call(_OPS["getAiAgentById"], (agent_id,), None, None, None, options),
+            self._call(_OPS["getAiAgentById"], path={"agent_id": agent_id}, options=options),
         )
 
     def update_ai_agent(
@@ -3219,49 +2868,47 @@ class Ai(SyncNamespace):
         disabled_internal_tools: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiAgent:
-        """``PATCH /ai/agents/{agent_id}``."""
+        """Update Ai Agent: ``PATCH /ai/agents/{agent_id}``."""
         return cast(
             "t.AiAgent",
             self._call(
                 _OPS["updateAiAgent"],
-                (agent_id,),
-                None,
-                (
-                    name,
-                    description,
-                    status,
-                    tool_ids,
-                    knowledge_base_ids,
-                    strong_model,
-                    clear_strong_model,
-                    weak_model,
-                    clear_weak_model,
-                    hooks,
-                    limits,
-                    require_approval_mcp,
-                    require_approval_virtual,
-                    tool_approval_rules,
-                    disabled_internal_tools,
-                ),
-                None,
-                options,
+                path={"agent_id": agent_id},
+                body={
+                    "name": name,
+                    "description": description,
+                    "status": status,
+                    "tool_ids": tool_ids,
+                    "knowledge_base_ids": knowledge_base_ids,
+                    "strong_model": strong_model,
+                    "clear_strong_model": clear_strong_model,
+                    "weak_model": weak_model,
+                    "clear_weak_model": clear_weak_model,
+                    "hooks": hooks,
+                    "limits": limits,
+                    "require_approval_mcp": require_approval_mcp,
+                    "require_approval_virtual": require_approval_virtual,
+                    "tool_approval_rules": tool_approval_rules,
+                    "disabled_internal_tools": disabled_internal_tools,
+                },
+                options=options,
             ),
         )
 
     def delete_ai_agent(self, agent_id: str, **options: Unpack[RequestOptions]) -> dict[str, Any]:
-        """``DELETE /ai/agents/{agent_id}``."""
+        """Delete Ai Agent: ``DELETE /ai/agents/{agent_id}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteAiAgent"], (agent_id,), None, None, None, options),
+            self._call(_OPS["deleteAiAgent"], path={"agent_id": agent_id}, options=options),
         )
 
     def get_ai_agent_details(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.AgentDetailsResponse:
-        """``GET /ai/agents/{agent_id}/details``."""
+        """Get Ai Agent Details: ``GET /ai/agents/{agent_id}/details``."""
         return cast(
             "t.AgentDetailsResponse",
-            self._call(_OPS["getAiAgentDetails"], (agent_id,), None, None, None, options),
+            self._call(_OPS["getAiAgentDetails"], path={"agent_id": agent_id}, options=options),
         )
 
     def import_agent_skill_bundle(
@@ -3272,40 +2919,40 @@ class Ai(SyncNamespace):
         replace: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SkillTreeResponse:
-        """``POST /ai/agents/{agent_id}/skills``."""
+        """Import Agent Skill Bundle: ``POST /ai/agents/{agent_id}/skills``."""
         return cast(
             "t.SkillTreeResponse",
             self._call(
-                _OPS["importAgentSkillBundle"], (agent_id,), None, (replace,), (file,), options
+                _OPS["importAgentSkillBundle"],
+                path={"agent_id": agent_id},
+                body={"replace": replace},
+                files={"file": file},
+                options=options,
             ),
         )
 
     def delete_agent_skill(
         self, agent_id: str, skill_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/agents/{agent_id}/skills/{skill_slug}``."""
+        """Delete Agent Skill: ``DELETE /ai/agents/{agent_id}/skills/{skill_slug}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["deleteAgentSkill"],
-                (
-                    agent_id,
-                    skill_slug,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "skill_slug": skill_slug},
+                options=options,
             ),
         )
 
     def list_agent_skills_summary(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.AgentSkillsSummary:
-        """``GET /ai/agents/{agent_id}/skills/list``."""
+        """List Agent Skills Summary: ``GET /ai/agents/{agent_id}/skills/list``."""
         return cast(
             "t.AgentSkillsSummary",
-            self._call(_OPS["listAgentSkillsSummary"], (agent_id,), None, None, None, options),
+            self._call(
+                _OPS["listAgentSkillsSummary"], path={"agent_id": agent_id}, options=options
+            ),
         )
 
     def list_skill_tree(
@@ -3316,19 +2963,14 @@ class Ai(SyncNamespace):
         path: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SkillTreeResponse:
-        """``GET /ai/agents/{agent_id}/skills/tree``."""
+        """List Skill Tree: ``GET /ai/agents/{agent_id}/skills/tree``."""
         return cast(
             "t.SkillTreeResponse",
             self._call(
                 _OPS["listSkillTree"],
-                (agent_id,),
-                (
-                    scope,
-                    path,
-                ),
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id},
+                query={"scope": scope, "path": path},
+                options=options,
             ),
         )
 
@@ -3340,66 +2982,49 @@ class Ai(SyncNamespace):
         path: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SkillFileResponse:
-        """``GET /ai/agents/{agent_id}/skills/file``."""
+        """Read Skill File: ``GET /ai/agents/{agent_id}/skills/file``."""
         return cast(
             "t.SkillFileResponse",
             self._call(
                 _OPS["readSkillFile"],
-                (agent_id,),
-                (
-                    scope,
-                    path,
-                ),
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id},
+                query={"scope": scope, "path": path},
+                options=options,
             ),
         )
 
     def get_agent_sub_agents(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetAiAgentsResponse:
-        """``GET /ai/agents/{agent_id}/sub-agents``."""
+        """Get Agent Sub Agents: ``GET /ai/agents/{agent_id}/sub-agents``."""
         return cast(
             "t.GetAiAgentsResponse",
-            self._call(_OPS["getAgentSubAgents"], (agent_id,), None, None, None, options),
+            self._call(_OPS["getAgentSubAgents"], path={"agent_id": agent_id}, options=options),
         )
 
     def attach_sub_agent_to_agent(
         self, agent_id: str, sub_agent_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /ai/agents/{agent_id}/sub-agents/{sub_agent_id}``."""
+        """Attach Sub Agent To Agent: ``POST /ai/agents/{agent_id}/sub-agents/{sub_agent_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["attachSubAgentToAgent"],
-                (
-                    agent_id,
-                    sub_agent_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "sub_agent_id": sub_agent_id},
+                options=options,
             ),
         )
 
     def detach_sub_agent_from_agent(
         self, agent_id: str, sub_agent_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/agents/{agent_id}/sub-agents/{sub_agent_id}``."""
+        """Detach Sub Agent From Agent: ``DELETE /ai/agents/{agent_id}/sub-agents/{sub_agent_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["detachSubAgentFromAgent"],
-                (
-                    agent_id,
-                    sub_agent_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "sub_agent_id": sub_agent_id},
+                options=options,
             ),
         )
 
@@ -3411,19 +3036,14 @@ class Ai(SyncNamespace):
         body_agent_id: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiAgentWithDetails:
-        """``PUT /ai/agents/{agent_id}/role-agent``."""
+        """Set Agent Role Agent: ``PUT /ai/agents/{agent_id}/role-agent``."""
         return cast(
             "t.AiAgentWithDetails",
             self._call(
                 _OPS["setAgentRoleAgent"],
-                (agent_id,),
-                None,
-                (
-                    role,
-                    body_agent_id,
-                ),
-                None,
-                options,
+                path={"agent_id": agent_id},
+                body={"role": role, "agent_id": body_agent_id},
+                options=options,
             ),
         )
 
@@ -3435,20 +3055,13 @@ class Ai(SyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetAiToolsResponse:
-        """``GET /ai/tools``."""
+        """Get Ai Tools: ``GET /ai/tools``."""
         return cast(
             "t.GetAiToolsResponse",
             self._call(
                 _OPS["getAiTools"],
-                (),
-                (
-                    limit,
-                    offset,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={"limit": limit, "offset": offset, "search": search},
+                options=options,
             ),
         )
 
@@ -3461,17 +3074,12 @@ class Ai(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.AiToolWithDetails]:
-        """Every item of ``GET /ai/tools``, page by page."""
+        """Get Ai Tools: every item of ``GET /ai/tools``, page by page."""
         return self._walk(
             _OPS["getAiTools"],
-            (),
-            (
-                limit,
-                offset,
-                search,
-            ),
-            max_pages,
-            options,
+            query={"limit": limit, "offset": offset, "search": search},
+            max_pages=max_pages,
+            options=options,
         )
 
     def create_ai_tool(
@@ -3483,38 +3091,34 @@ class Ai(SyncNamespace):
         description: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiTool:
-        """``POST /ai/tools``."""
+        """Create Ai Tool: ``POST /ai/tools``."""
         return cast(
             "t.AiTool",
             self._call(
                 _OPS["createAiTool"],
-                (),
-                None,
-                (
-                    name,
-                    description,
-                    tool_type,
-                    configuration,
-                ),
-                None,
-                options,
+                body={
+                    "name": name,
+                    "description": description,
+                    "tool_type": tool_type,
+                    "configuration": configuration,
+                },
+                options=options,
             ),
         )
 
     def list_internal_tools(self, **options: Unpack[RequestOptions]) -> t.InternalToolListResponse:
-        """``GET /ai/internal-tools``."""
+        """List Internal Tools: ``GET /ai/internal-tools``."""
         return cast(
-            "t.InternalToolListResponse",
-            self._call(_OPS["listInternalTools"], (), None, None, None, options),
+            "t.InternalToolListResponse", self._call(_OPS["listInternalTools"], options=options)
         )
 
     def get_ai_tool_by_id(
         self, tool_id: str, **options: Unpack[RequestOptions]
     ) -> t.AiToolWithDetails:
-        """``GET /ai/tools/{tool_id}``."""
+        """Get Ai Tool By Id: ``GET /ai/tools/{tool_id}``."""
         return cast(
             "t.AiToolWithDetails",
-            self._call(_OPS["getAiToolById"], (tool_id,), None, None, None, options),
+            self._call(_OPS["getAiToolById"], path={"tool_id": tool_id}, options=options),
         )
 
     def update_ai_tool(
@@ -3527,56 +3131,48 @@ class Ai(SyncNamespace):
         configuration: t.AiToolConfiguration | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiTool:
-        """``PATCH /ai/tools/{tool_id}``."""
+        """Update Ai Tool: ``PATCH /ai/tools/{tool_id}``."""
         return cast(
             "t.AiTool",
             self._call(
                 _OPS["updateAiTool"],
-                (tool_id,),
-                None,
-                (
-                    name,
-                    description,
-                    tool_type,
-                    configuration,
-                ),
-                None,
-                options,
+                path={"tool_id": tool_id},
+                body={
+                    "name": name,
+                    "description": description,
+                    "tool_type": tool_type,
+                    "configuration": configuration,
+                },
+                options=options,
             ),
         )
 
     def delete_ai_tool(self, tool_id: str, **options: Unpack[RequestOptions]) -> dict[str, Any]:
-        """``DELETE /ai/tools/{tool_id}``."""
+        """Delete Ai Tool: ``DELETE /ai/tools/{tool_id}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteAiTool"], (tool_id,), None, None, None, options),
+            self._call(_OPS["deleteAiTool"], path={"tool_id": tool_id}, options=options),
         )
 
     def get_agent_tools(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetAgentToolsResponse:
-        """``GET /ai/agents/{agent_id}/tools``."""
+        """Get Agent Tools: ``GET /ai/agents/{agent_id}/tools``."""
         return cast(
             "t.GetAgentToolsResponse",
-            self._call(_OPS["getAgentTools"], (agent_id,), None, None, None, options),
+            self._call(_OPS["getAgentTools"], path={"agent_id": agent_id}, options=options),
         )
 
     def attach_tool_to_agent(
         self, agent_id: str, tool_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /ai/agents/{agent_id}/tools/{tool_id}``."""
+        """Attach Tool To Agent: ``POST /ai/agents/{agent_id}/tools/{tool_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["attachToolToAgent"],
-                (
-                    agent_id,
-                    tool_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "tool_id": tool_id},
+                options=options,
             ),
         )
 
@@ -3588,38 +3184,27 @@ class Ai(SyncNamespace):
         approval_action: t.ApprovalAction,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /ai/agents/{agent_id}/tools/{tool_id}``."""
+        """Update Agent Tool Approval Action: ``PATCH /ai/agents/{agent_id}/tools/{tool_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["updateAgentToolApprovalAction"],
-                (
-                    agent_id,
-                    tool_id,
-                ),
-                None,
-                (approval_action,),
-                None,
-                options,
+                path={"agent_id": agent_id, "tool_id": tool_id},
+                body={"approval_action": approval_action},
+                options=options,
             ),
         )
 
     def detach_tool_from_agent(
         self, agent_id: str, tool_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/agents/{agent_id}/tools/{tool_id}``."""
+        """Detach Tool From Agent: ``DELETE /ai/agents/{agent_id}/tools/{tool_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["detachToolFromAgent"],
-                (
-                    agent_id,
-                    tool_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "tool_id": tool_id},
+                options=options,
             ),
         )
 
@@ -3631,20 +3216,13 @@ class Ai(SyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.KnowledgeBaseResponse:
-        """``GET /ai/knowledge-bases``."""
+        """Get Ai Knowledge Bases: ``GET /ai/knowledge-bases``."""
         return cast(
             "t.KnowledgeBaseResponse",
             self._call(
                 _OPS["getAiKnowledgeBases"],
-                (),
-                (
-                    limit,
-                    offset,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={"limit": limit, "offset": offset, "search": search},
+                options=options,
             ),
         )
 
@@ -3657,17 +3235,12 @@ class Ai(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.AiKnowledgeBaseWithDetails]:
-        """Every item of ``GET /ai/knowledge-bases``, page by page."""
+        """Get Ai Knowledge Bases: every item of ``GET /ai/knowledge-bases``, page by page."""
         return self._walk(
             _OPS["getAiKnowledgeBases"],
-            (),
-            (
-                limit,
-                offset,
-                search,
-            ),
-            max_pages,
-            options,
+            query={"limit": limit, "offset": offset, "search": search},
+            max_pages=max_pages,
+            options=options,
         )
 
     def create_ai_knowledge_base(
@@ -3678,30 +3251,23 @@ class Ai(SyncNamespace):
         configuration: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiKnowledgeBase:
-        """``POST /ai/knowledge-bases``."""
+        """Create Ai Knowledge Base: ``POST /ai/knowledge-bases``."""
         return cast(
             "t.AiKnowledgeBase",
             self._call(
                 _OPS["createAiKnowledgeBase"],
-                (),
-                None,
-                (
-                    name,
-                    description,
-                    configuration,
-                ),
-                None,
-                options,
+                body={"name": name, "description": description, "configuration": configuration},
+                options=options,
             ),
         )
 
     def get_ai_knowledge_base_by_id(
         self, kb_id: str, **options: Unpack[RequestOptions]
     ) -> t.AiKnowledgeBaseWithDetails:
-        """``GET /ai/knowledge-bases/{kb_id}``."""
+        """Get Ai Knowledge Base By Id: ``GET /ai/knowledge-bases/{kb_id}``."""
         return cast(
             "t.AiKnowledgeBaseWithDetails",
-            self._call(_OPS["getAiKnowledgeBaseById"], (kb_id,), None, None, None, options),
+            self._call(_OPS["getAiKnowledgeBaseById"], path={"kb_id": kb_id}, options=options),
         )
 
     def update_ai_knowledge_base(
@@ -3713,30 +3279,24 @@ class Ai(SyncNamespace):
         configuration: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiKnowledgeBase:
-        """``PATCH /ai/knowledge-bases/{kb_id}``."""
+        """Update Ai Knowledge Base: ``PATCH /ai/knowledge-bases/{kb_id}``."""
         return cast(
             "t.AiKnowledgeBase",
             self._call(
                 _OPS["updateAiKnowledgeBase"],
-                (kb_id,),
-                None,
-                (
-                    name,
-                    description,
-                    configuration,
-                ),
-                None,
-                options,
+                path={"kb_id": kb_id},
+                body={"name": name, "description": description, "configuration": configuration},
+                options=options,
             ),
         )
 
     def delete_ai_knowledge_base(
         self, kb_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/knowledge-bases/{kb_id}``."""
+        """Delete Ai Knowledge Base: ``DELETE /ai/knowledge-bases/{kb_id}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteAiKnowledgeBase"], (kb_id,), None, None, None, options),
+            self._call(_OPS["deleteAiKnowledgeBase"], path={"kb_id": kb_id}, options=options),
         )
 
     def get_knowledge_base_documents(
@@ -3747,19 +3307,14 @@ class Ai(SyncNamespace):
         offset: int | str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetKnowledgeBaseDocumentsResponse:
-        """``GET /ai/knowledge-bases/{kb_id}/documents``."""
+        """Get Knowledge Base Documents: ``GET /ai/knowledge-bases/{kb_id}/documents``."""
         return cast(
             "t.GetKnowledgeBaseDocumentsResponse",
             self._call(
                 _OPS["getKnowledgeBaseDocuments"],
-                (kb_id,),
-                (
-                    limit,
-                    offset,
-                ),
-                None,
-                None,
-                options,
+                path={"kb_id": kb_id},
+                query={"limit": limit, "offset": offset},
+                options=options,
             ),
         )
 
@@ -3772,16 +3327,13 @@ class Ai(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.AiKnowledgeBaseDocument]:
-        """Every item of ``GET /ai/knowledge-bases/{kb_id}/documents``, page by page."""
+        """Get Knowledge Base Documents: every item of ``GET /ai/knowledge-bases/{kb_id}/documents``, page by page."""
         return self._walk(
             _OPS["getKnowledgeBaseDocuments"],
-            (kb_id,),
-            (
-                limit,
-                offset,
-            ),
-            max_pages,
-            options,
+            path={"kb_id": kb_id},
+            query={"limit": limit, "offset": offset},
+            max_pages=max_pages,
+            options=options,
         )
 
     def upload_knowledge_base_document(
@@ -3793,38 +3345,28 @@ class Ai(SyncNamespace):
         description: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiKnowledgeBaseDocument:
-        """``POST /ai/knowledge-bases/{kb_id}/documents``."""
+        """Upload Knowledge Base Document: ``POST /ai/knowledge-bases/{kb_id}/documents``."""
         return cast(
             "t.AiKnowledgeBaseDocument",
             self._call(
                 _OPS["uploadKnowledgeBaseDocument"],
-                (kb_id,),
-                None,
-                (
-                    title,
-                    description,
-                ),
-                (file,),
-                options,
+                path={"kb_id": kb_id},
+                body={"title": title, "description": description},
+                files={"file": file},
+                options=options,
             ),
         )
 
     def delete_knowledge_base_document(
         self, kb_id: str, document_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/knowledge-bases/{kb_id}/documents/{document_id}``."""
+        """Delete Knowledge Base Document: ``DELETE /ai/knowledge-bases/{kb_id}/documents/{document_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["deleteKnowledgeBaseDocument"],
-                (
-                    kb_id,
-                    document_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"kb_id": kb_id, "document_id": document_id},
+                options=options,
             ),
         )
 
@@ -3835,19 +3377,11 @@ class Ai(SyncNamespace):
         offset: int | str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetMcpServersResponse:
-        """``GET /ai/mcp-servers``."""
+        """Get Mcp Servers: ``GET /ai/mcp-servers``."""
         return cast(
             "t.GetMcpServersResponse",
             self._call(
-                _OPS["getMcpServers"],
-                (),
-                (
-                    limit,
-                    offset,
-                ),
-                None,
-                None,
-                options,
+                _OPS["getMcpServers"], query={"limit": limit, "offset": offset}, options=options
             ),
         )
 
@@ -3859,51 +3393,38 @@ class Ai(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.McpServer]:
-        """Every item of ``GET /ai/mcp-servers``, page by page."""
+        """Get Mcp Servers: every item of ``GET /ai/mcp-servers``, page by page."""
         return self._walk(
             _OPS["getMcpServers"],
-            (),
-            (
-                limit,
-                offset,
-            ),
-            max_pages,
-            options,
+            query={"limit": limit, "offset": offset},
+            max_pages=max_pages,
+            options=options,
         )
 
     def create_mcp_server(
         self, *, name: str, config: t.McpServerConfig, **options: Unpack[RequestOptions]
     ) -> t.McpServerCreateResponse:
-        """``POST /ai/mcp-servers``."""
+        """Create Mcp Server: ``POST /ai/mcp-servers``."""
         return cast(
             "t.McpServerCreateResponse",
             self._call(
-                _OPS["createMcpServer"],
-                (),
-                None,
-                (
-                    name,
-                    config,
-                ),
-                None,
-                options,
+                _OPS["createMcpServer"], body={"name": name, "config": config}, options=options
             ),
         )
 
     def discover_mcp_server_auth(
         self, *, endpoint: str, **options: Unpack[RequestOptions]
     ) -> t.McpAuthDiscoveryResult:
-        """``POST /ai/mcp-servers/discover``."""
+        """Discover Mcp Server Auth: ``POST /ai/mcp-servers/discover``."""
         return cast(
             "t.McpAuthDiscoveryResult",
-            self._call(_OPS["discoverMcpServerAuth"], (), None, (endpoint,), None, options),
+            self._call(_OPS["discoverMcpServerAuth"], body={"endpoint": endpoint}, options=options),
         )
 
     def get_composio_config(self, **options: Unpack[RequestOptions]) -> t.ComposioConfigResponse:
-        """``GET /ai/composio/config``."""
+        """Get Composio Config: ``GET /ai/composio/config``."""
         return cast(
-            "t.ComposioConfigResponse",
-            self._call(_OPS["getComposioConfig"], (), None, None, None, options),
+            "t.ComposioConfigResponse", self._call(_OPS["getComposioConfig"], options=options)
         )
 
     def update_composio_config(
@@ -3915,21 +3436,18 @@ class Ai(SyncNamespace):
         enabled_apps: Sequence[t.ComposioEnabledApp] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ComposioConfigResponse:
-        """``PATCH /ai/composio/config``."""
+        """Update Composio Config: ``PATCH /ai/composio/config``."""
         return cast(
             "t.ComposioConfigResponse",
             self._call(
                 _OPS["updateComposioConfig"],
-                (),
-                None,
-                (
-                    enabled,
-                    use_platform_key,
-                    api_key,
-                    enabled_apps,
-                ),
-                None,
-                options,
+                body={
+                    "enabled": enabled,
+                    "use_platform_key": use_platform_key,
+                    "api_key": api_key,
+                    "enabled_apps": enabled_apps,
+                },
+                options=options,
             ),
         )
 
@@ -3942,21 +3460,13 @@ class Ai(SyncNamespace):
         limit: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ComposioToolkitListResponse:
-        """``GET /ai/composio/toolkits``."""
+        """List Composio Toolkits: ``GET /ai/composio/toolkits``."""
         return cast(
             "t.ComposioToolkitListResponse",
             self._call(
                 _OPS["listComposioToolkits"],
-                (),
-                (
-                    search,
-                    category,
-                    cursor,
-                    limit,
-                ),
-                None,
-                None,
-                options,
+                query={"search": search, "category": category, "cursor": cursor, "limit": limit},
+                options=options,
             ),
         )
 
@@ -3970,27 +3480,21 @@ class Ai(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.ComposioToolkit]:
-        """Every item of ``GET /ai/composio/toolkits``, page by page."""
+        """List Composio Toolkits: every item of ``GET /ai/composio/toolkits``, page by page."""
         return self._walk(
             _OPS["listComposioToolkits"],
-            (),
-            (
-                search,
-                category,
-                cursor,
-                limit,
-            ),
-            max_pages,
-            options,
+            query={"search": search, "category": category, "cursor": cursor, "limit": limit},
+            max_pages=max_pages,
+            options=options,
         )
 
     def list_composio_tools(
         self, *, toolkits: str | None = None, **options: Unpack[RequestOptions]
     ) -> t.ComposioToolListResponse:
-        """``GET /ai/composio/tools``."""
+        """List Composio Tools: ``GET /ai/composio/tools``."""
         return cast(
             "t.ComposioToolListResponse",
-            self._call(_OPS["listComposioTools"], (), (toolkits,), None, None, options),
+            self._call(_OPS["listComposioTools"], query={"toolkits": toolkits}, options=options),
         )
 
     def enable_composio_app(
@@ -4002,58 +3506,57 @@ class Ai(SyncNamespace):
         logo_url: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ComposioConfigResponse:
-        """``POST /ai/composio/apps``."""
+        """Enable Composio App: ``POST /ai/composio/apps``."""
         return cast(
             "t.ComposioConfigResponse",
             self._call(
                 _OPS["enableComposioApp"],
-                (),
-                None,
-                (
-                    slug,
-                    display_name,
-                    logo_url,
-                    auth,
-                ),
-                None,
-                options,
+                body={
+                    "slug": slug,
+                    "display_name": display_name,
+                    "logo_url": logo_url,
+                    "auth": auth,
+                },
+                options=options,
             ),
         )
 
     def disable_composio_app(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> t.ComposioConfigResponse:
-        """``DELETE /ai/composio/apps/{slug}``."""
+        """Disable Composio App: ``DELETE /ai/composio/apps/{slug}``."""
         return cast(
             "t.ComposioConfigResponse",
-            self._call(_OPS["disableComposioApp"], (slug,), None, None, None, options),
+            self._call(_OPS["disableComposioApp"], path={"slug": slug}, options=options),
         )
 
     def list_toolkit_auth_configs(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> t.ComposioAuthConfigListResponse:
-        """``GET /ai/composio/toolkits/{slug}/auth-configs``."""
+        """List Toolkit Auth Configs: ``GET /ai/composio/toolkits/{slug}/auth-configs``."""
         return cast(
             "t.ComposioAuthConfigListResponse",
-            self._call(_OPS["listToolkitAuthConfigs"], (slug,), None, None, None, options),
+            self._call(_OPS["listToolkitAuthConfigs"], path={"slug": slug}, options=options),
         )
 
     def get_toolkit_auth_details(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> t.ComposioToolkitDetailsResponse:
-        """``GET /ai/composio/toolkits/{slug}/auth-details``."""
+        """Get Toolkit Auth Details: ``GET /ai/composio/toolkits/{slug}/auth-details``."""
         return cast(
             "t.ComposioToolkitDetailsResponse",
-            self._call(_OPS["getToolkitAuthDetails"], (slug,), None, None, None, options),
+            self._call(_OPS["getToolkitAuthDetails"], path={"slug": slug}, options=options),
         )
 
     def get_mcp_server_by_id(
         self, mcp_server_id: str, **options: Unpack[RequestOptions]
     ) -> t.McpServer:
-        """``GET /ai/mcp-servers/{mcp_server_id}``."""
+        """Get Mcp Server By Id: ``GET /ai/mcp-servers/{mcp_server_id}``."""
         return cast(
             "t.McpServer",
-            self._call(_OPS["getMcpServerById"], (mcp_server_id,), None, None, None, options),
+            self._call(
+                _OPS["getMcpServerById"], path={"mcp_server_id": mcp_server_id}, options=options
+            ),
         )
 
     def update_mcp_server(
@@ -4064,83 +3567,69 @@ class Ai(SyncNamespace):
         config: t.McpServerConfig | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.McpServer:
-        """``PATCH /ai/mcp-servers/{mcp_server_id}``."""
+        """Update Mcp Server: ``PATCH /ai/mcp-servers/{mcp_server_id}``."""
         return cast(
             "t.McpServer",
             self._call(
                 _OPS["updateMcpServer"],
-                (mcp_server_id,),
-                None,
-                (
-                    name,
-                    config,
-                ),
-                None,
-                options,
+                path={"mcp_server_id": mcp_server_id},
+                body={"name": name, "config": config},
+                options=options,
             ),
         )
 
     def delete_mcp_server(
         self, mcp_server_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/mcp-servers/{mcp_server_id}``."""
+        """Delete Mcp Server: ``DELETE /ai/mcp-servers/{mcp_server_id}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteMcpServer"], (mcp_server_id,), None, None, None, options),
+            self._call(
+                _OPS["deleteMcpServer"], path={"mcp_server_id": mcp_server_id}, options=options
+            ),
         )
 
     def get_agent_knowledge_bases(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetAgentKnowledgeBasesResponse:
-        """``GET /ai/agents/{agent_id}/knowledge-bases``."""
+        """Get Agent Knowledge Bases: ``GET /ai/agents/{agent_id}/knowledge-bases``."""
         return cast(
             "t.GetAgentKnowledgeBasesResponse",
-            self._call(_OPS["getAgentKnowledgeBases"], (agent_id,), None, None, None, options),
+            self._call(
+                _OPS["getAgentKnowledgeBases"], path={"agent_id": agent_id}, options=options
+            ),
         )
 
     def attach_knowledge_base_to_agent(
         self, agent_id: str, kb_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /ai/agents/{agent_id}/knowledge-bases/{kb_id}``."""
+        """Attach Knowledge Base To Agent: ``POST /ai/agents/{agent_id}/knowledge-bases/{kb_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["attachKnowledgeBaseToAgent"],
-                (
-                    agent_id,
-                    kb_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "kb_id": kb_id},
+                options=options,
             ),
         )
 
     def detach_knowledge_base_from_agent(
         self, agent_id: str, kb_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/agents/{agent_id}/knowledge-bases/{kb_id}``."""
+        """Detach Knowledge Base From Agent: ``DELETE /ai/agents/{agent_id}/knowledge-bases/{kb_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["detachKnowledgeBaseFromAgent"],
-                (
-                    agent_id,
-                    kb_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "kb_id": kb_id},
+                options=options,
             ),
         )
 
     def get_ai_settings(self, **options: Unpack[RequestOptions]) -> t.DeploymentAiSettingsResponse:
-        """``GET /ai/settings``."""
+        """Get Ai Settings: ``GET /ai/settings``."""
         return cast(
-            "t.DeploymentAiSettingsResponse",
-            self._call(_OPS["getAiSettings"], (), None, None, None, options),
+            "t.DeploymentAiSettingsResponse", self._call(_OPS["getAiSettings"], options=options)
         )
 
     def update_ai_settings(
@@ -4161,30 +3650,27 @@ class Ai(SyncNamespace):
         storage: t.UpdateDeploymentStorageSettingsRequest | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentAiSettingsResponse:
-        """``PUT /ai/settings``."""
+        """Update Ai Settings: ``PUT /ai/settings``."""
         return cast(
             "t.DeploymentAiSettingsResponse",
             self._call(
                 _OPS["updateAiSettings"],
-                (),
-                None,
-                (
-                    strong_llm_provider,
-                    weak_llm_provider,
-                    gemini_api_key,
-                    openrouter_api_key,
-                    openrouter_require_parameters,
-                    openai_api_key,
-                    anthropic_api_key,
-                    strong_model,
-                    weak_model,
-                    embedding_provider,
-                    embedding_model,
-                    embedding_dimension,
-                    storage,
-                ),
-                None,
-                options,
+                body={
+                    "strong_llm_provider": strong_llm_provider,
+                    "weak_llm_provider": weak_llm_provider,
+                    "gemini_api_key": gemini_api_key,
+                    "openrouter_api_key": openrouter_api_key,
+                    "openrouter_require_parameters": openrouter_require_parameters,
+                    "openai_api_key": openai_api_key,
+                    "anthropic_api_key": anthropic_api_key,
+                    "strong_model": strong_model,
+                    "weak_model": weak_model,
+                    "embedding_provider": embedding_provider,
+                    "embedding_model": embedding_model,
+                    "embedding_dimension": embedding_dimension,
+                    "storage": storage,
+                },
+                options=options,
             ),
         )
 
@@ -4195,19 +3681,13 @@ class Ai(SyncNamespace):
         offset: int | str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListAiProviderProfilesResponse:
-        """``GET /ai/settings/provider-profiles``."""
+        """List Ai Provider Profiles: ``GET /ai/settings/provider-profiles``."""
         return cast(
             "t.ListAiProviderProfilesResponse",
             self._call(
                 _OPS["listAiProviderProfiles"],
-                (),
-                (
-                    limit,
-                    offset,
-                ),
-                None,
-                None,
-                options,
+                query={"limit": limit, "offset": offset},
+                options=options,
             ),
         )
 
@@ -4219,16 +3699,12 @@ class Ai(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.DeploymentAiProviderProfileResponse]:
-        """Every item of ``GET /ai/settings/provider-profiles``, page by page."""
+        """List Ai Provider Profiles: every item of ``GET /ai/settings/provider-profiles``, page by page."""
         return self._walk(
             _OPS["listAiProviderProfiles"],
-            (),
-            (
-                limit,
-                offset,
-            ),
-            max_pages,
-            options,
+            query={"limit": limit, "offset": offset},
+            max_pages=max_pages,
+            options=options,
         )
 
     def create_ai_provider_profile(
@@ -4247,38 +3723,37 @@ class Ai(SyncNamespace):
         disable_reasoning_effort: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentAiProviderProfileResponse:
-        """``POST /ai/settings/provider-profiles``."""
+        """Create Ai Provider Profile: ``POST /ai/settings/provider-profiles``."""
         return cast(
             "t.DeploymentAiProviderProfileResponse",
             self._call(
                 _OPS["createAiProviderProfile"],
-                (),
-                None,
-                (
-                    provider,
-                    name,
-                    slug,
-                    api_key,
-                    base_url,
-                    organization,
-                    project,
-                    default_model,
-                    enabled,
-                    disable_prompt_caching,
-                    disable_reasoning_effort,
-                ),
-                None,
-                options,
+                body={
+                    "provider": provider,
+                    "name": name,
+                    "slug": slug,
+                    "api_key": api_key,
+                    "base_url": base_url,
+                    "organization": organization,
+                    "project": project,
+                    "default_model": default_model,
+                    "enabled": enabled,
+                    "disable_prompt_caching": disable_prompt_caching,
+                    "disable_reasoning_effort": disable_reasoning_effort,
+                },
+                options=options,
             ),
         )
 
     def get_ai_provider_profile(
         self, profile_id: str, **options: Unpack[RequestOptions]
     ) -> t.DeploymentAiProviderProfileResponse:
-        """``GET /ai/settings/provider-profiles/{profile_id}``."""
+        """Get Ai Provider Profile: ``GET /ai/settings/provider-profiles/{profile_id}``."""
         return cast(
             "t.DeploymentAiProviderProfileResponse",
-            self._call(_OPS["getAiProviderProfile"], (profile_id,), None, None, None, options),
+            self._call(
+                _OPS["getAiProviderProfile"], path={"profile_id": profile_id}, options=options
+            ),
         )
 
     def update_ai_provider_profile(
@@ -4297,46 +3772,48 @@ class Ai(SyncNamespace):
         disable_reasoning_effort: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentAiProviderProfileResponse:
-        """``PATCH /ai/settings/provider-profiles/{profile_id}``."""
+        """Update Ai Provider Profile: ``PATCH /ai/settings/provider-profiles/{profile_id}``."""
         return cast(
             "t.DeploymentAiProviderProfileResponse",
             self._call(
                 _OPS["updateAiProviderProfile"],
-                (profile_id,),
-                None,
-                (
-                    name,
-                    slug,
-                    api_key,
-                    base_url,
-                    organization,
-                    project,
-                    default_model,
-                    enabled,
-                    disable_prompt_caching,
-                    disable_reasoning_effort,
-                ),
-                None,
-                options,
+                path={"profile_id": profile_id},
+                body={
+                    "name": name,
+                    "slug": slug,
+                    "api_key": api_key,
+                    "base_url": base_url,
+                    "organization": organization,
+                    "project": project,
+                    "default_model": default_model,
+                    "enabled": enabled,
+                    "disable_prompt_caching": disable_prompt_caching,
+                    "disable_reasoning_effort": disable_reasoning_effort,
+                },
+                options=options,
             ),
         )
 
     def delete_ai_provider_profile(
         self, profile_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/settings/provider-profiles/{profile_id}``."""
+        """Delete Ai Provider Profile: ``DELETE /ai/settings/provider-profiles/{profile_id}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteAiProviderProfile"], (profile_id,), None, None, None, options),
+            self._call(
+                _OPS["deleteAiProviderProfile"], path={"profile_id": profile_id}, options=options
+            ),
         )
 
     def list_actors(
         self, *, include_archived: bool | None = None, **options: Unpack[RequestOptions]
     ) -> t.ListActorsResponse:
-        """``GET /ai/actors``."""
+        """List Actors: ``GET /ai/actors``."""
         return cast(
             "t.ListActorsResponse",
-            self._call(_OPS["listActors"], (), (include_archived,), None, None, options),
+            self._call(
+                _OPS["listActors"], query={"include_archived": include_archived}, options=options
+            ),
         )
 
     def create_actor(
@@ -4348,21 +3825,18 @@ class Ai(SyncNamespace):
         metadata: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.Actor:
-        """``POST /ai/actors``."""
+        """Create Actor: ``POST /ai/actors``."""
         return cast(
             "t.Actor",
             self._call(
                 _OPS["createActor"],
-                (),
-                None,
-                (
-                    subject_type,
-                    external_key,
-                    display_name,
-                    metadata,
-                ),
-                None,
-                options,
+                body={
+                    "subject_type": subject_type,
+                    "external_key": external_key,
+                    "display_name": display_name,
+                    "metadata": metadata,
+                },
+                options=options,
             ),
         )
 
@@ -4373,19 +3847,13 @@ class Ai(SyncNamespace):
         include_archived: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListActorProjectsFlatResponse:
-        """``GET /ai/actor-projects``."""
+        """List Actor Projects Flat: ``GET /ai/actor-projects``."""
         return cast(
             "t.ListActorProjectsFlatResponse",
             self._call(
                 _OPS["listActorProjectsFlat"],
-                (),
-                (
-                    actor_id,
-                    include_archived,
-                ),
-                None,
-                None,
-                options,
+                query={"actor_id": actor_id, "include_archived": include_archived},
+                options=options,
             ),
         )
 
@@ -4400,22 +3868,20 @@ class Ai(SyncNamespace):
         metadata: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.ActorProject:
-        """``POST /ai/actor-projects``."""
+        """Create Actor Project Flat: ``POST /ai/actor-projects``."""
         return cast(
             "t.ActorProject",
             self._call(
                 _OPS["createActorProjectFlat"],
-                (),
-                (actor_id,),
-                (
-                    name,
-                    agent_id,
-                    description,
-                    status,
-                    metadata,
-                ),
-                None,
-                options,
+                query={"actor_id": actor_id},
+                body={
+                    "name": name,
+                    "agent_id": agent_id,
+                    "description": description,
+                    "status": status,
+                    "metadata": metadata,
+                },
+                options=options,
             ),
         )
 
@@ -4428,21 +3894,13 @@ class Ai(SyncNamespace):
         cursor: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SearchActorProjectsResponse:
-        """``GET /ai/actor-projects/search``."""
+        """Search Actor Projects: ``GET /ai/actor-projects/search``."""
         return cast(
             "t.SearchActorProjectsResponse",
             self._call(
                 _OPS["searchActorProjects"],
-                (),
-                (
-                    actor_id,
-                    q,
-                    limit,
-                    cursor,
-                ),
-                None,
-                None,
-                options,
+                query={"actor_id": actor_id, "q": q, "limit": limit, "cursor": cursor},
+                options=options,
             ),
         )
 
@@ -4456,55 +3914,57 @@ class Ai(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.ActorProject]:
-        """Every item of ``GET /ai/actor-projects/search``, page by page."""
+        """Search Actor Projects: every item of ``GET /ai/actor-projects/search``, page by page."""
         return self._walk(
             _OPS["searchActorProjects"],
-            (),
-            (
-                actor_id,
-                q,
-                limit,
-                cursor,
-            ),
-            max_pages,
-            options,
+            query={"actor_id": actor_id, "q": q, "limit": limit, "cursor": cursor},
+            max_pages=max_pages,
+            options=options,
         )
 
     def list_actor_mcp_servers(
         self, *, actor_id: int, **options: Unpack[RequestOptions]
     ) -> t.ListActorMcpServersResponse:
-        """``GET /ai/actor-mcp-servers``."""
+        """List Actor Mcp Servers: ``GET /ai/actor-mcp-servers``."""
         return cast(
             "t.ListActorMcpServersResponse",
-            self._call(_OPS["listActorMcpServers"], (), (actor_id,), None, None, options),
+            self._call(_OPS["listActorMcpServers"], query={"actor_id": actor_id}, options=options),
         )
 
     def connect_actor_mcp_server(
         self, mcp_server_id: str, *, actor_id: int, **options: Unpack[RequestOptions]
     ) -> t.ActorMcpServerConnectResponse:
-        """``POST /ai/actor-mcp-servers/{mcp_server_id}/connect``."""
+        """Connect Actor Mcp Server: ``POST /ai/actor-mcp-servers/{mcp_server_id}/connect``."""
         return cast(
             "t.ActorMcpServerConnectResponse",
             self._call(
-                _OPS["connectActorMcpServer"], (mcp_server_id,), (actor_id,), None, None, options
+                _OPS["connectActorMcpServer"],
+                path={"mcp_server_id": mcp_server_id},
+                query={"actor_id": actor_id},
+                options=options,
             ),
         )
 
     def disconnect_actor_mcp_server(
         self, mcp_server_id: str, *, actor_id: int, **options: Unpack[RequestOptions]
     ) -> Any:
-        """``POST /ai/actor-mcp-servers/{mcp_server_id}/disconnect``."""
+        """Disconnect Actor Mcp Server: ``POST /ai/actor-mcp-servers/{mcp_server_id}/disconnect``."""
         return self._call(
-            _OPS["disconnectActorMcpServer"], (mcp_server_id,), (actor_id,), None, None, options
+            _OPS["disconnectActorMcpServer"],
+            path={"mcp_server_id": mcp_server_id},
+            query={"actor_id": actor_id},
+            options=options,
         )
 
     def get_actor_project_by_id(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ActorProject:
-        """``GET /ai/actor-projects/{project_id}``."""
+        """Get Actor Project By Id: ``GET /ai/actor-projects/{project_id}``."""
         return cast(
             "t.ActorProject",
-            self._call(_OPS["getActorProjectById"], (project_id,), None, None, None, options),
+            self._call(
+                _OPS["getActorProjectById"], path={"project_id": project_id}, options=options
+            ),
         )
 
     def update_actor_project(
@@ -4516,107 +3976,97 @@ class Ai(SyncNamespace):
         status: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ActorProject:
-        """``POST /ai/actor-projects/{project_id}/update``."""
+        """Update Actor Project: ``POST /ai/actor-projects/{project_id}/update``."""
         return cast(
             "t.ActorProject",
             self._call(
                 _OPS["updateActorProject"],
-                (project_id,),
-                None,
-                (
-                    name,
-                    description,
-                    status,
-                ),
-                None,
-                options,
+                path={"project_id": project_id},
+                body={"name": name, "description": description, "status": status},
+                options=options,
             ),
         )
 
     def archive_actor_project(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ActorProject:
-        """``POST /ai/actor-projects/{project_id}/archive``."""
+        """Archive Actor Project: ``POST /ai/actor-projects/{project_id}/archive``."""
         return cast(
             "t.ActorProject",
-            self._call(_OPS["archiveActorProject"], (project_id,), None, None, None, options),
+            self._call(
+                _OPS["archiveActorProject"], path={"project_id": project_id}, options=options
+            ),
         )
 
     def unarchive_actor_project(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ActorProject:
-        """``POST /ai/actor-projects/{project_id}/unarchive``."""
+        """Unarchive Actor Project: ``POST /ai/actor-projects/{project_id}/unarchive``."""
         return cast(
             "t.ActorProject",
-            self._call(_OPS["unarchiveActorProject"], (project_id,), None, None, None, options),
+            self._call(
+                _OPS["unarchiveActorProject"], path={"project_id": project_id}, options=options
+            ),
         )
 
     def get_project_task_board_by_project_id(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoard:
-        """``GET /ai/actor-projects/{project_id}/board``."""
+        """Get Project Task Board By Project Id: ``GET /ai/actor-projects/{project_id}/board``."""
         return cast(
             "t.ProjectTaskBoard",
             self._call(
-                _OPS["getProjectTaskBoardByProjectId"], (project_id,), None, None, None, options
+                _OPS["getProjectTaskBoardByProjectId"],
+                path={"project_id": project_id},
+                options=options,
             ),
         )
 
     def list_project_task_board_items(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ListProjectTaskBoardItemsResponse:
-        """``GET /ai/actor-projects/{project_id}/board/items``."""
+        """List Project Task Board Items: ``GET /ai/actor-projects/{project_id}/board/items``."""
         return cast(
             "t.ListProjectTaskBoardItemsResponse",
-            self._call(_OPS["listProjectTaskBoardItems"], (project_id,), None, None, None, options),
+            self._call(
+                _OPS["listProjectTaskBoardItems"], path={"project_id": project_id}, options=options
+            ),
         )
 
     def create_project_task_board_item(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items``."""
+        """Create Project Task Board Item: ``POST /ai/actor-projects/{project_id}/board/items``."""
         return cast(
             "t.ProjectTaskBoardItem",
             self._call(
-                _OPS["createProjectTaskBoardItem"], (project_id,), None, None, None, options
+                _OPS["createProjectTaskBoardItem"], path={"project_id": project_id}, options=options
             ),
         )
 
     def get_project_task_board_item_by_id(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}``."""
+        """Get Project Task Board Item By Id: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}``."""
         return cast(
             "t.ProjectTaskBoardItem",
             self._call(
                 _OPS["getProjectTaskBoardItemById"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     def list_project_task_board_item_assignments(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ListProjectTaskBoardItemAssignmentsResponse:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}/assignments``."""
+        """List Project Task Board Item Assignments: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}/assignments``."""
         return cast(
             "t.ListProjectTaskBoardItemAssignmentsResponse",
             self._call(
                 _OPS["listProjectTaskBoardItemAssignments"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
@@ -4628,19 +4078,14 @@ class Ai(SyncNamespace):
         path: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.TaskWorkspaceListing:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem``."""
+        """List Project Task Board Item Filesystem: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem``."""
         return cast(
             "t.TaskWorkspaceListing",
             self._call(
                 _OPS["listProjectTaskBoardItemFilesystem"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                (path,),
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                query={"path": path},
+                options=options,
             ),
         )
 
@@ -4652,114 +4097,79 @@ class Ai(SyncNamespace):
         path: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.TaskWorkspaceFileContent:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem/file``."""
+        """Get Project Task Board Item Filesystem File: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem/file``."""
         return cast(
             "t.TaskWorkspaceFileContent",
             self._call(
                 _OPS["getProjectTaskBoardItemFilesystemFile"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                (path,),
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                query={"path": path},
+                options=options,
             ),
         )
 
     def download_project_task_board_item_filesystem_file(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem/download``."""
+        """Download Project Task Board Item Filesystem File: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem/download``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["downloadProjectTaskBoardItemFilesystemFile"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     def update_project_task_board_item(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/update``."""
+        """Update Project Task Board Item: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/update``."""
         return cast(
             "t.ProjectTaskBoardItem",
             self._call(
                 _OPS["updateProjectTaskBoardItem"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     def archive_project_task_board_item(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/archive``."""
+        """Archive Project Task Board Item: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/archive``."""
         return cast(
             "t.ProjectTaskBoardItem",
             self._call(
                 _OPS["archiveProjectTaskBoardItem"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     def unarchive_project_task_board_item(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/unarchive``."""
+        """Unarchive Project Task Board Item: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/unarchive``."""
         return cast(
             "t.ProjectTaskBoardItem",
             self._call(
                 _OPS["unarchiveProjectTaskBoardItem"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     def cancel_project_task_board_item(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/cancel``."""
+        """Cancel Project Task Board Item: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/cancel``."""
         return cast(
             "t.ProjectTaskBoardItem",
             self._call(
                 _OPS["cancelProjectTaskBoardItem"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
@@ -4771,19 +4181,14 @@ class Ai(SyncNamespace):
         freeform_text: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ExecuteAgentResponse:
-        """``POST /ai/threads/{thread_id}/messages/answer``."""
+        """Answer Thread Question: ``POST /ai/threads/{thread_id}/messages/answer``."""
         return cast(
             "t.ExecuteAgentResponse",
             self._call(
                 _OPS["answerThreadQuestion"],
-                (thread_id,),
-                None,
-                (
-                    answers,
-                    freeform_text,
-                ),
-                None,
-                options,
+                path={"thread_id": thread_id},
+                body={"answers": answers, "freeform_text": freeform_text},
+                options=options,
             ),
         )
 
@@ -4796,22 +4201,14 @@ class Ai(SyncNamespace):
         freeform_text: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/answer``."""
+        """Answer Project Task Board Item Question: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/answer``."""
         return cast(
             "t.ProjectTaskBoardItem",
             self._call(
                 _OPS["answerProjectTaskBoardItemQuestion"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                (
-                    answers,
-                    freeform_text,
-                ),
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                body={"answers": answers, "freeform_text": freeform_text},
+                options=options,
             ),
         )
 
@@ -4824,60 +4221,41 @@ class Ai(SyncNamespace):
         approvals: Sequence[t.ApprovalSubmissionItem],
         **options: Unpack[RequestOptions],
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/approval``."""
+        """Approve Project Task Board Item Tool: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/approval``."""
         return cast(
             "t.ProjectTaskBoardItem",
             self._call(
                 _OPS["approveProjectTaskBoardItemTool"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                (
-                    request_message_id,
-                    approvals,
-                ),
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                body={"request_message_id": request_message_id, "approvals": approvals},
+                options=options,
             ),
         )
 
     def list_project_task_board_item_comments(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ListProjectTaskBoardItemCommentsResponse:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}/comments``."""
+        """List Project Task Board Item Comments: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}/comments``."""
         return cast(
             "t.ListProjectTaskBoardItemCommentsResponse",
             self._call(
                 _OPS["listProjectTaskBoardItemComments"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     def create_project_task_board_item_comment(
         self, project_id: str, item_id: str, *, actor_id: int, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItemComment:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/comments``."""
+        """Create Project Task Board Item Comment: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/comments``."""
         return cast(
             "t.ProjectTaskBoardItemComment",
             self._call(
                 _OPS["createProjectTaskBoardItemComment"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                (actor_id,),
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                query={"actor_id": actor_id},
+                options=options,
             ),
         )
 
@@ -4891,21 +4269,19 @@ class Ai(SyncNamespace):
         capability_tags: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DelegateTaskResponse:
-        """``POST /ai/actor-projects/{project_id}/board/items/delegate``."""
+        """Delegate Project Task: ``POST /ai/actor-projects/{project_id}/board/items/delegate``."""
         return cast(
             "t.DelegateTaskResponse",
             self._call(
                 _OPS["delegateProjectTask"],
-                (project_id,),
-                None,
-                (
-                    target_lane_thread_id,
-                    title,
-                    description,
-                    capability_tags,
-                ),
-                None,
-                options,
+                path={"project_id": project_id},
+                body={
+                    "target_lane_thread_id": target_lane_thread_id,
+                    "title": title,
+                    "description": description,
+                    "capability_tags": capability_tags,
+                },
+                options=options,
             ),
         )
 
@@ -4916,11 +4292,14 @@ class Ai(SyncNamespace):
         include_archived: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListAgentThreadsResponse:
-        """``GET /ai/actor-projects/{project_id}/threads``."""
+        """List Agent Threads: ``GET /ai/actor-projects/{project_id}/threads``."""
         return cast(
             "t.ListAgentThreadsResponse",
             self._call(
-                _OPS["listAgentThreads"], (project_id,), (include_archived,), None, None, options
+                _OPS["listAgentThreads"],
+                path={"project_id": project_id},
+                query={"include_archived": include_archived},
+                options=options,
             ),
         )
 
@@ -4939,26 +4318,24 @@ class Ai(SyncNamespace):
         metadata: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.AgentThread:
-        """``POST /ai/actor-projects/{project_id}/threads``."""
+        """Create Agent Thread: ``POST /ai/actor-projects/{project_id}/threads``."""
         return cast(
             "t.AgentThread",
             self._call(
                 _OPS["createAgentThread"],
-                (project_id,),
-                None,
-                (
-                    title,
-                    agent_id,
-                    system_instructions,
-                    thread_purpose,
-                    responsibility,
-                    reusable,
-                    accepts_assignments,
-                    capability_tags,
-                    metadata,
-                ),
-                None,
-                options,
+                path={"project_id": project_id},
+                body={
+                    "title": title,
+                    "agent_id": agent_id,
+                    "system_instructions": system_instructions,
+                    "thread_purpose": thread_purpose,
+                    "responsibility": responsibility,
+                    "reusable": reusable,
+                    "accepts_assignments": accepts_assignments,
+                    "capability_tags": capability_tags,
+                    "metadata": metadata,
+                },
+                options=options,
             ),
         )
 
@@ -4971,21 +4348,13 @@ class Ai(SyncNamespace):
         cursor: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SearchActorProjectThreadsResponse:
-        """``GET /ai/actor-project-threads/search``."""
+        """Search Actor Project Threads: ``GET /ai/actor-project-threads/search``."""
         return cast(
             "t.SearchActorProjectThreadsResponse",
             self._call(
                 _OPS["searchActorProjectThreads"],
-                (),
-                (
-                    actor_id,
-                    q,
-                    limit,
-                    cursor,
-                ),
-                None,
-                None,
-                options,
+                query={"actor_id": actor_id, "q": q, "limit": limit, "cursor": cursor},
+                options=options,
             ),
         )
 
@@ -4999,27 +4368,21 @@ class Ai(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.AgentThread]:
-        """Every item of ``GET /ai/actor-project-threads/search``, page by page."""
+        """Search Actor Project Threads: every item of ``GET /ai/actor-project-threads/search``, page by page."""
         return self._walk(
             _OPS["searchActorProjectThreads"],
-            (),
-            (
-                actor_id,
-                q,
-                limit,
-                cursor,
-            ),
-            max_pages,
-            options,
+            query={"actor_id": actor_id, "q": q, "limit": limit, "cursor": cursor},
+            max_pages=max_pages,
+            options=options,
         )
 
     def get_agent_thread_by_id(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> t.AgentThread:
-        """``GET /ai/actor-project-threads/{thread_id}``."""
+        """Get Agent Thread By Id: ``GET /ai/actor-project-threads/{thread_id}``."""
         return cast(
             "t.AgentThread",
-            self._call(_OPS["getAgentThreadById"], (thread_id,), None, None, None, options),
+            self._call(_OPS["getAgentThreadById"], path={"thread_id": thread_id}, options=options),
         )
 
     def update_agent_thread(
@@ -5031,57 +4394,61 @@ class Ai(SyncNamespace):
         system_instructions: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AgentThread:
-        """``POST /ai/actor-project-threads/{thread_id}/update``."""
+        """Update Agent Thread: ``POST /ai/actor-project-threads/{thread_id}/update``."""
         return cast(
             "t.AgentThread",
             self._call(
                 _OPS["updateAgentThread"],
-                (thread_id,),
-                None,
-                (
-                    title,
-                    agent_id,
-                    system_instructions,
-                ),
-                None,
-                options,
+                path={"thread_id": thread_id},
+                body={
+                    "title": title,
+                    "agent_id": agent_id,
+                    "system_instructions": system_instructions,
+                },
+                options=options,
             ),
         )
 
     def archive_agent_thread(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> t.AgentThread:
-        """``POST /ai/actor-project-threads/{thread_id}/archive``."""
+        """Archive Agent Thread: ``POST /ai/actor-project-threads/{thread_id}/archive``."""
         return cast(
             "t.AgentThread",
-            self._call(_OPS["archiveAgentThread"], (thread_id,), None, None, None, options),
+            self._call(_OPS["archiveAgentThread"], path={"thread_id": thread_id}, options=options),
         )
 
     def unarchive_agent_thread(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> t.AgentThread:
-        """``POST /ai/actor-project-threads/{thread_id}/unarchive``."""
+        """Unarchive Agent Thread: ``POST /ai/actor-project-threads/{thread_id}/unarchive``."""
         return cast(
             "t.AgentThread",
-            self._call(_OPS["unarchiveAgentThread"], (thread_id,), None, None, None, options),
+            self._call(
+                _OPS["unarchiveAgentThread"], path={"thread_id": thread_id}, options=options
+            ),
         )
 
     def list_assignments_for_thread(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> t.ListProjectTaskBoardItemAssignmentsResponse:
-        """``GET /ai/actor-project-threads/{thread_id}/assignments``."""
+        """List Assignments For Thread: ``GET /ai/actor-project-threads/{thread_id}/assignments``."""
         return cast(
             "t.ListProjectTaskBoardItemAssignmentsResponse",
-            self._call(_OPS["listAssignmentsForThread"], (thread_id,), None, None, None, options),
+            self._call(
+                _OPS["listAssignmentsForThread"], path={"thread_id": thread_id}, options=options
+            ),
         )
 
     def get_latest_thread_task_graph(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> t.ThreadTaskGraph | None:
-        """``GET /ai/actor-project-threads/{thread_id}/task-graphs``."""
+        """Get Latest Thread Task Graph: ``GET /ai/actor-project-threads/{thread_id}/task-graphs``."""
         return cast(
             "t.ThreadTaskGraph | None",
-            self._call(_OPS["getLatestThreadTaskGraph"], (thread_id,), None, None, None, options),
+            self._call(
+                _OPS["getLatestThreadTaskGraph"], path={"thread_id": thread_id}, options=options
+            ),
         )
 
     def get_agent_thread_messages(
@@ -5094,43 +4461,44 @@ class Ai(SyncNamespace):
         board_item_id: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListMessagesResponse:
-        """``GET /ai/actor-project-threads/{thread_id}/messages``."""
+        """Get Agent Thread Messages: ``GET /ai/actor-project-threads/{thread_id}/messages``."""
         return cast(
             "t.ListMessagesResponse",
             self._call(
                 _OPS["getAgentThreadMessages"],
-                (thread_id,),
-                (
-                    limit,
-                    before_id,
-                    after_id,
-                    board_item_id,
-                ),
-                None,
-                None,
-                options,
+                path={"thread_id": thread_id},
+                query={
+                    "limit": limit,
+                    "before_id": before_id,
+                    "after_id": after_id,
+                    "board_item_id": board_item_id,
+                },
+                options=options,
             ),
         )
 
     def list_agent_thread_filesystem(
         self, thread_id: str, *, path: str | None = None, **options: Unpack[RequestOptions]
     ) -> t.TaskWorkspaceListing:
-        """``GET /ai/actor-project-threads/{thread_id}/filesystem``."""
+        """List Agent Thread Filesystem: ``GET /ai/actor-project-threads/{thread_id}/filesystem``."""
         return cast(
             "t.TaskWorkspaceListing",
             self._call(
-                _OPS["listAgentThreadFilesystem"], (thread_id,), (path,), None, None, options
+                _OPS["listAgentThreadFilesystem"],
+                path={"thread_id": thread_id},
+                query={"path": path},
+                options=options,
             ),
         )
 
     def get_agent_thread_filesystem_file(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``GET /ai/actor-project-threads/{thread_id}/filesystem/file``."""
+        """Get Agent Thread Filesystem File: ``GET /ai/actor-project-threads/{thread_id}/filesystem/file``."""
         return cast(
             "dict[str, Any]",
             self._call(
-                _OPS["getAgentThreadFilesystemFile"], (thread_id,), None, None, None, options
+                _OPS["getAgentThreadFilesystemFile"], path={"thread_id": thread_id}, options=options
             ),
         )
 
@@ -5142,38 +4510,27 @@ class Ai(SyncNamespace):
         agent_id: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ExecuteAgentResponse:
-        """``POST /ai/actor-project-threads/{thread_id}/run``."""
+        """Execute Agent Thread Async: ``POST /ai/actor-project-threads/{thread_id}/run``."""
         return cast(
             "t.ExecuteAgentResponse",
             self._call(
                 _OPS["executeAgentThreadAsync"],
-                (thread_id,),
-                None,
-                (
-                    agent_id,
-                    execution_type,
-                ),
-                None,
-                options,
+                path={"thread_id": thread_id},
+                body={"agent_id": agent_id, "execution_type": execution_type},
+                options=options,
             ),
         )
 
     def lookup_actor(
         self, *, subject_type: str, external_key: str, **options: Unpack[RequestOptions]
     ) -> t.LookupActorResponse:
-        """``GET /ai/actors/lookup``."""
+        """Lookup Actor: ``GET /ai/actors/lookup``."""
         return cast(
             "t.LookupActorResponse",
             self._call(
                 _OPS["lookupActor"],
-                (),
-                (
-                    subject_type,
-                    external_key,
-                ),
-                None,
-                None,
-                options,
+                query={"subject_type": subject_type, "external_key": external_key},
+                options=options,
             ),
         )
 
@@ -5196,25 +4553,22 @@ class Session(SyncNamespace):
         expires_in: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.CreateSessionTicketResponse:
-        """``POST /session/tickets``."""
+        """Create Backend Session Ticket: ``POST /session/tickets``."""
         return cast(
             "t.CreateSessionTicketResponse",
             self._call(
                 _OPS["createBackendSessionTicket"],
-                (),
-                None,
-                (
-                    ticket_type,
-                    user_id,
-                    actor_id,
-                    agent_ids,
-                    agent_session_identifier,
-                    webhook_app_slug,
-                    api_auth_app_slug,
-                    expires_in,
-                ),
-                None,
-                options,
+                body={
+                    "ticket_type": ticket_type,
+                    "user_id": user_id,
+                    "actor_id": actor_id,
+                    "agent_ids": agent_ids,
+                    "agent_session_identifier": agent_session_identifier,
+                    "webhook_app_slug": webhook_app_slug,
+                    "api_auth_app_slug": api_auth_app_slug,
+                    "expires_in": expires_in,
+                },
+                options=options,
             ),
         )
 
@@ -5233,21 +4587,18 @@ class Webhooks(SyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListWebhookAppsResponse:
-        """``GET /webhooks/apps``."""
+        """List Webhook Apps: ``GET /webhooks/apps``."""
         return cast(
             "t.ListWebhookAppsResponse",
             self._call(
                 _OPS["listWebhookApps"],
-                (),
-                (
-                    include_inactive,
-                    limit,
-                    offset,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "include_inactive": include_inactive,
+                    "limit": limit,
+                    "offset": offset,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -5261,18 +4612,17 @@ class Webhooks(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.WebhookApp]:
-        """Every item of ``GET /webhooks/apps``, page by page."""
+        """List Webhook Apps: every item of ``GET /webhooks/apps``, page by page."""
         return self._walk(
             _OPS["listWebhookApps"],
-            (),
-            (
-                include_inactive,
-                limit,
-                offset,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "include_inactive": include_inactive,
+                "limit": limit,
+                "offset": offset,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def create_webhook_app(
@@ -5285,30 +4635,26 @@ class Webhooks(SyncNamespace):
         event_catalog_slug: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookApp:
-        """``POST /webhooks/apps``."""
+        """Create Webhook App: ``POST /webhooks/apps``."""
         return cast(
             "t.WebhookApp",
             self._call(
                 _OPS["createWebhookApp"],
-                (),
-                None,
-                (
-                    app_slug,
-                    name,
-                    description,
-                    failure_notification_emails,
-                    event_catalog_slug,
-                ),
-                None,
-                options,
+                body={
+                    "app_slug": app_slug,
+                    "name": name,
+                    "description": description,
+                    "failure_notification_emails": failure_notification_emails,
+                    "event_catalog_slug": event_catalog_slug,
+                },
+                options=options,
             ),
         )
 
     def list_event_catalogs(self, **options: Unpack[RequestOptions]) -> t.ListEventCatalogsResponse:
-        """``GET /webhooks/event-catalogs``."""
+        """List Event Catalogs: ``GET /webhooks/event-catalogs``."""
         return cast(
-            "t.ListEventCatalogsResponse",
-            self._call(_OPS["listEventCatalogs"], (), None, None, None, options),
+            "t.ListEventCatalogsResponse", self._call(_OPS["listEventCatalogs"], options=options)
         )
 
     def create_event_catalog(
@@ -5320,31 +4666,23 @@ class Webhooks(SyncNamespace):
         description: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookEventCatalog:
-        """``POST /webhooks/event-catalogs``."""
+        """Create Event Catalog: ``POST /webhooks/event-catalogs``."""
         return cast(
             "t.WebhookEventCatalog",
             self._call(
                 _OPS["createEventCatalog"],
-                (),
-                None,
-                (
-                    slug,
-                    name,
-                    description,
-                    events,
-                ),
-                None,
-                options,
+                body={"slug": slug, "name": name, "description": description, "events": events},
+                options=options,
             ),
         )
 
     def get_event_catalog(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> t.WebhookEventCatalog:
-        """``GET /webhooks/event-catalogs/{slug}``."""
+        """Get Event Catalog: ``GET /webhooks/event-catalogs/{slug}``."""
         return cast(
             "t.WebhookEventCatalog",
-            self._call(_OPS["getEventCatalog"], (slug,), None, None, None, options),
+            self._call(_OPS["getEventCatalog"], path={"slug": slug}, options=options),
         )
 
     def update_event_catalog(
@@ -5355,19 +4693,14 @@ class Webhooks(SyncNamespace):
         description: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookEventCatalog:
-        """``PUT /webhooks/event-catalogs/{slug}``."""
+        """Update Event Catalog: ``PUT /webhooks/event-catalogs/{slug}``."""
         return cast(
             "t.WebhookEventCatalog",
             self._call(
                 _OPS["updateEventCatalog"],
-                (slug,),
-                None,
-                (
-                    name,
-                    description,
-                ),
-                None,
-                options,
+                path={"slug": slug},
+                body={"name": name, "description": description},
+                options=options,
             ),
         )
 
@@ -5378,36 +4711,36 @@ class Webhooks(SyncNamespace):
         events: Sequence[t.WebhookEventDefinition],
         **options: Unpack[RequestOptions],
     ) -> t.WebhookEventCatalog:
-        """``POST /webhooks/event-catalogs/{slug}/append-events``."""
+        """Append Events To Catalog: ``POST /webhooks/event-catalogs/{slug}/append-events``."""
         return cast(
             "t.WebhookEventCatalog",
-            self._call(_OPS["appendEventsToCatalog"], (slug,), None, (events,), None, options),
+            self._call(
+                _OPS["appendEventsToCatalog"],
+                path={"slug": slug},
+                body={"events": events},
+                options=options,
+            ),
         )
 
     def archive_event_in_catalog(
         self, slug: str, *, event_name: str, is_archived: bool, **options: Unpack[RequestOptions]
     ) -> t.WebhookEventCatalog:
-        """``POST /webhooks/event-catalogs/{slug}/archive-event``."""
+        """Archive Event In Catalog: ``POST /webhooks/event-catalogs/{slug}/archive-event``."""
         return cast(
             "t.WebhookEventCatalog",
             self._call(
                 _OPS["archiveEventInCatalog"],
-                (slug,),
-                None,
-                (
-                    event_name,
-                    is_archived,
-                ),
-                None,
-                options,
+                path={"slug": slug},
+                body={"event_name": event_name, "is_archived": is_archived},
+                options=options,
             ),
         )
 
     def get_webhook_app(self, app_slug: str, **options: Unpack[RequestOptions]) -> t.WebhookApp:
-        """``GET /webhooks/apps/{app_slug}``."""
+        """Get Webhook App: ``GET /webhooks/apps/{app_slug}``."""
         return cast(
             "t.WebhookApp",
-            self._call(_OPS["getWebhookApp"], (app_slug,), None, None, None, options),
+            self._call(_OPS["getWebhookApp"], path={"app_slug": app_slug}, options=options),
         )
 
     def update_webhook_app(
@@ -5421,59 +4754,57 @@ class Webhooks(SyncNamespace):
         event_catalog_slug: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookApp:
-        """``PATCH /webhooks/apps/{app_slug}``."""
+        """Update Webhook App: ``PATCH /webhooks/apps/{app_slug}``."""
         return cast(
             "t.WebhookApp",
             self._call(
                 _OPS["updateWebhookApp"],
-                (app_slug,),
-                None,
-                (
-                    name,
-                    description,
-                    is_active,
-                    failure_notification_emails,
-                    event_catalog_slug,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug},
+                body={
+                    "name": name,
+                    "description": description,
+                    "is_active": is_active,
+                    "failure_notification_emails": failure_notification_emails,
+                    "event_catalog_slug": event_catalog_slug,
+                },
+                options=options,
             ),
         )
 
     def delete_webhook_app(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /webhooks/apps/{app_slug}``."""
+        """Delete Webhook App: ``DELETE /webhooks/apps/{app_slug}``."""
         return cast(
             "dict[str, Any]",
-            self._call(_OPS["deleteWebhookApp"], (app_slug,), None, None, None, options),
+            self._call(_OPS["deleteWebhookApp"], path={"app_slug": app_slug}, options=options),
         )
 
     def rotate_webhook_secret(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> t.WebhookApp:
-        """``POST /webhooks/apps/{app_slug}/rotate-secret``."""
+        """Rotate Webhook Secret: ``POST /webhooks/apps/{app_slug}/rotate-secret``."""
         return cast(
             "t.WebhookApp",
-            self._call(_OPS["rotateWebhookSecret"], (app_slug,), None, None, None, options),
+            self._call(_OPS["rotateWebhookSecret"], path={"app_slug": app_slug}, options=options),
         )
 
     def get_webhook_events(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> t.GetAvailableEventsResponse:
-        """``GET /webhooks/apps/{app_slug}/events``."""
+        """Get Webhook Events: ``GET /webhooks/apps/{app_slug}/events``."""
         return cast(
             "t.GetAvailableEventsResponse",
-            self._call(_OPS["getWebhookEvents"], (app_slug,), None, None, None, options),
+            self._call(_OPS["getWebhookEvents"], path={"app_slug": app_slug}, options=options),
         )
 
     def get_webhook_catalog(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> t.WebhookEventCatalog:
-        """``GET /webhooks/apps/{app_slug}/catalog``."""
+        """Get Webhook Catalog: ``GET /webhooks/apps/{app_slug}/catalog``."""
         return cast(
             "t.WebhookEventCatalog",
-            self._call(_OPS["getWebhookCatalog"], (app_slug,), None, None, None, options),
+            self._call(_OPS["getWebhookCatalog"], path={"app_slug": app_slug}, options=options),
         )
 
     def list_webhook_endpoints(
@@ -5485,20 +4816,14 @@ class Webhooks(SyncNamespace):
         offset: int | str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListWebhookEndpointsResponse:
-        """``GET /webhooks/apps/{app_slug}/endpoints``."""
+        """List Webhook Endpoints: ``GET /webhooks/apps/{app_slug}/endpoints``."""
         return cast(
             "t.ListWebhookEndpointsResponse",
             self._call(
                 _OPS["listWebhookEndpoints"],
-                (app_slug,),
-                (
-                    include_inactive,
-                    limit,
-                    offset,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={"include_inactive": include_inactive, "limit": limit, "offset": offset},
+                options=options,
             ),
         )
 
@@ -5512,17 +4837,13 @@ class Webhooks(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.WebhookEndpoint]:
-        """Every item of ``GET /webhooks/apps/{app_slug}/endpoints``, page by page."""
+        """List Webhook Endpoints: every item of ``GET /webhooks/apps/{app_slug}/endpoints``, page by page."""
         return self._walk(
             _OPS["listWebhookEndpoints"],
-            (app_slug,),
-            (
-                include_inactive,
-                limit,
-                offset,
-            ),
-            max_pages,
-            options,
+            path={"app_slug": app_slug},
+            query={"include_inactive": include_inactive, "limit": limit, "offset": offset},
+            max_pages=max_pages,
+            options=options,
         )
 
     def create_webhook_endpoint_for_app(
@@ -5539,25 +4860,23 @@ class Webhooks(SyncNamespace):
         rate_limit_config: t.RateLimitConfigDto | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookEndpoint:
-        """``POST /webhooks/apps/{app_slug}/endpoints``."""
+        """Create Webhook Endpoint For App: ``POST /webhooks/apps/{app_slug}/endpoints``."""
         return cast(
             "t.WebhookEndpoint",
             self._call(
                 _OPS["createWebhookEndpointForApp"],
-                (app_slug,),
-                None,
-                (
-                    body_app_slug,
-                    url,
-                    description,
-                    subscriptions,
-                    headers,
-                    max_retries,
-                    timeout_seconds,
-                    rate_limit_config,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug},
+                body={
+                    "app_slug": body_app_slug,
+                    "url": url,
+                    "description": description,
+                    "subscriptions": subscriptions,
+                    "headers": headers,
+                    "max_retries": max_retries,
+                    "timeout_seconds": timeout_seconds,
+                    "rate_limit_config": rate_limit_config,
+                },
+                options=options,
             ),
         )
 
@@ -5576,55 +4895,44 @@ class Webhooks(SyncNamespace):
         rate_limit_config: t.RateLimitConfigDto | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookEndpoint:
-        """``PATCH /webhooks/apps/{app_slug}/endpoints/{endpoint_id}``."""
+        """Update Webhook Endpoint For App: ``PATCH /webhooks/apps/{app_slug}/endpoints/{endpoint_id}``."""
         return cast(
             "t.WebhookEndpoint",
             self._call(
                 _OPS["updateWebhookEndpointForApp"],
-                (
-                    app_slug,
-                    endpoint_id,
-                ),
-                None,
-                (
-                    url,
-                    description,
-                    headers,
-                    max_retries,
-                    timeout_seconds,
-                    is_active,
-                    subscriptions,
-                    rate_limit_config,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug, "endpoint_id": endpoint_id},
+                body={
+                    "url": url,
+                    "description": description,
+                    "headers": headers,
+                    "max_retries": max_retries,
+                    "timeout_seconds": timeout_seconds,
+                    "is_active": is_active,
+                    "subscriptions": subscriptions,
+                    "rate_limit_config": rate_limit_config,
+                },
+                options=options,
             ),
         )
 
     def delete_webhook_endpoint_for_app(
         self, app_slug: str, endpoint_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /webhooks/apps/{app_slug}/endpoints/{endpoint_id}``."""
+        """Delete Webhook Endpoint For App: ``DELETE /webhooks/apps/{app_slug}/endpoints/{endpoint_id}``."""
         return cast(
             "dict[str, Any]",
             self._call(
                 _OPS["deleteWebhookEndpointForApp"],
-                (
-                    app_slug,
-                    endpoint_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug, "endpoint_id": endpoint_id},
+                options=options,
             ),
         )
 
     def get_webhook_stats(self, app_slug: str, **options: Unpack[RequestOptions]) -> t.WebhookStats:
-        """``GET /webhooks/apps/{app_slug}/stats``."""
+        """Get Webhook Stats: ``GET /webhooks/apps/{app_slug}/stats``."""
         return cast(
             "t.WebhookStats",
-            self._call(_OPS["getWebhookStats"], (app_slug,), None, None, None, options),
+            self._call(_OPS["getWebhookStats"], path={"app_slug": app_slug}, options=options),
         )
 
     def get_app_webhook_deliveries(
@@ -5640,24 +4948,22 @@ class Webhooks(SyncNamespace):
         until: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetAppWebhookDeliveriesResponse:
-        """``GET /webhooks/apps/{app_slug}/deliveries``."""
+        """Get App Webhook Deliveries: ``GET /webhooks/apps/{app_slug}/deliveries``."""
         return cast(
             "t.GetAppWebhookDeliveriesResponse",
             self._call(
                 _OPS["getAppWebhookDeliveries"],
-                (app_slug,),
-                (
-                    endpoint_id,
-                    event_name,
-                    status,
-                    limit,
-                    offset,
-                    since,
-                    until,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "endpoint_id": endpoint_id,
+                    "event_name": event_name,
+                    "status": status,
+                    "limit": limit,
+                    "offset": offset,
+                    "since": since,
+                    "until": until,
+                },
+                options=options,
             ),
         )
 
@@ -5675,21 +4981,21 @@ class Webhooks(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.WebhookDeliveryListResponse]:
-        """Every item of ``GET /webhooks/apps/{app_slug}/deliveries``, page by page."""
+        """Get App Webhook Deliveries: every item of ``GET /webhooks/apps/{app_slug}/deliveries``, page by page."""
         return self._walk(
             _OPS["getAppWebhookDeliveries"],
-            (app_slug,),
-            (
-                endpoint_id,
-                event_name,
-                status,
-                limit,
-                offset,
-                since,
-                until,
-            ),
-            max_pages,
-            options,
+            path={"app_slug": app_slug},
+            query={
+                "endpoint_id": endpoint_id,
+                "event_name": event_name,
+                "status": status,
+                "limit": limit,
+                "offset": offset,
+                "since": since,
+                "until": until,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     def test_webhook_endpoint(
@@ -5701,22 +5007,14 @@ class Webhooks(SyncNamespace):
         payload: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.TestWebhookEndpointResponse:
-        """``POST /webhooks/apps/{app_slug}/endpoints/{endpoint_id}/test``."""
+        """Test Webhook Endpoint: ``POST /webhooks/apps/{app_slug}/endpoints/{endpoint_id}/test``."""
         return cast(
             "t.TestWebhookEndpointResponse",
             self._call(
                 _OPS["testWebhookEndpoint"],
-                (
-                    app_slug,
-                    endpoint_id,
-                ),
-                None,
-                (
-                    event_name,
-                    payload,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug, "endpoint_id": endpoint_id},
+                body={"event_name": event_name, "payload": payload},
+                options=options,
             ),
         )
 
@@ -5730,40 +5028,32 @@ class Webhooks(SyncNamespace):
         filter_context: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.TriggerWebhookEventResponse:
-        """``POST /webhooks/apps/{app_slug}/trigger``."""
+        """Trigger Webhook Event: ``POST /webhooks/apps/{app_slug}/trigger``."""
         return cast(
             "t.TriggerWebhookEventResponse",
             self._call(
                 _OPS["triggerWebhookEvent"],
-                (app_slug,),
-                None,
-                (
-                    body_app_slug,
-                    event_name,
-                    payload,
-                    filter_context,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug},
+                body={
+                    "app_slug": body_app_slug,
+                    "event_name": event_name,
+                    "payload": payload,
+                    "filter_context": filter_context,
+                },
+                options=options,
             ),
         )
 
     def get_webhook_delivery_details_for_app(
         self, app_slug: str, delivery_id: str, **options: Unpack[RequestOptions]
     ) -> t.WebhookDeliveryDetails:
-        """``GET /webhooks/apps/{app_slug}/deliveries/{delivery_id}``."""
+        """Get Webhook Delivery Details For App: ``GET /webhooks/apps/{app_slug}/deliveries/{delivery_id}``."""
         return cast(
             "t.WebhookDeliveryDetails",
             self._call(
                 _OPS["getWebhookDeliveryDetailsForApp"],
-                (
-                    app_slug,
-                    delivery_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug, "delivery_id": delivery_id},
+                options=options,
             ),
         )
 
@@ -5775,19 +5065,14 @@ class Webhooks(SyncNamespace):
         offset: int | str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ReplayTaskListResponse:
-        """``GET /webhooks/apps/{app_slug}/deliveries/replay``."""
+        """List Webhook Replay Tasks: ``GET /webhooks/apps/{app_slug}/deliveries/replay``."""
         return cast(
             "t.ReplayTaskListResponse",
             self._call(
                 _OPS["listWebhookReplayTasks"],
-                (app_slug,),
-                (
-                    limit,
-                    offset,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={"limit": limit, "offset": offset},
+                options=options,
             ),
         )
 
@@ -5800,16 +5085,13 @@ class Webhooks(SyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> Iterator[t.ReplayTaskStatusResponse]:
-        """Every item of ``GET /webhooks/apps/{app_slug}/deliveries/replay``, page by page."""
+        """List Webhook Replay Tasks: every item of ``GET /webhooks/apps/{app_slug}/deliveries/replay``, page by page."""
         return self._walk(
             _OPS["listWebhookReplayTasks"],
-            (app_slug,),
-            (
-                limit,
-                offset,
-            ),
-            max_pages,
-            options,
+            path={"app_slug": app_slug},
+            query={"limit": limit, "offset": offset},
+            max_pages=max_pages,
+            options=options,
         )
 
     def replay_webhook_delivery(
@@ -5819,58 +5101,53 @@ class Webhooks(SyncNamespace):
         body: t.ReplayWebhookDeliveryRequest,
         **options: Unpack[RequestOptions],
     ) -> t.ReplayWebhookDeliveryResponse:
-        """``POST /webhooks/apps/{app_slug}/deliveries/replay``."""
+        """Replay Webhook Delivery: ``POST /webhooks/apps/{app_slug}/deliveries/replay``."""
         return cast(
             "t.ReplayWebhookDeliveryResponse",
-            self._call(_OPS["replayWebhookDelivery"], (app_slug,), None, body, None, options),
+            self._call(
+                _OPS["replayWebhookDelivery"],
+                path={"app_slug": app_slug},
+                body=body,
+                options=options,
+            ),
         )
 
     def get_webhook_replay_task_status(
         self, app_slug: str, task_id: str, **options: Unpack[RequestOptions]
     ) -> t.ReplayTaskStatusResponse:
-        """``GET /webhooks/apps/{app_slug}/deliveries/replay/{task_id}``."""
+        """Get Webhook Replay Task Status: ``GET /webhooks/apps/{app_slug}/deliveries/replay/{task_id}``."""
         return cast(
             "t.ReplayTaskStatusResponse",
             self._call(
                 _OPS["getWebhookReplayTaskStatus"],
-                (
-                    app_slug,
-                    task_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug, "task_id": task_id},
+                options=options,
             ),
         )
 
     def cancel_webhook_replay_task(
         self, app_slug: str, task_id: str, **options: Unpack[RequestOptions]
     ) -> t.ReplayTaskCancelResponse:
-        """``POST /webhooks/apps/{app_slug}/deliveries/replay/{task_id}/cancel``."""
+        """Cancel Webhook Replay Task: ``POST /webhooks/apps/{app_slug}/deliveries/replay/{task_id}/cancel``."""
         return cast(
             "t.ReplayTaskCancelResponse",
             self._call(
                 _OPS["cancelWebhookReplayTask"],
-                (
-                    app_slug,
-                    task_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug, "task_id": task_id},
+                options=options,
             ),
         )
 
     def reactivate_webhook_endpoint(
         self, endpoint_id: str, **options: Unpack[RequestOptions]
     ) -> t.ReactivateEndpointResponse:
-        """``POST /webhooks/endpoints/{endpoint_id}/reactivate``."""
+        """Reactivate Webhook Endpoint: ``POST /webhooks/endpoints/{endpoint_id}/reactivate``."""
         return cast(
             "t.ReactivateEndpointResponse",
             self._call(
-                _OPS["reactivateWebhookEndpoint"], (endpoint_id,), None, None, None, options
+                _OPS["reactivateWebhookEndpoint"],
+                path={"endpoint_id": endpoint_id},
+                options=options,
             ),
         )
 
@@ -5884,21 +5161,19 @@ class Webhooks(SyncNamespace):
         end_date: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookAnalyticsResult:
-        """``GET /webhooks/apps/{app_slug}/analytics``."""
+        """Get Webhook Analytics: ``GET /webhooks/apps/{app_slug}/analytics``."""
         return cast(
             "t.WebhookAnalyticsResult",
             self._call(
                 _OPS["getWebhookAnalytics"],
-                (app_slug,),
-                (
-                    app_id,
-                    endpoint_id,
-                    start_date,
-                    end_date,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "app_id": app_id,
+                    "endpoint_id": endpoint_id,
+                    "start_date": start_date,
+                    "end_date": end_date,
+                },
+                options=options,
             ),
         )
 
@@ -5913,22 +5188,20 @@ class Webhooks(SyncNamespace):
         end_date: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookTimeseriesResult:
-        """``GET /webhooks/apps/{app_slug}/timeseries``."""
+        """Get Webhook Timeseries: ``GET /webhooks/apps/{app_slug}/timeseries``."""
         return cast(
             "t.WebhookTimeseriesResult",
             self._call(
                 _OPS["getWebhookTimeseries"],
-                (app_slug,),
-                (
-                    app_id,
-                    endpoint_id,
-                    interval,
-                    start_date,
-                    end_date,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "app_id": app_id,
+                    "endpoint_id": endpoint_id,
+                    "interval": interval,
+                    "start_date": start_date,
+                    "end_date": end_date,
+                },
+                options=options,
             ),
         )
 
@@ -5955,29 +5228,26 @@ class Notifications(SyncNamespace):
         expires_hours: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.CreateNotificationsResponse:
-        """``POST /notifications``."""
+        """Create Notification: ``POST /notifications``."""
         return cast(
             "t.CreateNotificationsResponse",
             self._call(
                 _OPS["createNotification"],
-                (),
-                None,
-                (
-                    user_id,
-                    user_ids,
-                    organization_id,
-                    workspace_id,
-                    title,
-                    body,
-                    action_url,
-                    action_label,
-                    ctas,
-                    severity,
-                    metadata,
-                    expires_hours,
-                ),
-                None,
-                options,
+                body={
+                    "user_id": user_id,
+                    "user_ids": user_ids,
+                    "organization_id": organization_id,
+                    "workspace_id": workspace_id,
+                    "title": title,
+                    "body": body,
+                    "action_url": action_url,
+                    "action_label": action_label,
+                    "ctas": ctas,
+                    "severity": severity,
+                    "metadata": metadata,
+                    "expires_hours": expires_hours,
+                },
+                options=options,
             ),
         )
 
@@ -5997,22 +5267,19 @@ class AsyncUsers(AsyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetActiveUserListResponse:
-        """``GET /users``."""
+        """Get Active User List: ``GET /users``."""
         return cast(
             "t.GetActiveUserListResponse",
             await self._call(
                 _OPS["getActiveUserList"],
-                (),
-                (
-                    offset,
-                    sort_key,
-                    sort_order,
-                    limit,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "offset": offset,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                    "limit": limit,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -6027,19 +5294,18 @@ class AsyncUsers(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.UserWithIdentifiers]:
-        """Every item of ``GET /users``, page by page."""
+        """Get Active User List: every item of ``GET /users``, page by page."""
         return self._walk(
             _OPS["getActiveUserList"],
-            (),
-            (
-                offset,
-                sort_key,
-                sort_order,
-                limit,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "offset": offset,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+                "limit": limit,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def create_user(
@@ -6055,34 +5321,32 @@ class AsyncUsers(AsyncNamespace):
         profile_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserWithIdentifiers:
-        """``POST /users``."""
+        """Create User: ``POST /users``."""
         return cast(
             "t.UserWithIdentifiers",
             await self._call(
                 _OPS["createUser"],
-                (),
-                None,
-                (
-                    first_name,
-                    last_name,
-                    email_address,
-                    phone_number,
-                    username,
-                    password,
-                    skip_password_check,
-                ),
-                (profile_image,),
-                options,
+                body={
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "email_address": email_address,
+                    "phone_number": phone_number,
+                    "username": username,
+                    "password": password,
+                    "skip_password_check": skip_password_check,
+                },
+                files={"profile_image": profile_image},
+                options=options,
             ),
         )
 
     async def get_user_details(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.UserDetails:
-        """``GET /users/{user_id}/details``."""
+        """Get User Details: ``GET /users/{user_id}/details``."""
         return cast(
             "t.UserDetails",
-            await self._call(_OPS["getUserDetails"], (user_id,), None, None, None, options),
+            await self._call(_OPS["getUserDetails"], path={"user_id": user_id}, options=options),
         )
 
     async def update_user(
@@ -6100,33 +5364,32 @@ class AsyncUsers(AsyncNamespace):
         profile_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserDetails:
-        """``PATCH /users/{user_id}``."""
+        """Update User: ``PATCH /users/{user_id}``."""
         return cast(
             "t.UserDetails",
             await self._call(
                 _OPS["updateUser"],
-                (user_id,),
-                None,
-                (
-                    first_name,
-                    last_name,
-                    username,
-                    public_metadata,
-                    private_metadata,
-                    disabled,
-                    second_factor_policy,
-                    remove_profile_image,
-                ),
-                (profile_image,),
-                options,
+                path={"user_id": user_id},
+                body={
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "username": username,
+                    "public_metadata": public_metadata,
+                    "private_metadata": private_metadata,
+                    "disabled": disabled,
+                    "second_factor_policy": second_factor_policy,
+                    "remove_profile_image": remove_profile_image,
+                },
+                files={"profile_image": profile_image},
+                options=options,
             ),
         )
 
     async def delete_user(self, user_id: str, **options: Unpack[RequestOptions]) -> dict[str, Any]:
-        """``DELETE /users/{user_id}``."""
+        """Delete User: ``DELETE /users/{user_id}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteUser"], (user_id,), None, None, None, options),
+            await self._call(_OPS["deleteUser"], path={"user_id": user_id}, options=options),
         )
 
     async def update_user_password(
@@ -6137,29 +5400,26 @@ class AsyncUsers(AsyncNamespace):
         skip_password_check: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /users/{user_id}/password``."""
+        """Update User Password: ``PATCH /users/{user_id}/password``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["updateUserPassword"],
-                (user_id,),
-                None,
-                (
-                    new_password,
-                    skip_password_check,
-                ),
-                None,
-                options,
+                path={"user_id": user_id},
+                body={"new_password": new_password, "skip_password_check": skip_password_check},
+                options=options,
             ),
         )
 
     async def remove_user_password(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/password``."""
+        """Remove User Password: ``DELETE /users/{user_id}/password``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["removeUserPassword"], (user_id,), None, None, None, options),
+            await self._call(
+                _OPS["removeUserPassword"], path={"user_id": user_id}, options=options
+            ),
         )
 
     async def add_user_email(
@@ -6171,20 +5431,14 @@ class AsyncUsers(AsyncNamespace):
         is_primary: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserEmailAddress:
-        """``POST /users/{user_id}/emails``."""
+        """Add User Email: ``POST /users/{user_id}/emails``."""
         return cast(
             "t.UserEmailAddress",
             await self._call(
                 _OPS["addUserEmail"],
-                (user_id,),
-                None,
-                (
-                    email,
-                    verified,
-                    is_primary,
-                ),
-                None,
-                options,
+                path={"user_id": user_id},
+                body={"email": email, "verified": verified, "is_primary": is_primary},
+                options=options,
             ),
         )
 
@@ -6198,42 +5452,27 @@ class AsyncUsers(AsyncNamespace):
         is_primary: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserEmailAddress:
-        """``PATCH /users/{user_id}/emails/{email_id}``."""
+        """Update User Email: ``PATCH /users/{user_id}/emails/{email_id}``."""
         return cast(
             "t.UserEmailAddress",
             await self._call(
                 _OPS["updateUserEmail"],
-                (
-                    user_id,
-                    email_id,
-                ),
-                None,
-                (
-                    email,
-                    verified,
-                    is_primary,
-                ),
-                None,
-                options,
+                path={"user_id": user_id, "email_id": email_id},
+                body={"email": email, "verified": verified, "is_primary": is_primary},
+                options=options,
             ),
         )
 
     async def delete_user_email(
         self, user_id: str, email_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/emails/{email_id}``."""
+        """Delete User Email: ``DELETE /users/{user_id}/emails/{email_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["deleteUserEmail"],
-                (
-                    user_id,
-                    email_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "email_id": email_id},
+                options=options,
             ),
         )
 
@@ -6247,21 +5486,19 @@ class AsyncUsers(AsyncNamespace):
         is_primary: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserPhoneNumber:
-        """``POST /users/{user_id}/phones``."""
+        """Add User Phone: ``POST /users/{user_id}/phones``."""
         return cast(
             "t.UserPhoneNumber",
             await self._call(
                 _OPS["addUserPhone"],
-                (user_id,),
-                None,
-                (
-                    phone_number,
-                    country_code,
-                    verified,
-                    is_primary,
-                ),
-                None,
-                options,
+                path={"user_id": user_id},
+                body={
+                    "phone_number": phone_number,
+                    "country_code": country_code,
+                    "verified": verified,
+                    "is_primary": is_primary,
+                },
+                options=options,
             ),
         )
 
@@ -6276,95 +5513,78 @@ class AsyncUsers(AsyncNamespace):
         is_primary: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.UserPhoneNumber:
-        """``PATCH /users/{user_id}/phones/{phone_id}``."""
+        """Update User Phone: ``PATCH /users/{user_id}/phones/{phone_id}``."""
         return cast(
             "t.UserPhoneNumber",
             await self._call(
                 _OPS["updateUserPhone"],
-                (
-                    user_id,
-                    phone_id,
-                ),
-                None,
-                (
-                    phone_number,
-                    country_code,
-                    verified,
-                    is_primary,
-                ),
-                None,
-                options,
+                path={"user_id": user_id, "phone_id": phone_id},
+                body={
+                    "phone_number": phone_number,
+                    "country_code": country_code,
+                    "verified": verified,
+                    "is_primary": is_primary,
+                },
+                options=options,
             ),
         )
 
     async def delete_user_phone(
         self, user_id: str, phone_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/phones/{phone_id}``."""
+        """Delete User Phone: ``DELETE /users/{user_id}/phones/{phone_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["deleteUserPhone"],
-                (
-                    user_id,
-                    phone_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "phone_id": phone_id},
+                options=options,
             ),
         )
 
     async def get_user_social_connections(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetUserSocialConnectionsResponse:
-        """``GET /users/{user_id}/social-connections``."""
+        """Get User Social Connections: ``GET /users/{user_id}/social-connections``."""
         return cast(
             "t.GetUserSocialConnectionsResponse",
             await self._call(
-                _OPS["getUserSocialConnections"], (user_id,), None, None, None, options
+                _OPS["getUserSocialConnections"], path={"user_id": user_id}, options=options
             ),
         )
 
     async def delete_user_social_connection(
         self, user_id: str, connection_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/social-connections/{connection_id}``."""
+        """Delete User Social Connection: ``DELETE /users/{user_id}/social-connections/{connection_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["deleteUserSocialConnection"],
-                (
-                    user_id,
-                    connection_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "connection_id": connection_id},
+                options=options,
             ),
         )
 
     async def get_user_organization_memberships(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetUserOrganizationMembershipsResponse:
-        """``GET /users/{user_id}/organization-memberships``."""
+        """Get User Organization Memberships: ``GET /users/{user_id}/organization-memberships``."""
         return cast(
             "t.GetUserOrganizationMembershipsResponse",
             await self._call(
-                _OPS["getUserOrganizationMemberships"], (user_id,), None, None, None, options
+                _OPS["getUserOrganizationMemberships"], path={"user_id": user_id}, options=options
             ),
         )
 
     async def get_user_workspace_memberships(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetUserWorkspaceMembershipsResponse:
-        """``GET /users/{user_id}/workspace-memberships``."""
+        """Get User Workspace Memberships: ``GET /users/{user_id}/workspace-memberships``."""
         return cast(
             "t.GetUserWorkspaceMembershipsResponse",
             await self._call(
-                _OPS["getUserWorkspaceMemberships"], (user_id,), None, None, None, options
+                _OPS["getUserWorkspaceMemberships"], path={"user_id": user_id}, options=options
             ),
         )
 
@@ -6375,86 +5595,74 @@ class AsyncUsers(AsyncNamespace):
         include_expired: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetUserSigninsResponse:
-        """``GET /users/{user_id}/sessions``."""
+        """Get User Signins: ``GET /users/{user_id}/sessions``."""
         return cast(
             "t.GetUserSigninsResponse",
             await self._call(
-                _OPS["getUserSignins"], (user_id,), (include_expired,), None, None, options
+                _OPS["getUserSignins"],
+                path={"user_id": user_id},
+                query={"include_expired": include_expired},
+                options=options,
             ),
         )
 
     async def revoke_user_signin(
         self, user_id: str, signin_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /users/{user_id}/sessions/{signin_id}/revoke``."""
+        """Revoke User Signin: ``POST /users/{user_id}/sessions/{signin_id}/revoke``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["revokeUserSignin"],
-                (
-                    user_id,
-                    signin_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "signin_id": signin_id},
+                options=options,
             ),
         )
 
     async def revoke_all_user_signins(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.RevokeAllResponse:
-        """``POST /users/{user_id}/sessions/revoke-all``."""
+        """Revoke All User Signins: ``POST /users/{user_id}/sessions/revoke-all``."""
         return cast(
             "t.RevokeAllResponse",
-            await self._call(_OPS["revokeAllUserSignins"], (user_id,), None, None, None, options),
+            await self._call(
+                _OPS["revokeAllUserSignins"], path={"user_id": user_id}, options=options
+            ),
         )
 
     async def get_user_passkeys(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetUserPasskeysResponse:
-        """``GET /users/{user_id}/passkeys``."""
+        """Get User Passkeys: ``GET /users/{user_id}/passkeys``."""
         return cast(
             "t.GetUserPasskeysResponse",
-            await self._call(_OPS["getUserPasskeys"], (user_id,), None, None, None, options),
+            await self._call(_OPS["getUserPasskeys"], path={"user_id": user_id}, options=options),
         )
 
     async def rename_user_passkey(
         self, user_id: str, passkey_id: str, *, name: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``PATCH /users/{user_id}/passkeys/{passkey_id}``."""
+        """Rename User Passkey: ``PATCH /users/{user_id}/passkeys/{passkey_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["renameUserPasskey"],
-                (
-                    user_id,
-                    passkey_id,
-                ),
-                None,
-                (name,),
-                None,
-                options,
+                path={"user_id": user_id, "passkey_id": passkey_id},
+                body={"name": name},
+                options=options,
             ),
         )
 
     async def delete_user_passkey(
         self, user_id: str, passkey_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/passkeys/{passkey_id}``."""
+        """Delete User Passkey: ``DELETE /users/{user_id}/passkeys/{passkey_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["deleteUserPasskey"],
-                (
-                    user_id,
-                    passkey_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "passkey_id": passkey_id},
+                options=options,
             ),
         )
 
@@ -6466,79 +5674,62 @@ class AsyncUsers(AsyncNamespace):
         account_name: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.CreateAuthenticatorResponse:
-        """``POST /users/{user_id}/authenticators``."""
+        """Create User Authenticator: ``POST /users/{user_id}/authenticators``."""
         return cast(
             "t.CreateAuthenticatorResponse",
             await self._call(
                 _OPS["createUserAuthenticator"],
-                (user_id,),
-                None,
-                (
-                    secret,
-                    account_name,
-                ),
-                None,
-                options,
+                path={"user_id": user_id},
+                body={"secret": secret, "account_name": account_name},
+                options=options,
             ),
         )
 
     async def delete_user_authenticator(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /users/{user_id}/authenticators``."""
+        """Delete User Authenticator: ``DELETE /users/{user_id}/authenticators``."""
         return cast(
             "dict[str, Any]",
             await self._call(
-                _OPS["deleteUserAuthenticator"], (user_id,), None, None, None, options
+                _OPS["deleteUserAuthenticator"], path={"user_id": user_id}, options=options
             ),
         )
 
     async def regenerate_user_backup_codes(
         self, user_id: str, **options: Unpack[RequestOptions]
     ) -> t.BackupCodesResponse:
-        """``POST /users/{user_id}/backup-codes/regenerate``."""
+        """Regenerate User Backup Codes: ``POST /users/{user_id}/backup-codes/regenerate``."""
         return cast(
             "t.BackupCodesResponse",
             await self._call(
-                _OPS["regenerateUserBackupCodes"], (user_id,), None, None, None, options
+                _OPS["regenerateUserBackupCodes"], path={"user_id": user_id}, options=options
             ),
         )
 
     async def make_user_email_primary(
         self, user_id: str, email_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /users/{user_id}/emails/{email_id}/make-primary``."""
+        """Make User Email Primary: ``POST /users/{user_id}/emails/{email_id}/make-primary``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["makeUserEmailPrimary"],
-                (
-                    user_id,
-                    email_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "email_id": email_id},
+                options=options,
             ),
         )
 
     async def make_user_phone_primary(
         self, user_id: str, phone_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /users/{user_id}/phones/{phone_id}/make-primary``."""
+        """Make User Phone Primary: ``POST /users/{user_id}/phones/{phone_id}/make-primary``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["makeUserPhonePrimary"],
-                (
-                    user_id,
-                    phone_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"user_id": user_id, "phone_id": phone_id},
+                options=options,
             ),
         )
 
@@ -6558,22 +5749,19 @@ class AsyncInvitations(AsyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetInvitedUserListResponse:
-        """``GET /invitations``."""
+        """Get Invited User List: ``GET /invitations``."""
         return cast(
             "t.GetInvitedUserListResponse",
             await self._call(
                 _OPS["getInvitedUserList"],
-                (),
-                (
-                    offset,
-                    sort_key,
-                    sort_order,
-                    limit,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "offset": offset,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                    "limit": limit,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -6588,19 +5776,18 @@ class AsyncInvitations(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.DeploymentInvitation]:
-        """Every item of ``GET /invitations``, page by page."""
+        """Get Invited User List: every item of ``GET /invitations``, page by page."""
         return self._walk(
             _OPS["getInvitedUserList"],
-            (),
-            (
-                offset,
-                sort_key,
-                sort_order,
-                limit,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "offset": offset,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+                "limit": limit,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def invite_user(
@@ -6612,31 +5799,30 @@ class AsyncInvitations(AsyncNamespace):
         expiry_days: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentInvitation:
-        """``POST /invitations``."""
+        """Invite User: ``POST /invitations``."""
         return cast(
             "t.DeploymentInvitation",
             await self._call(
                 _OPS["inviteUser"],
-                (),
-                None,
-                (
-                    first_name,
-                    last_name,
-                    email_address,
-                    expiry_days,
-                ),
-                None,
-                options,
+                body={
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "email_address": email_address,
+                    "expiry_days": expiry_days,
+                },
+                options=options,
             ),
         )
 
     async def delete_invitation(
         self, invitation_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /invitations/{invitation_id}``."""
+        """Delete Invitation: ``DELETE /invitations/{invitation_id}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteInvitation"], (invitation_id,), None, None, None, options),
+            await self._call(
+                _OPS["deleteInvitation"], path={"invitation_id": invitation_id}, options=options
+            ),
         )
 
 
@@ -6655,22 +5841,19 @@ class AsyncWaitlist(AsyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetUserWaitlistResponse:
-        """``GET /waitlist``."""
+        """Get User Waitlist: ``GET /waitlist``."""
         return cast(
             "t.GetUserWaitlistResponse",
             await self._call(
                 _OPS["getUserWaitlist"],
-                (),
-                (
-                    offset,
-                    sort_key,
-                    sort_order,
-                    limit,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "offset": offset,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                    "limit": limit,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -6685,29 +5868,30 @@ class AsyncWaitlist(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.DeploymentWaitlistUser]:
-        """Every item of ``GET /waitlist``, page by page."""
+        """Get User Waitlist: every item of ``GET /waitlist``, page by page."""
         return self._walk(
             _OPS["getUserWaitlist"],
-            (),
-            (
-                offset,
-                sort_key,
-                sort_order,
-                limit,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "offset": offset,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+                "limit": limit,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def approve_waitlist_user(
         self, waitlist_user_id: str, **options: Unpack[RequestOptions]
     ) -> t.DeploymentInvitation:
-        """``POST /waitlist/{waitlist_user_id}/approve``."""
+        """Approve Waitlist User: ``POST /waitlist/{waitlist_user_id}/approve``."""
         return cast(
             "t.DeploymentInvitation",
             await self._call(
-                _OPS["approveWaitlistUser"], (waitlist_user_id,), None, None, None, options
+                _OPS["approveWaitlistUser"],
+                path={"waitlist_user_id": waitlist_user_id},
+                options=options,
             ),
         )
 
@@ -6727,22 +5911,19 @@ class AsyncWorkspaces(AsyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetWorkspaceListResponse:
-        """``GET /workspaces``."""
+        """Get Workspace List: ``GET /workspaces``."""
         return cast(
             "t.GetWorkspaceListResponse",
             await self._call(
                 _OPS["getWorkspaceList"],
-                (),
-                (
-                    offset,
-                    sort_key,
-                    sort_order,
-                    limit,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "offset": offset,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                    "limit": limit,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -6757,29 +5938,28 @@ class AsyncWorkspaces(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.WorkspaceWithOrganizationName]:
-        """Every item of ``GET /workspaces``, page by page."""
+        """Get Workspace List: every item of ``GET /workspaces``, page by page."""
         return self._walk(
             _OPS["getWorkspaceList"],
-            (),
-            (
-                offset,
-                sort_key,
-                sort_order,
-                limit,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "offset": offset,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+                "limit": limit,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def get_workspace_details(
         self, workspace_id: str, **options: Unpack[RequestOptions]
     ) -> t.WorkspaceDetails:
-        """``GET /workspaces/{workspace_id}``."""
+        """Get Workspace Details: ``GET /workspaces/{workspace_id}``."""
         return cast(
             "t.WorkspaceDetails",
             await self._call(
-                _OPS["getWorkspaceDetails"], (workspace_id,), None, None, None, options
+                _OPS["getWorkspaceDetails"], path={"workspace_id": workspace_id}, options=options
             ),
         )
 
@@ -6795,41 +5975,44 @@ class AsyncWorkspaces(AsyncNamespace):
         workspace_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.Workspace:
-        """``PATCH /workspaces/{workspace_id}``."""
+        """Update Workspace: ``PATCH /workspaces/{workspace_id}``."""
         return cast(
             "t.Workspace",
             await self._call(
                 _OPS["updateWorkspace"],
-                (workspace_id,),
-                None,
-                (
-                    name,
-                    description,
-                    public_metadata,
-                    private_metadata,
-                    remove_image,
-                ),
-                (workspace_image,),
-                options,
+                path={"workspace_id": workspace_id},
+                body={
+                    "name": name,
+                    "description": description,
+                    "public_metadata": public_metadata,
+                    "private_metadata": private_metadata,
+                    "remove_image": remove_image,
+                },
+                files={"workspace_image": workspace_image},
+                options=options,
             ),
         )
 
     async def delete_workspace(
         self, workspace_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /workspaces/{workspace_id}``."""
+        """Delete Workspace: ``DELETE /workspaces/{workspace_id}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteWorkspace"], (workspace_id,), None, None, None, options),
+            await self._call(
+                _OPS["deleteWorkspace"], path={"workspace_id": workspace_id}, options=options
+            ),
         )
 
     async def get_workspace_roles(
         self, workspace_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetWorkspaceRolesResponse:
-        """``GET /workspaces/{workspace_id}/roles``."""
+        """Get Workspace Roles: ``GET /workspaces/{workspace_id}/roles``."""
         return cast(
             "t.GetWorkspaceRolesResponse",
-            await self._call(_OPS["getWorkspaceRoles"], (workspace_id,), None, None, None, options),
+            await self._call(
+                _OPS["getWorkspaceRoles"], path={"workspace_id": workspace_id}, options=options
+            ),
         )
 
     async def create_workspace_role(
@@ -6840,19 +6023,14 @@ class AsyncWorkspaces(AsyncNamespace):
         permissions: Sequence[str],
         **options: Unpack[RequestOptions],
     ) -> t.WorkspaceRole:
-        """``POST /workspaces/{workspace_id}/roles``."""
+        """Create Workspace Role: ``POST /workspaces/{workspace_id}/roles``."""
         return cast(
             "t.WorkspaceRole",
             await self._call(
                 _OPS["createWorkspaceRole"],
-                (workspace_id,),
-                None,
-                (
-                    name,
-                    permissions,
-                ),
-                None,
-                options,
+                path={"workspace_id": workspace_id},
+                body={"name": name, "permissions": permissions},
+                options=options,
             ),
         )
 
@@ -6865,41 +6043,27 @@ class AsyncWorkspaces(AsyncNamespace):
         permissions: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WorkspaceRole:
-        """``PATCH /workspaces/{workspace_id}/roles/{role_id}``."""
+        """Update Workspace Role: ``PATCH /workspaces/{workspace_id}/roles/{role_id}``."""
         return cast(
             "t.WorkspaceRole",
             await self._call(
                 _OPS["updateWorkspaceRole"],
-                (
-                    workspace_id,
-                    role_id,
-                ),
-                None,
-                (
-                    name,
-                    permissions,
-                ),
-                None,
-                options,
+                path={"workspace_id": workspace_id, "role_id": role_id},
+                body={"name": name, "permissions": permissions},
+                options=options,
             ),
         )
 
     async def delete_workspace_role(
         self, workspace_id: str, role_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /workspaces/{workspace_id}/roles/{role_id}``."""
+        """Delete Workspace Role: ``DELETE /workspaces/{workspace_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["deleteWorkspaceRole"],
-                (
-                    workspace_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"workspace_id": workspace_id, "role_id": role_id},
+                options=options,
             ),
         )
 
@@ -6914,22 +6078,20 @@ class AsyncWorkspaces(AsyncNamespace):
         sort_order: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetWorkspaceMembersResponse:
-        """``GET /workspaces/{workspace_id}/members``."""
+        """Get Workspace Members: ``GET /workspaces/{workspace_id}/members``."""
         return cast(
             "t.GetWorkspaceMembersResponse",
             await self._call(
                 _OPS["getWorkspaceMembers"],
-                (workspace_id,),
-                (
-                    offset,
-                    limit,
-                    search,
-                    sort_key,
-                    sort_order,
-                ),
-                None,
-                None,
-                options,
+                path={"workspace_id": workspace_id},
+                query={
+                    "offset": offset,
+                    "limit": limit,
+                    "search": search,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                },
+                options=options,
             ),
         )
 
@@ -6945,19 +6107,19 @@ class AsyncWorkspaces(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.WorkspaceMemberDetails]:
-        """Every item of ``GET /workspaces/{workspace_id}/members``, page by page."""
+        """Get Workspace Members: every item of ``GET /workspaces/{workspace_id}/members``, page by page."""
         return self._walk(
             _OPS["getWorkspaceMembers"],
-            (workspace_id,),
-            (
-                offset,
-                limit,
-                search,
-                sort_key,
-                sort_order,
-            ),
-            max_pages,
-            options,
+            path={"workspace_id": workspace_id},
+            query={
+                "offset": offset,
+                "limit": limit,
+                "search": search,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def add_workspace_member(
@@ -6968,19 +6130,14 @@ class AsyncWorkspaces(AsyncNamespace):
         role_ids: Sequence[str],
         **options: Unpack[RequestOptions],
     ) -> t.WorkspaceMemberDetails:
-        """``POST /workspaces/{workspace_id}/members``."""
+        """Add Workspace Member: ``POST /workspaces/{workspace_id}/members``."""
         return cast(
             "t.WorkspaceMemberDetails",
             await self._call(
                 _OPS["addWorkspaceMember"],
-                (workspace_id,),
-                None,
-                (
-                    user_id,
-                    role_ids,
-                ),
-                None,
-                options,
+                path={"workspace_id": workspace_id},
+                body={"user_id": user_id, "role_ids": role_ids},
+                options=options,
             ),
         )
 
@@ -6993,81 +6150,61 @@ class AsyncWorkspaces(AsyncNamespace):
         public_metadata: Any = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /workspaces/{workspace_id}/members/{membership_id}``."""
+        """Update Workspace Member: ``PATCH /workspaces/{workspace_id}/members/{membership_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["updateWorkspaceMember"],
-                (
-                    workspace_id,
-                    membership_id,
-                ),
-                None,
-                (
-                    role_ids,
-                    public_metadata,
-                ),
-                None,
-                options,
+                path={"workspace_id": workspace_id, "membership_id": membership_id},
+                body={"role_ids": role_ids, "public_metadata": public_metadata},
+                options=options,
             ),
         )
 
     async def remove_workspace_member(
         self, workspace_id: str, membership_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /workspaces/{workspace_id}/members/{membership_id}``."""
+        """Remove Workspace Member: ``DELETE /workspaces/{workspace_id}/members/{membership_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["removeWorkspaceMember"],
-                (
-                    workspace_id,
-                    membership_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"workspace_id": workspace_id, "membership_id": membership_id},
+                options=options,
             ),
         )
 
     async def add_workspace_member_role(
         self, workspace_id: str, membership_id: str, role_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /workspaces/{workspace_id}/members/{membership_id}/roles/{role_id}``."""
+        """Add Workspace Member Role: ``POST /workspaces/{workspace_id}/members/{membership_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["addWorkspaceMemberRole"],
-                (
-                    workspace_id,
-                    membership_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={
+                    "workspace_id": workspace_id,
+                    "membership_id": membership_id,
+                    "role_id": role_id,
+                },
+                options=options,
             ),
         )
 
     async def remove_workspace_member_role(
         self, workspace_id: str, membership_id: str, role_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /workspaces/{workspace_id}/members/{membership_id}/roles/{role_id}``."""
+        """Remove Workspace Member Role: ``DELETE /workspaces/{workspace_id}/members/{membership_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["removeWorkspaceMemberRole"],
-                (
-                    workspace_id,
-                    membership_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={
+                    "workspace_id": workspace_id,
+                    "membership_id": membership_id,
+                    "role_id": role_id,
+                },
+                options=options,
             ),
         )
 
@@ -7087,22 +6224,19 @@ class AsyncOrganizations(AsyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetOrganizationListResponse:
-        """``GET /organizations``."""
+        """Get Organization List: ``GET /organizations``."""
         return cast(
             "t.GetOrganizationListResponse",
             await self._call(
                 _OPS["getOrganizationList"],
-                (),
-                (
-                    offset,
-                    sort_key,
-                    sort_order,
-                    limit,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "offset": offset,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                    "limit": limit,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -7117,19 +6251,18 @@ class AsyncOrganizations(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.Organization]:
-        """Every item of ``GET /organizations``, page by page."""
+        """Get Organization List: every item of ``GET /organizations``, page by page."""
         return self._walk(
             _OPS["getOrganizationList"],
-            (),
-            (
-                offset,
-                sort_key,
-                sort_order,
-                limit,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "offset": offset,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+                "limit": limit,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def create_organization(
@@ -7142,32 +6275,32 @@ class AsyncOrganizations(AsyncNamespace):
         organization_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.Organization:
-        """``POST /organizations``."""
+        """Create Organization: ``POST /organizations``."""
         return cast(
             "t.Organization",
             await self._call(
                 _OPS["createOrganization"],
-                (),
-                None,
-                (
-                    name,
-                    description,
-                    public_metadata,
-                    private_metadata,
-                ),
-                (organization_image,),
-                options,
+                body={
+                    "name": name,
+                    "description": description,
+                    "public_metadata": public_metadata,
+                    "private_metadata": private_metadata,
+                },
+                files={"organization_image": organization_image},
+                options=options,
             ),
         )
 
     async def get_organization_details(
         self, organization_id: str, **options: Unpack[RequestOptions]
     ) -> t.OrganizationDetails:
-        """``GET /organizations/{organization_id}``."""
+        """Get Organization Details: ``GET /organizations/{organization_id}``."""
         return cast(
             "t.OrganizationDetails",
             await self._call(
-                _OPS["getOrganizationDetails"], (organization_id,), None, None, None, options
+                _OPS["getOrganizationDetails"],
+                path={"organization_id": organization_id},
+                options=options,
             ),
         )
 
@@ -7183,33 +6316,34 @@ class AsyncOrganizations(AsyncNamespace):
         organization_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.Organization:
-        """``PATCH /organizations/{organization_id}``."""
+        """Update Organization: ``PATCH /organizations/{organization_id}``."""
         return cast(
             "t.Organization",
             await self._call(
                 _OPS["updateOrganization"],
-                (organization_id,),
-                None,
-                (
-                    name,
-                    description,
-                    public_metadata,
-                    private_metadata,
-                    remove_image,
-                ),
-                (organization_image,),
-                options,
+                path={"organization_id": organization_id},
+                body={
+                    "name": name,
+                    "description": description,
+                    "public_metadata": public_metadata,
+                    "private_metadata": private_metadata,
+                    "remove_image": remove_image,
+                },
+                files={"organization_image": organization_image},
+                options=options,
             ),
         )
 
     async def delete_organization(
         self, organization_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /organizations/{organization_id}``."""
+        """Delete Organization: ``DELETE /organizations/{organization_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
-                _OPS["deleteOrganization"], (organization_id,), None, None, None, options
+                _OPS["deleteOrganization"],
+                path={"organization_id": organization_id},
+                options=options,
             ),
         )
 
@@ -7224,21 +6358,20 @@ class AsyncOrganizations(AsyncNamespace):
         workspace_image: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.Workspace:
-        """``POST /organizations/{organization_id}/workspaces``."""
+        """Create Workspace For Organization: ``POST /organizations/{organization_id}/workspaces``."""
         return cast(
             "t.Workspace",
             await self._call(
                 _OPS["createWorkspaceForOrganization"],
-                (organization_id,),
-                None,
-                (
-                    name,
-                    description,
-                    public_metadata,
-                    private_metadata,
-                ),
-                (workspace_image,),
-                options,
+                path={"organization_id": organization_id},
+                body={
+                    "name": name,
+                    "description": description,
+                    "public_metadata": public_metadata,
+                    "private_metadata": private_metadata,
+                },
+                files={"workspace_image": workspace_image},
+                options=options,
             ),
         )
 
@@ -7253,22 +6386,20 @@ class AsyncOrganizations(AsyncNamespace):
         sort_order: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetOrganizationMembersResponse:
-        """``GET /organizations/{organization_id}/members``."""
+        """Get Organization Members: ``GET /organizations/{organization_id}/members``."""
         return cast(
             "t.GetOrganizationMembersResponse",
             await self._call(
                 _OPS["getOrganizationMembers"],
-                (organization_id,),
-                (
-                    offset,
-                    limit,
-                    search,
-                    sort_key,
-                    sort_order,
-                ),
-                None,
-                None,
-                options,
+                path={"organization_id": organization_id},
+                query={
+                    "offset": offset,
+                    "limit": limit,
+                    "search": search,
+                    "sort_key": sort_key,
+                    "sort_order": sort_order,
+                },
+                options=options,
             ),
         )
 
@@ -7284,19 +6415,19 @@ class AsyncOrganizations(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.OrganizationMemberDetails]:
-        """Every item of ``GET /organizations/{organization_id}/members``, page by page."""
+        """Get Organization Members: every item of ``GET /organizations/{organization_id}/members``, page by page."""
         return self._walk(
             _OPS["getOrganizationMembers"],
-            (organization_id,),
-            (
-                offset,
-                limit,
-                search,
-                sort_key,
-                sort_order,
-            ),
-            max_pages,
-            options,
+            path={"organization_id": organization_id},
+            query={
+                "offset": offset,
+                "limit": limit,
+                "search": search,
+                "sort_key": sort_key,
+                "sort_order": sort_order,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def add_organization_member(
@@ -7307,19 +6438,14 @@ class AsyncOrganizations(AsyncNamespace):
         role_ids: Sequence[str],
         **options: Unpack[RequestOptions],
     ) -> t.OrganizationMemberDetails:
-        """``POST /organizations/{organization_id}/members``."""
+        """Add Organization Member: ``POST /organizations/{organization_id}/members``."""
         return cast(
             "t.OrganizationMemberDetails",
             await self._call(
                 _OPS["addOrganizationMember"],
-                (organization_id,),
-                None,
-                (
-                    user_id,
-                    role_ids,
-                ),
-                None,
-                options,
+                path={"organization_id": organization_id},
+                body={"user_id": user_id, "role_ids": role_ids},
+                options=options,
             ),
         )
 
@@ -7332,41 +6458,27 @@ class AsyncOrganizations(AsyncNamespace):
         public_metadata: Any = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /organizations/{organization_id}/members/{membership_id}``."""
+        """Update Organization Member: ``PATCH /organizations/{organization_id}/members/{membership_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["updateOrganizationMember"],
-                (
-                    organization_id,
-                    membership_id,
-                ),
-                None,
-                (
-                    role_ids,
-                    public_metadata,
-                ),
-                None,
-                options,
+                path={"organization_id": organization_id, "membership_id": membership_id},
+                body={"role_ids": role_ids, "public_metadata": public_metadata},
+                options=options,
             ),
         )
 
     async def remove_organization_member(
         self, organization_id: str, membership_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /organizations/{organization_id}/members/{membership_id}``."""
+        """Remove Organization Member: ``DELETE /organizations/{organization_id}/members/{membership_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["removeOrganizationMember"],
-                (
-                    organization_id,
-                    membership_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"organization_id": organization_id, "membership_id": membership_id},
+                options=options,
             ),
         )
 
@@ -7377,20 +6489,17 @@ class AsyncOrganizations(AsyncNamespace):
         role_id: str,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``POST /organizations/{organization_id}/members/{membership_id}/roles/{role_id}``."""
+        """Add Organization Member Role: ``POST /organizations/{organization_id}/members/{membership_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["addOrganizationMemberRole"],
-                (
-                    organization_id,
-                    membership_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={
+                    "organization_id": organization_id,
+                    "membership_id": membership_id,
+                    "role_id": role_id,
+                },
+                options=options,
             ),
         )
 
@@ -7401,31 +6510,30 @@ class AsyncOrganizations(AsyncNamespace):
         role_id: str,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``DELETE /organizations/{organization_id}/members/{membership_id}/roles/{role_id}``."""
+        """Remove Organization Member Role: ``DELETE /organizations/{organization_id}/members/{membership_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["removeOrganizationMemberRole"],
-                (
-                    organization_id,
-                    membership_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={
+                    "organization_id": organization_id,
+                    "membership_id": membership_id,
+                    "role_id": role_id,
+                },
+                options=options,
             ),
         )
 
     async def get_organization_roles(
         self, organization_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetOrganizationRolesResponse:
-        """``GET /organizations/{organization_id}/roles``."""
+        """Get Organization Roles: ``GET /organizations/{organization_id}/roles``."""
         return cast(
             "t.GetOrganizationRolesResponse",
             await self._call(
-                _OPS["getOrganizationRoles"], (organization_id,), None, None, None, options
+                _OPS["getOrganizationRoles"],
+                path={"organization_id": organization_id},
+                options=options,
             ),
         )
 
@@ -7437,19 +6545,14 @@ class AsyncOrganizations(AsyncNamespace):
         permissions: Sequence[str],
         **options: Unpack[RequestOptions],
     ) -> t.OrganizationRole:
-        """``POST /organizations/{organization_id}/roles``."""
+        """Create Organization Role: ``POST /organizations/{organization_id}/roles``."""
         return cast(
             "t.OrganizationRole",
             await self._call(
                 _OPS["createOrganizationRole"],
-                (organization_id,),
-                None,
-                (
-                    name,
-                    permissions,
-                ),
-                None,
-                options,
+                path={"organization_id": organization_id},
+                body={"name": name, "permissions": permissions},
+                options=options,
             ),
         )
 
@@ -7461,19 +6564,14 @@ class AsyncOrganizations(AsyncNamespace):
         include_deleted: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListOrganizationInvitationsResponse:
-        """``GET /organizations/{organization_id}/invitations``."""
+        """List Organization Invitations: ``GET /organizations/{organization_id}/invitations``."""
         return cast(
             "t.ListOrganizationInvitationsResponse",
             await self._call(
                 _OPS["listOrganizationInvitations"],
-                (organization_id,),
-                (
-                    workspace_id,
-                    include_deleted,
-                ),
-                None,
-                None,
-                options,
+                path={"organization_id": organization_id},
+                query={"workspace_id": workspace_id, "include_deleted": include_deleted},
+                options=options,
             ),
         )
 
@@ -7488,41 +6586,33 @@ class AsyncOrganizations(AsyncNamespace):
         expiry_days: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.OrganizationInvitationSummary:
-        """``POST /organizations/{organization_id}/invitations``."""
+        """Create Organization Invitation: ``POST /organizations/{organization_id}/invitations``."""
         return cast(
             "t.OrganizationInvitationSummary",
             await self._call(
                 _OPS["createOrganizationInvitation"],
-                (organization_id,),
-                None,
-                (
-                    email,
-                    role_id,
-                    workspace_id,
-                    workspace_role_id,
-                    expiry_days,
-                ),
-                None,
-                options,
+                path={"organization_id": organization_id},
+                body={
+                    "email": email,
+                    "role_id": role_id,
+                    "workspace_id": workspace_id,
+                    "workspace_role_id": workspace_role_id,
+                    "expiry_days": expiry_days,
+                },
+                options=options,
             ),
         )
 
     async def discard_organization_invitation(
         self, organization_id: str, invitation_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /organizations/{organization_id}/invitations/{invitation_id}/discard``."""
+        """Discard Organization Invitation: ``POST /organizations/{organization_id}/invitations/{invitation_id}/discard``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["discardOrganizationInvitation"],
-                (
-                    organization_id,
-                    invitation_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"organization_id": organization_id, "invitation_id": invitation_id},
+                options=options,
             ),
         )
 
@@ -7535,41 +6625,27 @@ class AsyncOrganizations(AsyncNamespace):
         permissions: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.OrganizationRole:
-        """``PATCH /organizations/{organization_id}/roles/{role_id}``."""
+        """Update Organization Role: ``PATCH /organizations/{organization_id}/roles/{role_id}``."""
         return cast(
             "t.OrganizationRole",
             await self._call(
                 _OPS["updateOrganizationRole"],
-                (
-                    organization_id,
-                    role_id,
-                ),
-                None,
-                (
-                    name,
-                    permissions,
-                ),
-                None,
-                options,
+                path={"organization_id": organization_id, "role_id": role_id},
+                body={"name": name, "permissions": permissions},
+                options=options,
             ),
         )
 
     async def delete_organization_role(
         self, organization_id: str, role_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /organizations/{organization_id}/roles/{role_id}``."""
+        """Delete Organization Role: ``DELETE /organizations/{organization_id}/roles/{role_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["deleteOrganizationRole"],
-                (
-                    organization_id,
-                    role_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"organization_id": organization_id, "role_id": role_id},
+                options=options,
             ),
         )
 
@@ -7582,10 +6658,10 @@ class AsyncDefault(AsyncNamespace):
     async def get_deployment_with_settings(
         self, **options: Unpack[RequestOptions]
     ) -> t.DeploymentWithSettings:
-        """``GET /``."""
+        """Get Deployment With Settings: ``GET /``."""
         return cast(
             "t.DeploymentWithSettings",
-            await self._call(_OPS["getDeploymentWithSettings"], (), None, None, None, options),
+            await self._call(_OPS["getDeploymentWithSettings"], options=options),
         )
 
 
@@ -7597,10 +6673,10 @@ class AsyncJwtTemplates(AsyncNamespace):
     async def get_deployment_jwt_templates(
         self, **options: Unpack[RequestOptions]
     ) -> t.GetDeploymentJwtTemplatesResponse:
-        """``GET /jwt-templates``."""
+        """Get Deployment Jwt Templates: ``GET /jwt-templates``."""
         return cast(
             "t.GetDeploymentJwtTemplatesResponse",
-            await self._call(_OPS["getDeploymentJwtTemplates"], (), None, None, None, options),
+            await self._call(_OPS["getDeploymentJwtTemplates"], options=options),
         )
 
     async def create_deployment_jwt_template(
@@ -7613,22 +6689,19 @@ class AsyncJwtTemplates(AsyncNamespace):
         custom_signing_key: t.CustomSigningKey | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentJwtTemplate:
-        """``POST /jwt-templates``."""
+        """Create Deployment Jwt Template: ``POST /jwt-templates``."""
         return cast(
             "t.DeploymentJwtTemplate",
             await self._call(
                 _OPS["createDeploymentJwtTemplate"],
-                (),
-                None,
-                (
-                    name,
-                    token_lifetime,
-                    allowed_clock_skew,
-                    custom_signing_key,
-                    template,
-                ),
-                None,
-                options,
+                body={
+                    "name": name,
+                    "token_lifetime": token_lifetime,
+                    "allowed_clock_skew": allowed_clock_skew,
+                    "custom_signing_key": custom_signing_key,
+                    "template": template,
+                },
+                options=options,
             ),
         )
 
@@ -7643,32 +6716,30 @@ class AsyncJwtTemplates(AsyncNamespace):
         template: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentJwtTemplate:
-        """``PATCH /jwt-templates/{id}``."""
+        """Update Deployment Jwt Template: ``PATCH /jwt-templates/{id}``."""
         return cast(
             "t.DeploymentJwtTemplate",
             await self._call(
                 _OPS["updateDeploymentJwtTemplate"],
-                (id,),
-                None,
-                (
-                    name,
-                    token_lifetime,
-                    allowed_clock_skew,
-                    custom_signing_key,
-                    template,
-                ),
-                None,
-                options,
+                path={"id": id},
+                body={
+                    "name": name,
+                    "token_lifetime": token_lifetime,
+                    "allowed_clock_skew": allowed_clock_skew,
+                    "custom_signing_key": custom_signing_key,
+                    "template": template,
+                },
+                options=options,
             ),
         )
 
     async def delete_deployment_jwt_template(
         self, id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /jwt-templates/{id}``."""
+        """Delete Deployment Jwt Template: ``DELETE /jwt-templates/{id}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteDeploymentJwtTemplate"], (id,), None, None, None, options),
+            await self._call(_OPS["deleteDeploymentJwtTemplate"], path={"id": id}, options=options),
         )
 
 
@@ -7696,31 +6767,28 @@ class AsyncSettings(AsyncNamespace):
         session_inactive_timeout: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /settings/auth``."""
+        """Update Deployment Auth Settings: ``PATCH /settings/auth``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["updateDeploymentAuthSettings"],
-                (),
-                None,
-                (
-                    email,
-                    phone,
-                    username,
-                    password,
-                    name,
-                    authentication_factors,
-                    second_factor_policy,
-                    first_factor,
-                    backup_code,
-                    web3_wallet,
-                    multi_session_support,
-                    session_token_lifetime,
-                    session_validity_period,
-                    session_inactive_timeout,
-                ),
-                None,
-                options,
+                body={
+                    "email": email,
+                    "phone": phone,
+                    "username": username,
+                    "password": password,
+                    "name": name,
+                    "authentication_factors": authentication_factors,
+                    "second_factor_policy": second_factor_policy,
+                    "first_factor": first_factor,
+                    "backup_code": backup_code,
+                    "web3_wallet": web3_wallet,
+                    "multi_session_support": multi_session_support,
+                    "session_token_lifetime": session_token_lifetime,
+                    "session_validity_period": session_validity_period,
+                    "session_inactive_timeout": session_inactive_timeout,
+                },
+                options=options,
             ),
         )
 
@@ -7755,43 +6823,40 @@ class AsyncSettings(AsyncNamespace):
         support_page_url: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /settings/display``."""
+        """Update Deployment Display Settings: ``PATCH /settings/display``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["updateDeploymentDisplaySettings"],
-                (),
-                None,
-                (
-                    app_name,
-                    tos_page_url,
-                    sign_in_page_url,
-                    sign_up_page_url,
-                    after_sign_out_one_page_url,
-                    after_sign_out_all_page_url,
-                    favicon_image_url,
-                    logo_image_url,
-                    privacy_policy_url,
-                    signup_terms_statement,
-                    signup_terms_statement_shown,
-                    theme_tokens,
-                    after_logo_click_url,
-                    organization_profile_url,
-                    create_organization_url,
-                    default_user_profile_image_url,
-                    default_organization_profile_image_url,
-                    default_workspace_profile_image_url,
-                    use_initials_for_user_profile_image,
-                    use_initials_for_organization_profile_image,
-                    after_signup_redirect_url,
-                    after_signin_redirect_url,
-                    user_profile_url,
-                    after_create_organization_redirect_url,
-                    waitlist_page_url,
-                    support_page_url,
-                ),
-                None,
-                options,
+                body={
+                    "app_name": app_name,
+                    "tos_page_url": tos_page_url,
+                    "sign_in_page_url": sign_in_page_url,
+                    "sign_up_page_url": sign_up_page_url,
+                    "after_sign_out_one_page_url": after_sign_out_one_page_url,
+                    "after_sign_out_all_page_url": after_sign_out_all_page_url,
+                    "favicon_image_url": favicon_image_url,
+                    "logo_image_url": logo_image_url,
+                    "privacy_policy_url": privacy_policy_url,
+                    "signup_terms_statement": signup_terms_statement,
+                    "signup_terms_statement_shown": signup_terms_statement_shown,
+                    "theme_tokens": theme_tokens,
+                    "after_logo_click_url": after_logo_click_url,
+                    "organization_profile_url": organization_profile_url,
+                    "create_organization_url": create_organization_url,
+                    "default_user_profile_image_url": default_user_profile_image_url,
+                    "default_organization_profile_image_url": default_organization_profile_image_url,
+                    "default_workspace_profile_image_url": default_workspace_profile_image_url,
+                    "use_initials_for_user_profile_image": use_initials_for_user_profile_image,
+                    "use_initials_for_organization_profile_image": use_initials_for_organization_profile_image,
+                    "after_signup_redirect_url": after_signup_redirect_url,
+                    "after_signin_redirect_url": after_signin_redirect_url,
+                    "user_profile_url": user_profile_url,
+                    "after_create_organization_redirect_url": after_create_organization_redirect_url,
+                    "waitlist_page_url": waitlist_page_url,
+                    "support_page_url": support_page_url,
+                },
+                options=options,
             ),
         )
 
@@ -7815,32 +6880,29 @@ class AsyncSettings(AsyncNamespace):
         session_inactive_timeout: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /settings/restrictions``."""
+        """Update Deployment Restrictions: ``PATCH /settings/restrictions``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["updateDeploymentRestrictions"],
-                (),
-                None,
-                (
-                    allowlist_enabled,
-                    blocklist_enabled,
-                    block_subaddresses,
-                    block_disposable_emails,
-                    block_voip_numbers,
-                    country_restrictions,
-                    banned_keywords,
-                    allowlisted_resources,
-                    blocklisted_resources,
-                    sign_up_mode,
-                    waitlist_collect_names,
-                    multi_session_support,
-                    session_token_lifetime,
-                    session_validity_period,
-                    session_inactive_timeout,
-                ),
-                None,
-                options,
+                body={
+                    "allowlist_enabled": allowlist_enabled,
+                    "blocklist_enabled": blocklist_enabled,
+                    "block_subaddresses": block_subaddresses,
+                    "block_disposable_emails": block_disposable_emails,
+                    "block_voip_numbers": block_voip_numbers,
+                    "country_restrictions": country_restrictions,
+                    "banned_keywords": banned_keywords,
+                    "allowlisted_resources": allowlisted_resources,
+                    "blocklisted_resources": blocklisted_resources,
+                    "sign_up_mode": sign_up_mode,
+                    "waitlist_collect_names": waitlist_collect_names,
+                    "multi_session_support": multi_session_support,
+                    "session_token_lifetime": session_token_lifetime,
+                    "session_validity_period": session_validity_period,
+                    "session_inactive_timeout": session_inactive_timeout,
+                },
+                options=options,
             ),
         )
 
@@ -7875,71 +6937,68 @@ class AsyncSettings(AsyncNamespace):
         enterprise_sso_enabled: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /settings/b2b``."""
+        """Update Deployment B2b Settings: ``PATCH /settings/b2b``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["updateDeploymentB2bSettings"],
-                (),
-                None,
-                (
-                    organizations_enabled,
-                    workspaces_enabled,
-                    ip_allowlist_per_org_enabled,
-                    allow_users_to_create_orgs,
-                    max_allowed_org_members,
-                    max_allowed_workspace_members,
-                    allow_org_deletion,
-                    allow_workspace_deletion,
-                    custom_org_role_enabled,
-                    custom_workspace_role_enabled,
-                    default_workspace_creator_role_id,
-                    default_workspace_member_role_id,
-                    default_org_creator_role_id,
-                    default_org_member_role_id,
-                    limit_org_creation_per_user,
-                    limit_workspace_creation_per_org,
-                    org_creation_per_user_count,
-                    workspaces_per_org_count,
-                    workspace_permissions,
-                    organization_permissions,
-                    workspace_permission_catalog,
-                    organization_permission_catalog,
-                    ip_allowlist_per_workspace_enabled,
-                    enforce_mfa_per_org_enabled,
-                    enforce_mfa_per_workspace_enabled,
-                    enterprise_sso_enabled,
-                ),
-                None,
-                options,
+                body={
+                    "organizations_enabled": organizations_enabled,
+                    "workspaces_enabled": workspaces_enabled,
+                    "ip_allowlist_per_org_enabled": ip_allowlist_per_org_enabled,
+                    "allow_users_to_create_orgs": allow_users_to_create_orgs,
+                    "max_allowed_org_members": max_allowed_org_members,
+                    "max_allowed_workspace_members": max_allowed_workspace_members,
+                    "allow_org_deletion": allow_org_deletion,
+                    "allow_workspace_deletion": allow_workspace_deletion,
+                    "custom_org_role_enabled": custom_org_role_enabled,
+                    "custom_workspace_role_enabled": custom_workspace_role_enabled,
+                    "default_workspace_creator_role_id": default_workspace_creator_role_id,
+                    "default_workspace_member_role_id": default_workspace_member_role_id,
+                    "default_org_creator_role_id": default_org_creator_role_id,
+                    "default_org_member_role_id": default_org_member_role_id,
+                    "limit_org_creation_per_user": limit_org_creation_per_user,
+                    "limit_workspace_creation_per_org": limit_workspace_creation_per_org,
+                    "org_creation_per_user_count": org_creation_per_user_count,
+                    "workspaces_per_org_count": workspaces_per_org_count,
+                    "workspace_permissions": workspace_permissions,
+                    "organization_permissions": organization_permissions,
+                    "workspace_permission_catalog": workspace_permission_catalog,
+                    "organization_permission_catalog": organization_permission_catalog,
+                    "ip_allowlist_per_workspace_enabled": ip_allowlist_per_workspace_enabled,
+                    "enforce_mfa_per_org_enabled": enforce_mfa_per_org_enabled,
+                    "enforce_mfa_per_workspace_enabled": enforce_mfa_per_workspace_enabled,
+                    "enterprise_sso_enabled": enterprise_sso_enabled,
+                },
+                options=options,
             ),
         )
 
     async def get_deployment_organization_roles(
         self, **options: Unpack[RequestOptions]
     ) -> t.GetDeploymentOrganizationRolesResponse:
-        """``GET /settings/b2b/organization-roles``."""
+        """Get Deployment Organization Roles: ``GET /settings/b2b/organization-roles``."""
         return cast(
             "t.GetDeploymentOrganizationRolesResponse",
-            await self._call(_OPS["getDeploymentOrganizationRoles"], (), None, None, None, options),
+            await self._call(_OPS["getDeploymentOrganizationRoles"], options=options),
         )
 
     async def get_deployment_workspace_roles(
         self, **options: Unpack[RequestOptions]
     ) -> t.GetDeploymentWorkspaceRolesResponse:
-        """``GET /settings/b2b/workspace-roles``."""
+        """Get Deployment Workspace Roles: ``GET /settings/b2b/workspace-roles``."""
         return cast(
             "t.GetDeploymentWorkspaceRolesResponse",
-            await self._call(_OPS["getDeploymentWorkspaceRoles"], (), None, None, None, options),
+            await self._call(_OPS["getDeploymentWorkspaceRoles"], options=options),
         )
 
     async def get_deployment_social_connections(
         self, **options: Unpack[RequestOptions]
     ) -> t.GetDeploymentSocialConnectionsResponse:
-        """``GET /settings/social-connections``."""
+        """Get Deployment Social Connections: ``GET /settings/social-connections``."""
         return cast(
             "t.GetDeploymentSocialConnectionsResponse",
-            await self._call(_OPS["getDeploymentSocialConnections"], (), None, None, None, options),
+            await self._call(_OPS["getDeploymentSocialConnections"], options=options),
         )
 
     async def upsert_deployment_social_connection(
@@ -7951,21 +7010,18 @@ class AsyncSettings(AsyncNamespace):
         credentials: t.OauthCredentials | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentSocialConnection:
-        """``PUT /settings/social-connections``."""
+        """Upsert Deployment Social Connection: ``PUT /settings/social-connections``."""
         return cast(
             "t.DeploymentSocialConnection",
             await self._call(
                 _OPS["upsertDeploymentSocialConnection"],
-                (),
-                None,
-                (
-                    provider,
-                    enabled,
-                    user_defined_scopes,
-                    credentials,
-                ),
-                None,
-                options,
+                body={
+                    "provider": provider,
+                    "enabled": enabled,
+                    "user_defined_scopes": user_defined_scopes,
+                    "credentials": credentials,
+                },
+                options=options,
             ),
         )
 
@@ -7980,32 +7036,26 @@ class AsyncSettings(AsyncNamespace):
         use_tls: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SmtpConfigResponse:
-        """``POST /settings/email/smtp``."""
+        """Update Smtp Config: ``POST /settings/email/smtp``."""
         return cast(
             "t.SmtpConfigResponse",
             await self._call(
                 _OPS["updateSmtpConfig"],
-                (),
-                None,
-                (
-                    host,
-                    port,
-                    username,
-                    password,
-                    from_email,
-                    use_tls,
-                ),
-                None,
-                options,
+                body={
+                    "host": host,
+                    "port": port,
+                    "username": username,
+                    "password": password,
+                    "from_email": from_email,
+                    "use_tls": use_tls,
+                },
+                options=options,
             ),
         )
 
     async def remove_smtp_config(self, **options: Unpack[RequestOptions]) -> dict[str, Any]:
-        """``DELETE /settings/email/smtp``."""
-        return cast(
-            "dict[str, Any]",
-            await self._call(_OPS["removeSmtpConfig"], (), None, None, None, options),
-        )
+        """Remove Smtp Config: ``DELETE /settings/email/smtp``."""
+        return cast("dict[str, Any]", await self._call(_OPS["removeSmtpConfig"], options=options))
 
     async def verify_smtp_connection(
         self,
@@ -8018,34 +7068,33 @@ class AsyncSettings(AsyncNamespace):
         use_tls: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SmtpVerifyResponse:
-        """``POST /settings/email/smtp/verify``."""
+        """Verify Smtp Connection: ``POST /settings/email/smtp/verify``."""
         return cast(
             "t.SmtpVerifyResponse",
             await self._call(
                 _OPS["verifySmtpConnection"],
-                (),
-                None,
-                (
-                    host,
-                    port,
-                    username,
-                    password,
-                    from_email,
-                    use_tls,
-                ),
-                None,
-                options,
+                body={
+                    "host": host,
+                    "port": port,
+                    "username": username,
+                    "password": password,
+                    "from_email": from_email,
+                    "use_tls": use_tls,
+                },
+                options=options,
             ),
         )
 
     async def get_deployment_email_template(
         self, template_name: str, **options: Unpack[RequestOptions]
     ) -> t.EmailTemplate:
-        """``GET /settings/email-templates/{template_name}``."""
+        """Get Deployment Email Template: ``GET /settings/email-templates/{template_name}``."""
         return cast(
             "t.EmailTemplate",
             await self._call(
-                _OPS["getDeploymentEmailTemplate"], (template_name,), None, None, None, options
+                _OPS["getDeploymentEmailTemplate"],
+                path={"template_name": template_name},
+                options=options,
             ),
         )
 
@@ -8060,32 +7109,35 @@ class AsyncSettings(AsyncNamespace):
         body_template_name: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.EmailTemplate:
-        """``PATCH /settings/email-templates/{template_name}``."""
+        """Update Deployment Email Template: ``PATCH /settings/email-templates/{template_name}``."""
         return cast(
             "t.EmailTemplate",
             await self._call(
                 _OPS["updateDeploymentEmailTemplate"],
-                (template_name,),
-                None,
-                (
-                    body_template_name,
-                    template_data,
-                    template_from,
-                    template_reply_to,
-                    template_subject,
-                ),
-                None,
-                options,
+                path={"template_name": template_name},
+                body={
+                    "template_name": body_template_name,
+                    "template_data": template_data,
+                    "template_from": template_from,
+                    "template_reply_to": template_reply_to,
+                    "template_subject": template_subject,
+                },
+                options=options,
             ),
         )
 
     async def upload_image(
         self, image_type: str, *, image: FileInput, **options: Unpack[RequestOptions]
     ) -> t.UploadResult:
-        """``POST /settings/upload/{image_type}``."""
+        """Upload Image: ``POST /settings/upload/{image_type}``."""
         return cast(
             "t.UploadResult",
-            await self._call(_OPS["uploadImage"], (image_type,), None, None, (image,), options),
+            await self._call(
+                _OPS["uploadImage"],
+                path={"image_type": image_type},
+                files={"image": image},
+                options=options,
+            ),
         )
 
 
@@ -8095,16 +7147,16 @@ class AsyncSegments(AsyncNamespace):
     __slots__ = ()
 
     async def list_segments(self, **options: Unpack[RequestOptions]) -> t.ListSegmentsResponse:
-        """``GET /segments``."""
+        """List Segments: ``GET /segments``."""
         return cast(
-            "t.ListSegmentsResponse",
-            await self._call(_OPS["listSegments"], (), None, None, None, options),
+            "t.ListSegmentsResponse", await self._call(_OPS["listSegments"], options=options)
         )
 
     async def create_segment(self, *, name: str, **options: Unpack[RequestOptions]) -> t.Segment:
-        """``POST /segments``."""
+        """Create Segment: ``POST /segments``."""
         return cast(
-            "t.Segment", await self._call(_OPS["createSegment"], (), None, (name,), None, options)
+            "t.Segment",
+            await self._call(_OPS["createSegment"], body={"name": name}, options=options),
         )
 
     async def get_segment_data(
@@ -8114,46 +7166,46 @@ class AsyncSegments(AsyncNamespace):
         filters: t.SegmentDataFilters | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetSegmentDataResponse:
-        """``POST /segments/data``."""
+        """Get Segment Data: ``POST /segments/data``."""
         return cast(
             "t.GetSegmentDataResponse",
             await self._call(
                 _OPS["getSegmentData"],
-                (),
-                None,
-                (
-                    target_type,
-                    filters,
-                ),
-                None,
-                options,
+                body={"target_type": target_type, "filters": filters},
+                options=options,
             ),
         )
 
     async def update_segment(
         self, id: str, *, name: str | None = None, **options: Unpack[RequestOptions]
     ) -> t.Segment:
-        """``PATCH /segments/{id}``."""
+        """Update Segment: ``PATCH /segments/{id}``."""
         return cast(
             "t.Segment",
-            await self._call(_OPS["updateSegment"], (id,), None, (name,), None, options),
+            await self._call(
+                _OPS["updateSegment"], path={"id": id}, body={"name": name}, options=options
+            ),
         )
 
     async def delete_segment(self, id: str, **options: Unpack[RequestOptions]) -> Any:
-        """``DELETE /segments/{id}``."""
-        return await self._call(_OPS["deleteSegment"], (id,), None, None, None, options)
+        """Delete Segment: ``DELETE /segments/{id}``."""
+        return await self._call(_OPS["deleteSegment"], path={"id": id}, options=options)
 
     async def assign_segment(
         self, id: str, *, entity_id: str, **options: Unpack[RequestOptions]
     ) -> Any:
-        """``POST /segments/{id}/assign``."""
-        return await self._call(_OPS["assignSegment"], (id,), None, (entity_id,), None, options)
+        """Assign Segment: ``POST /segments/{id}/assign``."""
+        return await self._call(
+            _OPS["assignSegment"], path={"id": id}, body={"entity_id": entity_id}, options=options
+        )
 
     async def remove_segment(
         self, id: str, *, entity_id: str, **options: Unpack[RequestOptions]
     ) -> Any:
-        """``POST /segments/{id}/remove``."""
-        return await self._call(_OPS["removeSegment"], (id,), None, (entity_id,), None, options)
+        """Remove Segment: ``POST /segments/{id}/remove``."""
+        return await self._call(
+            _OPS["removeSegment"], path={"id": id}, body={"entity_id": entity_id}, options=options
+        )
 
 
 class AsyncAnalytics(AsyncNamespace):
@@ -8164,19 +7216,11 @@ class AsyncAnalytics(AsyncNamespace):
     async def get_analytics_stats(
         self, *, from_: str, to: str, **options: Unpack[RequestOptions]
     ) -> t.AnalyticsStatsResponse:
-        """``GET /analytics``."""
+        """Get Analytics Stats: ``GET /analytics``."""
         return cast(
             "t.AnalyticsStatsResponse",
             await self._call(
-                _OPS["getAnalyticsStats"],
-                (),
-                (
-                    from_,
-                    to,
-                ),
-                None,
-                None,
-                options,
+                _OPS["getAnalyticsStats"], query={"from": from_, "to": to}, options=options
             ),
         )
 
@@ -8189,21 +7233,13 @@ class AsyncAnalytics(AsyncNamespace):
         tz: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.TokenUsageResponse:
-        """``GET /analytics/token-usage``."""
+        """Get Token Usage Stats: ``GET /analytics/token-usage``."""
         return cast(
             "t.TokenUsageResponse",
             await self._call(
                 _OPS["getTokenUsageStats"],
-                (),
-                (
-                    from_,
-                    to,
-                    granularity,
-                    tz,
-                ),
-                None,
-                None,
-                options,
+                query={"from": from_, "to": to, "granularity": granularity, "tz": tz},
+                options=options,
             ),
         )
 
@@ -8216,21 +7252,13 @@ class AsyncAnalytics(AsyncNamespace):
         tz: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.TokenUsageByModelResponse:
-        """``GET /analytics/token-usage-by-model``."""
+        """Get Token Usage By Model: ``GET /analytics/token-usage-by-model``."""
         return cast(
             "t.TokenUsageByModelResponse",
             await self._call(
                 _OPS["getTokenUsageByModel"],
-                (),
-                (
-                    from_,
-                    to,
-                    granularity,
-                    tz,
-                ),
-                None,
-                None,
-                options,
+                query={"from": from_, "to": to, "granularity": granularity, "tz": tz},
+                options=options,
             ),
         )
 
@@ -8243,21 +7271,13 @@ class AsyncAnalytics(AsyncNamespace):
         tz: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookUsageResponse:
-        """``GET /analytics/webhook-usage``."""
+        """Get Webhook Usage Stats: ``GET /analytics/webhook-usage``."""
         return cast(
             "t.WebhookUsageResponse",
             await self._call(
                 _OPS["getWebhookUsageStats"],
-                (),
-                (
-                    from_,
-                    to,
-                    granularity,
-                    tz,
-                ),
-                None,
-                None,
-                options,
+                query={"from": from_, "to": to, "granularity": granularity, "tz": tz},
+                options=options,
             ),
         )
 
@@ -8270,21 +7290,13 @@ class AsyncAnalytics(AsyncNamespace):
         tz: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GatewayUsageResponse:
-        """``GET /analytics/gateway-usage``."""
+        """Get Gateway Usage Stats: ``GET /analytics/gateway-usage``."""
         return cast(
             "t.GatewayUsageResponse",
             await self._call(
                 _OPS["getGatewayUsageStats"],
-                (),
-                (
-                    from_,
-                    to,
-                    granularity,
-                    tz,
-                ),
-                None,
-                None,
-                options,
+                query={"from": from_, "to": to, "granularity": granularity, "tz": tz},
+                options=options,
             ),
         )
 
@@ -8303,21 +7315,18 @@ class AsyncApiAuth(AsyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListApiAuthAppsResponse:
-        """``GET /api-auth/apps``."""
+        """List Api Auth Apps: ``GET /api-auth/apps``."""
         return cast(
             "t.ListApiAuthAppsResponse",
             await self._call(
                 _OPS["listApiAuthApps"],
-                (),
-                (
-                    include_inactive,
-                    limit,
-                    offset,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "include_inactive": include_inactive,
+                    "limit": limit,
+                    "offset": offset,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -8331,18 +7340,17 @@ class AsyncApiAuth(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.ApiAuthApp]:
-        """Every item of ``GET /api-auth/apps``, page by page."""
+        """List Api Auth Apps: every item of ``GET /api-auth/apps``, page by page."""
         return self._walk(
             _OPS["listApiAuthApps"],
-            (),
-            (
-                include_inactive,
-                limit,
-                offset,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "include_inactive": include_inactive,
+                "limit": limit,
+                "offset": offset,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def create_api_auth_app(
@@ -8360,37 +7368,34 @@ class AsyncApiAuth(AsyncNamespace):
         resources: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiAuthApp:
-        """``POST /api-auth/apps``."""
+        """Create Api Auth App: ``POST /api-auth/apps``."""
         return cast(
             "t.ApiAuthApp",
             await self._call(
                 _OPS["createApiAuthApp"],
-                (),
-                None,
-                (
-                    user_id,
-                    organization_id,
-                    workspace_id,
-                    app_slug,
-                    name,
-                    key_prefix,
-                    description,
-                    rate_limit_scheme_slug,
-                    permissions,
-                    resources,
-                ),
-                None,
-                options,
+                body={
+                    "user_id": user_id,
+                    "organization_id": organization_id,
+                    "workspace_id": workspace_id,
+                    "app_slug": app_slug,
+                    "name": name,
+                    "key_prefix": key_prefix,
+                    "description": description,
+                    "rate_limit_scheme_slug": rate_limit_scheme_slug,
+                    "permissions": permissions,
+                    "resources": resources,
+                },
+                options=options,
             ),
         )
 
     async def get_api_auth_app(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> t.ApiAuthApp:
-        """``GET /api-auth/apps/{app_slug}``."""
+        """Get Api Auth App: ``GET /api-auth/apps/{app_slug}``."""
         return cast(
             "t.ApiAuthApp",
-            await self._call(_OPS["getApiAuthApp"], (app_slug,), None, None, None, options),
+            await self._call(_OPS["getApiAuthApp"], path={"app_slug": app_slug}, options=options),
         )
 
     async def update_api_auth_app(
@@ -8408,45 +7413,45 @@ class AsyncApiAuth(AsyncNamespace):
         resources: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiAuthApp:
-        """``PATCH /api-auth/apps/{app_slug}``."""
+        """Update Api Auth App: ``PATCH /api-auth/apps/{app_slug}``."""
         return cast(
             "t.ApiAuthApp",
             await self._call(
                 _OPS["updateApiAuthApp"],
-                (app_slug,),
-                None,
-                (
-                    organization_id,
-                    workspace_id,
-                    name,
-                    key_prefix,
-                    description,
-                    is_active,
-                    rate_limit_scheme_slug,
-                    permissions,
-                    resources,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug},
+                body={
+                    "organization_id": organization_id,
+                    "workspace_id": workspace_id,
+                    "name": name,
+                    "key_prefix": key_prefix,
+                    "description": description,
+                    "is_active": is_active,
+                    "rate_limit_scheme_slug": rate_limit_scheme_slug,
+                    "permissions": permissions,
+                    "resources": resources,
+                },
+                options=options,
             ),
         )
 
     async def delete_api_auth_app(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /api-auth/apps/{app_slug}``."""
+        """Delete Api Auth App: ``DELETE /api-auth/apps/{app_slug}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteApiAuthApp"], (app_slug,), None, None, None, options),
+            await self._call(
+                _OPS["deleteApiAuthApp"], path={"app_slug": app_slug}, options=options
+            ),
         )
 
     async def list_rate_limit_schemes(
         self, **options: Unpack[RequestOptions]
     ) -> t.ListRateLimitSchemesResponse:
-        """``GET /api-auth/rate-limit-schemes``."""
+        """List Rate Limit Schemes: ``GET /api-auth/rate-limit-schemes``."""
         return cast(
             "t.ListRateLimitSchemesResponse",
-            await self._call(_OPS["listRateLimitSchemes"], (), None, None, None, options),
+            await self._call(_OPS["listRateLimitSchemes"], options=options),
         )
 
     async def create_rate_limit_scheme(
@@ -8458,31 +7463,23 @@ class AsyncApiAuth(AsyncNamespace):
         description: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.RateLimitSchemeData:
-        """``POST /api-auth/rate-limit-schemes``."""
+        """Create Rate Limit Scheme: ``POST /api-auth/rate-limit-schemes``."""
         return cast(
             "t.RateLimitSchemeData",
             await self._call(
                 _OPS["createRateLimitScheme"],
-                (),
-                None,
-                (
-                    slug,
-                    name,
-                    description,
-                    rules,
-                ),
-                None,
-                options,
+                body={"slug": slug, "name": name, "description": description, "rules": rules},
+                options=options,
             ),
         )
 
     async def get_rate_limit_scheme(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> t.RateLimitSchemeData:
-        """``GET /api-auth/rate-limit-schemes/{slug}``."""
+        """Get Rate Limit Scheme: ``GET /api-auth/rate-limit-schemes/{slug}``."""
         return cast(
             "t.RateLimitSchemeData",
-            await self._call(_OPS["getRateLimitScheme"], (slug,), None, None, None, options),
+            await self._call(_OPS["getRateLimitScheme"], path={"slug": slug}, options=options),
         )
 
     async def update_rate_limit_scheme(
@@ -8494,30 +7491,24 @@ class AsyncApiAuth(AsyncNamespace):
         rules: Sequence[t.RateLimit] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.RateLimitSchemeData:
-        """``PATCH /api-auth/rate-limit-schemes/{slug}``."""
+        """Update Rate Limit Scheme: ``PATCH /api-auth/rate-limit-schemes/{slug}``."""
         return cast(
             "t.RateLimitSchemeData",
             await self._call(
                 _OPS["updateRateLimitScheme"],
-                (slug,),
-                None,
-                (
-                    name,
-                    description,
-                    rules,
-                ),
-                None,
-                options,
+                path={"slug": slug},
+                body={"name": name, "description": description, "rules": rules},
+                options=options,
             ),
         )
 
     async def delete_rate_limit_scheme(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /api-auth/rate-limit-schemes/{slug}``."""
+        """Delete Rate Limit Scheme: ``DELETE /api-auth/rate-limit-schemes/{slug}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteRateLimitScheme"], (slug,), None, None, None, options),
+            await self._call(_OPS["deleteRateLimitScheme"], path={"slug": slug}, options=options),
         )
 
     async def list_api_keys(
@@ -8527,11 +7518,14 @@ class AsyncApiAuth(AsyncNamespace):
         include_inactive: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListApiKeysResponse:
-        """``GET /api-auth/apps/{app_slug}/keys``."""
+        """List Api Keys: ``GET /api-auth/apps/{app_slug}/keys``."""
         return cast(
             "t.ListApiKeysResponse",
             await self._call(
-                _OPS["listApiKeys"], (app_slug,), (include_inactive,), None, None, options
+                _OPS["listApiKeys"],
+                path={"app_slug": app_slug},
+                query={"include_inactive": include_inactive},
+                options=options,
             ),
         )
 
@@ -8545,21 +7539,19 @@ class AsyncApiAuth(AsyncNamespace):
         expires_at: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiKeyWithSecret:
-        """``POST /api-auth/apps/{app_slug}/keys``."""
+        """Create Api Key: ``POST /api-auth/apps/{app_slug}/keys``."""
         return cast(
             "t.ApiKeyWithSecret",
             await self._call(
                 _OPS["createApiKey"],
-                (app_slug,),
-                None,
-                (
-                    name,
-                    permissions,
-                    metadata,
-                    expires_at,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug},
+                body={
+                    "name": name,
+                    "permissions": permissions,
+                    "metadata": metadata,
+                    "expires_at": expires_at,
+                },
+                options=options,
             ),
         )
 
@@ -8572,41 +7564,27 @@ class AsyncApiAuth(AsyncNamespace):
         reason: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``POST /api-auth/apps/{app_slug}/keys/{key_id}/revoke``."""
+        """Revoke Api Key For App: ``POST /api-auth/apps/{app_slug}/keys/{key_id}/revoke``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["revokeApiKeyForApp"],
-                (
-                    app_slug,
-                    key_id,
-                ),
-                None,
-                (
-                    body_key_id,
-                    reason,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug, "key_id": key_id},
+                body={"key_id": body_key_id, "reason": reason},
+                options=options,
             ),
         )
 
     async def rotate_api_key_for_app(
         self, app_slug: str, key_id: str, **options: Unpack[RequestOptions]
     ) -> t.ApiKeyWithSecret:
-        """``POST /api-auth/apps/{app_slug}/keys/{key_id}/rotate``."""
+        """Rotate Api Key For App: ``POST /api-auth/apps/{app_slug}/keys/{key_id}/rotate``."""
         return cast(
             "t.ApiKeyWithSecret",
             await self._call(
                 _OPS["rotateApiKeyForApp"],
-                (
-                    app_slug,
-                    key_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug, "key_id": key_id},
+                options=options,
             ),
         )
 
@@ -8625,26 +7603,24 @@ class AsyncApiAuth(AsyncNamespace):
         cursor_id: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiAuditLogsResponse:
-        """``GET /api-auth/apps/{app_slug}/audit/logs``."""
+        """Get Api Audit Logs: ``GET /api-auth/apps/{app_slug}/audit/logs``."""
         return cast(
             "t.ApiAuditLogsResponse",
             await self._call(
                 _OPS["getApiAuditLogs"],
-                (app_slug,),
-                (
-                    limit,
-                    offset,
-                    outcome,
-                    key_id,
-                    start_date,
-                    end_date,
-                    cursor,
-                    cursor_ts,
-                    cursor_id,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "limit": limit,
+                    "offset": offset,
+                    "outcome": outcome,
+                    "key_id": key_id,
+                    "start_date": start_date,
+                    "end_date": end_date,
+                    "cursor": cursor,
+                    "cursor_ts": cursor_ts,
+                    "cursor_id": cursor_id,
+                },
+                options=options,
             ),
         )
 
@@ -8664,23 +7640,23 @@ class AsyncApiAuth(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.ApiAuditLog]:
-        """Every item of ``GET /api-auth/apps/{app_slug}/audit/logs``, page by page."""
+        """Get Api Audit Logs: every item of ``GET /api-auth/apps/{app_slug}/audit/logs``, page by page."""
         return self._walk(
             _OPS["getApiAuditLogs"],
-            (app_slug,),
-            (
-                limit,
-                offset,
-                outcome,
-                key_id,
-                start_date,
-                end_date,
-                cursor,
-                cursor_ts,
-                cursor_id,
-            ),
-            max_pages,
-            options,
+            path={"app_slug": app_slug},
+            query={
+                "limit": limit,
+                "offset": offset,
+                "outcome": outcome,
+                "key_id": key_id,
+                "start_date": start_date,
+                "end_date": end_date,
+                "cursor": cursor,
+                "cursor_ts": cursor_ts,
+                "cursor_id": cursor_id,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def get_api_audit_analytics(
@@ -8699,27 +7675,25 @@ class AsyncApiAuth(AsyncNamespace):
         key_id: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiAuditAnalyticsResponse:
-        """``GET /api-auth/apps/{app_slug}/audit/analytics``."""
+        """Get Api Audit Analytics: ``GET /api-auth/apps/{app_slug}/audit/analytics``."""
         return cast(
             "t.ApiAuditAnalyticsResponse",
             await self._call(
                 _OPS["getApiAuditAnalytics"],
-                (app_slug,),
-                (
-                    deployment_id,
-                    query_app_slug,
-                    start_date,
-                    end_date,
-                    key_id,
-                    include_top_keys,
-                    include_top_paths,
-                    include_blocked_reasons,
-                    include_rate_limits,
-                    top_limit,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "deployment_id": deployment_id,
+                    "app_slug": query_app_slug,
+                    "start_date": start_date,
+                    "end_date": end_date,
+                    "key_id": key_id,
+                    "include_top_keys": include_top_keys,
+                    "include_top_paths": include_top_paths,
+                    "include_blocked_reasons": include_blocked_reasons,
+                    "include_rate_limits": include_rate_limits,
+                    "top_limit": top_limit,
+                },
+                options=options,
             ),
         )
 
@@ -8735,23 +7709,21 @@ class AsyncApiAuth(AsyncNamespace):
         key_id: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ApiAuditTimeseriesResponse:
-        """``GET /api-auth/apps/{app_slug}/audit/timeseries``."""
+        """Get Api Audit Timeseries: ``GET /api-auth/apps/{app_slug}/audit/timeseries``."""
         return cast(
             "t.ApiAuditTimeseriesResponse",
             await self._call(
                 _OPS["getApiAuditTimeseries"],
-                (app_slug,),
-                (
-                    deployment_id,
-                    query_app_slug,
-                    start_date,
-                    end_date,
-                    interval,
-                    key_id,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "deployment_id": deployment_id,
+                    "app_slug": query_app_slug,
+                    "start_date": start_date,
+                    "end_date": end_date,
+                    "interval": interval,
+                    "key_id": key_id,
+                },
+                options=options,
             ),
         )
 
@@ -8762,10 +7734,9 @@ class AsyncOauth(AsyncNamespace):
     __slots__ = ()
 
     async def list_oauth_apps(self, **options: Unpack[RequestOptions]) -> t.ListOAuthAppsResponse:
-        """``GET /oauth/apps``."""
+        """List Oauth Apps: ``GET /oauth/apps``."""
         return cast(
-            "t.ListOAuthAppsResponse",
-            await self._call(_OPS["listOauthApps"], (), None, None, None, options),
+            "t.ListOAuthAppsResponse", await self._call(_OPS["listOauthApps"], options=options)
         )
 
     async def create_oauth_app(
@@ -8781,218 +7752,172 @@ class AsyncOauth(AsyncNamespace):
         logo: FileInput | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.OAuthAppResponse:
-        """``POST /oauth/apps``."""
+        """Create Oauth App: ``POST /oauth/apps``."""
         return cast(
             "t.OAuthAppResponse",
             await self._call(
                 _OPS["createOauthApp"],
-                (),
-                None,
-                (
-                    slug,
-                    name,
-                    description,
-                    fqdn,
-                    supported_scopes,
-                    scope_definitions,
-                    allow_dynamic_client_registration,
-                ),
-                (logo,),
-                options,
+                body={
+                    "slug": slug,
+                    "name": name,
+                    "description": description,
+                    "fqdn": fqdn,
+                    "supported_scopes": supported_scopes,
+                    "scope_definitions": scope_definitions,
+                    "allow_dynamic_client_registration": allow_dynamic_client_registration,
+                },
+                files={"logo": logo},
+                options=options,
             ),
         )
 
     async def update_oauth_app(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``PATCH /oauth/apps/{oauth_app_slug}``."""
+        """Update Oauth App: ``PATCH /oauth/apps/{oauth_app_slug}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["updateOauthApp"], (oauth_app_slug,), None, None, None, options),
+            await self._call(
+                _OPS["updateOauthApp"], path={"oauth_app_slug": oauth_app_slug}, options=options
+            ),
         )
 
     async def verify_oauth_app_domain(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/verify-domain``."""
+        """Verify Oauth App Domain: ``POST /oauth/apps/{oauth_app_slug}/verify-domain``."""
         return cast(
             "dict[str, Any]",
             await self._call(
-                _OPS["verifyOauthAppDomain"], (oauth_app_slug,), None, None, None, options
+                _OPS["verifyOauthAppDomain"],
+                path={"oauth_app_slug": oauth_app_slug},
+                options=options,
             ),
         )
 
     async def update_oauth_scope(
         self, oauth_app_slug: str, scope: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``PATCH /oauth/apps/{oauth_app_slug}/scopes/{scope}``."""
+        """Update Oauth Scope: ``PATCH /oauth/apps/{oauth_app_slug}/scopes/{scope}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["updateOauthScope"],
-                (
-                    oauth_app_slug,
-                    scope,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "scope": scope},
+                options=options,
             ),
         )
 
     async def archive_oauth_scope(
         self, oauth_app_slug: str, scope: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/archive``."""
+        """Archive Oauth Scope: ``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/archive``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["archiveOauthScope"],
-                (
-                    oauth_app_slug,
-                    scope,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "scope": scope},
+                options=options,
             ),
         )
 
     async def unarchive_oauth_scope(
         self, oauth_app_slug: str, scope: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/unarchive``."""
+        """Unarchive Oauth Scope: ``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/unarchive``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["unarchiveOauthScope"],
-                (
-                    oauth_app_slug,
-                    scope,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "scope": scope},
+                options=options,
             ),
         )
 
     async def set_oauth_scope_mapping(
         self, oauth_app_slug: str, scope: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/mapping``."""
+        """Set Oauth Scope Mapping: ``POST /oauth/apps/{oauth_app_slug}/scopes/{scope}/mapping``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["setOauthScopeMapping"],
-                (
-                    oauth_app_slug,
-                    scope,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "scope": scope},
+                options=options,
             ),
         )
 
     async def list_oauth_clients(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``GET /oauth/apps/{oauth_app_slug}/clients``."""
+        """List Oauth Clients: ``GET /oauth/apps/{oauth_app_slug}/clients``."""
         return cast(
             "dict[str, Any]",
             await self._call(
-                _OPS["listOauthClients"], (oauth_app_slug,), None, None, None, options
+                _OPS["listOauthClients"], path={"oauth_app_slug": oauth_app_slug}, options=options
             ),
         )
 
     async def create_oauth_client(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/clients``."""
+        """Create Oauth Client: ``POST /oauth/apps/{oauth_app_slug}/clients``."""
         return cast(
             "dict[str, Any]",
             await self._call(
-                _OPS["createOauthClient"], (oauth_app_slug,), None, None, None, options
+                _OPS["createOauthClient"], path={"oauth_app_slug": oauth_app_slug}, options=options
             ),
         )
 
     async def update_oauth_client(
         self, oauth_app_slug: str, oauth_client_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``PATCH /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}``."""
+        """Update Oauth Client: ``PATCH /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["updateOauthClient"],
-                (
-                    oauth_app_slug,
-                    oauth_client_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "oauth_client_id": oauth_client_id},
+                options=options,
             ),
         )
 
     async def deactivate_oauth_client(
         self, oauth_app_slug: str, oauth_client_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}``."""
+        """Deactivate Oauth Client: ``DELETE /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["deactivateOauthClient"],
-                (
-                    oauth_app_slug,
-                    oauth_client_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "oauth_client_id": oauth_client_id},
+                options=options,
             ),
         )
 
     async def rotate_oauth_client_secret(
         self, oauth_app_slug: str, oauth_client_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/rotate-secret``."""
+        """Rotate Oauth Client Secret: ``POST /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/rotate-secret``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["rotateOauthClientSecret"],
-                (
-                    oauth_app_slug,
-                    oauth_client_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "oauth_client_id": oauth_client_id},
+                options=options,
             ),
         )
 
     async def list_oauth_grants(
         self, oauth_app_slug: str, oauth_client_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``GET /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/grants``."""
+        """List Oauth Grants: ``GET /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/grants``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["listOauthGrants"],
-                (
-                    oauth_app_slug,
-                    oauth_client_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "oauth_client_id": oauth_client_id},
+                options=options,
             ),
         )
 
@@ -9003,59 +7928,52 @@ class AsyncOauth(AsyncNamespace):
         grant_id: str,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/grants/{grant_id}/revoke``."""
+        """Revoke Oauth Grant: ``POST /oauth/apps/{oauth_app_slug}/clients/{oauth_client_id}/grants/{grant_id}/revoke``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["revokeOauthGrant"],
-                (
-                    oauth_app_slug,
-                    oauth_client_id,
-                    grant_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={
+                    "oauth_app_slug": oauth_app_slug,
+                    "oauth_client_id": oauth_client_id,
+                    "grant_id": grant_id,
+                },
+                options=options,
             ),
         )
 
     async def list_signing_keys(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``GET /oauth/apps/{oauth_app_slug}/signing-keys``."""
+        """List Signing Keys: ``GET /oauth/apps/{oauth_app_slug}/signing-keys``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["listSigningKeys"], (oauth_app_slug,), None, None, None, options),
+            await self._call(
+                _OPS["listSigningKeys"], path={"oauth_app_slug": oauth_app_slug}, options=options
+            ),
         )
 
     async def rotate_signing_key(
         self, oauth_app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/signing-keys/rotate``."""
+        """Rotate Signing Key: ``POST /oauth/apps/{oauth_app_slug}/signing-keys/rotate``."""
         return cast(
             "dict[str, Any]",
             await self._call(
-                _OPS["rotateSigningKey"], (oauth_app_slug,), None, None, None, options
+                _OPS["rotateSigningKey"], path={"oauth_app_slug": oauth_app_slug}, options=options
             ),
         )
 
     async def compromise_signing_key(
         self, oauth_app_slug: str, kid: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /oauth/apps/{oauth_app_slug}/signing-keys/{kid}/compromise``."""
+        """Compromise Signing Key: ``POST /oauth/apps/{oauth_app_slug}/signing-keys/{kid}/compromise``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["compromiseSigningKey"],
-                (
-                    oauth_app_slug,
-                    kid,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"oauth_app_slug": oauth_app_slug, "kid": kid},
+                options=options,
             ),
         )
 
@@ -9073,20 +7991,13 @@ class AsyncAi(AsyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetAiAgentsResponse:
-        """``GET /ai/agents``."""
+        """Get Ai Agents: ``GET /ai/agents``."""
         return cast(
             "t.GetAiAgentsResponse",
             await self._call(
                 _OPS["getAiAgents"],
-                (),
-                (
-                    limit,
-                    offset,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={"limit": limit, "offset": offset, "search": search},
+                options=options,
             ),
         )
 
@@ -9099,17 +8010,12 @@ class AsyncAi(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.AiAgentWithDetails]:
-        """Every item of ``GET /ai/agents``, page by page."""
+        """Get Ai Agents: every item of ``GET /ai/agents``, page by page."""
         return self._walk(
             _OPS["getAiAgents"],
-            (),
-            (
-                limit,
-                offset,
-                search,
-            ),
-            max_pages,
-            options,
+            query={"limit": limit, "offset": offset, "search": search},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def create_ai_agent(
@@ -9130,40 +8036,37 @@ class AsyncAi(AsyncNamespace):
         disabled_internal_tools: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiAgent:
-        """``POST /ai/agents``."""
+        """Create Ai Agent: ``POST /ai/agents``."""
         return cast(
             "t.AiAgent",
             await self._call(
                 _OPS["createAiAgent"],
-                (),
-                None,
-                (
-                    name,
-                    description,
-                    tool_ids,
-                    knowledge_base_ids,
-                    sub_agents,
-                    strong_model,
-                    weak_model,
-                    hooks,
-                    limits,
-                    require_approval_mcp,
-                    require_approval_virtual,
-                    tool_approval_rules,
-                    disabled_internal_tools,
-                ),
-                None,
-                options,
+                body={
+                    "name": name,
+                    "description": description,
+                    "tool_ids": tool_ids,
+                    "knowledge_base_ids": knowledge_base_ids,
+                    "sub_agents": sub_agents,
+                    "strong_model": strong_model,
+                    "weak_model": weak_model,
+                    "hooks": hooks,
+                    "limits": limits,
+                    "require_approval_mcp": require_approval_mcp,
+                    "require_approval_virtual": require_approval_virtual,
+                    "tool_approval_rules": tool_approval_rules,
+                    "disabled_internal_tools": disabled_internal_tools,
+                },
+                options=options,
             ),
         )
 
     async def get_ai_agent_by_id(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.AiAgentWithDetails:
-        """``GET /ai/agents/{agent_id}``."""
+        """Get Ai Agent By Id: ``GET /ai/agents/{agent_id}``."""
         return cast(
             "t.AiAgentWithDetails",
-            await self._call(_OPS["getAiAgentById"], (agent_id,), None, None, None, options),
+            await self._call(_OPS["getAiAgentById"], path={"agent_id": agent_id}, options=options),
         )
 
     async def update_ai_agent(
@@ -9187,51 +8090,51 @@ class AsyncAi(AsyncNamespace):
         disabled_internal_tools: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiAgent:
-        """``PATCH /ai/agents/{agent_id}``."""
+        """Update Ai Agent: ``PATCH /ai/agents/{agent_id}``."""
         return cast(
             "t.AiAgent",
             await self._call(
                 _OPS["updateAiAgent"],
-                (agent_id,),
-                None,
-                (
-                    name,
-                    description,
-                    status,
-                    tool_ids,
-                    knowledge_base_ids,
-                    strong_model,
-                    clear_strong_model,
-                    weak_model,
-                    clear_weak_model,
-                    hooks,
-                    limits,
-                    require_approval_mcp,
-                    require_approval_virtual,
-                    tool_approval_rules,
-                    disabled_internal_tools,
-                ),
-                None,
-                options,
+                path={"agent_id": agent_id},
+                body={
+                    "name": name,
+                    "description": description,
+                    "status": status,
+                    "tool_ids": tool_ids,
+                    "knowledge_base_ids": knowledge_base_ids,
+                    "strong_model": strong_model,
+                    "clear_strong_model": clear_strong_model,
+                    "weak_model": weak_model,
+                    "clear_weak_model": clear_weak_model,
+                    "hooks": hooks,
+                    "limits": limits,
+                    "require_approval_mcp": require_approval_mcp,
+                    "require_approval_virtual": require_approval_virtual,
+                    "tool_approval_rules": tool_approval_rules,
+                    "disabled_internal_tools": disabled_internal_tools,
+                },
+                options=options,
             ),
         )
 
     async def delete_ai_agent(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/agents/{agent_id}``."""
+        """Delete Ai Agent: ``DELETE /ai/agents/{agent_id}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteAiAgent"], (agent_id,), None, None, None, options),
+            await self._call(_OPS["deleteAiAgent"], path={"agent_id": agent_id}, options=options),
         )
 
     async def get_ai_agent_details(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.AgentDetailsResponse:
-        """``GET /ai/agents/{agent_id}/details``."""
+        """Get Ai Agent Details: ``GET /ai/agents/{agent_id}/details``."""
         return cast(
             "t.AgentDetailsResponse",
-            await self._call(_OPS["getAiAgentDetails"], (agent_id,), None, None, None, options),
+            await self._call(
+                _OPS["getAiAgentDetails"], path={"agent_id": agent_id}, options=options
+            ),
         )
 
     async def import_agent_skill_bundle(
@@ -9242,41 +8145,39 @@ class AsyncAi(AsyncNamespace):
         replace: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SkillTreeResponse:
-        """``POST /ai/agents/{agent_id}/skills``."""
+        """Import Agent Skill Bundle: ``POST /ai/agents/{agent_id}/skills``."""
         return cast(
             "t.SkillTreeResponse",
             await self._call(
-                _OPS["importAgentSkillBundle"], (agent_id,), None, (replace,), (file,), options
+                _OPS["importAgentSkillBundle"],
+                path={"agent_id": agent_id},
+                body={"replace": replace},
+                files={"file": file},
+                options=options,
             ),
         )
 
     async def delete_agent_skill(
         self, agent_id: str, skill_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/agents/{agent_id}/skills/{skill_slug}``."""
+        """Delete Agent Skill: ``DELETE /ai/agents/{agent_id}/skills/{skill_slug}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["deleteAgentSkill"],
-                (
-                    agent_id,
-                    skill_slug,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "skill_slug": skill_slug},
+                options=options,
             ),
         )
 
     async def list_agent_skills_summary(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.AgentSkillsSummary:
-        """``GET /ai/agents/{agent_id}/skills/list``."""
+        """List Agent Skills Summary: ``GET /ai/agents/{agent_id}/skills/list``."""
         return cast(
             "t.AgentSkillsSummary",
             await self._call(
-                _OPS["listAgentSkillsSummary"], (agent_id,), None, None, None, options
+                _OPS["listAgentSkillsSummary"], path={"agent_id": agent_id}, options=options
             ),
         )
 
@@ -9288,19 +8189,14 @@ class AsyncAi(AsyncNamespace):
         path: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SkillTreeResponse:
-        """``GET /ai/agents/{agent_id}/skills/tree``."""
+        """List Skill Tree: ``GET /ai/agents/{agent_id}/skills/tree``."""
         return cast(
             "t.SkillTreeResponse",
             await self._call(
                 _OPS["listSkillTree"],
-                (agent_id,),
-                (
-                    scope,
-                    path,
-                ),
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id},
+                query={"scope": scope, "path": path},
+                options=options,
             ),
         )
 
@@ -9312,66 +8208,51 @@ class AsyncAi(AsyncNamespace):
         path: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SkillFileResponse:
-        """``GET /ai/agents/{agent_id}/skills/file``."""
+        """Read Skill File: ``GET /ai/agents/{agent_id}/skills/file``."""
         return cast(
             "t.SkillFileResponse",
             await self._call(
                 _OPS["readSkillFile"],
-                (agent_id,),
-                (
-                    scope,
-                    path,
-                ),
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id},
+                query={"scope": scope, "path": path},
+                options=options,
             ),
         )
 
     async def get_agent_sub_agents(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetAiAgentsResponse:
-        """``GET /ai/agents/{agent_id}/sub-agents``."""
+        """Get Agent Sub Agents: ``GET /ai/agents/{agent_id}/sub-agents``."""
         return cast(
             "t.GetAiAgentsResponse",
-            await self._call(_OPS["getAgentSubAgents"], (agent_id,), None, None, None, options),
+            await self._call(
+                _OPS["getAgentSubAgents"], path={"agent_id": agent_id}, options=options
+            ),
         )
 
     async def attach_sub_agent_to_agent(
         self, agent_id: str, sub_agent_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /ai/agents/{agent_id}/sub-agents/{sub_agent_id}``."""
+        """Attach Sub Agent To Agent: ``POST /ai/agents/{agent_id}/sub-agents/{sub_agent_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["attachSubAgentToAgent"],
-                (
-                    agent_id,
-                    sub_agent_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "sub_agent_id": sub_agent_id},
+                options=options,
             ),
         )
 
     async def detach_sub_agent_from_agent(
         self, agent_id: str, sub_agent_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/agents/{agent_id}/sub-agents/{sub_agent_id}``."""
+        """Detach Sub Agent From Agent: ``DELETE /ai/agents/{agent_id}/sub-agents/{sub_agent_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["detachSubAgentFromAgent"],
-                (
-                    agent_id,
-                    sub_agent_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "sub_agent_id": sub_agent_id},
+                options=options,
             ),
         )
 
@@ -9383,19 +8264,14 @@ class AsyncAi(AsyncNamespace):
         body_agent_id: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiAgentWithDetails:
-        """``PUT /ai/agents/{agent_id}/role-agent``."""
+        """Set Agent Role Agent: ``PUT /ai/agents/{agent_id}/role-agent``."""
         return cast(
             "t.AiAgentWithDetails",
             await self._call(
                 _OPS["setAgentRoleAgent"],
-                (agent_id,),
-                None,
-                (
-                    role,
-                    body_agent_id,
-                ),
-                None,
-                options,
+                path={"agent_id": agent_id},
+                body={"role": role, "agent_id": body_agent_id},
+                options=options,
             ),
         )
 
@@ -9407,20 +8283,13 @@ class AsyncAi(AsyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetAiToolsResponse:
-        """``GET /ai/tools``."""
+        """Get Ai Tools: ``GET /ai/tools``."""
         return cast(
             "t.GetAiToolsResponse",
             await self._call(
                 _OPS["getAiTools"],
-                (),
-                (
-                    limit,
-                    offset,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={"limit": limit, "offset": offset, "search": search},
+                options=options,
             ),
         )
 
@@ -9433,17 +8302,12 @@ class AsyncAi(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.AiToolWithDetails]:
-        """Every item of ``GET /ai/tools``, page by page."""
+        """Get Ai Tools: every item of ``GET /ai/tools``, page by page."""
         return self._walk(
             _OPS["getAiTools"],
-            (),
-            (
-                limit,
-                offset,
-                search,
-            ),
-            max_pages,
-            options,
+            query={"limit": limit, "offset": offset, "search": search},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def create_ai_tool(
@@ -9455,40 +8319,37 @@ class AsyncAi(AsyncNamespace):
         description: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiTool:
-        """``POST /ai/tools``."""
+        """Create Ai Tool: ``POST /ai/tools``."""
         return cast(
             "t.AiTool",
             await self._call(
                 _OPS["createAiTool"],
-                (),
-                None,
-                (
-                    name,
-                    description,
-                    tool_type,
-                    configuration,
-                ),
-                None,
-                options,
+                body={
+                    "name": name,
+                    "description": description,
+                    "tool_type": tool_type,
+                    "configuration": configuration,
+                },
+                options=options,
             ),
         )
 
     async def list_internal_tools(
         self, **options: Unpack[RequestOptions]
     ) -> t.InternalToolListResponse:
-        """``GET /ai/internal-tools``."""
+        """List Internal Tools: ``GET /ai/internal-tools``."""
         return cast(
             "t.InternalToolListResponse",
-            await self._call(_OPS["listInternalTools"], (), None, None, None, options),
+            await self._call(_OPS["listInternalTools"], options=options),
         )
 
     async def get_ai_tool_by_id(
         self, tool_id: str, **options: Unpack[RequestOptions]
     ) -> t.AiToolWithDetails:
-        """``GET /ai/tools/{tool_id}``."""
+        """Get Ai Tool By Id: ``GET /ai/tools/{tool_id}``."""
         return cast(
             "t.AiToolWithDetails",
-            await self._call(_OPS["getAiToolById"], (tool_id,), None, None, None, options),
+            await self._call(_OPS["getAiToolById"], path={"tool_id": tool_id}, options=options),
         )
 
     async def update_ai_tool(
@@ -9501,58 +8362,50 @@ class AsyncAi(AsyncNamespace):
         configuration: t.AiToolConfiguration | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiTool:
-        """``PATCH /ai/tools/{tool_id}``."""
+        """Update Ai Tool: ``PATCH /ai/tools/{tool_id}``."""
         return cast(
             "t.AiTool",
             await self._call(
                 _OPS["updateAiTool"],
-                (tool_id,),
-                None,
-                (
-                    name,
-                    description,
-                    tool_type,
-                    configuration,
-                ),
-                None,
-                options,
+                path={"tool_id": tool_id},
+                body={
+                    "name": name,
+                    "description": description,
+                    "tool_type": tool_type,
+                    "configuration": configuration,
+                },
+                options=options,
             ),
         )
 
     async def delete_ai_tool(
         self, tool_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/tools/{tool_id}``."""
+        """Delete Ai Tool: ``DELETE /ai/tools/{tool_id}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteAiTool"], (tool_id,), None, None, None, options),
+            await self._call(_OPS["deleteAiTool"], path={"tool_id": tool_id}, options=options),
         )
 
     async def get_agent_tools(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetAgentToolsResponse:
-        """``GET /ai/agents/{agent_id}/tools``."""
+        """Get Agent Tools: ``GET /ai/agents/{agent_id}/tools``."""
         return cast(
             "t.GetAgentToolsResponse",
-            await self._call(_OPS["getAgentTools"], (agent_id,), None, None, None, options),
+            await self._call(_OPS["getAgentTools"], path={"agent_id": agent_id}, options=options),
         )
 
     async def attach_tool_to_agent(
         self, agent_id: str, tool_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /ai/agents/{agent_id}/tools/{tool_id}``."""
+        """Attach Tool To Agent: ``POST /ai/agents/{agent_id}/tools/{tool_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["attachToolToAgent"],
-                (
-                    agent_id,
-                    tool_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "tool_id": tool_id},
+                options=options,
             ),
         )
 
@@ -9564,38 +8417,27 @@ class AsyncAi(AsyncNamespace):
         approval_action: t.ApprovalAction,
         **options: Unpack[RequestOptions],
     ) -> dict[str, Any]:
-        """``PATCH /ai/agents/{agent_id}/tools/{tool_id}``."""
+        """Update Agent Tool Approval Action: ``PATCH /ai/agents/{agent_id}/tools/{tool_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["updateAgentToolApprovalAction"],
-                (
-                    agent_id,
-                    tool_id,
-                ),
-                None,
-                (approval_action,),
-                None,
-                options,
+                path={"agent_id": agent_id, "tool_id": tool_id},
+                body={"approval_action": approval_action},
+                options=options,
             ),
         )
 
     async def detach_tool_from_agent(
         self, agent_id: str, tool_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/agents/{agent_id}/tools/{tool_id}``."""
+        """Detach Tool From Agent: ``DELETE /ai/agents/{agent_id}/tools/{tool_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["detachToolFromAgent"],
-                (
-                    agent_id,
-                    tool_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "tool_id": tool_id},
+                options=options,
             ),
         )
 
@@ -9607,20 +8449,13 @@ class AsyncAi(AsyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.KnowledgeBaseResponse:
-        """``GET /ai/knowledge-bases``."""
+        """Get Ai Knowledge Bases: ``GET /ai/knowledge-bases``."""
         return cast(
             "t.KnowledgeBaseResponse",
             await self._call(
                 _OPS["getAiKnowledgeBases"],
-                (),
-                (
-                    limit,
-                    offset,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={"limit": limit, "offset": offset, "search": search},
+                options=options,
             ),
         )
 
@@ -9633,17 +8468,12 @@ class AsyncAi(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.AiKnowledgeBaseWithDetails]:
-        """Every item of ``GET /ai/knowledge-bases``, page by page."""
+        """Get Ai Knowledge Bases: every item of ``GET /ai/knowledge-bases``, page by page."""
         return self._walk(
             _OPS["getAiKnowledgeBases"],
-            (),
-            (
-                limit,
-                offset,
-                search,
-            ),
-            max_pages,
-            options,
+            query={"limit": limit, "offset": offset, "search": search},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def create_ai_knowledge_base(
@@ -9654,30 +8484,25 @@ class AsyncAi(AsyncNamespace):
         configuration: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiKnowledgeBase:
-        """``POST /ai/knowledge-bases``."""
+        """Create Ai Knowledge Base: ``POST /ai/knowledge-bases``."""
         return cast(
             "t.AiKnowledgeBase",
             await self._call(
                 _OPS["createAiKnowledgeBase"],
-                (),
-                None,
-                (
-                    name,
-                    description,
-                    configuration,
-                ),
-                None,
-                options,
+                body={"name": name, "description": description, "configuration": configuration},
+                options=options,
             ),
         )
 
     async def get_ai_knowledge_base_by_id(
         self, kb_id: str, **options: Unpack[RequestOptions]
     ) -> t.AiKnowledgeBaseWithDetails:
-        """``GET /ai/knowledge-bases/{kb_id}``."""
+        """Get Ai Knowledge Base By Id: ``GET /ai/knowledge-bases/{kb_id}``."""
         return cast(
             "t.AiKnowledgeBaseWithDetails",
-            await self._call(_OPS["getAiKnowledgeBaseById"], (kb_id,), None, None, None, options),
+            await self._call(
+                _OPS["getAiKnowledgeBaseById"], path={"kb_id": kb_id}, options=options
+            ),
         )
 
     async def update_ai_knowledge_base(
@@ -9689,30 +8514,24 @@ class AsyncAi(AsyncNamespace):
         configuration: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiKnowledgeBase:
-        """``PATCH /ai/knowledge-bases/{kb_id}``."""
+        """Update Ai Knowledge Base: ``PATCH /ai/knowledge-bases/{kb_id}``."""
         return cast(
             "t.AiKnowledgeBase",
             await self._call(
                 _OPS["updateAiKnowledgeBase"],
-                (kb_id,),
-                None,
-                (
-                    name,
-                    description,
-                    configuration,
-                ),
-                None,
-                options,
+                path={"kb_id": kb_id},
+                body={"name": name, "description": description, "configuration": configuration},
+                options=options,
             ),
         )
 
     async def delete_ai_knowledge_base(
         self, kb_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/knowledge-bases/{kb_id}``."""
+        """Delete Ai Knowledge Base: ``DELETE /ai/knowledge-bases/{kb_id}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteAiKnowledgeBase"], (kb_id,), None, None, None, options),
+            await self._call(_OPS["deleteAiKnowledgeBase"], path={"kb_id": kb_id}, options=options),
         )
 
     async def get_knowledge_base_documents(
@@ -9723,19 +8542,14 @@ class AsyncAi(AsyncNamespace):
         offset: int | str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetKnowledgeBaseDocumentsResponse:
-        """``GET /ai/knowledge-bases/{kb_id}/documents``."""
+        """Get Knowledge Base Documents: ``GET /ai/knowledge-bases/{kb_id}/documents``."""
         return cast(
             "t.GetKnowledgeBaseDocumentsResponse",
             await self._call(
                 _OPS["getKnowledgeBaseDocuments"],
-                (kb_id,),
-                (
-                    limit,
-                    offset,
-                ),
-                None,
-                None,
-                options,
+                path={"kb_id": kb_id},
+                query={"limit": limit, "offset": offset},
+                options=options,
             ),
         )
 
@@ -9748,16 +8562,13 @@ class AsyncAi(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.AiKnowledgeBaseDocument]:
-        """Every item of ``GET /ai/knowledge-bases/{kb_id}/documents``, page by page."""
+        """Get Knowledge Base Documents: every item of ``GET /ai/knowledge-bases/{kb_id}/documents``, page by page."""
         return self._walk(
             _OPS["getKnowledgeBaseDocuments"],
-            (kb_id,),
-            (
-                limit,
-                offset,
-            ),
-            max_pages,
-            options,
+            path={"kb_id": kb_id},
+            query={"limit": limit, "offset": offset},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def upload_knowledge_base_document(
@@ -9769,38 +8580,28 @@ class AsyncAi(AsyncNamespace):
         description: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AiKnowledgeBaseDocument:
-        """``POST /ai/knowledge-bases/{kb_id}/documents``."""
+        """Upload Knowledge Base Document: ``POST /ai/knowledge-bases/{kb_id}/documents``."""
         return cast(
             "t.AiKnowledgeBaseDocument",
             await self._call(
                 _OPS["uploadKnowledgeBaseDocument"],
-                (kb_id,),
-                None,
-                (
-                    title,
-                    description,
-                ),
-                (file,),
-                options,
+                path={"kb_id": kb_id},
+                body={"title": title, "description": description},
+                files={"file": file},
+                options=options,
             ),
         )
 
     async def delete_knowledge_base_document(
         self, kb_id: str, document_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/knowledge-bases/{kb_id}/documents/{document_id}``."""
+        """Delete Knowledge Base Document: ``DELETE /ai/knowledge-bases/{kb_id}/documents/{document_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["deleteKnowledgeBaseDocument"],
-                (
-                    kb_id,
-                    document_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"kb_id": kb_id, "document_id": document_id},
+                options=options,
             ),
         )
 
@@ -9811,19 +8612,11 @@ class AsyncAi(AsyncNamespace):
         offset: int | str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetMcpServersResponse:
-        """``GET /ai/mcp-servers``."""
+        """Get Mcp Servers: ``GET /ai/mcp-servers``."""
         return cast(
             "t.GetMcpServersResponse",
             await self._call(
-                _OPS["getMcpServers"],
-                (),
-                (
-                    limit,
-                    offset,
-                ),
-                None,
-                None,
-                options,
+                _OPS["getMcpServers"], query={"limit": limit, "offset": offset}, options=options
             ),
         )
 
@@ -9835,53 +8628,42 @@ class AsyncAi(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.McpServer]:
-        """Every item of ``GET /ai/mcp-servers``, page by page."""
+        """Get Mcp Servers: every item of ``GET /ai/mcp-servers``, page by page."""
         return self._walk(
             _OPS["getMcpServers"],
-            (),
-            (
-                limit,
-                offset,
-            ),
-            max_pages,
-            options,
+            query={"limit": limit, "offset": offset},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def create_mcp_server(
         self, *, name: str, config: t.McpServerConfig, **options: Unpack[RequestOptions]
     ) -> t.McpServerCreateResponse:
-        """``POST /ai/mcp-servers``."""
+        """Create Mcp Server: ``POST /ai/mcp-servers``."""
         return cast(
             "t.McpServerCreateResponse",
             await self._call(
-                _OPS["createMcpServer"],
-                (),
-                None,
-                (
-                    name,
-                    config,
-                ),
-                None,
-                options,
+                _OPS["createMcpServer"], body={"name": name, "config": config}, options=options
             ),
         )
 
     async def discover_mcp_server_auth(
         self, *, endpoint: str, **options: Unpack[RequestOptions]
     ) -> t.McpAuthDiscoveryResult:
-        """``POST /ai/mcp-servers/discover``."""
+        """Discover Mcp Server Auth: ``POST /ai/mcp-servers/discover``."""
         return cast(
             "t.McpAuthDiscoveryResult",
-            await self._call(_OPS["discoverMcpServerAuth"], (), None, (endpoint,), None, options),
+            await self._call(
+                _OPS["discoverMcpServerAuth"], body={"endpoint": endpoint}, options=options
+            ),
         )
 
     async def get_composio_config(
         self, **options: Unpack[RequestOptions]
     ) -> t.ComposioConfigResponse:
-        """``GET /ai/composio/config``."""
+        """Get Composio Config: ``GET /ai/composio/config``."""
         return cast(
-            "t.ComposioConfigResponse",
-            await self._call(_OPS["getComposioConfig"], (), None, None, None, options),
+            "t.ComposioConfigResponse", await self._call(_OPS["getComposioConfig"], options=options)
         )
 
     async def update_composio_config(
@@ -9893,21 +8675,18 @@ class AsyncAi(AsyncNamespace):
         enabled_apps: Sequence[t.ComposioEnabledApp] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ComposioConfigResponse:
-        """``PATCH /ai/composio/config``."""
+        """Update Composio Config: ``PATCH /ai/composio/config``."""
         return cast(
             "t.ComposioConfigResponse",
             await self._call(
                 _OPS["updateComposioConfig"],
-                (),
-                None,
-                (
-                    enabled,
-                    use_platform_key,
-                    api_key,
-                    enabled_apps,
-                ),
-                None,
-                options,
+                body={
+                    "enabled": enabled,
+                    "use_platform_key": use_platform_key,
+                    "api_key": api_key,
+                    "enabled_apps": enabled_apps,
+                },
+                options=options,
             ),
         )
 
@@ -9920,21 +8699,13 @@ class AsyncAi(AsyncNamespace):
         limit: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ComposioToolkitListResponse:
-        """``GET /ai/composio/toolkits``."""
+        """List Composio Toolkits: ``GET /ai/composio/toolkits``."""
         return cast(
             "t.ComposioToolkitListResponse",
             await self._call(
                 _OPS["listComposioToolkits"],
-                (),
-                (
-                    search,
-                    category,
-                    cursor,
-                    limit,
-                ),
-                None,
-                None,
-                options,
+                query={"search": search, "category": category, "cursor": cursor, "limit": limit},
+                options=options,
             ),
         )
 
@@ -9948,27 +8719,23 @@ class AsyncAi(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.ComposioToolkit]:
-        """Every item of ``GET /ai/composio/toolkits``, page by page."""
+        """List Composio Toolkits: every item of ``GET /ai/composio/toolkits``, page by page."""
         return self._walk(
             _OPS["listComposioToolkits"],
-            (),
-            (
-                search,
-                category,
-                cursor,
-                limit,
-            ),
-            max_pages,
-            options,
+            query={"search": search, "category": category, "cursor": cursor, "limit": limit},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def list_composio_tools(
         self, *, toolkits: str | None = None, **options: Unpack[RequestOptions]
     ) -> t.ComposioToolListResponse:
-        """``GET /ai/composio/tools``."""
+        """List Composio Tools: ``GET /ai/composio/tools``."""
         return cast(
             "t.ComposioToolListResponse",
-            await self._call(_OPS["listComposioTools"], (), (toolkits,), None, None, options),
+            await self._call(
+                _OPS["listComposioTools"], query={"toolkits": toolkits}, options=options
+            ),
         )
 
     async def enable_composio_app(
@@ -9980,58 +8747,57 @@ class AsyncAi(AsyncNamespace):
         logo_url: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ComposioConfigResponse:
-        """``POST /ai/composio/apps``."""
+        """Enable Composio App: ``POST /ai/composio/apps``."""
         return cast(
             "t.ComposioConfigResponse",
             await self._call(
                 _OPS["enableComposioApp"],
-                (),
-                None,
-                (
-                    slug,
-                    display_name,
-                    logo_url,
-                    auth,
-                ),
-                None,
-                options,
+                body={
+                    "slug": slug,
+                    "display_name": display_name,
+                    "logo_url": logo_url,
+                    "auth": auth,
+                },
+                options=options,
             ),
         )
 
     async def disable_composio_app(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> t.ComposioConfigResponse:
-        """``DELETE /ai/composio/apps/{slug}``."""
+        """Disable Composio App: ``DELETE /ai/composio/apps/{slug}``."""
         return cast(
             "t.ComposioConfigResponse",
-            await self._call(_OPS["disableComposioApp"], (slug,), None, None, None, options),
+            await self._call(_OPS["disableComposioApp"], path={"slug": slug}, options=options),
         )
 
     async def list_toolkit_auth_configs(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> t.ComposioAuthConfigListResponse:
-        """``GET /ai/composio/toolkits/{slug}/auth-configs``."""
+        """List Toolkit Auth Configs: ``GET /ai/composio/toolkits/{slug}/auth-configs``."""
         return cast(
             "t.ComposioAuthConfigListResponse",
-            await self._call(_OPS["listToolkitAuthConfigs"], (slug,), None, None, None, options),
+            await self._call(_OPS["listToolkitAuthConfigs"], path={"slug": slug}, options=options),
         )
 
     async def get_toolkit_auth_details(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> t.ComposioToolkitDetailsResponse:
-        """``GET /ai/composio/toolkits/{slug}/auth-details``."""
+        """Get Toolkit Auth Details: ``GET /ai/composio/toolkits/{slug}/auth-details``."""
         return cast(
             "t.ComposioToolkitDetailsResponse",
-            await self._call(_OPS["getToolkitAuthDetails"], (slug,), None, None, None, options),
+            await self._call(_OPS["getToolkitAuthDetails"], path={"slug": slug}, options=options),
         )
 
     async def get_mcp_server_by_id(
         self, mcp_server_id: str, **options: Unpack[RequestOptions]
     ) -> t.McpServer:
-        """``GET /ai/mcp-servers/{mcp_server_id}``."""
+        """Get Mcp Server By Id: ``GET /ai/mcp-servers/{mcp_server_id}``."""
         return cast(
             "t.McpServer",
-            await self._call(_OPS["getMcpServerById"], (mcp_server_id,), None, None, None, options),
+            await self._call(
+                _OPS["getMcpServerById"], path={"mcp_server_id": mcp_server_id}, options=options
+            ),
         )
 
     async def update_mcp_server(
@@ -10042,87 +8808,72 @@ class AsyncAi(AsyncNamespace):
         config: t.McpServerConfig | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.McpServer:
-        """``PATCH /ai/mcp-servers/{mcp_server_id}``."""
+        """Update Mcp Server: ``PATCH /ai/mcp-servers/{mcp_server_id}``."""
         return cast(
             "t.McpServer",
             await self._call(
                 _OPS["updateMcpServer"],
-                (mcp_server_id,),
-                None,
-                (
-                    name,
-                    config,
-                ),
-                None,
-                options,
+                path={"mcp_server_id": mcp_server_id},
+                body={"name": name, "config": config},
+                options=options,
             ),
         )
 
     async def delete_mcp_server(
         self, mcp_server_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/mcp-servers/{mcp_server_id}``."""
+        """Delete Mcp Server: ``DELETE /ai/mcp-servers/{mcp_server_id}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteMcpServer"], (mcp_server_id,), None, None, None, options),
+            await self._call(
+                _OPS["deleteMcpServer"], path={"mcp_server_id": mcp_server_id}, options=options
+            ),
         )
 
     async def get_agent_knowledge_bases(
         self, agent_id: str, **options: Unpack[RequestOptions]
     ) -> t.GetAgentKnowledgeBasesResponse:
-        """``GET /ai/agents/{agent_id}/knowledge-bases``."""
+        """Get Agent Knowledge Bases: ``GET /ai/agents/{agent_id}/knowledge-bases``."""
         return cast(
             "t.GetAgentKnowledgeBasesResponse",
             await self._call(
-                _OPS["getAgentKnowledgeBases"], (agent_id,), None, None, None, options
+                _OPS["getAgentKnowledgeBases"], path={"agent_id": agent_id}, options=options
             ),
         )
 
     async def attach_knowledge_base_to_agent(
         self, agent_id: str, kb_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``POST /ai/agents/{agent_id}/knowledge-bases/{kb_id}``."""
+        """Attach Knowledge Base To Agent: ``POST /ai/agents/{agent_id}/knowledge-bases/{kb_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["attachKnowledgeBaseToAgent"],
-                (
-                    agent_id,
-                    kb_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "kb_id": kb_id},
+                options=options,
             ),
         )
 
     async def detach_knowledge_base_from_agent(
         self, agent_id: str, kb_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/agents/{agent_id}/knowledge-bases/{kb_id}``."""
+        """Detach Knowledge Base From Agent: ``DELETE /ai/agents/{agent_id}/knowledge-bases/{kb_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["detachKnowledgeBaseFromAgent"],
-                (
-                    agent_id,
-                    kb_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"agent_id": agent_id, "kb_id": kb_id},
+                options=options,
             ),
         )
 
     async def get_ai_settings(
         self, **options: Unpack[RequestOptions]
     ) -> t.DeploymentAiSettingsResponse:
-        """``GET /ai/settings``."""
+        """Get Ai Settings: ``GET /ai/settings``."""
         return cast(
             "t.DeploymentAiSettingsResponse",
-            await self._call(_OPS["getAiSettings"], (), None, None, None, options),
+            await self._call(_OPS["getAiSettings"], options=options),
         )
 
     async def update_ai_settings(
@@ -10143,30 +8894,27 @@ class AsyncAi(AsyncNamespace):
         storage: t.UpdateDeploymentStorageSettingsRequest | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentAiSettingsResponse:
-        """``PUT /ai/settings``."""
+        """Update Ai Settings: ``PUT /ai/settings``."""
         return cast(
             "t.DeploymentAiSettingsResponse",
             await self._call(
                 _OPS["updateAiSettings"],
-                (),
-                None,
-                (
-                    strong_llm_provider,
-                    weak_llm_provider,
-                    gemini_api_key,
-                    openrouter_api_key,
-                    openrouter_require_parameters,
-                    openai_api_key,
-                    anthropic_api_key,
-                    strong_model,
-                    weak_model,
-                    embedding_provider,
-                    embedding_model,
-                    embedding_dimension,
-                    storage,
-                ),
-                None,
-                options,
+                body={
+                    "strong_llm_provider": strong_llm_provider,
+                    "weak_llm_provider": weak_llm_provider,
+                    "gemini_api_key": gemini_api_key,
+                    "openrouter_api_key": openrouter_api_key,
+                    "openrouter_require_parameters": openrouter_require_parameters,
+                    "openai_api_key": openai_api_key,
+                    "anthropic_api_key": anthropic_api_key,
+                    "strong_model": strong_model,
+                    "weak_model": weak_model,
+                    "embedding_provider": embedding_provider,
+                    "embedding_model": embedding_model,
+                    "embedding_dimension": embedding_dimension,
+                    "storage": storage,
+                },
+                options=options,
             ),
         )
 
@@ -10177,19 +8925,13 @@ class AsyncAi(AsyncNamespace):
         offset: int | str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListAiProviderProfilesResponse:
-        """``GET /ai/settings/provider-profiles``."""
+        """List Ai Provider Profiles: ``GET /ai/settings/provider-profiles``."""
         return cast(
             "t.ListAiProviderProfilesResponse",
             await self._call(
                 _OPS["listAiProviderProfiles"],
-                (),
-                (
-                    limit,
-                    offset,
-                ),
-                None,
-                None,
-                options,
+                query={"limit": limit, "offset": offset},
+                options=options,
             ),
         )
 
@@ -10201,16 +8943,12 @@ class AsyncAi(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.DeploymentAiProviderProfileResponse]:
-        """Every item of ``GET /ai/settings/provider-profiles``, page by page."""
+        """List Ai Provider Profiles: every item of ``GET /ai/settings/provider-profiles``, page by page."""
         return self._walk(
             _OPS["listAiProviderProfiles"],
-            (),
-            (
-                limit,
-                offset,
-            ),
-            max_pages,
-            options,
+            query={"limit": limit, "offset": offset},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def create_ai_provider_profile(
@@ -10229,39 +8967,36 @@ class AsyncAi(AsyncNamespace):
         disable_reasoning_effort: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentAiProviderProfileResponse:
-        """``POST /ai/settings/provider-profiles``."""
+        """Create Ai Provider Profile: ``POST /ai/settings/provider-profiles``."""
         return cast(
             "t.DeploymentAiProviderProfileResponse",
             await self._call(
                 _OPS["createAiProviderProfile"],
-                (),
-                None,
-                (
-                    provider,
-                    name,
-                    slug,
-                    api_key,
-                    base_url,
-                    organization,
-                    project,
-                    default_model,
-                    enabled,
-                    disable_prompt_caching,
-                    disable_reasoning_effort,
-                ),
-                None,
-                options,
+                body={
+                    "provider": provider,
+                    "name": name,
+                    "slug": slug,
+                    "api_key": api_key,
+                    "base_url": base_url,
+                    "organization": organization,
+                    "project": project,
+                    "default_model": default_model,
+                    "enabled": enabled,
+                    "disable_prompt_caching": disable_prompt_caching,
+                    "disable_reasoning_effort": disable_reasoning_effort,
+                },
+                options=options,
             ),
         )
 
     async def get_ai_provider_profile(
         self, profile_id: str, **options: Unpack[RequestOptions]
     ) -> t.DeploymentAiProviderProfileResponse:
-        """``GET /ai/settings/provider-profiles/{profile_id}``."""
+        """Get Ai Provider Profile: ``GET /ai/settings/provider-profiles/{profile_id}``."""
         return cast(
             "t.DeploymentAiProviderProfileResponse",
             await self._call(
-                _OPS["getAiProviderProfile"], (profile_id,), None, None, None, options
+                _OPS["getAiProviderProfile"], path={"profile_id": profile_id}, options=options
             ),
         )
 
@@ -10281,48 +9016,48 @@ class AsyncAi(AsyncNamespace):
         disable_reasoning_effort: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DeploymentAiProviderProfileResponse:
-        """``PATCH /ai/settings/provider-profiles/{profile_id}``."""
+        """Update Ai Provider Profile: ``PATCH /ai/settings/provider-profiles/{profile_id}``."""
         return cast(
             "t.DeploymentAiProviderProfileResponse",
             await self._call(
                 _OPS["updateAiProviderProfile"],
-                (profile_id,),
-                None,
-                (
-                    name,
-                    slug,
-                    api_key,
-                    base_url,
-                    organization,
-                    project,
-                    default_model,
-                    enabled,
-                    disable_prompt_caching,
-                    disable_reasoning_effort,
-                ),
-                None,
-                options,
+                path={"profile_id": profile_id},
+                body={
+                    "name": name,
+                    "slug": slug,
+                    "api_key": api_key,
+                    "base_url": base_url,
+                    "organization": organization,
+                    "project": project,
+                    "default_model": default_model,
+                    "enabled": enabled,
+                    "disable_prompt_caching": disable_prompt_caching,
+                    "disable_reasoning_effort": disable_reasoning_effort,
+                },
+                options=options,
             ),
         )
 
     async def delete_ai_provider_profile(
         self, profile_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /ai/settings/provider-profiles/{profile_id}``."""
+        """Delete Ai Provider Profile: ``DELETE /ai/settings/provider-profiles/{profile_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
-                _OPS["deleteAiProviderProfile"], (profile_id,), None, None, None, options
+                _OPS["deleteAiProviderProfile"], path={"profile_id": profile_id}, options=options
             ),
         )
 
     async def list_actors(
         self, *, include_archived: bool | None = None, **options: Unpack[RequestOptions]
     ) -> t.ListActorsResponse:
-        """``GET /ai/actors``."""
+        """List Actors: ``GET /ai/actors``."""
         return cast(
             "t.ListActorsResponse",
-            await self._call(_OPS["listActors"], (), (include_archived,), None, None, options),
+            await self._call(
+                _OPS["listActors"], query={"include_archived": include_archived}, options=options
+            ),
         )
 
     async def create_actor(
@@ -10334,21 +9069,18 @@ class AsyncAi(AsyncNamespace):
         metadata: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.Actor:
-        """``POST /ai/actors``."""
+        """Create Actor: ``POST /ai/actors``."""
         return cast(
             "t.Actor",
             await self._call(
                 _OPS["createActor"],
-                (),
-                None,
-                (
-                    subject_type,
-                    external_key,
-                    display_name,
-                    metadata,
-                ),
-                None,
-                options,
+                body={
+                    "subject_type": subject_type,
+                    "external_key": external_key,
+                    "display_name": display_name,
+                    "metadata": metadata,
+                },
+                options=options,
             ),
         )
 
@@ -10359,19 +9091,13 @@ class AsyncAi(AsyncNamespace):
         include_archived: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListActorProjectsFlatResponse:
-        """``GET /ai/actor-projects``."""
+        """List Actor Projects Flat: ``GET /ai/actor-projects``."""
         return cast(
             "t.ListActorProjectsFlatResponse",
             await self._call(
                 _OPS["listActorProjectsFlat"],
-                (),
-                (
-                    actor_id,
-                    include_archived,
-                ),
-                None,
-                None,
-                options,
+                query={"actor_id": actor_id, "include_archived": include_archived},
+                options=options,
             ),
         )
 
@@ -10386,22 +9112,20 @@ class AsyncAi(AsyncNamespace):
         metadata: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.ActorProject:
-        """``POST /ai/actor-projects``."""
+        """Create Actor Project Flat: ``POST /ai/actor-projects``."""
         return cast(
             "t.ActorProject",
             await self._call(
                 _OPS["createActorProjectFlat"],
-                (),
-                (actor_id,),
-                (
-                    name,
-                    agent_id,
-                    description,
-                    status,
-                    metadata,
-                ),
-                None,
-                options,
+                query={"actor_id": actor_id},
+                body={
+                    "name": name,
+                    "agent_id": agent_id,
+                    "description": description,
+                    "status": status,
+                    "metadata": metadata,
+                },
+                options=options,
             ),
         )
 
@@ -10414,21 +9138,13 @@ class AsyncAi(AsyncNamespace):
         cursor: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SearchActorProjectsResponse:
-        """``GET /ai/actor-projects/search``."""
+        """Search Actor Projects: ``GET /ai/actor-projects/search``."""
         return cast(
             "t.SearchActorProjectsResponse",
             await self._call(
                 _OPS["searchActorProjects"],
-                (),
-                (
-                    actor_id,
-                    q,
-                    limit,
-                    cursor,
-                ),
-                None,
-                None,
-                options,
+                query={"actor_id": actor_id, "q": q, "limit": limit, "cursor": cursor},
+                options=options,
             ),
         )
 
@@ -10442,55 +9158,59 @@ class AsyncAi(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.ActorProject]:
-        """Every item of ``GET /ai/actor-projects/search``, page by page."""
+        """Search Actor Projects: every item of ``GET /ai/actor-projects/search``, page by page."""
         return self._walk(
             _OPS["searchActorProjects"],
-            (),
-            (
-                actor_id,
-                q,
-                limit,
-                cursor,
-            ),
-            max_pages,
-            options,
+            query={"actor_id": actor_id, "q": q, "limit": limit, "cursor": cursor},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def list_actor_mcp_servers(
         self, *, actor_id: int, **options: Unpack[RequestOptions]
     ) -> t.ListActorMcpServersResponse:
-        """``GET /ai/actor-mcp-servers``."""
+        """List Actor Mcp Servers: ``GET /ai/actor-mcp-servers``."""
         return cast(
             "t.ListActorMcpServersResponse",
-            await self._call(_OPS["listActorMcpServers"], (), (actor_id,), None, None, options),
+            await self._call(
+                _OPS["listActorMcpServers"], query={"actor_id": actor_id}, options=options
+            ),
         )
 
     async def connect_actor_mcp_server(
         self, mcp_server_id: str, *, actor_id: int, **options: Unpack[RequestOptions]
     ) -> t.ActorMcpServerConnectResponse:
-        """``POST /ai/actor-mcp-servers/{mcp_server_id}/connect``."""
+        """Connect Actor Mcp Server: ``POST /ai/actor-mcp-servers/{mcp_server_id}/connect``."""
         return cast(
             "t.ActorMcpServerConnectResponse",
             await self._call(
-                _OPS["connectActorMcpServer"], (mcp_server_id,), (actor_id,), None, None, options
+                _OPS["connectActorMcpServer"],
+                path={"mcp_server_id": mcp_server_id},
+                query={"actor_id": actor_id},
+                options=options,
             ),
         )
 
     async def disconnect_actor_mcp_server(
         self, mcp_server_id: str, *, actor_id: int, **options: Unpack[RequestOptions]
     ) -> Any:
-        """``POST /ai/actor-mcp-servers/{mcp_server_id}/disconnect``."""
+        """Disconnect Actor Mcp Server: ``POST /ai/actor-mcp-servers/{mcp_server_id}/disconnect``."""
         return await self._call(
-            _OPS["disconnectActorMcpServer"], (mcp_server_id,), (actor_id,), None, None, options
+            _OPS["disconnectActorMcpServer"],
+            path={"mcp_server_id": mcp_server_id},
+            query={"actor_id": actor_id},
+            options=options,
         )
 
     async def get_actor_project_by_id(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ActorProject:
-        """``GET /ai/actor-projects/{project_id}``."""
+        """Get Actor Project By Id: ``GET /ai/actor-projects/{project_id}``."""
         return cast(
             "t.ActorProject",
-            await self._call(_OPS["getActorProjectById"], (project_id,), None, None, None, options),
+            await self._call(
+                _OPS["getActorProjectById"], path={"project_id": project_id}, options=options
+            ),
         )
 
     async def update_actor_project(
@@ -10502,111 +9222,97 @@ class AsyncAi(AsyncNamespace):
         status: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ActorProject:
-        """``POST /ai/actor-projects/{project_id}/update``."""
+        """Update Actor Project: ``POST /ai/actor-projects/{project_id}/update``."""
         return cast(
             "t.ActorProject",
             await self._call(
                 _OPS["updateActorProject"],
-                (project_id,),
-                None,
-                (
-                    name,
-                    description,
-                    status,
-                ),
-                None,
-                options,
+                path={"project_id": project_id},
+                body={"name": name, "description": description, "status": status},
+                options=options,
             ),
         )
 
     async def archive_actor_project(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ActorProject:
-        """``POST /ai/actor-projects/{project_id}/archive``."""
+        """Archive Actor Project: ``POST /ai/actor-projects/{project_id}/archive``."""
         return cast(
             "t.ActorProject",
-            await self._call(_OPS["archiveActorProject"], (project_id,), None, None, None, options),
+            await self._call(
+                _OPS["archiveActorProject"], path={"project_id": project_id}, options=options
+            ),
         )
 
     async def unarchive_actor_project(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ActorProject:
-        """``POST /ai/actor-projects/{project_id}/unarchive``."""
+        """Unarchive Actor Project: ``POST /ai/actor-projects/{project_id}/unarchive``."""
         return cast(
             "t.ActorProject",
             await self._call(
-                _OPS["unarchiveActorProject"], (project_id,), None, None, None, options
+                _OPS["unarchiveActorProject"], path={"project_id": project_id}, options=options
             ),
         )
 
     async def get_project_task_board_by_project_id(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoard:
-        """``GET /ai/actor-projects/{project_id}/board``."""
+        """Get Project Task Board By Project Id: ``GET /ai/actor-projects/{project_id}/board``."""
         return cast(
             "t.ProjectTaskBoard",
             await self._call(
-                _OPS["getProjectTaskBoardByProjectId"], (project_id,), None, None, None, options
+                _OPS["getProjectTaskBoardByProjectId"],
+                path={"project_id": project_id},
+                options=options,
             ),
         )
 
     async def list_project_task_board_items(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ListProjectTaskBoardItemsResponse:
-        """``GET /ai/actor-projects/{project_id}/board/items``."""
+        """List Project Task Board Items: ``GET /ai/actor-projects/{project_id}/board/items``."""
         return cast(
             "t.ListProjectTaskBoardItemsResponse",
             await self._call(
-                _OPS["listProjectTaskBoardItems"], (project_id,), None, None, None, options
+                _OPS["listProjectTaskBoardItems"], path={"project_id": project_id}, options=options
             ),
         )
 
     async def create_project_task_board_item(
         self, project_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items``."""
+        """Create Project Task Board Item: ``POST /ai/actor-projects/{project_id}/board/items``."""
         return cast(
             "t.ProjectTaskBoardItem",
             await self._call(
-                _OPS["createProjectTaskBoardItem"], (project_id,), None, None, None, options
+                _OPS["createProjectTaskBoardItem"], path={"project_id": project_id}, options=options
             ),
         )
 
     async def get_project_task_board_item_by_id(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}``."""
+        """Get Project Task Board Item By Id: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}``."""
         return cast(
             "t.ProjectTaskBoardItem",
             await self._call(
                 _OPS["getProjectTaskBoardItemById"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     async def list_project_task_board_item_assignments(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ListProjectTaskBoardItemAssignmentsResponse:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}/assignments``."""
+        """List Project Task Board Item Assignments: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}/assignments``."""
         return cast(
             "t.ListProjectTaskBoardItemAssignmentsResponse",
             await self._call(
                 _OPS["listProjectTaskBoardItemAssignments"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
@@ -10618,19 +9324,14 @@ class AsyncAi(AsyncNamespace):
         path: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.TaskWorkspaceListing:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem``."""
+        """List Project Task Board Item Filesystem: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem``."""
         return cast(
             "t.TaskWorkspaceListing",
             await self._call(
                 _OPS["listProjectTaskBoardItemFilesystem"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                (path,),
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                query={"path": path},
+                options=options,
             ),
         )
 
@@ -10642,114 +9343,79 @@ class AsyncAi(AsyncNamespace):
         path: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.TaskWorkspaceFileContent:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem/file``."""
+        """Get Project Task Board Item Filesystem File: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem/file``."""
         return cast(
             "t.TaskWorkspaceFileContent",
             await self._call(
                 _OPS["getProjectTaskBoardItemFilesystemFile"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                (path,),
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                query={"path": path},
+                options=options,
             ),
         )
 
     async def download_project_task_board_item_filesystem_file(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem/download``."""
+        """Download Project Task Board Item Filesystem File: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}/filesystem/download``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["downloadProjectTaskBoardItemFilesystemFile"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     async def update_project_task_board_item(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/update``."""
+        """Update Project Task Board Item: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/update``."""
         return cast(
             "t.ProjectTaskBoardItem",
             await self._call(
                 _OPS["updateProjectTaskBoardItem"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     async def archive_project_task_board_item(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/archive``."""
+        """Archive Project Task Board Item: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/archive``."""
         return cast(
             "t.ProjectTaskBoardItem",
             await self._call(
                 _OPS["archiveProjectTaskBoardItem"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     async def unarchive_project_task_board_item(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/unarchive``."""
+        """Unarchive Project Task Board Item: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/unarchive``."""
         return cast(
             "t.ProjectTaskBoardItem",
             await self._call(
                 _OPS["unarchiveProjectTaskBoardItem"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     async def cancel_project_task_board_item(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/cancel``."""
+        """Cancel Project Task Board Item: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/cancel``."""
         return cast(
             "t.ProjectTaskBoardItem",
             await self._call(
                 _OPS["cancelProjectTaskBoardItem"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
@@ -10761,19 +9427,14 @@ class AsyncAi(AsyncNamespace):
         freeform_text: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ExecuteAgentResponse:
-        """``POST /ai/threads/{thread_id}/messages/answer``."""
+        """Answer Thread Question: ``POST /ai/threads/{thread_id}/messages/answer``."""
         return cast(
             "t.ExecuteAgentResponse",
             await self._call(
                 _OPS["answerThreadQuestion"],
-                (thread_id,),
-                None,
-                (
-                    answers,
-                    freeform_text,
-                ),
-                None,
-                options,
+                path={"thread_id": thread_id},
+                body={"answers": answers, "freeform_text": freeform_text},
+                options=options,
             ),
         )
 
@@ -10786,22 +9447,14 @@ class AsyncAi(AsyncNamespace):
         freeform_text: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/answer``."""
+        """Answer Project Task Board Item Question: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/answer``."""
         return cast(
             "t.ProjectTaskBoardItem",
             await self._call(
                 _OPS["answerProjectTaskBoardItemQuestion"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                (
-                    answers,
-                    freeform_text,
-                ),
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                body={"answers": answers, "freeform_text": freeform_text},
+                options=options,
             ),
         )
 
@@ -10814,60 +9467,41 @@ class AsyncAi(AsyncNamespace):
         approvals: Sequence[t.ApprovalSubmissionItem],
         **options: Unpack[RequestOptions],
     ) -> t.ProjectTaskBoardItem:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/approval``."""
+        """Approve Project Task Board Item Tool: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/approval``."""
         return cast(
             "t.ProjectTaskBoardItem",
             await self._call(
                 _OPS["approveProjectTaskBoardItemTool"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                (
-                    request_message_id,
-                    approvals,
-                ),
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                body={"request_message_id": request_message_id, "approvals": approvals},
+                options=options,
             ),
         )
 
     async def list_project_task_board_item_comments(
         self, project_id: str, item_id: str, **options: Unpack[RequestOptions]
     ) -> t.ListProjectTaskBoardItemCommentsResponse:
-        """``GET /ai/actor-projects/{project_id}/board/items/{item_id}/comments``."""
+        """List Project Task Board Item Comments: ``GET /ai/actor-projects/{project_id}/board/items/{item_id}/comments``."""
         return cast(
             "t.ListProjectTaskBoardItemCommentsResponse",
             await self._call(
                 _OPS["listProjectTaskBoardItemComments"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                options=options,
             ),
         )
 
     async def create_project_task_board_item_comment(
         self, project_id: str, item_id: str, *, actor_id: int, **options: Unpack[RequestOptions]
     ) -> t.ProjectTaskBoardItemComment:
-        """``POST /ai/actor-projects/{project_id}/board/items/{item_id}/comments``."""
+        """Create Project Task Board Item Comment: ``POST /ai/actor-projects/{project_id}/board/items/{item_id}/comments``."""
         return cast(
             "t.ProjectTaskBoardItemComment",
             await self._call(
                 _OPS["createProjectTaskBoardItemComment"],
-                (
-                    project_id,
-                    item_id,
-                ),
-                (actor_id,),
-                None,
-                None,
-                options,
+                path={"project_id": project_id, "item_id": item_id},
+                query={"actor_id": actor_id},
+                options=options,
             ),
         )
 
@@ -10881,21 +9515,19 @@ class AsyncAi(AsyncNamespace):
         capability_tags: Sequence[str] | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.DelegateTaskResponse:
-        """``POST /ai/actor-projects/{project_id}/board/items/delegate``."""
+        """Delegate Project Task: ``POST /ai/actor-projects/{project_id}/board/items/delegate``."""
         return cast(
             "t.DelegateTaskResponse",
             await self._call(
                 _OPS["delegateProjectTask"],
-                (project_id,),
-                None,
-                (
-                    target_lane_thread_id,
-                    title,
-                    description,
-                    capability_tags,
-                ),
-                None,
-                options,
+                path={"project_id": project_id},
+                body={
+                    "target_lane_thread_id": target_lane_thread_id,
+                    "title": title,
+                    "description": description,
+                    "capability_tags": capability_tags,
+                },
+                options=options,
             ),
         )
 
@@ -10906,11 +9538,14 @@ class AsyncAi(AsyncNamespace):
         include_archived: bool | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListAgentThreadsResponse:
-        """``GET /ai/actor-projects/{project_id}/threads``."""
+        """List Agent Threads: ``GET /ai/actor-projects/{project_id}/threads``."""
         return cast(
             "t.ListAgentThreadsResponse",
             await self._call(
-                _OPS["listAgentThreads"], (project_id,), (include_archived,), None, None, options
+                _OPS["listAgentThreads"],
+                path={"project_id": project_id},
+                query={"include_archived": include_archived},
+                options=options,
             ),
         )
 
@@ -10929,26 +9564,24 @@ class AsyncAi(AsyncNamespace):
         metadata: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.AgentThread:
-        """``POST /ai/actor-projects/{project_id}/threads``."""
+        """Create Agent Thread: ``POST /ai/actor-projects/{project_id}/threads``."""
         return cast(
             "t.AgentThread",
             await self._call(
                 _OPS["createAgentThread"],
-                (project_id,),
-                None,
-                (
-                    title,
-                    agent_id,
-                    system_instructions,
-                    thread_purpose,
-                    responsibility,
-                    reusable,
-                    accepts_assignments,
-                    capability_tags,
-                    metadata,
-                ),
-                None,
-                options,
+                path={"project_id": project_id},
+                body={
+                    "title": title,
+                    "agent_id": agent_id,
+                    "system_instructions": system_instructions,
+                    "thread_purpose": thread_purpose,
+                    "responsibility": responsibility,
+                    "reusable": reusable,
+                    "accepts_assignments": accepts_assignments,
+                    "capability_tags": capability_tags,
+                    "metadata": metadata,
+                },
+                options=options,
             ),
         )
 
@@ -10961,21 +9594,13 @@ class AsyncAi(AsyncNamespace):
         cursor: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.SearchActorProjectThreadsResponse:
-        """``GET /ai/actor-project-threads/search``."""
+        """Search Actor Project Threads: ``GET /ai/actor-project-threads/search``."""
         return cast(
             "t.SearchActorProjectThreadsResponse",
             await self._call(
                 _OPS["searchActorProjectThreads"],
-                (),
-                (
-                    actor_id,
-                    q,
-                    limit,
-                    cursor,
-                ),
-                None,
-                None,
-                options,
+                query={"actor_id": actor_id, "q": q, "limit": limit, "cursor": cursor},
+                options=options,
             ),
         )
 
@@ -10989,27 +9614,23 @@ class AsyncAi(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.AgentThread]:
-        """Every item of ``GET /ai/actor-project-threads/search``, page by page."""
+        """Search Actor Project Threads: every item of ``GET /ai/actor-project-threads/search``, page by page."""
         return self._walk(
             _OPS["searchActorProjectThreads"],
-            (),
-            (
-                actor_id,
-                q,
-                limit,
-                cursor,
-            ),
-            max_pages,
-            options,
+            query={"actor_id": actor_id, "q": q, "limit": limit, "cursor": cursor},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def get_agent_thread_by_id(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> t.AgentThread:
-        """``GET /ai/actor-project-threads/{thread_id}``."""
+        """Get Agent Thread By Id: ``GET /ai/actor-project-threads/{thread_id}``."""
         return cast(
             "t.AgentThread",
-            await self._call(_OPS["getAgentThreadById"], (thread_id,), None, None, None, options),
+            await self._call(
+                _OPS["getAgentThreadById"], path={"thread_id": thread_id}, options=options
+            ),
         )
 
     async def update_agent_thread(
@@ -11021,60 +9642,62 @@ class AsyncAi(AsyncNamespace):
         system_instructions: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.AgentThread:
-        """``POST /ai/actor-project-threads/{thread_id}/update``."""
+        """Update Agent Thread: ``POST /ai/actor-project-threads/{thread_id}/update``."""
         return cast(
             "t.AgentThread",
             await self._call(
                 _OPS["updateAgentThread"],
-                (thread_id,),
-                None,
-                (
-                    title,
-                    agent_id,
-                    system_instructions,
-                ),
-                None,
-                options,
+                path={"thread_id": thread_id},
+                body={
+                    "title": title,
+                    "agent_id": agent_id,
+                    "system_instructions": system_instructions,
+                },
+                options=options,
             ),
         )
 
     async def archive_agent_thread(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> t.AgentThread:
-        """``POST /ai/actor-project-threads/{thread_id}/archive``."""
+        """Archive Agent Thread: ``POST /ai/actor-project-threads/{thread_id}/archive``."""
         return cast(
             "t.AgentThread",
-            await self._call(_OPS["archiveAgentThread"], (thread_id,), None, None, None, options),
+            await self._call(
+                _OPS["archiveAgentThread"], path={"thread_id": thread_id}, options=options
+            ),
         )
 
     async def unarchive_agent_thread(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> t.AgentThread:
-        """``POST /ai/actor-project-threads/{thread_id}/unarchive``."""
+        """Unarchive Agent Thread: ``POST /ai/actor-project-threads/{thread_id}/unarchive``."""
         return cast(
             "t.AgentThread",
-            await self._call(_OPS["unarchiveAgentThread"], (thread_id,), None, None, None, options),
+            await self._call(
+                _OPS["unarchiveAgentThread"], path={"thread_id": thread_id}, options=options
+            ),
         )
 
     async def list_assignments_for_thread(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> t.ListProjectTaskBoardItemAssignmentsResponse:
-        """``GET /ai/actor-project-threads/{thread_id}/assignments``."""
+        """List Assignments For Thread: ``GET /ai/actor-project-threads/{thread_id}/assignments``."""
         return cast(
             "t.ListProjectTaskBoardItemAssignmentsResponse",
             await self._call(
-                _OPS["listAssignmentsForThread"], (thread_id,), None, None, None, options
+                _OPS["listAssignmentsForThread"], path={"thread_id": thread_id}, options=options
             ),
         )
 
     async def get_latest_thread_task_graph(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> t.ThreadTaskGraph | None:
-        """``GET /ai/actor-project-threads/{thread_id}/task-graphs``."""
+        """Get Latest Thread Task Graph: ``GET /ai/actor-project-threads/{thread_id}/task-graphs``."""
         return cast(
             "t.ThreadTaskGraph | None",
             await self._call(
-                _OPS["getLatestThreadTaskGraph"], (thread_id,), None, None, None, options
+                _OPS["getLatestThreadTaskGraph"], path={"thread_id": thread_id}, options=options
             ),
         )
 
@@ -11088,43 +9711,44 @@ class AsyncAi(AsyncNamespace):
         board_item_id: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListMessagesResponse:
-        """``GET /ai/actor-project-threads/{thread_id}/messages``."""
+        """Get Agent Thread Messages: ``GET /ai/actor-project-threads/{thread_id}/messages``."""
         return cast(
             "t.ListMessagesResponse",
             await self._call(
                 _OPS["getAgentThreadMessages"],
-                (thread_id,),
-                (
-                    limit,
-                    before_id,
-                    after_id,
-                    board_item_id,
-                ),
-                None,
-                None,
-                options,
+                path={"thread_id": thread_id},
+                query={
+                    "limit": limit,
+                    "before_id": before_id,
+                    "after_id": after_id,
+                    "board_item_id": board_item_id,
+                },
+                options=options,
             ),
         )
 
     async def list_agent_thread_filesystem(
         self, thread_id: str, *, path: str | None = None, **options: Unpack[RequestOptions]
     ) -> t.TaskWorkspaceListing:
-        """``GET /ai/actor-project-threads/{thread_id}/filesystem``."""
+        """List Agent Thread Filesystem: ``GET /ai/actor-project-threads/{thread_id}/filesystem``."""
         return cast(
             "t.TaskWorkspaceListing",
             await self._call(
-                _OPS["listAgentThreadFilesystem"], (thread_id,), (path,), None, None, options
+                _OPS["listAgentThreadFilesystem"],
+                path={"thread_id": thread_id},
+                query={"path": path},
+                options=options,
             ),
         )
 
     async def get_agent_thread_filesystem_file(
         self, thread_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``GET /ai/actor-project-threads/{thread_id}/filesystem/file``."""
+        """Get Agent Thread Filesystem File: ``GET /ai/actor-project-threads/{thread_id}/filesystem/file``."""
         return cast(
             "dict[str, Any]",
             await self._call(
-                _OPS["getAgentThreadFilesystemFile"], (thread_id,), None, None, None, options
+                _OPS["getAgentThreadFilesystemFile"], path={"thread_id": thread_id}, options=options
             ),
         )
 
@@ -11136,38 +9760,27 @@ class AsyncAi(AsyncNamespace):
         agent_id: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ExecuteAgentResponse:
-        """``POST /ai/actor-project-threads/{thread_id}/run``."""
+        """Execute Agent Thread Async: ``POST /ai/actor-project-threads/{thread_id}/run``."""
         return cast(
             "t.ExecuteAgentResponse",
             await self._call(
                 _OPS["executeAgentThreadAsync"],
-                (thread_id,),
-                None,
-                (
-                    agent_id,
-                    execution_type,
-                ),
-                None,
-                options,
+                path={"thread_id": thread_id},
+                body={"agent_id": agent_id, "execution_type": execution_type},
+                options=options,
             ),
         )
 
     async def lookup_actor(
         self, *, subject_type: str, external_key: str, **options: Unpack[RequestOptions]
     ) -> t.LookupActorResponse:
-        """``GET /ai/actors/lookup``."""
+        """Lookup Actor: ``GET /ai/actors/lookup``."""
         return cast(
             "t.LookupActorResponse",
             await self._call(
                 _OPS["lookupActor"],
-                (),
-                (
-                    subject_type,
-                    external_key,
-                ),
-                None,
-                None,
-                options,
+                query={"subject_type": subject_type, "external_key": external_key},
+                options=options,
             ),
         )
 
@@ -11190,25 +9803,22 @@ class AsyncSession(AsyncNamespace):
         expires_in: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.CreateSessionTicketResponse:
-        """``POST /session/tickets``."""
+        """Create Backend Session Ticket: ``POST /session/tickets``."""
         return cast(
             "t.CreateSessionTicketResponse",
             await self._call(
                 _OPS["createBackendSessionTicket"],
-                (),
-                None,
-                (
-                    ticket_type,
-                    user_id,
-                    actor_id,
-                    agent_ids,
-                    agent_session_identifier,
-                    webhook_app_slug,
-                    api_auth_app_slug,
-                    expires_in,
-                ),
-                None,
-                options,
+                body={
+                    "ticket_type": ticket_type,
+                    "user_id": user_id,
+                    "actor_id": actor_id,
+                    "agent_ids": agent_ids,
+                    "agent_session_identifier": agent_session_identifier,
+                    "webhook_app_slug": webhook_app_slug,
+                    "api_auth_app_slug": api_auth_app_slug,
+                    "expires_in": expires_in,
+                },
+                options=options,
             ),
         )
 
@@ -11227,21 +9837,18 @@ class AsyncWebhooks(AsyncNamespace):
         search: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListWebhookAppsResponse:
-        """``GET /webhooks/apps``."""
+        """List Webhook Apps: ``GET /webhooks/apps``."""
         return cast(
             "t.ListWebhookAppsResponse",
             await self._call(
                 _OPS["listWebhookApps"],
-                (),
-                (
-                    include_inactive,
-                    limit,
-                    offset,
-                    search,
-                ),
-                None,
-                None,
-                options,
+                query={
+                    "include_inactive": include_inactive,
+                    "limit": limit,
+                    "offset": offset,
+                    "search": search,
+                },
+                options=options,
             ),
         )
 
@@ -11255,18 +9862,17 @@ class AsyncWebhooks(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.WebhookApp]:
-        """Every item of ``GET /webhooks/apps``, page by page."""
+        """List Webhook Apps: every item of ``GET /webhooks/apps``, page by page."""
         return self._walk(
             _OPS["listWebhookApps"],
-            (),
-            (
-                include_inactive,
-                limit,
-                offset,
-                search,
-            ),
-            max_pages,
-            options,
+            query={
+                "include_inactive": include_inactive,
+                "limit": limit,
+                "offset": offset,
+                "search": search,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def create_webhook_app(
@@ -11279,32 +9885,29 @@ class AsyncWebhooks(AsyncNamespace):
         event_catalog_slug: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookApp:
-        """``POST /webhooks/apps``."""
+        """Create Webhook App: ``POST /webhooks/apps``."""
         return cast(
             "t.WebhookApp",
             await self._call(
                 _OPS["createWebhookApp"],
-                (),
-                None,
-                (
-                    app_slug,
-                    name,
-                    description,
-                    failure_notification_emails,
-                    event_catalog_slug,
-                ),
-                None,
-                options,
+                body={
+                    "app_slug": app_slug,
+                    "name": name,
+                    "description": description,
+                    "failure_notification_emails": failure_notification_emails,
+                    "event_catalog_slug": event_catalog_slug,
+                },
+                options=options,
             ),
         )
 
     async def list_event_catalogs(
         self, **options: Unpack[RequestOptions]
     ) -> t.ListEventCatalogsResponse:
-        """``GET /webhooks/event-catalogs``."""
+        """List Event Catalogs: ``GET /webhooks/event-catalogs``."""
         return cast(
             "t.ListEventCatalogsResponse",
-            await self._call(_OPS["listEventCatalogs"], (), None, None, None, options),
+            await self._call(_OPS["listEventCatalogs"], options=options),
         )
 
     async def create_event_catalog(
@@ -11316,31 +9919,23 @@ class AsyncWebhooks(AsyncNamespace):
         description: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookEventCatalog:
-        """``POST /webhooks/event-catalogs``."""
+        """Create Event Catalog: ``POST /webhooks/event-catalogs``."""
         return cast(
             "t.WebhookEventCatalog",
             await self._call(
                 _OPS["createEventCatalog"],
-                (),
-                None,
-                (
-                    slug,
-                    name,
-                    description,
-                    events,
-                ),
-                None,
-                options,
+                body={"slug": slug, "name": name, "description": description, "events": events},
+                options=options,
             ),
         )
 
     async def get_event_catalog(
         self, slug: str, **options: Unpack[RequestOptions]
     ) -> t.WebhookEventCatalog:
-        """``GET /webhooks/event-catalogs/{slug}``."""
+        """Get Event Catalog: ``GET /webhooks/event-catalogs/{slug}``."""
         return cast(
             "t.WebhookEventCatalog",
-            await self._call(_OPS["getEventCatalog"], (slug,), None, None, None, options),
+            await self._call(_OPS["getEventCatalog"], path={"slug": slug}, options=options),
         )
 
     async def update_event_catalog(
@@ -11351,19 +9946,14 @@ class AsyncWebhooks(AsyncNamespace):
         description: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookEventCatalog:
-        """``PUT /webhooks/event-catalogs/{slug}``."""
+        """Update Event Catalog: ``PUT /webhooks/event-catalogs/{slug}``."""
         return cast(
             "t.WebhookEventCatalog",
             await self._call(
                 _OPS["updateEventCatalog"],
-                (slug,),
-                None,
-                (
-                    name,
-                    description,
-                ),
-                None,
-                options,
+                path={"slug": slug},
+                body={"name": name, "description": description},
+                options=options,
             ),
         )
 
@@ -11374,40 +9964,38 @@ class AsyncWebhooks(AsyncNamespace):
         events: Sequence[t.WebhookEventDefinition],
         **options: Unpack[RequestOptions],
     ) -> t.WebhookEventCatalog:
-        """``POST /webhooks/event-catalogs/{slug}/append-events``."""
+        """Append Events To Catalog: ``POST /webhooks/event-catalogs/{slug}/append-events``."""
         return cast(
             "t.WebhookEventCatalog",
             await self._call(
-                _OPS["appendEventsToCatalog"], (slug,), None, (events,), None, options
+                _OPS["appendEventsToCatalog"],
+                path={"slug": slug},
+                body={"events": events},
+                options=options,
             ),
         )
 
     async def archive_event_in_catalog(
         self, slug: str, *, event_name: str, is_archived: bool, **options: Unpack[RequestOptions]
     ) -> t.WebhookEventCatalog:
-        """``POST /webhooks/event-catalogs/{slug}/archive-event``."""
+        """Archive Event In Catalog: ``POST /webhooks/event-catalogs/{slug}/archive-event``."""
         return cast(
             "t.WebhookEventCatalog",
             await self._call(
                 _OPS["archiveEventInCatalog"],
-                (slug,),
-                None,
-                (
-                    event_name,
-                    is_archived,
-                ),
-                None,
-                options,
+                path={"slug": slug},
+                body={"event_name": event_name, "is_archived": is_archived},
+                options=options,
             ),
         )
 
     async def get_webhook_app(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> t.WebhookApp:
-        """``GET /webhooks/apps/{app_slug}``."""
+        """Get Webhook App: ``GET /webhooks/apps/{app_slug}``."""
         return cast(
             "t.WebhookApp",
-            await self._call(_OPS["getWebhookApp"], (app_slug,), None, None, None, options),
+            await self._call(_OPS["getWebhookApp"], path={"app_slug": app_slug}, options=options),
         )
 
     async def update_webhook_app(
@@ -11421,59 +10009,65 @@ class AsyncWebhooks(AsyncNamespace):
         event_catalog_slug: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookApp:
-        """``PATCH /webhooks/apps/{app_slug}``."""
+        """Update Webhook App: ``PATCH /webhooks/apps/{app_slug}``."""
         return cast(
             "t.WebhookApp",
             await self._call(
                 _OPS["updateWebhookApp"],
-                (app_slug,),
-                None,
-                (
-                    name,
-                    description,
-                    is_active,
-                    failure_notification_emails,
-                    event_catalog_slug,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug},
+                body={
+                    "name": name,
+                    "description": description,
+                    "is_active": is_active,
+                    "failure_notification_emails": failure_notification_emails,
+                    "event_catalog_slug": event_catalog_slug,
+                },
+                options=options,
             ),
         )
 
     async def delete_webhook_app(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /webhooks/apps/{app_slug}``."""
+        """Delete Webhook App: ``DELETE /webhooks/apps/{app_slug}``."""
         return cast(
             "dict[str, Any]",
-            await self._call(_OPS["deleteWebhookApp"], (app_slug,), None, None, None, options),
+            await self._call(
+                _OPS["deleteWebhookApp"], path={"app_slug": app_slug}, options=options
+            ),
         )
 
     async def rotate_webhook_secret(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> t.WebhookApp:
-        """``POST /webhooks/apps/{app_slug}/rotate-secret``."""
+        """Rotate Webhook Secret: ``POST /webhooks/apps/{app_slug}/rotate-secret``."""
         return cast(
             "t.WebhookApp",
-            await self._call(_OPS["rotateWebhookSecret"], (app_slug,), None, None, None, options),
+            await self._call(
+                _OPS["rotateWebhookSecret"], path={"app_slug": app_slug}, options=options
+            ),
         )
 
     async def get_webhook_events(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> t.GetAvailableEventsResponse:
-        """``GET /webhooks/apps/{app_slug}/events``."""
+        """Get Webhook Events: ``GET /webhooks/apps/{app_slug}/events``."""
         return cast(
             "t.GetAvailableEventsResponse",
-            await self._call(_OPS["getWebhookEvents"], (app_slug,), None, None, None, options),
+            await self._call(
+                _OPS["getWebhookEvents"], path={"app_slug": app_slug}, options=options
+            ),
         )
 
     async def get_webhook_catalog(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> t.WebhookEventCatalog:
-        """``GET /webhooks/apps/{app_slug}/catalog``."""
+        """Get Webhook Catalog: ``GET /webhooks/apps/{app_slug}/catalog``."""
         return cast(
             "t.WebhookEventCatalog",
-            await self._call(_OPS["getWebhookCatalog"], (app_slug,), None, None, None, options),
+            await self._call(
+                _OPS["getWebhookCatalog"], path={"app_slug": app_slug}, options=options
+            ),
         )
 
     async def list_webhook_endpoints(
@@ -11485,20 +10079,14 @@ class AsyncWebhooks(AsyncNamespace):
         offset: int | str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ListWebhookEndpointsResponse:
-        """``GET /webhooks/apps/{app_slug}/endpoints``."""
+        """List Webhook Endpoints: ``GET /webhooks/apps/{app_slug}/endpoints``."""
         return cast(
             "t.ListWebhookEndpointsResponse",
             await self._call(
                 _OPS["listWebhookEndpoints"],
-                (app_slug,),
-                (
-                    include_inactive,
-                    limit,
-                    offset,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={"include_inactive": include_inactive, "limit": limit, "offset": offset},
+                options=options,
             ),
         )
 
@@ -11512,17 +10100,13 @@ class AsyncWebhooks(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.WebhookEndpoint]:
-        """Every item of ``GET /webhooks/apps/{app_slug}/endpoints``, page by page."""
+        """List Webhook Endpoints: every item of ``GET /webhooks/apps/{app_slug}/endpoints``, page by page."""
         return self._walk(
             _OPS["listWebhookEndpoints"],
-            (app_slug,),
-            (
-                include_inactive,
-                limit,
-                offset,
-            ),
-            max_pages,
-            options,
+            path={"app_slug": app_slug},
+            query={"include_inactive": include_inactive, "limit": limit, "offset": offset},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def create_webhook_endpoint_for_app(
@@ -11539,25 +10123,23 @@ class AsyncWebhooks(AsyncNamespace):
         rate_limit_config: t.RateLimitConfigDto | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookEndpoint:
-        """``POST /webhooks/apps/{app_slug}/endpoints``."""
+        """Create Webhook Endpoint For App: ``POST /webhooks/apps/{app_slug}/endpoints``."""
         return cast(
             "t.WebhookEndpoint",
             await self._call(
                 _OPS["createWebhookEndpointForApp"],
-                (app_slug,),
-                None,
-                (
-                    body_app_slug,
-                    url,
-                    description,
-                    subscriptions,
-                    headers,
-                    max_retries,
-                    timeout_seconds,
-                    rate_limit_config,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug},
+                body={
+                    "app_slug": body_app_slug,
+                    "url": url,
+                    "description": description,
+                    "subscriptions": subscriptions,
+                    "headers": headers,
+                    "max_retries": max_retries,
+                    "timeout_seconds": timeout_seconds,
+                    "rate_limit_config": rate_limit_config,
+                },
+                options=options,
             ),
         )
 
@@ -11576,57 +10158,46 @@ class AsyncWebhooks(AsyncNamespace):
         rate_limit_config: t.RateLimitConfigDto | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookEndpoint:
-        """``PATCH /webhooks/apps/{app_slug}/endpoints/{endpoint_id}``."""
+        """Update Webhook Endpoint For App: ``PATCH /webhooks/apps/{app_slug}/endpoints/{endpoint_id}``."""
         return cast(
             "t.WebhookEndpoint",
             await self._call(
                 _OPS["updateWebhookEndpointForApp"],
-                (
-                    app_slug,
-                    endpoint_id,
-                ),
-                None,
-                (
-                    url,
-                    description,
-                    headers,
-                    max_retries,
-                    timeout_seconds,
-                    is_active,
-                    subscriptions,
-                    rate_limit_config,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug, "endpoint_id": endpoint_id},
+                body={
+                    "url": url,
+                    "description": description,
+                    "headers": headers,
+                    "max_retries": max_retries,
+                    "timeout_seconds": timeout_seconds,
+                    "is_active": is_active,
+                    "subscriptions": subscriptions,
+                    "rate_limit_config": rate_limit_config,
+                },
+                options=options,
             ),
         )
 
     async def delete_webhook_endpoint_for_app(
         self, app_slug: str, endpoint_id: str, **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
-        """``DELETE /webhooks/apps/{app_slug}/endpoints/{endpoint_id}``."""
+        """Delete Webhook Endpoint For App: ``DELETE /webhooks/apps/{app_slug}/endpoints/{endpoint_id}``."""
         return cast(
             "dict[str, Any]",
             await self._call(
                 _OPS["deleteWebhookEndpointForApp"],
-                (
-                    app_slug,
-                    endpoint_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug, "endpoint_id": endpoint_id},
+                options=options,
             ),
         )
 
     async def get_webhook_stats(
         self, app_slug: str, **options: Unpack[RequestOptions]
     ) -> t.WebhookStats:
-        """``GET /webhooks/apps/{app_slug}/stats``."""
+        """Get Webhook Stats: ``GET /webhooks/apps/{app_slug}/stats``."""
         return cast(
             "t.WebhookStats",
-            await self._call(_OPS["getWebhookStats"], (app_slug,), None, None, None, options),
+            await self._call(_OPS["getWebhookStats"], path={"app_slug": app_slug}, options=options),
         )
 
     async def get_app_webhook_deliveries(
@@ -11642,24 +10213,22 @@ class AsyncWebhooks(AsyncNamespace):
         until: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.GetAppWebhookDeliveriesResponse:
-        """``GET /webhooks/apps/{app_slug}/deliveries``."""
+        """Get App Webhook Deliveries: ``GET /webhooks/apps/{app_slug}/deliveries``."""
         return cast(
             "t.GetAppWebhookDeliveriesResponse",
             await self._call(
                 _OPS["getAppWebhookDeliveries"],
-                (app_slug,),
-                (
-                    endpoint_id,
-                    event_name,
-                    status,
-                    limit,
-                    offset,
-                    since,
-                    until,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "endpoint_id": endpoint_id,
+                    "event_name": event_name,
+                    "status": status,
+                    "limit": limit,
+                    "offset": offset,
+                    "since": since,
+                    "until": until,
+                },
+                options=options,
             ),
         )
 
@@ -11677,21 +10246,21 @@ class AsyncWebhooks(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.WebhookDeliveryListResponse]:
-        """Every item of ``GET /webhooks/apps/{app_slug}/deliveries``, page by page."""
+        """Get App Webhook Deliveries: every item of ``GET /webhooks/apps/{app_slug}/deliveries``, page by page."""
         return self._walk(
             _OPS["getAppWebhookDeliveries"],
-            (app_slug,),
-            (
-                endpoint_id,
-                event_name,
-                status,
-                limit,
-                offset,
-                since,
-                until,
-            ),
-            max_pages,
-            options,
+            path={"app_slug": app_slug},
+            query={
+                "endpoint_id": endpoint_id,
+                "event_name": event_name,
+                "status": status,
+                "limit": limit,
+                "offset": offset,
+                "since": since,
+                "until": until,
+            },
+            max_pages=max_pages,
+            options=options,
         )
 
     async def test_webhook_endpoint(
@@ -11703,22 +10272,14 @@ class AsyncWebhooks(AsyncNamespace):
         payload: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.TestWebhookEndpointResponse:
-        """``POST /webhooks/apps/{app_slug}/endpoints/{endpoint_id}/test``."""
+        """Test Webhook Endpoint: ``POST /webhooks/apps/{app_slug}/endpoints/{endpoint_id}/test``."""
         return cast(
             "t.TestWebhookEndpointResponse",
             await self._call(
                 _OPS["testWebhookEndpoint"],
-                (
-                    app_slug,
-                    endpoint_id,
-                ),
-                None,
-                (
-                    event_name,
-                    payload,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug, "endpoint_id": endpoint_id},
+                body={"event_name": event_name, "payload": payload},
+                options=options,
             ),
         )
 
@@ -11732,40 +10293,32 @@ class AsyncWebhooks(AsyncNamespace):
         filter_context: Any = None,
         **options: Unpack[RequestOptions],
     ) -> t.TriggerWebhookEventResponse:
-        """``POST /webhooks/apps/{app_slug}/trigger``."""
+        """Trigger Webhook Event: ``POST /webhooks/apps/{app_slug}/trigger``."""
         return cast(
             "t.TriggerWebhookEventResponse",
             await self._call(
                 _OPS["triggerWebhookEvent"],
-                (app_slug,),
-                None,
-                (
-                    body_app_slug,
-                    event_name,
-                    payload,
-                    filter_context,
-                ),
-                None,
-                options,
+                path={"app_slug": app_slug},
+                body={
+                    "app_slug": body_app_slug,
+                    "event_name": event_name,
+                    "payload": payload,
+                    "filter_context": filter_context,
+                },
+                options=options,
             ),
         )
 
     async def get_webhook_delivery_details_for_app(
         self, app_slug: str, delivery_id: str, **options: Unpack[RequestOptions]
     ) -> t.WebhookDeliveryDetails:
-        """``GET /webhooks/apps/{app_slug}/deliveries/{delivery_id}``."""
+        """Get Webhook Delivery Details For App: ``GET /webhooks/apps/{app_slug}/deliveries/{delivery_id}``."""
         return cast(
             "t.WebhookDeliveryDetails",
             await self._call(
                 _OPS["getWebhookDeliveryDetailsForApp"],
-                (
-                    app_slug,
-                    delivery_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug, "delivery_id": delivery_id},
+                options=options,
             ),
         )
 
@@ -11777,19 +10330,14 @@ class AsyncWebhooks(AsyncNamespace):
         offset: int | str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.ReplayTaskListResponse:
-        """``GET /webhooks/apps/{app_slug}/deliveries/replay``."""
+        """List Webhook Replay Tasks: ``GET /webhooks/apps/{app_slug}/deliveries/replay``."""
         return cast(
             "t.ReplayTaskListResponse",
             await self._call(
                 _OPS["listWebhookReplayTasks"],
-                (app_slug,),
-                (
-                    limit,
-                    offset,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={"limit": limit, "offset": offset},
+                options=options,
             ),
         )
 
@@ -11802,16 +10350,13 @@ class AsyncWebhooks(AsyncNamespace):
         max_pages: int = 1000,
         **options: Unpack[RequestOptions],
     ) -> AsyncIterator[t.ReplayTaskStatusResponse]:
-        """Every item of ``GET /webhooks/apps/{app_slug}/deliveries/replay``, page by page."""
+        """List Webhook Replay Tasks: every item of ``GET /webhooks/apps/{app_slug}/deliveries/replay``, page by page."""
         return self._walk(
             _OPS["listWebhookReplayTasks"],
-            (app_slug,),
-            (
-                limit,
-                offset,
-            ),
-            max_pages,
-            options,
+            path={"app_slug": app_slug},
+            query={"limit": limit, "offset": offset},
+            max_pages=max_pages,
+            options=options,
         )
 
     async def replay_webhook_delivery(
@@ -11821,58 +10366,53 @@ class AsyncWebhooks(AsyncNamespace):
         body: t.ReplayWebhookDeliveryRequest,
         **options: Unpack[RequestOptions],
     ) -> t.ReplayWebhookDeliveryResponse:
-        """``POST /webhooks/apps/{app_slug}/deliveries/replay``."""
+        """Replay Webhook Delivery: ``POST /webhooks/apps/{app_slug}/deliveries/replay``."""
         return cast(
             "t.ReplayWebhookDeliveryResponse",
-            await self._call(_OPS["replayWebhookDelivery"], (app_slug,), None, body, None, options),
+            await self._call(
+                _OPS["replayWebhookDelivery"],
+                path={"app_slug": app_slug},
+                body=body,
+                options=options,
+            ),
         )
 
     async def get_webhook_replay_task_status(
         self, app_slug: str, task_id: str, **options: Unpack[RequestOptions]
     ) -> t.ReplayTaskStatusResponse:
-        """``GET /webhooks/apps/{app_slug}/deliveries/replay/{task_id}``."""
+        """Get Webhook Replay Task Status: ``GET /webhooks/apps/{app_slug}/deliveries/replay/{task_id}``."""
         return cast(
             "t.ReplayTaskStatusResponse",
             await self._call(
                 _OPS["getWebhookReplayTaskStatus"],
-                (
-                    app_slug,
-                    task_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug, "task_id": task_id},
+                options=options,
             ),
         )
 
     async def cancel_webhook_replay_task(
         self, app_slug: str, task_id: str, **options: Unpack[RequestOptions]
     ) -> t.ReplayTaskCancelResponse:
-        """``POST /webhooks/apps/{app_slug}/deliveries/replay/{task_id}/cancel``."""
+        """Cancel Webhook Replay Task: ``POST /webhooks/apps/{app_slug}/deliveries/replay/{task_id}/cancel``."""
         return cast(
             "t.ReplayTaskCancelResponse",
             await self._call(
                 _OPS["cancelWebhookReplayTask"],
-                (
-                    app_slug,
-                    task_id,
-                ),
-                None,
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug, "task_id": task_id},
+                options=options,
             ),
         )
 
     async def reactivate_webhook_endpoint(
         self, endpoint_id: str, **options: Unpack[RequestOptions]
     ) -> t.ReactivateEndpointResponse:
-        """``POST /webhooks/endpoints/{endpoint_id}/reactivate``."""
+        """Reactivate Webhook Endpoint: ``POST /webhooks/endpoints/{endpoint_id}/reactivate``."""
         return cast(
             "t.ReactivateEndpointResponse",
             await self._call(
-                _OPS["reactivateWebhookEndpoint"], (endpoint_id,), None, None, None, options
+                _OPS["reactivateWebhookEndpoint"],
+                path={"endpoint_id": endpoint_id},
+                options=options,
             ),
         )
 
@@ -11886,21 +10426,19 @@ class AsyncWebhooks(AsyncNamespace):
         end_date: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookAnalyticsResult:
-        """``GET /webhooks/apps/{app_slug}/analytics``."""
+        """Get Webhook Analytics: ``GET /webhooks/apps/{app_slug}/analytics``."""
         return cast(
             "t.WebhookAnalyticsResult",
             await self._call(
                 _OPS["getWebhookAnalytics"],
-                (app_slug,),
-                (
-                    app_id,
-                    endpoint_id,
-                    start_date,
-                    end_date,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "app_id": app_id,
+                    "endpoint_id": endpoint_id,
+                    "start_date": start_date,
+                    "end_date": end_date,
+                },
+                options=options,
             ),
         )
 
@@ -11915,22 +10453,20 @@ class AsyncWebhooks(AsyncNamespace):
         end_date: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.WebhookTimeseriesResult:
-        """``GET /webhooks/apps/{app_slug}/timeseries``."""
+        """Get Webhook Timeseries: ``GET /webhooks/apps/{app_slug}/timeseries``."""
         return cast(
             "t.WebhookTimeseriesResult",
             await self._call(
                 _OPS["getWebhookTimeseries"],
-                (app_slug,),
-                (
-                    app_id,
-                    endpoint_id,
-                    interval,
-                    start_date,
-                    end_date,
-                ),
-                None,
-                None,
-                options,
+                path={"app_slug": app_slug},
+                query={
+                    "app_id": app_id,
+                    "endpoint_id": endpoint_id,
+                    "interval": interval,
+                    "start_date": start_date,
+                    "end_date": end_date,
+                },
+                options=options,
             ),
         )
 
@@ -11957,29 +10493,26 @@ class AsyncNotifications(AsyncNamespace):
         expires_hours: int | None = None,
         **options: Unpack[RequestOptions],
     ) -> t.CreateNotificationsResponse:
-        """``POST /notifications``."""
+        """Create Notification: ``POST /notifications``."""
         return cast(
             "t.CreateNotificationsResponse",
             await self._call(
                 _OPS["createNotification"],
-                (),
-                None,
-                (
-                    user_id,
-                    user_ids,
-                    organization_id,
-                    workspace_id,
-                    title,
-                    body,
-                    action_url,
-                    action_label,
-                    ctas,
-                    severity,
-                    metadata,
-                    expires_hours,
-                ),
-                None,
-                options,
+                body={
+                    "user_id": user_id,
+                    "user_ids": user_ids,
+                    "organization_id": organization_id,
+                    "workspace_id": workspace_id,
+                    "title": title,
+                    "body": body,
+                    "action_url": action_url,
+                    "action_label": action_label,
+                    "ctas": ctas,
+                    "severity": severity,
+                    "metadata": metadata,
+                    "expires_hours": expires_hours,
+                },
+                options=options,
             ),
         )
 

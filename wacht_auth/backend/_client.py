@@ -7,12 +7,13 @@ The generated namespaces (``_api.py``) hold nothing but their client's ``_call``
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 from ..config import Config, EventHandler
-from ._core import Core, RetryPolicy
+from ._core import Core
 from ._operation import Operation
+from ._retry import RetryPolicy
 
 _Self = TypeVar("_Self", bound="_ClientBase")
 
@@ -31,18 +32,20 @@ class SyncTransport(Protocol):
     def _call(
         self,
         op: Operation,
-        path: Sequence[Any],
-        query: Sequence[Any] | None,
-        body: Any,
-        files: Sequence[Any] | None,
+        *,
+        path: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        files: Mapping[str, Any] | None = None,
         options: Mapping[str, Any],
     ) -> Any: ...
 
     def _walk(
         self,
         op: Operation,
-        path: Sequence[Any],
-        query: Sequence[Any],
+        *,
+        path: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
         max_pages: int,
         options: Mapping[str, Any],
     ) -> Iterator[Any]: ...
@@ -54,18 +57,20 @@ class AsyncTransport(Protocol):
     def _call(
         self,
         op: Operation,
-        path: Sequence[Any],
-        query: Sequence[Any] | None,
-        body: Any,
-        files: Sequence[Any] | None,
+        *,
+        path: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        files: Mapping[str, Any] | None = None,
         options: Mapping[str, Any],
     ) -> Awaitable[Any]: ...
 
     def _walk(
         self,
         op: Operation,
-        path: Sequence[Any],
-        query: Sequence[Any],
+        *,
+        path: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
         max_pages: int,
         options: Mapping[str, Any],
     ) -> AsyncIterator[Any]: ...

@@ -3,8 +3,10 @@
 Everything that decides lives here and is the same for :class:`~wacht_auth.backend.BackendClient`
 and :class:`~wacht_auth.backend.AsyncBackendClient`: settings and their validation, building a
 request (URL, headers, body), decoding a response, turning a failure into the right exception,
-and the retry policy (what is retried, how long to wait, when to give up). The two clients only
-own the send loop: ``httpx.Client.send`` + ``time.sleep`` or their ``await``-ed twins.
+and the retry decisions (what is retried, how long to wait, when to give up). The two clients
+only own the send loop: ``httpx.Client.send`` + ``time.sleep`` or their ``await``-ed twins.
+Request encoding (``_encode``), the retry policy (``_retry``) and paging (``_paging``) have
+modules of their own.
 """
 
 from __future__ import annotations
@@ -13,14 +15,12 @@ import dataclasses
 import json
 import logging
 import math
-import random
 import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from importlib import metadata
 from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit
@@ -30,6 +30,7 @@ import httpx
 from .._events import emit
 from ..config import DEFAULT_BACKEND_API_URL, Config, EventHandler, is_loopback_host
 from ..errors import ConfigurationError, TokenMissingError
+from ._encode import HEADER_VALUE, clean_params, file_part, form_value, multipart, to_json
 from ._errors import (
     BackendAPIError,
     InvalidArgumentError,
@@ -37,15 +38,16 @@ from ._errors import (
     error_from_response,
     parse_error_body,
 )
-from ._operation import Operation, PageInfo
+from ._operation import Operation
 from ._redact import Learned, record_hook, redact_text
+from ._retry import (
+    IDEMPOTENT_METHODS,
+    RETRY_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+    retry_after_from_message,
+)
 
-#: RFC 9110 §9.2.2: methods whose repetition has the same effect as one request.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-#: Statuses worth another try: rate limited, or a gateway/upstream that may recover.
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
-#: Wacht's 429 without a header says "Retry after N seconds" in the message (DESIGN.md §2).
-_RETRY_AFTER_TEXT = re.compile(r"retry\s+after\s+(\d+(?:\.\d+)?)", re.IGNORECASE)
 #: Header-safe opaque credentials (RFC 6750 §2.1 b64token, plus a few common extras).
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+/=:-]+")
 
@@ -59,78 +61,6 @@ def _user_agent() -> str:
 
 
 USER_AGENT = _user_agent()
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """When and how the clients retry a failed call.
-
-    429, 502, 503 and 504 answers and transport failures (connection refused or reset,
-    timeouts) are retried for idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE), and for
-    POST/PATCH only when an idempotency key is sent. The wait is the server's ``Retry-After``
-    (seconds or an HTTP date) or the "Retry after N seconds" of a 429 message; otherwise
-    exponential backoff with full jitter: ``uniform(0, min(backoff_max, backoff_base * 2**n))``.
-
-    Attributes:
-        max_attempts: total tries per call, the first included (1 turns retries off).
-        deadline: seconds from the first try after which no new try starts.
-        backoff_base: the first backoff ceiling, seconds.
-        backoff_max: the largest backoff ceiling, seconds.
-        max_retry_after: the longest server-requested wait honoured; a longer one gives up at
-            once (the error carries ``retry_after`` so the caller can schedule a later try).
-        random: returns a float in [0, 1); injectable for deterministic tests.
-    """
-
-    max_attempts: int = 3
-    deadline: float = 30.0
-    backoff_base: float = 0.5
-    backoff_max: float = 8.0
-    max_retry_after: float = 60.0
-    random: Callable[[], float] = field(default=random.random, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise ConfigurationError("max_attempts must be an integer >= 1")
-        if not 1 <= self.max_attempts <= 20:
-            raise ConfigurationError("max_attempts must be between 1 and 20")
-        for name in ("deadline", "backoff_base", "backoff_max", "max_retry_after"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ConfigurationError(f"{name} must be a number >= 0, got {value!r}")
-            if math.isinf(value) and name != "max_retry_after":
-                raise ConfigurationError(f"{name} must be finite")
-        if not self.deadline > 0:
-            raise ConfigurationError("deadline must be more than 0 seconds")
-
-    def backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff after try number ``attempt`` (1-based)."""
-        ceiling = min(self.backoff_max, math.ldexp(self.backoff_base, min(attempt - 1, 30)))
-        return float(self.random()) * ceiling
-
-
-def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delay-seconds or an HTTP date (RFC 9110
-    §10.2.3). ``now`` is POSIX seconds; a date in the past means "now" (0)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        return max(0.0, when.timestamp() - now)
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def retry_after_from_message(message: str | None) -> float | None:
-    """The N of "Retry after N seconds" in a 429 message, when the header is missing."""
-    match = _RETRY_AFTER_TEXT.search(message or "")
-    return float(match.group(1)) if match else None
 
 
 def segment(value: object, what: str) -> str:
@@ -167,97 +97,6 @@ def _check_base_url(url: object) -> str:
     )
 
 
-def _query_value(value: Any) -> str | int | float:
-    """A query value as httpx sends it: booleans as ``true``/``false`` (httpx says ``True``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float)):
-        return value
-    raise InvalidArgumentError(f"a query value must be a string or a number, got {value!r}")
-
-
-def _clean_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Drop ``None`` values; booleans as ``true``/``false``; sequences repeat the name."""
-    out: dict[str, Any] = {}
-    if params is not None and not isinstance(params, Mapping):
-        raise InvalidArgumentError("params must be a mapping of query parameters")
-    for key, value in (params or {}).items():
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            out[str(key)] = [_query_value(v) for v in value]
-        else:
-            out[str(key)] = _query_value(value)
-    return out
-
-
-def _form_value(value: Any) -> str:
-    """A ``multipart/form-data`` text field: objects and arrays as JSON, booleans lower case."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    return _json(value).decode()
-
-
-def _file(value: Any, field: str) -> tuple[str, bytes, str]:
-    """``(filename, content, content type)`` for a :data:`FileInput`, read once (retries and
-    the sync/async twins may send it more than once)."""
-    name, content_type = field, "application/octet-stream"
-    if isinstance(value, tuple) and len(value) in (2, 3):
-        if len(value) == 3:
-            content_type = str(value[2])
-            if not content_type or not _HEADER_VALUE.fullmatch(content_type):
-                raise InvalidArgumentError(f"{field}: the content type is not a header value")
-        name, value = value[0], value[1]
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return str(name), bytes(value), content_type
-    read = getattr(value, "read", None)
-    if callable(read):
-        data = read()
-        if isinstance(data, (bytes, bytearray)):
-            return str(name), bytes(data), content_type
-    raise InvalidArgumentError(
-        f"{field} must be bytes, a binary file, or (filename, bytes or file[, content type])"
-    )
-
-
-def _quote(text: str) -> str:
-    """A ``name``/``filename`` parameter of a form part (RFC 7578 §4.2: escape quote, CR, LF)."""
-    for char, escaped in (("\\", "\\\\"), ('"', "%22"), ("\r", "%0D"), ("\n", "%0A")):
-        text = text.replace(char, escaped)
-    return text
-
-
-def _multipart(
-    form: Mapping[str, str], files: Mapping[str, tuple[str, bytes, str]]
-) -> tuple[bytes, str]:
-    """A ``multipart/form-data`` body (RFC 7578) and its content type, built once so every
-    try sends the same bytes; text fields first, then files."""
-    boundary = uuid.uuid4().hex
-    parts: list[bytes] = []
-    for name, value in form.items():
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"\r\n\r\n'
-        parts.append(head.encode() + value.encode() + b"\r\n")
-    for name, (filename, data, content_type) in files.items():
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"; '
-            f'filename="{_quote(filename)}"\r\nContent-Type: {content_type}\r\n\r\n'
-        )
-        parts.append(head.encode() + data + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
-
-
-def _json(value: Any) -> bytes:
-    try:
-        return json.dumps(
-            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode()
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"the request body cannot be sent as JSON: {exc}") from None
-
-
 @dataclass(frozen=True)
 class Call:
     """One logical API call: what to send, and whether it may be sent more than once."""
@@ -275,8 +114,6 @@ class Call:
 
 #: The keyword arguments every operation method takes (``RequestOptions``).
 OPTION_NAMES = frozenset({"timeout", "retries", "extra_headers", "idempotency_key"})
-#: RFC 9110 §5.5 field values, ASCII only (httpx encodes headers as ASCII).
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 _PARAM = re.compile(r"\{([^{}]+)\}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2 token
 _OWN_HEADERS = frozenset({"authorization", "x-deployment-id", "content-type", "content-length"})
@@ -318,7 +155,7 @@ class Options:
                 raise InvalidArgumentError(f"extra_headers: {name!r} is not a header name")
             if name.lower() in _OWN_HEADERS:
                 raise InvalidArgumentError(f"extra_headers cannot set {name} (the client does)")
-            if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            if not isinstance(value, str) or not HEADER_VALUE.fullmatch(value):
                 raise InvalidArgumentError(f"extra_headers: the value of {name} is not a header")
             headers[name] = value
         key = options.get("idempotency_key")
@@ -461,62 +298,59 @@ class Core:
         headers = self._headers(opts)
         content = None
         if json_body is not None:
-            content = _json(json_body)
+            content = to_json(json_body)
             headers["Content-Type"] = "application/json"
-        call = self._call(method.upper(), path, _clean_params(params), headers, content, opts)
+        call = self._call(method.upper(), path, clean_params(params), headers, content, opts)
         return call if unwrap else dataclasses.replace(call, unwrap=False)
 
     def build_operation(
         self,
         op: Operation,
-        path_args: Sequence[Any],
-        query: Sequence[Any] | Mapping[str, Any] | None,
+        *,
+        path: Mapping[str, Any],
+        query: Mapping[str, Any] | None,
         body: Any,
-        files: Sequence[Any] | None,
+        files: Mapping[str, Any] | None,
         options: Mapping[str, Any],
     ) -> Call:
         """The call for one operation of the table, from the generated method's arguments.
 
-        ``query``, ``body`` and ``files`` are the values in the order of ``op.query``,
-        ``op.body_fields`` and ``op.files`` (``body`` is the value itself for a body that is not
-        an object). ``None`` leaves a parameter out, except a required body field (sent as null).
+        ``path``, ``query``, ``body`` and ``files`` map wire names (``op.path_params``,
+        ``op.query``, ``op.body_fields``, ``op.files``) to values; ``body`` is the value itself
+        for a body that is not an object. ``None`` leaves a parameter out, except a required
+        body field (sent as null).
         """
-        if len(path_args) != len(op.path_params):
-            raise InvalidArgumentError(f"{op.name}() takes {len(op.path_params)} path arguments")
-        values = iter(path_args)
-        path = _PARAM.sub(lambda m: segment(next(values), m.group(1)), op.path)
-        if isinstance(query, Mapping):
-            params = dict(query)
-        else:
-            params = dict(zip(op.query, query or (), strict=True))
+        _expect(op, "path", path, op.path_params, exact=True)
+        target = _PARAM.sub(lambda m: segment(path[m.group(1)], m.group(1)), op.path)
+        params = dict(query or {})
+        _expect(op, "query", params, op.query)
         opts = Options.parse(options)
         headers = self._headers(opts)
         content = None
         if op.body == "json_value":
-            content = _json(body)
+            content = to_json(body)
             headers["Content-Type"] = "application/json"
         elif op.body is not None:
-            given = dict(zip(op.body_fields, body or (), strict=True))
+            given = dict(body or {})
+            _expect(op, "body", given, op.body_fields)
             for name in op.path_in_body:  # the description repeats it in the body: same value
                 if given.get(name) is None:
-                    given[name] = path_args[op.path_params.index(name)]
+                    given[name] = path[name]
             fields = {
                 name: value
                 for name, value in given.items()
                 if value is not None or name in op.required_body
             }
             if op.body == "multipart":
-                form = {k: _form_value(v) for k, v in fields.items() if v is not None}
-                uploads = {
-                    name: _file(value, name)
-                    for name, value in zip(op.files, files or (), strict=True)
-                    if value is not None
-                }
-                content, headers["Content-Type"] = _multipart(form, uploads)
+                form = {k: form_value(v) for k, v in fields.items() if v is not None}
+                uploads = dict(files or {})
+                _expect(op, "files", uploads, op.files)
+                parts = {k: file_part(v, k) for k, v in uploads.items() if v is not None}
+                content, headers["Content-Type"] = multipart(form, parts)
             else:
-                content = _json(fields)
+                content = to_json(fields)
                 headers["Content-Type"] = "application/json"
-        call = self._call(op.method, path, _clean_params(params), headers, content, opts)
+        call = self._call(op.method, target, clean_params(params), headers, content, opts)
         return call if op.unwrap else dataclasses.replace(call, unwrap=False)
 
     def _call(
@@ -693,105 +527,13 @@ class Core:
         )
 
 
-#: Pages a walker fetches at most, unless told otherwise.
-DEFAULT_MAX_PAGES = 1000
-
-
-def _integer(value: Any) -> int | None:
-    """An offset as an integer: an ``int`` or a string of digits; ``None`` for a cursor."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
-def _cursor(value: Any) -> str | None:
-    return value if isinstance(value, str) and value and not value.isdigit() else None
-
-
-def page_items(body: Any, page: PageInfo) -> list[Any]:
-    """The items of one page (a bare JSON array counts as a single, last page)."""
-    if isinstance(body, list):
-        return body
-    items = body.get(page.items) if isinstance(body, Mapping) else None
-    return items if isinstance(items, list) else []
-
-
-def check_walk(query: Mapping[str, Any], max_pages: Any) -> None:
-    """A walk's bounds, checked before any request: ``limit`` ≥ 1, ``max_pages`` ≥ 1, an
-    ``offset`` that is an integer ≥ 0 or a string cursor."""
-    if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
-        raise InvalidArgumentError(f"max_pages must be an integer >= 1, got {max_pages!r}")
-    limit = query.get("limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise InvalidArgumentError(f"limit must be an integer >= 1, got {limit!r}")
-    offset = query.get("offset")
-    if offset is not None and not (
-        (isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0)
-        or (isinstance(offset, str) and offset)
-    ):
-        raise InvalidArgumentError(f"offset must be an integer >= 0 or a cursor, got {offset!r}")
-
-
-def next_query(query: Mapping[str, Any], body: Any, page: PageInfo) -> dict[str, Any] | None:
-    """The query for the page after the answer ``body``, or ``None`` when it was the last.
-
-    The walk ends on ``has_more: false``, on an empty (or missing) item list, and on an answer
-    that is not an object. A ``next_cursor`` is followed as ``cursor`` (operations that take
-    one) or as ``offset`` (the prose docs' string cursors). Without one, an integer offset
-    advances by the items received, until ``total`` is reached or, when the server says
-    nothing of more pages, a page comes back shorter than ``limit``; a string offset (the
-    prose docs' form) advances to the answer's own string ``offset`` when it moved, else to
-    the last item's ``id``. A cursor that does not move ends the walk.
-    """
-    if not isinstance(body, Mapping):
-        return None
-    items = body.get(page.items)
-    if not isinstance(items, list) or not items or body.get("has_more") is False:
-        return None
-    has_more = body.get("has_more") is True
-    sent = query.get("offset")
-    following = body.get("next_cursor")
-    if isinstance(following, str) and following:
-        name = "cursor" if page.cursor else "offset"
-        if query.get(name) == following:
-            return None
-        out = {**query, name: following}
-        if name == "cursor":
-            out.pop("offset", None)
-        return out
-    if not page.offset:
-        return None  # pages by cursor only, and the answer gave none: the last page
-    if _cursor(sent) is not None or _cursor(body.get("offset")) is not None:
-        following = _cursor(body.get("offset"))
-        if following is None or following == sent:
-            last = items[-1]
-            following = str(last.get("id")) if isinstance(last, Mapping) else None
-        if not following or following == sent:
-            return None
-        return {**query, "offset": following}
-    start = _integer(body.get("offset"))
-    if start is None:
-        start = _integer(sent) or 0
-    after = start + len(items)
-    total = _integer(body.get("total"))
-    if total is not None and after >= total:
-        return None
-    if not has_more:
-        limit = _integer(body.get("limit")) or _integer(query.get("limit"))
-        if limit is None or len(items) < limit:
-            return None
-    return {**query, "offset": after}
-
-
-def too_many_pages(op_path: str, max_pages: int) -> BackendAPIError:
-    """The error that ends a walk which would go past ``max_pages``."""
-    return BackendAPIError(
-        f"more than max_pages={max_pages} pages; raise max_pages or narrow the query",
-        code="too_many_pages",
-        method="GET",
-        path=op_path,
-    )
+def _expect(
+    op: Operation, what: str, given: Mapping[str, Any], names: Iterable[str], *, exact: bool = False
+) -> None:
+    """The generated method passes only (with ``exact``: every one of) ``op``'s names for
+    ``what``; anything else is a mismatch between a method and the table."""
+    known = set(names)
+    if not set(given) <= known or (exact and set(given) != known):
+        raise InvalidArgumentError(
+            f"{op.name}() takes the {what} arguments {', '.join(sorted(known)) or 'none'}"
+        )

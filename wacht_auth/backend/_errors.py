@@ -3,8 +3,9 @@
 Pure code (no I/O): :func:`error_from_response` turns a status, headers and body into the
 right :class:`BackendAPIError` subclass. The documented envelope is
 ``{"error": {"code", "message", "status"}}``; deployed servers also send
-``{"errors": [{"message", "code"}]}`` (DESIGN.md §2). Proxies in front of the API answer with
-HTML or plain text; those become errors too, with a code derived from the status.
+``{"errors": [{"message", "code"}]}`` (``docs/backend.md``, "Errors"). Proxies in front of the
+API answer with HTML or plain text; those become errors too, with a code derived from the
+status.
 
 Every failure of a Backend API method is one of these::
 

@@ -3,14 +3,12 @@
 Two steps, both deterministic:
 
 1. ``--spec PATH`` derives ``_table.json`` from Wacht's OpenAPI description
-   (``../shared/wacht/platform-api.json``): each operation's method, path, tag, parameters,
-   request body and success schema, and the component schemas, with every piece of prose
-   (summaries, descriptions, examples) dropped and OpenAPI's ``nullable`` rewritten as plain
-   JSON Schema (``"type": [T, "null"]``), so the tests can validate requests with it.
-2. Always: the table becomes ``_types.py`` (a TypedDict or alias per schema), ``_operations.py``
-   (``OPERATIONS``), ``_api.py`` (one namespace class per tag for each client: thin methods
-   that delegate to the client's one ``_call``) and the reference section of
-   ``docs/backend.md``. ``--check`` only compares and exits 1 when a file is out of date.
+   (``../shared/wacht/platform-api.json``) without its prose (``_derive``).
+2. Always: the table becomes ``_types.py`` (a TypedDict or alias per schema, ``_gentypes``),
+   ``_operations.py`` (``OPERATIONS``), ``_api.py`` (one namespace class per tag for each
+   client: thin methods, each with its operation's one-line summary as its docstring, that
+   pass their arguments by wire name to the client's one ``_call``) and the reference section
+   of ``docs/backend.md``. ``--check`` only compares and exits 1 when a file is out of date.
 
 Naming rule (documented in ``docs/backend.md``): a tag becomes a namespace by lower-casing it
 and joining its words with ``_`` (``"API Auth"`` → ``api_auth``); an ``operationId`` becomes a
@@ -24,279 +22,24 @@ defaults to the path parameter's value.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import keyword
 import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
-HERE = Path(__file__).resolve().parent
+from ._derive import HERE, TABLE, Json, derive_table, dump_table, load_table, summary
+from ._gentypes import Types, arg_name, camel, namespace, snake, walker_name
+
 ROOT = HERE.parent.parent
-TABLE = HERE / "_table.json"
 DOC = ROOT / "docs" / "backend.md"
 DOC_BEGIN = "<!-- BEGIN GENERATED REFERENCE: make generate -->"
 DOC_END = "<!-- END GENERATED REFERENCE -->"
 
-_NULL = {"type": "null"}
-_METHODS = ("get", "post", "put", "patch", "delete")
-_KEEP = frozenset({"type", "required", "enum", "const", "format"})
 #: Per-call option names (``RequestOptions``) plus the walkers' own; no argument may shadow one.
 _RESERVED = frozenset({"self", "timeout", "retries", "extra_headers", "idempotency_key"})
 _WALK_RESERVED = frozenset({"max_pages"})
-
-Json = Any
-
-
-# -- step 1: the table from the description ------------------------------------------------------
-
-
-def _clean(schema: Json) -> Json:
-    """A schema without prose, with ``$ref`` into ``$defs`` and ``nullable`` as JSON Schema."""
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Json] = {}
-    for key, value in schema.items():
-        if key == "properties":
-            out[key] = {name: _clean(sub) for name, sub in value.items()}
-        elif key in ("items", "additionalProperties"):
-            out[key] = _clean(value)
-        elif key in ("oneOf", "allOf", "anyOf"):
-            out[key] = [_clean(sub) for sub in value]
-        elif key == "$ref":
-            out[key] = "#/$defs/" + value.rsplit("/", 1)[1]
-        elif key in _KEEP:
-            out[key] = value
-    if schema.get("nullable") and out:
-        if isinstance(out.get("type"), str) and not {"$ref", "oneOf", "allOf", "anyOf"} & set(out):
-            out["type"] = [out["type"], "null"]
-            if "enum" in out:
-                out["enum"] = [*out["enum"], None]
-        else:
-            out = {"anyOf": [out, {"type": "null"}]}
-    return out
-
-
-def derive_table(spec: Mapping[str, Json], source: bytes) -> dict[str, Json]:
-    """The operations table for ``spec`` (the parsed description whose bytes are ``source``)."""
-    operations = []
-    for path, item in spec["paths"].items():
-        for method in _METHODS:
-            op = item.get(method)
-            if op is None:
-                continue
-            params = op.get("parameters", [])
-            entry: dict[str, Json] = {
-                "id": op["operationId"],
-                "tag": op["tags"][0],
-                "method": method.upper(),
-                "path": path,
-                "path_params": [p["name"] for p in params if p["in"] == "path"],
-                "query": [
-                    {
-                        "name": p["name"],
-                        "required": bool(p.get("required")),
-                        "schema": _clean(p["schema"]),
-                    }
-                    for p in params
-                    if p["in"] == "query"
-                ],
-            }
-            body = op.get("requestBody")
-            if body is not None:
-                media, content = next(iter(body["content"].items()))
-                entry["body"] = {
-                    "media": "multipart" if media.startswith("multipart/") else "json",
-                    "required": bool(body.get("required")),
-                    "schema": _clean(content["schema"]),
-                }
-            ok = op["responses"]["200"].get("content", {}).get("application/json", {})
-            entry["response"] = _clean(ok.get("schema", {}))
-            operations.append(entry)
-    return {
-        "source": {
-            "openapi": spec["openapi"],
-            "version": spec["info"]["version"],
-            "sha256": hashlib.sha256(source).hexdigest(),
-        },
-        "operations": operations,
-        "schemas": {name: _clean(s) for name, s in spec["components"]["schemas"].items()},
-    }
-
-
-def dump_table(table: Mapping[str, Json]) -> str:
-    """The table as committed: one operation and one schema per line, for readable diffs."""
-
-    def one(value: Json) -> str:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-    ops = ",\n".join("  " + one(op) for op in table["operations"])
-    schemas = ",\n".join(f"  {one(k)}: {one(v)}" for k, v in table["schemas"].items())
-    return (
-        f'{{\n "source": {one(table["source"])},\n "operations": [\n{ops}\n ],\n'
-        f' "schemas": {{\n{schemas}\n }}\n}}\n'
-    )
-
-
-# -- step 2: naming ------------------------------------------------------------------------------
-
-
-def snake(name: str) -> str:
-    """``getUserDetails`` → ``get_user_details`` (the documented naming rule)."""
-    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).replace("-", "_").lower()
-
-
-def namespace(tag: str) -> str:
-    """``"API Auth"`` → ``api_auth``."""
-    return "_".join(re.findall(r"[A-Za-z0-9]+", tag)).lower()
-
-
-def camel(name: str) -> str:
-    """``app_slug`` → ``AppSlug`` (names of inline TypedDicts)."""
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name))
-
-
-def walker_name(method: str) -> str:
-    """``get_active_user_list`` → ``iter_active_user_list``."""
-    return "iter_" + re.sub(r"^(get|list)_", "", method)
-
-
-def arg_name(wire: str, taken: Iterable[str] = (), where: str = "body") -> str:
-    """The Python name of a parameter or body field: ``from`` → ``from_``; a name in ``taken``
-    (the path parameters) gets ``where`` as a prefix (``body_app_slug``)."""
-    name = wire + "_" if keyword.iskeyword(wire) else wire
-    if not name.isidentifier():
-        raise ValueError(f"no Python name for the argument {wire!r}")
-    return f"{where}_{name}" if name in taken else name
-
-
-# -- step 2: types -------------------------------------------------------------------------------
-
-
-class Types:
-    """Python annotations for the table's schemas; collects the TypedDicts and aliases."""
-
-    def __init__(self, schemas: Mapping[str, Json]) -> None:
-        self.schemas = schemas
-        self.classes: dict[str, tuple[list[str], list[tuple[str, str, bool]]]] = {}
-        self.aliases: dict[str, str] = {}  # name -> annotation (unions)
-        self.literals: dict[str, str] = {}  # name -> Literal[...]
-        self._inline: dict[str, str] = {}  # canonical schema json -> class name
-        for name, schema in schemas.items():
-            self._component(name, schema)
-
-    def resolve(self, schema: Json) -> Json:
-        while isinstance(schema, dict) and "$ref" in schema:
-            schema = self.schemas[schema["$ref"].rsplit("/", 1)[1]]
-        return schema
-
-    def _component(self, name: str, schema: Json) -> None:
-        if "enum" in schema:
-            self.literals[name] = self._literal(schema["enum"])
-        elif "oneOf" in schema:
-            self.aliases[name] = self._union(schema["oneOf"], name)
-        elif schema.get("type") == "object" and schema.get("properties"):
-            self._class(name, schema)
-        else:
-            self.aliases[name] = self.annotation(schema, name)
-
-    @staticmethod
-    def _literal(values: Iterable[Json]) -> str:
-        return "Literal[" + ", ".join(json.dumps(v) for v in values if v is not None) + "]"
-
-    def _union(self, members: list[Json], hint: str, prefix: str = "") -> str:
-        out = []
-        for i, member in enumerate(members):
-            const = self._const_of(member)
-            name = hint + (camel(const) if const else f"Variant{i}")
-            out.append(self.annotation(member, name, prefix=prefix))
-        return " | ".join(dict.fromkeys(out))
-
-    def _const_of(self, schema: Json) -> str | None:
-        parts = schema.get("allOf", [schema])
-        for part in parts:
-            for prop in part.get("properties", {}).values():
-                if isinstance(prop.get("const"), str):
-                    return str(prop["const"])
-        return None
-
-    def _class(self, name: str, schema: Json, bases: list[str] | None = None) -> str:
-        required = set(schema.get("required", ()))
-        fields = []
-        for prop, sub in schema.get("properties", {}).items():
-            if not prop.isidentifier() or keyword.iskeyword(prop):
-                raise ValueError(f"{name}.{prop} cannot be a TypedDict field")
-            fields.append((prop, self.annotation(sub, name + camel(prop)), prop in required))
-        self.classes[name] = (bases or [], fields)
-        return name
-
-    def _inline_class(self, hint: str, schema: Json, bases: list[str] | None = None) -> str:
-        key = json.dumps([bases, schema], sort_keys=True)
-        if key in self._inline:
-            return self._inline[key]
-        name, n = hint, 2
-        while name in self.classes or name in self.schemas:
-            name, n = f"{hint}{n}", n + 1
-        self._inline[key] = name
-        return self._class(name, schema, bases)
-
-    def annotation(self, schema: Json, hint: str, *, arg: bool = False, prefix: str = "") -> str:
-        """The annotation for ``schema``; inline objects become TypedDicts named from ``hint``.
-
-        ``arg`` selects argument types (``Sequence``/``Mapping``/``FileInput``) over answer
-        types (``list``/``dict``/``str``); ``prefix`` qualifies names from ``_types``.
-        """
-        if not isinstance(schema, dict) or not schema:
-            return "Any"
-        if "$ref" in schema:
-            return prefix + str(schema["$ref"]).rsplit("/", 1)[1]
-        if "anyOf" in schema:
-            parts = [
-                self.annotation(s, hint, arg=arg, prefix=prefix) if s != _NULL else "None"
-                for s in schema["anyOf"]
-            ]
-            return " | ".join(dict.fromkeys(parts))
-        if "oneOf" in schema:
-            return self._union(schema["oneOf"], hint, prefix)
-        if "allOf" in schema:
-            bases = [s["$ref"].rsplit("/", 1)[1] for s in schema["allOf"] if "$ref" in s]
-            own: dict[str, Json] = {"type": "object", "properties": {}, "required": []}
-            for part in schema["allOf"]:
-                if "$ref" not in part:
-                    own["properties"].update(part.get("properties", {}))
-                    own["required"] += part.get("required", [])
-            return prefix + self._inline_class(hint, own, bases)
-        if "const" in schema:
-            return self._literal([schema["const"]])
-        kind = schema.get("type")
-        nullable = isinstance(kind, list) and "null" in kind
-        if isinstance(kind, list):
-            kind = next(k for k in kind if k != "null")
-        if "enum" in schema:
-            out = self._literal(schema["enum"])
-        elif kind == "string":
-            out = ("FileInput" if arg else "str") if schema.get("format") == "binary" else "str"
-        elif kind == "integer":
-            out = "int"
-        elif kind == "number":
-            out = "float"
-        elif kind == "boolean":
-            out = "bool"
-        elif kind == "array":
-            item = self.annotation(schema.get("items", {}), hint + "Item", prefix=prefix)
-            out = f"{'Sequence' if arg else 'list'}[{item}]"
-        elif kind == "object" and schema.get("properties"):
-            out = prefix + self._inline_class(hint, schema)
-        else:
-            out = "Mapping[str, Any]" if arg else "dict[str, Any]"
-        return f"{out} | None" if nullable else out
-
-
-# -- step 2: code --------------------------------------------------------------------------------
 
 
 def _opt(annotation: str) -> str:
@@ -315,6 +58,7 @@ class Method:
         self.path: str = op["path"]
         self.namespace = namespace(op["tag"])
         self.name = snake(self.id)
+        self.summary = summary(op).replace("\\", "\\\\").replace('"', '\\"')
         hint = camel(self.id)
         self.positional = [(arg_name(p), p) for p in op["path_params"]]
         required: list[str] = []
@@ -403,20 +147,34 @@ class Method:
         args.append("**options: Unpack[RequestOptions]")
         return ", ".join(args)
 
-    def call_args(self) -> str:
-        def values(pairs: list[tuple[str, str]]) -> str:
-            return "(" + "".join(f"{name}, " for name, _ in pairs) + ")" if pairs else "None"
+    def _where(self) -> list[str]:
+        """The operation and its path and query values, by wire name (methods and walkers)."""
+        args = [f"_OPS[{json.dumps(self.id)}]"]
+        if self.positional:
+            args.append(f"path={_by_name(self.positional)}")
+        if self.query:
+            args.append(f"query={_by_name(self.query)}")
+        return args
 
-        body = "body" if self.body_kind == "json_value" else values(self.body)
-        return (
-            f"_OPS[{json.dumps(self.id)}], {values(self.positional) if self.positional else '()'}, "
-            f"{values(self.query)}, {body}, {values(self.files)}, options"
-        )
+    def call_args(self) -> str:
+        """The arguments of the method's ``_call``: every value by its wire name."""
+        args = self._where()
+        if self.body_kind == "json_value":
+            args.append("body=body")
+        elif self.body:
+            args.append(f"body={_by_name(self.body)}")
+        if self.files:
+            args.append(f"files={_by_name(self.files)}")
+        return ", ".join([*args, "options=options"])
 
     def walk_args(self) -> str:
-        path = "(" + "".join(f"{p}, " for p, _ in self.positional) + ")"
-        query = "(" + "".join(f"{n}, " for n, _ in self.query) + ")"
-        return f"_OPS[{json.dumps(self.id)}], {path}, {query}, max_pages, options"
+        """The arguments of the walker's ``_walk``, by name like :meth:`call_args`."""
+        return ", ".join([*self._where(), "max_pages=max_pages", "options=options"])
+
+
+def _by_name(pairs: list[tuple[str, str]]) -> str:
+    """``{"wire": python_name, ...}`` for ``(python_name, wire)`` pairs."""
+    return "{" + ", ".join(f"{json.dumps(wire)}: {name}" for name, wire in pairs) + "}"
 
 
 HEADER = '''"""GENERATED by ``make generate`` from ``_table.json``: do not edit by hand."""
@@ -564,7 +322,7 @@ def render_api(methods: list[Method]) -> str:
                 "    __slots__ = ()",
             ]
             for m in ms:
-                doc = f'        """``{m.method} {m.path}``."""'
+                doc = f'        """{m.summary}: ``{m.method} {m.path}``."""'
                 call = f"self._call({m.call_args()})"
                 if asynchronous:
                     call = "await " + call
@@ -582,7 +340,8 @@ def render_api(methods: list[Method]) -> str:
                         "",
                         f"    def {m.walker}({m.signature('max_pages: int = 1000')}) -> "
                         f"{it}[{m.item}]:",
-                        f'        """Every item of ``{m.method} {m.path}``, page by page."""',
+                        f'        """{m.summary}: every item of ``{m.method} {m.path}``, page '
+                        f'by page."""',
                         f"        return self._walk({m.walk_args()})",
                     ]
             out.append("")
@@ -685,12 +444,6 @@ def render(table: Mapping[str, Json]) -> dict[Path, str]:
             doc = doc[:start] + section + doc[end + len(DOC_END) :]
         out[DOC] = doc
     return out
-
-
-def load_table(path: Path = TABLE) -> dict[str, Json]:
-    """The committed table."""
-    table: dict[str, Json] = json.loads(path.read_text(encoding="utf-8"))
-    return table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,14 +46,14 @@ class Operation:
         namespace: the client attribute grouping the operation's tag (``"users"``).
         name: the method name, ``operationId`` in snake_case (``"get_user_details"``).
         path_params: the template's parameters, in order (the method's positional arguments).
-        query: the query parameters' wire names, in the order the method passes their values.
+        query: the query parameters' wire names (the keys the method passes their values by).
         body: how the body is sent, or ``None`` when the operation takes none.
-        body_fields: the body's field names on the wire, files excepted (the method passes
-            their values in this order).
+        body_fields: the body's field names on the wire, files excepted (the keys the method
+            passes their values by).
         required_body: the body fields the description marks required (sent even when null).
         path_in_body: body fields named like a path parameter; left out (``None``), they are
             sent with that parameter's value.
-        files: the ``multipart/form-data`` fields that carry files, in the order passed.
+        files: the ``multipart/form-data`` fields that carry files (keys, like ``body_fields``).
         page: how the operation pages, for list operations; ``None`` otherwise.
         walker: the name of the method walking every page, for list operations.
         unwrap: a ``{"data": …}`` envelope around the answer is removed (the answer's schema

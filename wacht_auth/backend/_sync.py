@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -12,17 +12,11 @@ import httpx
 from ..config import Config, EventHandler
 from ._api import SyncNamespaces
 from ._client import _ClientBase, _env_settings
-from ._core import (
-    DEFAULT_MAX_PAGES,
-    Call,
-    RetryPolicy,
-    check_walk,
-    next_query,
-    page_items,
-    too_many_pages,
-)
+from ._core import Call
 from ._errors import ClientClosedError
 from ._operation import Operation, PageInfo, RequestOptions
+from ._paging import DEFAULT_MAX_PAGES, check_walk, next_query, page_items, too_many_pages
+from ._retry import RetryPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -120,30 +114,39 @@ class BackendClient(_ClientBase, SyncNamespaces):
     def _call(
         self,
         op: Operation,
-        path: Sequence[Any],
-        query: Sequence[Any] | None,
-        body: Any,
-        files: Sequence[Any] | None,
+        *,
+        path: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        files: Mapping[str, Any] | None = None,
         options: Mapping[str, Any],
     ) -> Any:
         """One operation of the table; the generated methods all come here."""
-        return self._send(self._core.build_operation(op, path, query, body, files, options))
+        call = self._core.build_operation(
+            op, path=path or {}, query=query, body=body, files=files, options=options
+        )
+        return self._send(call)
 
     def _walk(
         self,
         op: Operation,
-        path: Sequence[Any],
-        query: Sequence[Any],
+        *,
+        path: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
         max_pages: int,
         options: Mapping[str, Any],
     ) -> Iterator[Any]:
         """Every item of a list operation; bad arguments fail here, before any request."""
-        params = {k: v for k, v in zip(op.query, query, strict=True) if v is not None}
+        params = {k: v for k, v in (query or {}).items() if v is not None}
         check_walk(params, max_pages)
-        self._core.build_operation(op, path, params, None, None, options)
+        where = path or {}
 
         def build(params: Mapping[str, Any]) -> Call:
-            return self._core.build_operation(op, path, params, None, None, options)
+            return self._core.build_operation(
+                op, path=where, query=params, body=None, files=None, options=options
+            )
+
+        build(params)
 
         return self._pages(build, op.page or PageInfo(), params, max_pages, op.path)
 

@@ -80,8 +80,9 @@ class _Server(ThreadingHTTPServer):
 
 class FakeGateway:
     """Wacht's gateway on ``127.0.0.1``: ``POST /v1/authz/check`` for the API keys and OAuth
-    access tokens added to it, with the answers of DESIGN.md §9 (identity, permissions,
-    scopes, rate-limit state and headers). For tests of routes that accept keys::
+    access tokens added to it, with the answers Wacht's gateway gives (identity, permissions,
+    scopes, rate-limit state and headers; see ``docs/api-keys.md``). For tests of routes that
+    accept keys::
 
         with FakeGateway() as gateway:
             key = gateway.add_key(permissions=["invoices:read"], owner_user_id="42")
