@@ -80,7 +80,7 @@ class _Server(ThreadingHTTPServer):
 
 class FakeGateway:
     """Wacht's gateway on ``127.0.0.1``: ``POST /v1/authz/check`` for the API keys and OAuth
-    access tokens added to it, with the answers of DESIGN.md §9 (identity, permissions,
+    access tokens added to it, with the answers of docs/api-keys.md (identity, permissions,
     scopes, rate-limit state and headers). For tests of routes that accept keys::
 
         with FakeGateway() as gateway:
