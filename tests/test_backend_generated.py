@@ -16,7 +16,7 @@ import pytest
 from wacht_auth.backend import _generate as gen
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Wacht's API description, as the workspace keeps it next to the repository (DESIGN.md §2).
+#: Wacht's API description, as the workspace keeps it next to the repository.
 DESCRIPTION = Path(
     os.environ.get("WACHT_API_DESCRIPTION", ROOT.parent / "shared" / "wacht" / "platform-api.json")
 )

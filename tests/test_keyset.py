@@ -1,4 +1,4 @@
-"""Key fetching, caching and refreshing (DESIGN.md §4), against a real loopback key server.
+"""Key fetching, caching and refreshing (docs/keys.md), against a real loopback key server.
 
 Time comes from a fake clock shared by the issuer (token ``iat``) and the config (freshness,
 cooldown, stale-if-error); network timeouts are real but kept at or below 2 s.
