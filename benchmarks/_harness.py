@@ -1,6 +1,6 @@
 """Timing and reporting shared by every benchmark.
 
-Rules (DESIGN.md §8): ``time.perf_counter_ns``, the garbage collector off while a round runs,
+Rules (docs/performance.md): ``time.perf_counter_ns``, the garbage collector off while a round runs,
 every case measured for several rounds and summarised by its median. The cases of one table
 are run *interleaved* (round 1 of every case, then round 2 …) so that a burst of load from
 another process on the machine lands on all of them alike instead of skewing one ratio.

@@ -260,7 +260,7 @@ def framework_report(
     measured: list[Measured],
     repeated_target: float,
 ) -> Report:
-    """Requests/second per case, ratios, and the repeated-token guard of DESIGN.md §8. The
+    """Requests/second per case, ratios, and the repeated-token guard. The
     fresh-token ratio against PyJWT is shown, not judged: the framework's own cost bounds it
     (docs/performance.md)."""
     m = {r.name: r for r in measured}

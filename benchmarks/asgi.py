@@ -31,7 +31,7 @@ from .core import tamper
 
 __all__ = ["bench"]
 
-#: The guards of DESIGN.md §8 (issue 8): repeated token ≥ 0.65x no auth, 0.8x with protect_all.
+#: The guards (issue 8): repeated token ≥ 0.65x no auth, 0.8x with protect_all.
 REPEATED_TARGET = 0.65
 PROTECT_ALL_TARGET = 0.8
 

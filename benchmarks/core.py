@@ -1,4 +1,4 @@
-"""Core: ``Verifier.verify`` against the ``cryptography`` floor and PyJWT (issue 2, §8).
+"""Core: ``Verifier.verify`` against the ``cryptography`` floor and PyJWT (issue 2).
 
 Everything is measured in one run, on one key and one set of tokens, for RS256-2048 and ES256:
 
@@ -44,9 +44,9 @@ from ._harness import Measured, Plan, Report, Target, measure
 
 __all__ = ["ALGORITHMS", "bench", "mint_pool", "tamper"]
 
-#: The algorithms of the core table, with the fresh-verify guard of DESIGN.md §8 (x the floor).
+#: The algorithms of the core table, with the fresh-verify guard (x the floor).
 ALGORITHMS: dict[str, float] = {"RS256": 1.8, "ES256": 1.35}
-#: DESIGN.md §8: a cache hit costs under 1 µs; a key lookup well under 1 µs.
+#: A cache hit costs under 1 µs; a key lookup well under 1 µs.
 CACHE_HIT_TARGET_US = 1.0
 LOOKUP_TARGET_US = 1.0
 #: Tokens live long enough for any run; the verifier re-checks exp on every call anyway.

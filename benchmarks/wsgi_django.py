@@ -40,7 +40,7 @@ from .core import tamper
 
 __all__ = ["bench"]
 
-#: The guard of DESIGN.md §8 (issue 8): repeated token ≥ 0.88x no auth.
+#: The guard (issue 8): repeated token ≥ 0.88x no auth.
 REPEATED_TARGET = 0.88
 
 _OURS = "wacht_auth.integrations.django.WachtMiddleware"

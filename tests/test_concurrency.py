@@ -1,4 +1,4 @@
-"""Single flight across threads, asyncio tasks and event loops (DESIGN.md §4).
+"""Single flight across threads, asyncio tasks and event loops (docs/keys.md, Single flight).
 
 The key server answers slowly (``delay``) so that every caller really arrives while the one
 fetch is in flight; every wait in here is bounded.
@@ -73,7 +73,7 @@ def test_threads_on_a_cold_cache_make_one_fetch(issuer: Issuer) -> None:
 async def test_tasks_on_a_cold_cache_make_one_fetch(issuer: Issuer) -> None:
     issuer.delay(0.3)
     verifier = make(issuer)
-    count = 1000  # DESIGN.md §4's figure; tasks are cheap enough to test it literally
+    count = 1000  # the documented figure; tasks are cheap enough to test it literally
     tokens = [issuer.token(f"user_{i}") for i in range(count)]
     sessions = await asyncio.wait_for(
         asyncio.gather(*(verifier.averify(token) for token in tokens)), timeout=20

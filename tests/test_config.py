@@ -1,4 +1,4 @@
-"""Config: resolution order, publishable keys, cookie names, validation (DESIGN.md §2)."""
+"""Config: resolution order, publishable keys, cookie names, validation (docs/configuration.md)."""
 
 from __future__ import annotations
 

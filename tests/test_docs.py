@@ -165,13 +165,6 @@ def test_each_framework_page_has_a_complete_recipe(page: str) -> None:
     assert "CORS" in text  # the order that lets a browser read our 401s
 
 
-def test_docs_cite_no_file_users_do_not_have() -> None:
-    for page in PAGES:
-        if page.name == "performance.md":  # measurements for contributors, not a user page
-            continue
-        assert "DESIGN.md" not in page.read_text(encoding="utf-8"), page.name
-
-
 def test_collector_reads_markers_and_refuses_stray_ones(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(

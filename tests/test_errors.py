@@ -1,4 +1,4 @@
-"""The error table of DESIGN.md §5: codes, statuses, envelopes and challenges."""
+"""The error table (docs/errors.md): codes, statuses, envelopes and challenges."""
 
 from __future__ import annotations
 

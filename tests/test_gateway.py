@@ -1,4 +1,4 @@
-"""API keys and OAuth access tokens: the gateway's verdicts, routing, cost (DESIGN.md §9)."""
+"""API keys and OAuth access tokens: the gateway's verdicts, routing, cost (docs/api-keys.md)."""
 
 from __future__ import annotations
 

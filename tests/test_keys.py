@@ -1,4 +1,5 @@
-"""DESIGN.md §3 rules 4-7: JWK parsing, key choice, signature checks, pinned PEM keys."""
+"""Verification rules 4-7 (docs/architecture.md): JWK parsing, key choice, signature checks,
+pinned PEM keys."""
 
 from __future__ import annotations
 

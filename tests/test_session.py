@@ -1,4 +1,4 @@
-"""Session: claim shapes old and new (DESIGN.md §2 claims table, §3 rule 10)."""
+"""Session: claim shapes old and new (docs/architecture.md, Verification policy, rule 10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""DESIGN.md §3 rules 1-4 (parse) and 8-9 (check_claims): one table row per rule."""
+"""Verification rules 1-4 (parse) and 8-9 (check_claims) of docs/architecture.md, one row per
+rule."""
 
 from __future__ import annotations
 
@@ -311,7 +312,7 @@ CLAIM_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "party_not_authorized",
     ),
     ("azp not checked without config", claims(azp="https://evil.example"), {}, "ok"),
-    # §2 claim shapes
+    # Wacht's claim shapes, old and new
     ("sid a number", claims(sid=987), {}, "ok"),
     ("sid a list", claims(sid=["1"]), {}, "claims_invalid"),
     ("session_id an object", claims(sid=_DROP, session_id={}), {}, "claims_invalid"),

@@ -95,7 +95,7 @@ def outcome(token: Any, index: KeyIndex) -> str:
     """What a verifier allowing every asymmetric algorithm says about ``token``.
 
     Returns ``"ok"`` when the signature stage passes, else the error code. Any exception that
-    is not a :class:`WachtAuthError` propagates and fails the test (DESIGN.md §3 rule 3).
+    is not a :class:`WachtAuthError` propagates and fails the test (verification rule 3).
     """
     try:
         jws = parse_jws(token, max_bytes=8192, algorithms=ASYMMETRIC)

@@ -379,7 +379,7 @@ def test_cached_answers_only_verified_tokens_within_their_time(
 
 @pytest.mark.parametrize("claim", ["iat", "nbf"])
 def test_cache_hits_recheck_iat_and_nbf(issuer: Issuer, clock: FakeClock, claim: str) -> None:
-    """DESIGN.md §8: time claims are re-checked on every hit, the start of validity too."""
+    """docs/keys.md: time claims are re-checked on every hit, the start of validity too."""
     verifier = make(issuer)
     token = issuer.token(lifetime=600, **{claim: clock() + 2})  # within the leeway
     session = verifier.verify(token)

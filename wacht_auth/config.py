@@ -37,7 +37,7 @@ __all__ = [
 
 #: Algorithms accepted by default: Wacht signs with ES256; templates with a customer key use RS256.
 DEFAULT_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256")
-#: Every algorithm the verifier implements. HS* and ``none`` are never among them (DESIGN.md §2).
+#: Every algorithm the verifier implements. HS* and ``none`` are never among them.
 SUPPORTED_ALGORITHMS: frozenset[str] = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )

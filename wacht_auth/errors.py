@@ -72,7 +72,7 @@ class WachtAuthError(Exception):
     """Base class of every error wacht_auth raises.
 
     Attributes:
-        code: stable machine-readable code (the DESIGN.md §5 table).
+        code: stable machine-readable code (docs/errors.md).
         status: HTTP status an adapter answers with.
         message: human-readable explanation; may change between releases.
     """
@@ -268,7 +268,8 @@ class JWKSUnavailableError(WachtAuthError):
         self.retry_after: int = max(1, int(retry_after))
 
     def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
-        """``Retry-After``: a 503 must never look like a sign-out (DESIGN.md §4)."""
+        """``Retry-After``: a 503 must never look like a sign-out (docs/architecture.md,
+        Error table)."""
         return {"Retry-After": str(self.retry_after)}
 
 
@@ -320,5 +321,5 @@ class SessionExchangeUnavailableError(WachtAuthError):
 
     def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
         """``Retry-After``: the session may well be fine; answering 401 or redirecting to a
-        sign-in page that is down too would sign the user out or loop (DESIGN.md §10)."""
+        sign-in page that is down too would sign the user out or loop (docs/pages.md)."""
         return {"Retry-After": str(self.retry_after)}

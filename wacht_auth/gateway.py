@@ -1,4 +1,4 @@
-"""Wacht's gateway: API keys and OAuth access tokens, checked remotely (DESIGN.md §9).
+"""Wacht's gateway: API keys and OAuth access tokens, checked remotely (docs/api-keys.md).
 
 Session tokens are verified locally; the two other credentials Wacht issues are judged by its
 gateway, which also applies the deployment's rate limits: ``POST {gateway}/v1/authz/check``
@@ -210,7 +210,7 @@ def _seconds(value: object, default: int) -> int:
 def judge(
     kind: CredentialKind, status: int, body: bytes, retry_after: str | None = None
 ) -> Checked:
-    """The verdict for one gateway answer (no I/O): DESIGN.md §9's answers.
+    """The verdict for one gateway answer (no I/O): the answers of docs/api-keys.md.
 
     ``allowed: false`` with ``permission_denied`` (or another reason) is 403, with
     ``rate_limited`` 429 and ``Retry-After``; no ``identity`` means the value is no credential
@@ -397,7 +397,7 @@ def _request(
     user_agent: str | None,
     required_permissions: Collection[str],
 ) -> bytes:
-    """The check's JSON body (DESIGN.md §9); optional members only when known."""
+    """The check's JSON body (Wacht's authz check); optional members only when known."""
     body: dict[str, Any] = {
         "principal": {"type": _PRINCIPAL[kind], "value": value},
         "resource": resource,

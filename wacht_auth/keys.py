@@ -1,4 +1,5 @@
-"""Signing keys: JWK parsing, key choice and signature verification (DESIGN.md §3 rules 4-7).
+"""Signing keys: JWK parsing, key choice and signature verification (docs/architecture.md,
+Verification policy, rules 4-7).
 
 Pure code: fetching and caching the JWKS is done elsewhere; this module turns a JWK Set (or a
 pinned PEM) into :class:`Key` objects, indexes them once per key set (:class:`KeyIndex`) and
@@ -43,7 +44,7 @@ MIN_RSA_BITS = 2048
 #: A public exponent longer than this is not "sane": it only makes verification slow.
 _MAX_RSA_E_BITS = 64
 
-# Pre-built padding and hash objects (DESIGN.md §8): building them per call costs time.
+# Pre-built padding and hash objects (docs/performance.md): building them per call costs time.
 _SHA = {256: hashes.SHA256(), 384: hashes.SHA384(), 512: hashes.SHA512()}
 _PKCS1 = padding.PKCS1v15()
 
@@ -108,7 +109,8 @@ def _der_integer(value: bytes) -> bytes:
 
 def _der_signature(r: bytes, s: bytes) -> bytes:
     """The DER ``Ecdsa-Sig-Value`` (RFC 3279 §2.2.3) that ``cryptography`` verifies, built from
-    the JWS r||s halves (RFC 7518 §3.4) without a detour through ints (DESIGN.md §8)."""
+    the JWS r||s halves (RFC 7518 §3.4) without a detour through ints (it is on the hot
+    path of every fresh ES token)."""
     body = _der_integer(r) + _der_integer(s)
     return b"\x30" + _DER_LENGTH[len(body)] + body
 
@@ -374,7 +376,7 @@ def _parse_jwks(data: Any) -> tuple[list[Key], list[str], frozenset[str]]:
 
 
 def parse_jwks(data: Any) -> tuple[list[Key], list[str]]:
-    """Parse a decoded JWK Set into trusted keys (DESIGN.md §3 rule 6).
+    """Parse a decoded JWK Set into trusted keys (verification rule 6).
 
     Entries that cannot be trusted are skipped, logged at WARNING on the ``wacht_auth`` logger
     and described in the second list (never with key material): symmetric (``oct``) keys,

@@ -40,7 +40,7 @@ def freeze(value: Any) -> Any:
 
 def _freeze_claims(claims: Mapping[str, Any]) -> Mapping[str, Any]:
     """:func:`freeze` for a claims object, copying only what holds containers: most claims
-    are strings and numbers, and this runs once per fresh token (DESIGN.md §8)."""
+    are strings and numbers, and this runs once per fresh token (docs/performance.md)."""
     copy = dict(claims)
     for key, value in copy.items():
         kind = type(value)
@@ -69,7 +69,7 @@ class Session:
     arrays as tuples), so one request cannot change what another sees. Only
     ``user_id``, ``claims`` and ``token`` are stored when it is built; the other fields are
     read from the claims on first access and then remembered, so a fresh verification does
-    not pay for fields a request never reads (DESIGN.md §8).
+    not pay for fields a request never reads (docs/performance.md).
 
     Attributes:
         user_id: the ``sub`` claim.

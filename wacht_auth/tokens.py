@@ -1,9 +1,10 @@
 """Strict compact-JWS parsing and claim checks (pure: no I/O, no clock of its own).
 
-This module implements DESIGN.md §3 rules 1-4 (:func:`parse`) and 8-9 (:func:`check_claims`).
+This module implements verification rules 1-4 (:func:`parse`) and 8-9 (:func:`check_claims`)
+of docs/architecture.md, Verification policy.
 Signature verification and key choice (rules 5-7) live in :mod:`wacht_auth.keys`.
 
-It sits on the request path of every verification, so it is written for speed (DESIGN.md §8):
+It sits on the request path of every verification, so it is written for speed (docs/performance.md):
 one ``bytes.translate`` checks the whole token's base64url alphabet in C (no per-character
 Python loop), ``binascii`` decodes, JSON goes through one prebuilt strict decoder's C scanner,
 and a checked protected header is remembered, since a deployment's tokens share it.
@@ -161,7 +162,7 @@ class JWS:
 
 @dataclass(slots=True)
 class ParsedToken:
-    """A token that passed DESIGN.md §3 rules 1-4; its signature is **not** verified yet.
+    """A token that passed verification rules 1-4; its signature is **not** verified yet.
 
     Attributes:
         token: the token as received.
@@ -183,7 +184,7 @@ class ParsedToken:
 
 
 # Tokens of one deployment share their header byte for byte ({"alg":"ES256","typ":"JWT"}), so
-# the outcome of checking a header segment is remembered (DESIGN.md §8): header segment ->
+# the outcome of checking a header segment is remembered (docs/performance.md): header segment ->
 # (the allow-list it was checked against, read-only header, alg, kid). An entry serves only
 # the very allow-list object it was checked against (an identity test: no hashing or
 # comparing of the list per token; a Config's tuple is one object for its lifetime, and the
@@ -299,7 +300,7 @@ def parse_jws(token: str, *, max_bytes: int, algorithms: Collection[str]) -> JWS
 
 
 def parse(token: str, *, max_bytes: int, algorithms: Collection[str]) -> ParsedToken:
-    """Parse a session token: DESIGN.md §3 rules 1-4. The signature is not checked here.
+    """Parse a session token: verification rules 1-4. The signature is not checked here.
 
     Args:
         token: the compact JWS as received (a ``str``).
@@ -324,7 +325,7 @@ def parse(token: str, *, max_bytes: int, algorithms: Collection[str]) -> ParsedT
 def looks_like_jws(token: str) -> bool:
     """Whether ``token`` looks like a compact JWS: three segments whose first decodes to a
     JSON object (the header). Nothing is checked; anything else is an opaque value (an API
-    key, DESIGN.md §9)."""
+    key; see docs/architecture.md, Credential routing)."""
     header, dot, rest = token.partition(".")
     if not dot or rest.count(".") != 1 or len(header) > 4096:
         return False
@@ -391,10 +392,10 @@ def _is_permissions(value: object) -> bool:
     return (org is None or _is_str_list(org)) and (ws is None or _is_str_list(ws))
 
 
-# The claims this library reads and what each must be when present and not null (DESIGN.md
-# §2 claims table, §3 rules 8-9); ``nbf``/``iat`` may not be null either. Other claims are
+# The claims this library reads and what each must be when present and not null (Wacht's
+# claims, verification rules 8-9); ``nbf``/``iat`` may not be null either. Other claims are
 # carried along unread. The table is walked over the token's own claims, not the other way
-# round: a token has about seven, this table eleven (DESIGN.md §8).
+# round: a token has about seven, this table eleven (docs/performance.md).
 _SHAPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "exp": (_is_number, "a NumericDate (a finite number)"),
     "nbf": (_is_number, "a NumericDate"),
@@ -412,20 +413,20 @@ _NULL_REFUSED = frozenset({"exp", "nbf", "iat"})
 
 
 def _check_structure(claims: Mapping[str, Any]) -> None:
-    """Types of the claims this library reads (rules 8, 9 and the §2 claims table)."""
+    """Types of the claims this library reads (verification rules 8 and 9, Wacht's claim shapes)."""
     shapes = _SHAPES
     for name, value in claims.items():
         shape = shapes.get(name)
         if shape is not None and not shape[0](value):
             if value is None and name not in _NULL_REFUSED:
-                continue  # null is "absent" for these (DESIGN.md §2: arrays may be null)
+                continue  # null is "absent" for these (Wacht may send a null permissions array)
             raise ClaimsInvalidError(f"the token {name} claim must be {shape[1]}")
     if "exp" not in claims:
         raise ClaimsInvalidError("the token has no exp claim")
     sub = claims.get("sub")
     if type(sub) is not str or not sub:
         if sub is None and ("sess" in claims or "rotating_token" in claims):
-            # DESIGN.md §2: the __session cookie's long-lived token has sess/rotating_token and
+            # Wacht's __session cookie: the long-lived token has sess/rotating_token and
             # no sub. It identifies the browser to the frontend API, not the user to a backend.
             raise ClaimsInvalidError(
                 "this is the __session transport cookie token, not a session token: send the "
@@ -443,7 +444,7 @@ def check_claims(
     audience: Collection[str] = (),
     authorized_parties: Collection[str] = (),
 ) -> None:
-    """Check a token's claims: DESIGN.md §3 rules 8 and 9.
+    """Check a token's claims: verification rules 8 and 9.
 
     The checks run in a fixed order, so a token with several faults always gets the same code:
 

@@ -5,7 +5,7 @@ the one permitted refresh, claims, caching, reporting) is made by the private me
 which do no I/O. The two shells differ only in how keys arrive: the sync one blocks on a key
 fetch, the async one awaits it. Plain method calls rather than a coroutine-like generator:
 this path runs for every new token, and a generator's send/StopIteration round trips cost
-more than the rest of the glue together (DESIGN.md §8).
+more than the rest of the glue together (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class _Entry:
 
 
 class TokenCache:
-    """A bounded cache of successful verifications, keyed by the exact token string (§8).
+    """A bounded cache of successful verifications, keyed by the exact token string (docs/keys.md).
 
     An entry is used only while ``nbf``/``iat`` - leeway <= now < ``exp`` + leeway, checked on
     every hit with the deployment's clock, so a cached token expires exactly when a fresh
@@ -131,7 +131,7 @@ class Verifier:
     """Verifies Wacht session tokens locally; one instance serves a whole process.
 
     Thread-safe and task-safe. Keys are fetched lazily (or with :meth:`prefetch`), cached and
-    refreshed as DESIGN.md §4 describes; successful verifications are cached by token string
+    refreshed as docs/keys.md describes; successful verifications are cached by token string
     (``Config.token_cache_size``; 0 turns it off).
 
     Args:
@@ -222,7 +222,7 @@ class Verifier:
         except WachtAuthError as exc:
             self._report(deployment, exc.code)
             raise
-        except Exception as exc:  # never a 500 for bad input (DESIGN.md §3 rule 3)
+        except Exception as exc:  # never a 500 for bad input (verification rule 3)
             self._report(deployment, TokenMalformedError.code)
             raise TokenMalformedError("the token could not be read") from exc
         self._done(deployment, session, generation)
@@ -248,7 +248,7 @@ class Verifier:
         except WachtAuthError as exc:
             self._report(deployment, exc.code)
             raise
-        except Exception as exc:  # never a 500 for bad input (DESIGN.md §3 rule 3)
+        except Exception as exc:  # never a 500 for bad input (verification rule 3)
             self._report(deployment, TokenMalformedError.code)
             raise TokenMalformedError("the token could not be read") from exc
         self._done(deployment, session, generation)
@@ -294,7 +294,7 @@ class Verifier:
         if kid is not None and index.select(alg, kid):
             # The key the kid names exists and rejects the signature: no refresh.
             raise SignatureInvalidError()
-        # §4: an unknown kid, or a kid-less token no cached key verifies, earns one refresh
+        # Key caching: an unknown kid, or a kid-less token no cached key verifies, earns one refresh
         # (at most one per cooldown, shared by everyone).
         return None
 
