@@ -325,6 +325,7 @@ class Method:
         self.body_kind: str | None = None
         self.required_body: list[str] = []
         self.path_in_body: list[str] = []
+        self.path_in_body_int: list[str] = []
         taken = set(op["path_params"])
         self.page: dict[str, Json] | None = self._page(types)
         for q in op["query"]:
@@ -355,6 +356,8 @@ class Method:
                     (self.files if is_file else self.body).append((name, field))
                     if field in taken:  # repeats a path parameter: defaults to its value
                         self.path_in_body.append(field)
+                        if "integer" in str(types.resolve(sub).get("type")):
+                            self.path_in_body_int.append(field)
                         optional.append(f"{name}: {_opt(ann)} = None")
                         continue
                     (required if field in must else optional).append(
@@ -510,6 +513,9 @@ def render_operations(methods: list[Method]) -> str:
             extra.append(f"required_body=frozenset({json.dumps(m.required_body)})")
         if m.path_in_body:
             extra.append(f"path_in_body=({''.join(json.dumps(w) + ', ' for w in m.path_in_body)})")
+        if m.path_in_body_int:
+            ints = "".join(json.dumps(w) + ", " for w in m.path_in_body_int)
+            extra.append(f"path_in_body_int=({ints})")
         if m.files:
             extra.append(f"files=({''.join(json.dumps(w) + ', ' for _, w in m.files)})")
         if m.page:
