@@ -651,22 +651,23 @@ class Issuer:
             headers=headers,
         )
 
-    def expired_token(self, **kwargs: Any) -> str:
+    def expired_token(self, user_id: str | None = "user_1", **kwargs: Any) -> str:
         """A token that expired an hour ago, beyond any allowed leeway (300 s at most).
 
-        Takes the arguments of :meth:`token`; ``iat``/``exp`` given there win.
+        Takes the arguments of :meth:`token` (``user_id`` positional too); ``iat``/``exp``
+        given there win.
         """
         now = int(self.clock())
         kwargs.setdefault("iat", now - 7200)
         kwargs.setdefault("exp", now - 3600)
-        return self.token(**kwargs)
+        return self.token(user_id, **kwargs)
 
-    def forged_token(self, **kwargs: Any) -> str:
+    def forged_token(self, user_id: str | None = "user_1", **kwargs: Any) -> str:
         """A well-formed token signed by a key that is *not* in the JWKS.
 
         The forging key has the signer's algorithm and ``kid``, so a verifier that picks keys by
         ``kid`` finds the real key and must reject the signature. Takes the arguments of
-        :meth:`token` (``key`` excepted).
+        :meth:`token` (``user_id`` positional too; ``key`` excepted).
         """
         if "key" in kwargs:
             raise TypeError("forged_token() makes its own key; do not pass key=")
@@ -677,7 +678,7 @@ class Issuer:
             forger = SigningKey.generate(real.alg, kid=real.kid)
             with self._lock:
                 forger = self._forgers.setdefault(real.kid, forger)
-        return self.token(key=forger, **kwargs)
+        return self.token(user_id, key=forger, **kwargs)
 
     def transport_token(
         self,
@@ -1007,10 +1008,21 @@ class FrontendAPI(Issuer):
         user_id: str | None = None,
         *,
         session_id: str | None = None,
+        organization_id: str | None = None,
+        workspace_id: str | None = None,
+        permissions: Iterable[str] | Mapping[str, Iterable[str] | None] | None = None,
         claims: Mapping[str, Any] | None = None,
     ) -> str:
         """Sign ``user_id`` (default :attr:`sign_in_user`) in: the ``__session`` transport
-        token a browser would now hold. ``claims`` go into the exchanged session tokens."""
+        token a browser would now hold. The exchanged session tokens carry
+        ``organization_id``, ``workspace_id`` and ``permissions`` as :meth:`token` mints them,
+        then ``claims`` (merged last; ``None`` deletes a claim)."""
+        if organization_id is not None or workspace_id is not None or permissions is not None:
+            ids = {"organization": organization_id, "workspace": workspace_id}
+            given = {k: v for k, v in ids.items() if v is not None}
+            if permissions is not None:
+                given["permissions"] = _permissions(permissions)
+            claims = {**given, **(claims or {})}
         return self._register(user_id, session_id, claims, dev=False)
 
     def dev_session(
