@@ -165,7 +165,7 @@ def test_the_wheel_works_in_a_fresh_environment_without_a_framework(built: Built
 
     done = built.run("wacht-auth", "demo", "--json")  # no demo extra: it says which to install
     assert done.returncode == 2
-    error = json.loads(done.stderr)["error"]
+    error = json.loads(done.stdout)["error"]  # --json: every verdict on stdout
     assert (error["code"], error["extra"]) == ("missing_dependency", "demo")
 
     done = built.run("wacht-auth", "dev", "--seconds", "0", "--json")
