@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
 
 from ._fake_gateway import FakeGateway
+from ._kit_backend import BackendAnswer, BackendRequest, FakeBackendAPI
 from .config import DEFAULT_ALGORITHMS, Config, is_loopback_host
 
 __all__ = [
@@ -49,7 +50,10 @@ __all__ = [
     "SESSION_TOKEN_PATH",
     "SIGNING_ALGORITHMS",
     "SIGN_IN_PATH",
+    "BackendAnswer",
+    "BackendRequest",
     "ExchangeRequest",
+    "FakeBackendAPI",
     "FakeGateway",
     "FrontendAPI",
     "Issuer",
@@ -1019,7 +1023,7 @@ class FrontendAPI(Issuer):
         then ``claims`` (merged last; ``None`` deletes a claim)."""
         if organization_id is not None or workspace_id is not None or permissions is not None:
             ids = {"organization": organization_id, "workspace": workspace_id}
-            given = {k: v for k, v in ids.items() if v is not None}
+            given: dict[str, Any] = {k: v for k, v in ids.items() if v is not None}
             if permissions is not None:
                 given["permissions"] = _permissions(permissions)
             claims = {**given, **(claims or {})}
@@ -1309,6 +1313,8 @@ else:
         ``@pytest.mark.wacht(config={"jwks_cooldown": 0})`` passes overrides to it.
         """
         return wacht_issuer.config(**_marker_kwargs(request)["config"])
+
+    from ._kit_backend import wacht_backend as wacht_backend
 
     @pytest.fixture
     def wacht_token(wacht_issuer: Issuer) -> str:
