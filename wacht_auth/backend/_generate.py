@@ -624,7 +624,36 @@ def render_api(methods: list[Method]) -> str:
     return NOQA + HEADER + "\n" + "\n".join(line for line in imports if line is not None) + body
 
 
-def render_doc(methods: list[Method]) -> str:
+def _doc_types(methods: list[Method], types: Types) -> list[str]:
+    """The fields of every typed answer (and the types its fields name), for the reference."""
+    names = re.compile(r"\b[A-Z]\w*\b")
+    todo = [n for m in methods for n in names.findall(f"{m.returns} {m.item or ''}")]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop().removeprefix("t.")
+        if name in seen or name in ("Any", "None"):
+            continue
+        seen.add(name)
+        bases, fields = types.classes.get(name, ([], []))
+        todo += bases + [n for _, a, _ in fields for n in names.findall(a)]
+        todo += names.findall(types.aliases.get(name, ""))
+    out = [
+        "",
+        "### Answer types",
+        "",
+        "The typed answers above are `TypedDict`s in `wacht_auth.backend.types` (plain dicts at "
+        "run time); `name?` marks a field an answer may leave out.",
+        "",
+    ]
+    for name in sorted(n for n in seen if n in types.classes):
+        bases, fields = types.classes[name]
+        listed = ", ".join(f"`{f}{'' if req else '?'}: {a}`" for f, a, req in fields)
+        extends = f" (and the fields of {', '.join(f'`{b}`' for b in bases)})" if bases else ""
+        out.append(f"- **`{name}`**{extends}: {listed or 'no fields of its own'}")
+    return out
+
+
+def render_doc(methods: list[Method], types: Types) -> str:
     out = [DOC_BEGIN, ""]
     current = None
     for m in sorted(methods, key=lambda m: (m.namespace, m.name)):
@@ -652,6 +681,7 @@ def render_doc(methods: list[Method]) -> str:
                 f"| `{m.walker}({', '.join(args)})` | every page of `{m.path}` | "
                 f"iterator of `{m.item.replace('t.', '')}` |"
             )
+    out += _doc_types(methods, types)
     out = [line for i, line in enumerate(out) if line or (i and out[i - 1])]
     out += ["", DOC_END]
     return "\n".join(out)
@@ -684,7 +714,7 @@ def render(table: Mapping[str, Json]) -> dict[Path, str]:
     if DOC.exists():
         doc = DOC.read_text(encoding="utf-8")
         start, end = doc.find(DOC_BEGIN), doc.find(DOC_END)
-        section = render_doc(methods)
+        section = render_doc(methods, types)
         if start < 0 or end < 0:
             doc = doc.rstrip("\n") + "\n\n## Reference\n\n" + section + "\n"
         else:
