@@ -128,6 +128,7 @@ def test_the_wheel_holds_the_package_and_its_metadata(built: Built) -> None:
         info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
         metadata = HeaderParser().parsestr(archive.read(f"{info}/METADATA").decode())
     assert {"wacht_auth/py.typed", "wacht_auth/_demo.py", "wacht_auth/cli.py"} <= names
+    assert "wacht_auth/backend/_table.json" in names  # the fake Backend API answers from it
     assert f"{info}/licenses/LICENSE" in names
     assert {name.split("/")[0] for name in names} == {"wacht_auth", info}  # no tests/, examples/
     assert metadata["License-Expression"] == "MIT"
