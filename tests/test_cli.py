@@ -441,3 +441,22 @@ def test_no_command_module_is_over_600_lines() -> None:
     assert len(modules) >= 4
     for module in modules:
         assert len(module.read_text(encoding="utf-8").splitlines()) <= 600, module.name
+
+
+def test_jwks_with_a_pinned_key_names_the_flag_that_pinned_it(
+    wacht_issuer: Issuer, tmp_path: Path
+) -> None:
+    path = tmp_path / "key.pem"
+    path.write_text(wacht_issuer.signing_key.public_pem())
+    code, error = run_json("jwks", "--public-key-file", str(path), "--issuer", wacht_issuer.url)
+    assert (code, error["code"]) == (2, "configuration_error")
+    assert "--public-key-file" in error["message"]
+
+
+def test_dev_mint_names_the_url_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WACHT_FRONTEND_API_URL", "https://example.com")
+    code, error = run_json("dev", "mint")
+    assert (code, error["code"]) == (2, "configuration_error")
+    assert "WACHT_FRONTEND_API_URL" in error["message"]
+    code, error = run_json("dev", "mint", "--url", "https://example.org")
+    assert "--url" in error["message"] and "WACHT_FRONTEND_API_URL" not in error["message"]
