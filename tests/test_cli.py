@@ -62,10 +62,11 @@ def run(*argv: str) -> tuple[int, str, str]:
 def run_json(*argv: str) -> tuple[int, dict[str, Any]]:
     """Run with --json; returns the exit code and the result, or the error object."""
     code, out, err = run(*argv, "--json")
+    (line,) = out.splitlines()  # one verdict, on stdout, whatever the outcome
     if code == 0:
         assert err == ""
-        return code, json.loads(out)
-    return code, json.loads(err.strip().splitlines()[-1])["error"]
+        return code, json.loads(line)
+    return code, json.loads(line)["error"]
 
 
 def free_port() -> int:
@@ -370,5 +371,92 @@ def test_verify_recognises_an_api_key_and_points_to_the_gateway(
 ) -> None:
     code = main(["verify", "wk_live_abcdef0123456789", "--json"])  # no deployment needed
     captured = capsys.readouterr()
-    assert code == 2 and captured.out == ""
-    assert json.loads(captured.err)["error"]["code"] == "api_key_not_verifiable"
+    assert code == 2 and captured.err == ""
+    assert json.loads(captured.out)["error"]["code"] == "api_key_not_verifiable"
+
+
+# -- verdicts, claims as JSON, expiry, the settings' source ----------------------------------
+
+
+def test_json_puts_a_refusal_on_stdout_and_nothing_on_stderr(env: Issuer) -> None:
+    for argv in (("verify", env.expired_token()), ("verify", "x"), ("no-such-command",)):
+        code, out, err = run(*argv, "--json")
+        assert code != 0 and err == ""
+        assert json.loads(out)["error"]["code"]
+
+
+def test_python_m_runs_the_command_and_its_verdict_reaches_a_pipe(env: Issuer) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wacht_auth.cli", "verify", "--json", env.expired_token()],
+        capture_output=True,
+        timeout=60,
+        text=True,
+    )
+    assert done.returncode == 1 and done.stderr == ""
+    assert json.loads(done.stdout)["error"]["code"] == "token_expired"
+
+
+def test_verify_prints_the_permissions_claim_as_json(env: Issuer) -> None:
+    token = env.token(permissions={"workspace": ["docs:edit"]}, metadata={"tags": ["a"]})
+    expected = {"organization": [], "workspace": ["docs:edit"]}
+    code, report = run_json("verify", token)
+    assert code == 0 and report["claims"]["permissions"] == expected
+    assert report["claims"]["metadata"] == {"tags": ["a"]}
+    code, out, _ = run("verify", token)
+    claims = json.loads(out.split("claims:\n", 1)[1])
+    assert code == 0 and claims["permissions"] == expected
+
+
+def test_an_expired_token_says_when_it_expired(env: Issuer) -> None:
+    token = env.token(iat=1_700_000_000, exp=1_700_000_060)
+    code, error = run_json("verify", token)
+    assert (code, error["code"]) == (1, "token_expired")
+    assert error["expired_at"] == "2023-11-14T22:14:20Z"
+    assert error["seconds_from_now"] < 0
+    code, _, err = run("verify", token)
+    assert code == 1 and "2023-11-14T22:14:20Z" in err
+
+
+def test_messages_name_the_settings_actually_used(env: Issuer) -> None:
+    code, report = run_json("verify", env.token())
+    assert report["settings"]["frontend_api_url"] == "WACHT_FRONTEND_API_URL"
+    code, report = run_json("verify", env.token(), "--frontend-api-url", env.url)
+    assert report["settings"]["frontend_api_url"] == "--frontend-api-url"
+    code, error = run_json("verify", "x.y.z", "--frontend-api-url", "http://example.com")
+    assert (code, error["code"]) == (2, "configuration_error")
+    assert error["settings"]["frontend_api_url"] == "--frontend-api-url"
+    assert "--frontend-api-url" in error["message"] and "the environment" not in error["message"]
+
+
+def test_jwks_without_a_usable_key_gives_one_verdict(env: Issuer) -> None:
+    env.set_response(b'{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}')
+    code, out, _ = run("jwks", "--json")
+    (line,) = out.splitlines()
+    error = json.loads(line)["error"]
+    assert (code, error["code"]) == (3, "jwks_invalid") and len(error["skipped"]) == 1
+
+
+def test_no_command_module_is_over_600_lines() -> None:
+    modules = [ROOT / "wacht_auth" / "cli.py", *(ROOT / "wacht_auth").glob("_cli_*.py")]
+    assert len(modules) >= 4
+    for module in modules:
+        assert len(module.read_text(encoding="utf-8").splitlines()) <= 600, module.name
+
+
+def test_jwks_with_a_pinned_key_names_the_flag_that_pinned_it(
+    wacht_issuer: Issuer, tmp_path: Path
+) -> None:
+    path = tmp_path / "key.pem"
+    path.write_text(wacht_issuer.signing_key.public_pem())
+    code, error = run_json("jwks", "--public-key-file", str(path), "--issuer", wacht_issuer.url)
+    assert (code, error["code"]) == (2, "configuration_error")
+    assert "--public-key-file" in error["message"]
+
+
+def test_dev_mint_names_the_url_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WACHT_FRONTEND_API_URL", "https://example.com")
+    code, error = run_json("dev", "mint")
+    assert (code, error["code"]) == (2, "configuration_error")
+    assert "WACHT_FRONTEND_API_URL" in error["message"]
+    code, error = run_json("dev", "mint", "--url", "https://example.org")
+    assert "--url" in error["message"] and "WACHT_FRONTEND_API_URL" not in error["message"]

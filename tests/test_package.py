@@ -129,6 +129,7 @@ def test_the_wheel_holds_the_package_and_its_metadata(built: Built) -> None:
         metadata = HeaderParser().parsestr(archive.read(f"{info}/METADATA").decode())
     assert {"wacht_auth/py.typed", "wacht_auth/_demo.py", "wacht_auth/cli.py"} <= names
     assert {"wacht_auth/testing/__init__.py", "wacht_auth/testing/_plugin.py"} <= names
+    assert "wacht_auth/backend/_table.json" in names  # the fake Backend API answers from it
     assert f"{info}/licenses/LICENSE" in names
     assert {name.split("/")[0] for name in names} == {"wacht_auth", info}  # no tests/, examples/
     assert metadata["License-Expression"] == "MIT"
@@ -166,7 +167,7 @@ def test_the_wheel_works_in_a_fresh_environment_without_a_framework(built: Built
 
     done = built.run("wacht-auth", "demo", "--json")  # no demo extra: it says which to install
     assert done.returncode == 2
-    error = json.loads(done.stderr)["error"]
+    error = json.loads(done.stdout)["error"]  # --json: every verdict on stdout
     assert (error["code"], error["extra"]) == ("missing_dependency", "demo")
 
     done = built.run("wacht-auth", "dev", "--seconds", "0", "--json")

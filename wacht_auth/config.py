@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import ipaddress
 import os
 import re
@@ -387,6 +388,12 @@ _PREFIX = "WACHT_"
 DJANGO_SETTING = "WACHT_AUTH"
 
 
+def _did_you_mean(name: str, label: Callable[[str], str]) -> str:
+    """``label(name)``, and the closest known setting's label when one is close (difflib)."""
+    close = difflib.get_close_matches(name, SETTINGS, n=1, cutoff=0.75)
+    return label(name) + (f" (did you mean {label(close[0])}?)" if close else "")
+
+
 def _label_env(name: str) -> str:
     return f"{_PREFIX}{name.upper()}"
 
@@ -617,11 +624,11 @@ class Settings:
             raise ConfigurationError(f"{where} must be a dict, got {type(mapping).__name__}")
         if mapping:
             given = [(str(key).lower(), value) for key, value in mapping.items()]
-            unknown = sorted(label(name) for name, _ in given if name not in SETTINGS)
+            unknown = sorted(name for name, _ in given if name not in SETTINGS)
             if unknown:
                 raise ConfigurationError(
-                    f"unknown setting {', '.join(unknown)} in {where}; the settings are: "
-                    f"{', '.join(label(name) for name in SETTINGS)}"
+                    f"unknown setting {'; '.join(_did_you_mean(n, label) for n in unknown)} "
+                    f"in {where} (every setting: docs/configuration.md)"
                 )
             targets.update(_targets(given, label))
         for target, value in overrides.items():

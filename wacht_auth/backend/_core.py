@@ -52,6 +52,16 @@ from ._retry import (
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~+/=:-]+")
 
 
+def _as_int(value: Any) -> int | None:
+    """A path value copied into a body field typed integer: the integer a decimal string
+    spells (Wacht's ids are decimal strings in paths), else ``None`` (the field is left out)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,20}", value.strip()):
+        return int(value)
+    return None
+
+
 def _user_agent() -> str:
     try:
         version = metadata.version("wacht-auth")
@@ -335,7 +345,8 @@ class Core:
             _expect(op, "body", given, op.body_fields)
             for name in op.path_in_body:  # the description repeats it in the body: same value
                 if given.get(name) is None:
-                    given[name] = path[name]
+                    value = path[name]
+                    given[name] = _as_int(value) if name in op.path_in_body_int else value
             fields = {
                 name: value
                 for name, value in given.items()

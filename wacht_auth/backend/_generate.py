@@ -69,6 +69,7 @@ class Method:
         self.body_kind: str | None = None
         self.required_body: list[str] = []
         self.path_in_body: list[str] = []
+        self.path_in_body_int: list[str] = []
         taken = set(op["path_params"])
         self.page: dict[str, Json] | None = self._page(types)
         for q in op["query"]:
@@ -99,6 +100,8 @@ class Method:
                     (self.files if is_file else self.body).append((name, field))
                     if field in taken:  # repeats a path parameter: defaults to its value
                         self.path_in_body.append(field)
+                        if "integer" in str(types.resolve(sub).get("type")):
+                            self.path_in_body_int.append(field)
                         optional.append(f"{name}: {_opt(ann)} = None")
                         continue
                     (required if field in must else optional).append(
@@ -268,6 +271,9 @@ def render_operations(methods: list[Method]) -> str:
             extra.append(f"required_body=frozenset({json.dumps(m.required_body)})")
         if m.path_in_body:
             extra.append(f"path_in_body=({''.join(json.dumps(w) + ', ' for w in m.path_in_body)})")
+        if m.path_in_body_int:
+            ints = "".join(json.dumps(w) + ", " for w in m.path_in_body_int)
+            extra.append(f"path_in_body_int=({ints})")
         if m.files:
             extra.append(f"files=({''.join(json.dumps(w) + ', ' for _, w in m.files)})")
         if m.page:
@@ -377,7 +383,36 @@ def render_api(methods: list[Method]) -> str:
     return NOQA + HEADER + "\n" + "\n".join(line for line in imports if line is not None) + body
 
 
-def render_doc(methods: list[Method]) -> str:
+def _doc_types(methods: list[Method], types: Types) -> list[str]:
+    """The fields of every typed answer (and the types its fields name), for the reference."""
+    names = re.compile(r"\b[A-Z]\w*\b")
+    todo = [n for m in methods for n in names.findall(f"{m.returns} {m.item or ''}")]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop().removeprefix("t.")
+        if name in seen or name in ("Any", "None"):
+            continue
+        seen.add(name)
+        bases, fields = types.classes.get(name, ([], []))
+        todo += bases + [n for _, a, _ in fields for n in names.findall(a)]
+        todo += names.findall(types.aliases.get(name, ""))
+    out = [
+        "",
+        "### Answer types",
+        "",
+        "The typed answers above are `TypedDict`s in `wacht_auth.backend.types` (plain dicts at "
+        "run time); `name?` marks a field an answer may leave out.",
+        "",
+    ]
+    for name in sorted(n for n in seen if n in types.classes):
+        bases, fields = types.classes[name]
+        listed = ", ".join(f"`{f}{'' if req else '?'}: {a}`" for f, a, req in fields)
+        extends = f" (and the fields of {', '.join(f'`{b}`' for b in bases)})" if bases else ""
+        out.append(f"- **`{name}`**{extends}: {listed or 'no fields of its own'}")
+    return out
+
+
+def render_doc(methods: list[Method], types: Types) -> str:
     out = [DOC_BEGIN, ""]
     current = None
     for m in sorted(methods, key=lambda m: (m.namespace, m.name)):
@@ -405,6 +440,7 @@ def render_doc(methods: list[Method]) -> str:
                 f"| `{m.walker}({', '.join(args)})` | every page of `{m.path}` | "
                 f"iterator of `{m.item.replace('t.', '')}` |"
             )
+    out += _doc_types(methods, types)
     out = [line for i, line in enumerate(out) if line or (i and out[i - 1])]
     out += ["", DOC_END]
     return "\n".join(out)
@@ -437,7 +473,7 @@ def render(table: Mapping[str, Json]) -> dict[Path, str]:
     if DOC.exists():
         doc = DOC.read_text(encoding="utf-8")
         start, end = doc.find(DOC_BEGIN), doc.find(DOC_END)
-        section = render_doc(methods)
+        section = render_doc(methods, types)
         if start < 0 or end < 0:
             doc = doc.rstrip("\n") + "\n\n## Reference\n\n" + section + "\n"
         else:

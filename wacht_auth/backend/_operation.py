@@ -53,6 +53,9 @@ class Operation:
         required_body: the body fields the description marks required (sent even when null).
         path_in_body: body fields named like a path parameter; left out (``None``), they are
             sent with that parameter's value.
+        path_in_body_int: the ``path_in_body`` fields the description types as integers: the
+            path's value (a string) is copied as the integer it spells, or left out when it
+            spells none (the path still names the object).
         files: the ``multipart/form-data`` fields that carry files (keys, like ``body_fields``).
         page: how the operation pages, for list operations; ``None`` otherwise.
         walker: the name of the method walking every page, for list operations.
@@ -71,6 +74,7 @@ class Operation:
     body_fields: tuple[str, ...] = ()
     required_body: frozenset[str] = frozenset()
     path_in_body: tuple[str, ...] = ()
+    path_in_body_int: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
     page: PageInfo | None = None
     walker: str | None = None

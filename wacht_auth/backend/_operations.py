@@ -1425,6 +1425,7 @@ _all = (
             "reason",
         ),
         path_in_body=("key_id",),
+        path_in_body_int=("key_id",),
     ),
     Operation(
         "rotateApiKeyForApp",
@@ -1864,6 +1865,7 @@ _all = (
         ),
         required_body=frozenset(["role"]),
         path_in_body=("agent_id",),
+        path_in_body_int=("agent_id",),
     ),
     Operation(
         "getAiTools",

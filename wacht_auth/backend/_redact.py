@@ -2,7 +2,8 @@
 
 Two rules. Text the server sends back (error messages, codes, request ids) has every known
 credential removed before anything else happens to it, and so does any run of token characters
-that is a piece of one (a server that echoes a truncated key must not leak its prefix). Answers
+that holds a piece of 8 or more characters of one, whatever surrounds the piece (a server that
+echoes a truncated key followed by ``...`` must not leak its prefix). Answers
 are decoded into :class:`Record` dicts whose ``repr`` masks the members that hold credentials
 (``ticket``, ``secret``, ``*_token``, ``*_api_key`` …) and the ``url`` of an object carrying a
 ``ticket`` (Wacht's session-ticket URL embeds it).
@@ -23,22 +24,32 @@ SECRET_FIELDS = re.compile(
     r"^(?:ticket|secret|token|password|key|api_key|new_password"
     r"|.+_(?:secret|token|password|api_key|signing_key|secret_key|access_key))$"
 )
-#: Runs of characters a credential is made of; a run this long that is part of one is redacted.
+#: The shortest piece of a credential that is redacted wherever it appears.
+_PIECE = 8
+#: Runs of characters a credential is made of; a run holding a piece of one is redacted.
 _RUN = re.compile(r"[A-Za-z0-9._~+/=:-]{8,}")
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with each secret, and each run of 8+ token characters that is a piece of one
-    (a prefix, a suffix, a middle) or contains one, replaced by ``[redacted]``."""
+    """``text`` with each secret, and each run of token characters that holds a piece of one
+    of 8 or more characters (a prefix, a suffix, a middle), replaced by ``[redacted]``.
+
+    The whole run goes, whatever surrounds the piece: a server that echoes a key prefix
+    followed by ``...`` (token characters too) must not keep the prefix in the message.
+    """
     secrets = [s for s in secrets if s]
     if not secrets or not text:
         return text
     for secret in secrets:
         text = text.replace(secret, REDACTED)
+    # Every piece of 8+ characters of a secret starts with one of its 8-character windows,
+    # so a run holds such a piece exactly when one of its own windows is one of those.
+    windows = {s[i : i + _PIECE] for s in secrets for i in range(len(s) - _PIECE + 1)}
 
     def piece(match: re.Match[str]) -> str:
         run = match.group(0)
-        return REDACTED if any(run in secret for secret in secrets) else run
+        held = any(run[i : i + _PIECE] in windows for i in range(len(run) - _PIECE + 1))
+        return REDACTED if held else run
 
     return _RUN.sub(piece, text)
 

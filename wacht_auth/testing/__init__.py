@@ -16,11 +16,13 @@ runtime dependencies (``cryptography`` and ``PyJWT``); see ``docs/testing.md``.
 
 Where things are: ``_signing`` (signing keys, compact JWS, claim shapes), ``_server`` (the
 loopback HTTP server), ``_issuer`` (:class:`Issuer`), ``_frontend`` (:class:`FrontendAPI`),
-``_gateway`` (:class:`FakeGateway`), ``_plugin`` (the pytest marker and fixtures).
+``_gateway`` (:class:`FakeGateway`), ``_backend`` (:class:`FakeBackendAPI`), ``_plugin``
+(the pytest marker and fixtures).
 """
 
 from __future__ import annotations
 
+from ._backend import BackendAnswer, BackendRequest, FakeBackendAPI
 from ._frontend import SESSION_TOKEN_PATH, SIGN_IN_PATH, ExchangeRequest, FrontendAPI
 from ._gateway import FakeGateway
 from ._issuer import JWKS_PATH, MAX_DELAY, Issuer, KeyRequest
@@ -32,7 +34,10 @@ __all__ = [
     "SESSION_TOKEN_PATH",
     "SIGNING_ALGORITHMS",
     "SIGN_IN_PATH",
+    "BackendAnswer",
+    "BackendRequest",
     "ExchangeRequest",
+    "FakeBackendAPI",
     "FakeGateway",
     "FrontendAPI",
     "Issuer",
@@ -46,6 +51,7 @@ except ImportError:  # pragma: no cover - pytest is optional at runtime
     pass
 else:
     # pytest finds a plugin's hooks and fixtures among the entry-point module's names.
+    from ._backend import wacht_backend as wacht_backend
     from ._plugin import pytest_configure as pytest_configure
     from ._plugin import wacht_config as wacht_config
     from ._plugin import wacht_issuer as wacht_issuer

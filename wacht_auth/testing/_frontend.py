@@ -4,7 +4,7 @@ and signs visitors in, for tests of server-rendered pages."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from ..config import is_loopback_host
 from ._issuer import MAX_DELAY, Issuer
 from ._server import _MAX_RECORDED, _Answer, _Handler, _send
-from ._signing import SigningKey, _json
+from ._signing import SigningKey, _json, _permissions
 
 #: Where a Wacht frontend API exchanges a transport token for a session token.
 SESSION_TOKEN_PATH = "/session/token"
@@ -101,10 +101,21 @@ class FrontendAPI(Issuer):
         user_id: str | None = None,
         *,
         session_id: str | None = None,
+        organization_id: str | None = None,
+        workspace_id: str | None = None,
+        permissions: Iterable[str] | Mapping[str, Iterable[str] | None] | None = None,
         claims: Mapping[str, Any] | None = None,
     ) -> str:
         """Sign ``user_id`` (default :attr:`sign_in_user`) in: the ``__session`` transport
-        token a browser would now hold. ``claims`` go into the exchanged session tokens."""
+        token a browser would now hold. The exchanged session tokens carry
+        ``organization_id``, ``workspace_id`` and ``permissions`` as :meth:`token` mints them,
+        then ``claims`` (merged last; ``None`` deletes a claim)."""
+        if organization_id is not None or workspace_id is not None or permissions is not None:
+            ids = {"organization": organization_id, "workspace": workspace_id}
+            given: dict[str, Any] = {k: v for k, v in ids.items() if v is not None}
+            if permissions is not None:
+                given["permissions"] = _permissions(permissions)
+            claims = {**given, **(claims or {})}
         return self._register(user_id, session_id, claims, dev=False)
 
     def dev_session(

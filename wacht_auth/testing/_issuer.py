@@ -381,22 +381,23 @@ class Issuer:
             headers=headers,
         )
 
-    def expired_token(self, **kwargs: Any) -> str:
+    def expired_token(self, user_id: str | None = "user_1", **kwargs: Any) -> str:
         """A token that expired an hour ago, beyond any allowed leeway (300 s at most).
 
-        Takes the arguments of :meth:`token`; ``iat``/``exp`` given there win.
+        Takes the arguments of :meth:`token` (``user_id`` positional too); ``iat``/``exp``
+        given there win.
         """
         now = int(self.clock())
         kwargs.setdefault("iat", now - 7200)
         kwargs.setdefault("exp", now - 3600)
-        return self.token(**kwargs)
+        return self.token(user_id, **kwargs)
 
-    def forged_token(self, **kwargs: Any) -> str:
+    def forged_token(self, user_id: str | None = "user_1", **kwargs: Any) -> str:
         """A well-formed token signed by a key that is *not* in the JWKS.
 
         The forging key has the signer's algorithm and ``kid``, so a verifier that picks keys by
         ``kid`` finds the real key and must reject the signature. Takes the arguments of
-        :meth:`token` (``key`` excepted).
+        :meth:`token` (``user_id`` positional too; ``key`` excepted).
         """
         if "key" in kwargs:
             raise TypeError("forged_token() makes its own key; do not pass key=")
@@ -407,7 +408,7 @@ class Issuer:
             forger = SigningKey.generate(real.alg, kid=real.kid)
             with self._lock:
                 forger = self._forgers.setdefault(real.kid, forger)
-        return self.token(key=forger, **kwargs)
+        return self.token(user_id, key=forger, **kwargs)
 
     def transport_token(
         self,
