@@ -202,10 +202,11 @@ class FakeGateway:
         """:meth:`add_key` for an opaque OAuth access token (``oat_…``) that ``user_id``
         granted to ``client_id``; ``resource`` is the granted resource
         (``urn:wacht:organization:<id>`` …)."""
+        owner = options.pop("owner_user_id", None) or user_id  # add_key's name works too
         return self.add_key(
             value,
             kind="oauth_token",
-            owner_user_id=user_id,
+            owner_user_id=owner,
             client_id=client_id,
             scopes=scopes,
             resource=resource,
