@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
 
 from ._fake_gateway import FakeGateway
+from ._kit_oauth import OAuthServer, OAuthSigningKey
 from .config import DEFAULT_ALGORITHMS, Config, is_loopback_host
 
 __all__ = [
@@ -54,6 +55,8 @@ __all__ = [
     "FrontendAPI",
     "Issuer",
     "KeyRequest",
+    "OAuthServer",
+    "OAuthSigningKey",
     "SigningKey",
 ]
 

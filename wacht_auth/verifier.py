@@ -274,9 +274,7 @@ class _BaseVerifier(Generic[_R]):
         parsed = parse(token, max_bytes=config.max_token_bytes, algorithms=config.algorithms)
         return deployment, parsed, self._cache.generation
 
-    def _check(
-        self, deployment: _Deployment, parsed: ParsedToken, index: KeyIndex
-    ) -> _R | None:
+    def _check(self, deployment: _Deployment, parsed: ParsedToken, index: KeyIndex) -> _R | None:
         """Rules 5-10 with the keys at hand; None when a refresh of the keys may help."""
         kid = None if deployment.pinned else parsed.kid
         alg = parsed.alg
