@@ -405,3 +405,94 @@ def test_gateway_settings_are_checked() -> None:
         Gateway("http://127.0.0.1:1", deployment_id="  ")
     with pytest.raises(ConfigurationError):
         Gateway("http://127.0.0.1:1", deployment_id=1, app_slugs=[""])
+
+
+# -- one deadline for the whole call; pooled sockets closed ------------------------------------
+
+
+class Dripper:
+    """A loopback server that answers one byte every ``interval`` seconds, for at most
+    ``limit`` seconds: each read is quick, the whole answer slow."""
+
+    def __init__(self, interval: float = 0.05, limit: float = 4.0) -> None:
+        import socket
+        import threading
+
+        self.interval, self.limit = interval, limit
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(5)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                body = answer(allowed=True, identity=IDENTITY)
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                stop = time.monotonic() + self.limit
+                for byte in head + body:
+                    if time.monotonic() > stop:
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(self.interval)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=6)
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_a_dripping_gateway_is_cut_off_at_the_whole_call_deadline(shell: str) -> None:
+    dripper = Dripper()
+    client = Gateway(dripper.url, timeout=0.4, deployment_id=1)
+    started = time.monotonic()
+    try:
+        if shell == "sync":
+            checked = client.check("api_key", "sk_x", resource="/x", method="GET")
+        else:
+            checked = asyncio.run(client.acheck("api_key", "sk_x", resource="/x", method="GET"))
+    finally:
+        elapsed = time.monotonic() - started
+        client.close()
+        dripper.close()
+    assert checked.error is not None and checked.error.code == "gateway_unavailable"
+    # Every single read is far quicker than the timeout; only a whole-call deadline stops
+    # the call near 0.4 s (per-read timeouts would let it run to the end of the drip, ~4 s).
+    assert elapsed < 1.5
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_pooled_connections_are_closed_when_the_gateway_client_goes(shell: str) -> None:
+    code = f"""
+import asyncio, gc
+from wacht_auth.gateway import Gateway
+from wacht_auth.testing import FakeGateway
+with FakeGateway() as fake:
+    key = fake.add_key()
+    gateway = Gateway(fake.url, timeout=2, deployment_id=1)
+    if {shell!r} == "sync":
+        checked = gateway.check("api_key", key, resource="/", method="GET")
+    else:
+        checked = asyncio.run(gateway.acheck("api_key", key, resource="/", method="GET"))
+    assert checked.credential is not None
+del gateway
+gc.collect()
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-W", "default::ResourceWarning", "-X", "dev", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "ok", out.stderr
+    assert "ResourceWarning" not in out.stderr, out.stderr

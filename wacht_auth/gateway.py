@@ -16,8 +16,9 @@ import asyncio
 import json
 import logging
 import re
+import time
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -509,7 +510,17 @@ class Gateway:
             "headers": {"User-Agent": f"wacht-auth-python/{__version__}"},
             "limits": httpx.Limits(max_keepalive_connections=32, keepalive_expiry=60),
         }
+        from ._http_deadline import DEADLINE, DeadlineTransport
+
+        # One deadline for the whole sync call, as asyncio.timeout gives the async one: the
+        # default pool's sockets end every operation by it (_http_deadline explains why).
+        self._deadline = DEADLINE
+        if transport is None:
+            transport = DeadlineTransport(max_keepalive_connections=32, keepalive_expiry=60)
         self._client = httpx.Client(transport=transport, **self._options)
+        # Pooled keep-alive sockets are closed when the gateway client goes, not left to the
+        # garbage collector (a ResourceWarning each, once a test's fake gateway stops).
+        self._finalizer = weakref.finalize(self, self._client.close)
         self._async_transport = async_transport
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
@@ -532,6 +543,7 @@ class Gateway:
         """Ask the gateway about ``value``; blocks the calling thread for one round trip."""
         body = _request(kind, value, resource, method, client_ip, user_agent, required_permissions)
         cap = self.max_answer_bytes
+        deadline = self._deadline.set(time.monotonic() + self.timeout)
         try:
             with self._client.stream(
                 "POST", self._endpoint, content=body, headers=_JSON
@@ -543,6 +555,8 @@ class Gateway:
                         return Checked(None, _unavailable(f"the answer is over {cap} bytes"))
         except Exception as exc:  # httpx's errors, and anything a transport raises
             return Checked(None, _unavailable(type(exc).__name__))
+        finally:
+            self._deadline.reset(deadline)
         return self._judge(kind, response, bytes(content))
 
     async def acheck(
@@ -558,7 +572,7 @@ class Gateway:
     ) -> Checked:
         """:meth:`check` for asyncio: the loop is never blocked; ``timeout`` bounds the call."""
         body = _request(kind, value, resource, method, client_ip, user_agent, required_permissions)
-        client = self._aclient()
+        client = await self._aclient()
         try:
             if _TIMEOUT is not None:  # Python 3.11+: a deadline without a new task
                 async with _TIMEOUT(self.timeout):
@@ -593,18 +607,30 @@ class Gateway:
             client_ids=self.client_ids,
         )
 
-    def _aclient(self) -> Any:
+    async def _aclient(self) -> Any:
         loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
-            transport = self._async_transport
-            client = _httpx().AsyncClient(transport=transport, **self._options)
-            self._aclients[loop] = client
-        return client
+        entry = self._aclients.get(loop)
+        if entry is None:
+            client = _httpx().AsyncClient(transport=self._async_transport, **self._options)
+            closer = _closer(client)
+            entry = self._aclients[loop] = (client, closer)
+            # A started async generator is tracked by its loop: asyncio.run's
+            # shutdown_asyncgens() (or the generator's finalizer, when this gateway goes
+            # first) closes it, and with it this loop's pool, on the loop, before it closes.
+            await closer.__anext__()
+        return entry[0]
 
     def close(self) -> None:
         """Close the sync connection pool (async pools close with their event loop)."""
-        self._client.close()
+        self._finalizer()
+
+
+async def _closer(client: Any) -> AsyncIterator[None]:
+    """Holds ``client`` open until its event loop shuts its async generators down."""
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
