@@ -284,3 +284,39 @@ def test_settings_from_a_deployment_share_its_clock_and_cache_settings(clock: Cl
     settings = OAuthIssuer.for_deployment(config, "https://oauth.example", client_ids=["oc_1"])
     assert (settings.clock, settings.leeway, settings.jwks_cooldown) == (clock, 9, 7)
     assert settings.client_ids == ("oc_1",)
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        ("urn:wacht:organization:7", ("7", None, None)),
+        ("urn:wacht:workspace:123456789012345678", (None, "123456789012345678", None)),
+        ("urn:wacht:user:42", (None, None, "42")),
+        ("oc_client", (None, None, None)),
+        ("urn:wacht:organization:", (None, None, None)),
+        ("urn:wacht:organization:7:8", (None, None, None)),
+        ("urn:wacht:organization:7 ", (None, None, None)),
+        ("urn:wacht:team:7", (None, None, None)),
+        ("urn:wacht:organization:" + "9" * 65, (None, None, None)),
+        (["urn:wacht:organization:7"], (None, None, None)),
+    ],
+)
+def test_resource_scope_reads_only_well_formed_urns(
+    resource: object, expected: tuple[str | None, ...]
+) -> None:
+    from wacht_auth.gateway import resource_scope
+
+    assert resource_scope(resource) == expected
+
+
+def test_a_verified_token_is_deeply_read_only(oauth: OAuthServer) -> None:
+    credential = OAuthVerifier(oauth.issuer_settings()).verify(
+        oauth.access_token(claims={"ext": {"roles": ["a"]}})
+    )
+    assert credential.claims["ext"]["roles"] == ("a",)
+    with pytest.raises(TypeError):
+        credential.claims["ext"]["roles"] = ["b"]
+    with pytest.raises(TypeError):
+        credential.metadata["scopes"] = ("admin",)  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        credential.scopes = ("admin",)  # type: ignore[misc]

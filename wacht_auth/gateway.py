@@ -70,21 +70,28 @@ _MAX_HEADERS = 32
 # wrong, which the caller cannot fix: the gateway is then as good as unavailable.
 _NOT_A_CREDENTIAL = frozenset({400, 401, 403, 404, 422})
 # The resource an OAuth grant names (Wacht's OAuth server: the access token's ``aud``).
-_RESOURCE = re.compile(r"urn:wacht:(organization|workspace|user):([^:\s]{1,64})\Z")
+_NO_SCOPE: tuple[None, None, None] = (None, None, None)
+_URN = "urn:wacht:"
 
 
 def resource_scope(resource: object) -> tuple[str | None, str | None, str | None]:
     """``(organization_id, workspace_id, user_id)`` named by an OAuth grant's resource
-    (``urn:wacht:organization:<id>`` …); all None for another value (a client id)."""
-    match = _RESOURCE.match(resource) if isinstance(resource, str) else None
-    if match is None:
-        return None, None, None
-    kind, ident = match.groups()
-    return (
-        ident if kind == "organization" else None,
-        ident if kind == "workspace" else None,
-        ident if kind == "user" else None,
-    )
+    (``urn:wacht:organization:<id>`` …); all None for another value (a client id).
+
+    Runs for every fresh OAuth JWT: string methods, no regex (DESIGN.md §8's budget).
+    """
+    if type(resource) is not str or not resource.startswith(_URN):
+        return _NO_SCOPE
+    kind, sep, ident = resource[len(_URN) :].partition(":")
+    if not sep or not 0 < len(ident) <= 64 or not (ident.isascii() and ident.isalnum()):
+        return _NO_SCOPE
+    if kind == "organization":
+        return ident, None, None
+    if kind == "workspace":
+        return None, ident, None
+    if kind == "user":
+        return None, None, ident
+    return _NO_SCOPE
 
 
 def _id(value: object) -> str | None:
@@ -178,6 +185,35 @@ class Credential:
         init(self, "rate_limits", freeze(list(rate_limits)))
         init(self, "_claims", freeze(dict(claims)) if claims else _EMPTY)
         init(self, "_state", None)
+
+    @classmethod
+    def _verified_jwt(
+        cls,
+        identity: dict[str, Any],
+        metadata: dict[str, Any],
+        scopes: tuple[str, ...],
+        claims: dict[str, Any],
+    ) -> Credential:
+        """An OAuth JWT access token's credential, built by the OAuth verifier on every fresh
+        token (DESIGN.md §8's budget): ``identity`` and ``metadata`` hold only strings,
+        numbers and tuples (nothing to freeze), ``scopes`` are split already, and ``claims``
+        is the verifier's own freshly parsed dict, which this takes over (its containers are
+        frozen in place, no copy)."""
+        self = cls.__new__(cls)
+        init = object.__setattr__
+        init(self, "token_type", "oauth_token")
+        init(self, "token_format", "jwt")
+        init(self, "identity", MappingProxyType(identity))
+        init(self, "metadata", MappingProxyType(metadata))
+        init(self, "scopes", scopes)
+        init(self, "permissions", scopes)
+        init(self, "rate_limits", ())
+        for name, value in claims.items():
+            if type(value) is dict or type(value) is list:
+                claims[name] = freeze(value)  # replacing a value: safe while iterating
+        init(self, "_claims", MappingProxyType(claims))
+        init(self, "_state", None)
+        return self
 
     def __setattr__(self, name: str, value: object) -> None:
         if name == "_state":  # the request layer's memo, like Session._state

@@ -248,8 +248,9 @@ class OAuthVerifier(_BaseVerifier[Credential]):
             identity["organization_id"] = organization_id
         if workspace_id is not None:
             identity["workspace_id"] = workspace_id
+        scopes = tuple(scope.split())  # RFC 6749 §3.3: space-delimited
         metadata: dict[str, Any] = {
-            "scopes": scope,
+            "scopes": scopes,
             "client_id": client_id,
             "expires_at": claims["exp"],
         }
@@ -257,7 +258,5 @@ class OAuthVerifier(_BaseVerifier[Credential]):
             metadata["resource"] = resource
         sid = claims.get("sid")
         if sid is not None:
-            metadata["session_id"] = sid
-        return Credential(
-            "oauth_token", identity, (), metadata, (), token_format="jwt", claims=claims
-        )
+            metadata["session_id"] = sid  # a string or an integer (check_claims)
+        return Credential._verified_jwt(identity, metadata, scopes, claims)
