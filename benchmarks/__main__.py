@@ -82,6 +82,7 @@ def run(sections: Sequence[str], quick: bool, out: Callable[[Report], None]) -> 
 
         for alg in core.ALGORITHMS:
             keep(core.bench(alg, plans["core"]))
+        keep(core.bench_oauth(plans["core"]))
 
     wanted = [s for s in SECTIONS[1:] if s in sections]
     if wanted:

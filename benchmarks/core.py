@@ -35,14 +35,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from wacht_auth.keys import Key, KeyIndex
+from wacht_auth.oauth import OAuthVerifier
 from wacht_auth.session import Session
-from wacht_auth.testing import Issuer
+from wacht_auth.testing import Issuer, OAuthServer
 from wacht_auth.tokens import check_claims, parse
 from wacht_auth.verifier import Verifier
 
 from ._harness import Measured, Plan, Report, Target, measure
 
-__all__ = ["ALGORITHMS", "bench", "mint_pool", "tamper"]
+__all__ = ["ALGORITHMS", "bench", "bench_oauth", "mint_oauth_pool", "mint_pool", "tamper"]
 
 #: The algorithms of the core table, with the fresh-verify guard (x the floor).
 ALGORITHMS: dict[str, float] = {"RS256": 1.8, "ES256": 1.35}
@@ -299,5 +300,103 @@ def _bench(issuer: Issuer, alg: str, plan: Plan) -> Report:
         Target("cache hit (c)", m["hit"].us, CACHE_HIT_TARGET_US, False, " µs"),
         Target("key lookup, known kid", m["lookup_kid"].us, LOOKUP_TARGET_US, False, " µs"),
         Target("key lookup, no kid", m["lookup_nokid"].us, LOOKUP_TARGET_US, False, " µs"),
+    ]
+    return report
+
+
+# --- OAuth JWT access tokens (issue 16) -------------------------------------------------------
+
+#: The OAuth JWT access token guards are the session token's (docs/performance.md): RS256 only.
+OAUTH_FRESH_TARGET = ALGORITHMS["RS256"]
+
+
+def mint_oauth_pool(server: OAuthServer, count: int) -> list[str]:
+    """``count`` distinct OAuth JWT access tokens, shaped as Wacht's OAuth server makes them."""
+    return [
+        server.access_token(
+            f"{100000 + i}",
+            client_id="oc_bench",
+            scopes=["invoices:read", "profile"],
+            resource="urn:wacht:organization:7",
+            session_id=f"{900000 + i}",
+            expires_in=TOKEN_LIFETIME,
+        )
+        for i in range(count)
+    ]
+
+
+def bench_oauth(plan: Plan) -> Report:
+    """OAuth JWT access tokens: ``OAuthVerifier.verify`` against the RS256 floor, the cache
+    hit, and PyJWT with ``PyJWKClient`` (its JWKS fetched and cached before timing)."""
+    server = OAuthServer().start()
+    try:
+        return _bench_oauth(server, plan)
+    finally:
+        server.stop()
+
+
+def _bench_oauth(server: OAuthServer, plan: Plan) -> Report:
+    pool = mint_oauth_pool(server, plan.ops)
+    fresh = OAuthVerifier(server.issuer_settings(token_cache_size=0))
+    cached = OAuthVerifier(server.issuer_settings())
+    credential = fresh.verify(pool[0])  # fetches the JWKS
+    if credential.user_id != "100000" or credential.token_format != "jwt":
+        raise RuntimeError(f"the OAuth verifier returned {credential!r}")
+    try:
+        fresh.verify(tamper(pool[0]))
+    except Exception as exc:
+        if getattr(exc, "code", None) != "signature_invalid":
+            raise RuntimeError(f"a forged signature gave {exc!r}, not signature_invalid") from exc
+    else:
+        raise RuntimeError("the OAuth verifier accepted a forged signature")
+    public_key = server.signing_key.private_key.public_key()
+    jwks_client = jwt.PyJWKClient(server.jwks_url, cache_keys=True)
+    options: Any = {"require": ["exp", "iat", "sub"]}
+
+    def pyjwk_decode(token: str) -> Any:
+        key = jwks_client.get_signing_key_from_jwt(token)
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=["RS256"],
+            issuer=server.url,
+            options={**options, "verify_aud": False},
+        )
+        if claims.get("token_use") != "access_token":  # the same rule, to be fair
+            raise ValueError("not an access token")
+        return claims
+
+    if pyjwk_decode(pool[0])["sub"] != "100000":
+        raise RuntimeError("PyJWT returned the wrong claims")
+    hits = plan.ops * 20
+    cases: list[tuple[str, Callable[[], int]]] = [
+        ("floor", _floor(public_key, "RS256", pool)),
+        ("fresh", _over_pool(fresh.verify, pool)),
+        ("hit", _repeated(cached.verify, pool[0], hits)),
+        ("pyjwk", _over_pool(pyjwk_decode, pool)),
+    ]
+    m = {r.name: r for r in measure(cases, plan.rounds)}
+    floor = m["floor"]
+
+    def row(label: str, r: Measured, ratio: bool = True) -> tuple[str, str, str]:
+        note = f"{r.ratio(floor):5.2f}x floor" if ratio else " " * 11
+        return (label, f"{r.us:9.3f} µs", f"{note}   IQR {r.spread:4.1f}%")
+
+    report = Report(
+        f"Core, OAuth JWT access tokens (RS256-2048, kid): {plan.rounds} rounds, median µs/op "
+        f"({plan.ops} distinct tokens per round)"
+    )
+    report.rows = [
+        row("(a) floor: cryptography verify alone", m["floor"]),
+        row("(b) OAuthVerifier.verify, fresh tokens, cache off", m["fresh"]),
+        row("(c) OAuthVerifier.verify, repeated token (hit)", m["hit"], ratio=False),
+        row("(d) PyJWT PyJWKClient lookup + jwt.decode", m["pyjwk"]),
+        ("PyJWT PyJWKClient / fresh verify", f"{m['pyjwk'].ratio(m['fresh']):8.2f}x", ""),
+    ]
+    report.targets = [
+        Target(
+            "OAuth fresh verify (b) vs floor", m["fresh"].ratio(floor), OAUTH_FRESH_TARGET, False
+        ),
+        Target("OAuth cache hit (c)", m["hit"].us, CACHE_HIT_TARGET_US, False, " µs"),
     ]
     return report

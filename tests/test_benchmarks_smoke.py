@@ -52,6 +52,12 @@ def test_core_benchmark_runs(alg: str) -> None:
     assert alg[:2] in report.title
 
 
+def test_core_oauth_benchmark_runs() -> None:
+    report = core.bench_oauth(TINY)
+    _figures_are_sane(report)
+    assert "OAuth" in report.title
+
+
 @pytest.fixture(scope="module")
 def fixture() -> Iterator[Fixture]:
     made = Fixture.create(TINY)

@@ -22,6 +22,7 @@ TABLE = {
     "AudienceInvalidError": ("audience_invalid", 401),
     "PartyNotAuthorizedError": ("party_not_authorized", 401),
     "ClaimsInvalidError": ("claims_invalid", 401),
+    "TokenUseInvalidError": ("token_use_invalid", 401),
     "PermissionDeniedError": ("permission_denied", 403),
     "OrganizationRequiredError": ("organization_required", 403),
     "WorkspaceRequiredError": ("workspace_required", 403),

@@ -89,15 +89,17 @@ def test_a_credential_is_read_only_and_answers_like_a_session() -> None:
     )
     credential = judge("oauth_token", 200, body).credential
     assert credential is not None
-    assert (credential.user_id, credential.owner_user_id) == (None, "42")
+    # An OAuth token acts for the user who consented; its permissions are its scopes.
+    assert (credential.user_id, credential.owner_user_id) == ("42", "42")
     assert (credential.key_id, credential.organization_id, credential.workspace_id) == (
         "k1",
         "7",
         None,
     )
     assert credential.scopes == ("read", "write") and credential.token is None
-    assert credential.has_permission("invoices:read", "workspace")
-    assert not credential.has_permission("invoices:write")
+    assert credential.token_format == "opaque"
+    assert credential.has_permission("read", "workspace") and credential.has_scope("write")
+    assert not credential.has_permission("invoices:read")
     with pytest.raises(AttributeError):
         credential.permissions = ("admin",)  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -109,10 +111,11 @@ def test_a_credential_is_read_only_and_answers_like_a_session() -> None:
     assert getattr(refused.value, "code", None) == "token_missing"
     state = AuthState(credential=credential)
     assert state.is_authenticated and state.token_type == "oauth_token"
-    assert (state.user_id, state.owner_user_id, state.organization_id) == (None, "42", "7")
+    # AuthState.user_id for OAuth tokens comes with the request layer's re-cut.
+    assert (state.owner_user_id, state.organization_id) == ("42", "7")
     assert state.identity["key_id"] == "k1" and state.scopes == ("read", "write")
-    assert state.require() is credential and state.permissions == ("invoices:read",)
-    assert Requirement(("invoices:read",)).check(state) is credential
+    assert state.require() is credential and state.permissions == ("read", "write")
+    assert Requirement(("read",)).check(state) is credential
 
 
 # -- routing and cost, with a fake gateway on loopback ------------------------------------------
@@ -309,7 +312,9 @@ def test_importing_the_package_does_not_import_httpx() -> None:
 
 def test_credential_repr_names_the_key_id_only() -> None:
     credential = Credential("api_key", IDENTITY)
-    assert repr(credential) == "Credential(token_type='api_key', key_id='k1')"
+    assert repr(credential) == (
+        "Credential(token_type='api_key', token_format='opaque', key_id='k1')"
+    )
 
 
 def test_a_layer_taking_no_session_tokens_takes_no_cached_one(
@@ -321,3 +326,175 @@ def test_a_layer_taking_no_session_tokens_takes_no_cached_one(
     keys_only = Authenticator(verifier, accept=("api_key",))
     state = keys_only.resolve(Request(token))
     assert state.error is not None and state.error.code == "credential_invalid"
+
+
+# -- answers bound to this deployment; allow-lists; the answer's size ---------------------------
+
+
+def test_an_answer_counts_only_for_this_deployment(caplog: pytest.LogCaptureFixture) -> None:
+    ours = answer(allowed=True, identity={**IDENTITY, "deployment_id": 1})  # Wacht: a number
+    theirs = answer(allowed=True, identity={**IDENTITY, "deployment_id": 999})
+    assert judge("api_key", 200, ours, deployment_id="1").credential is not None
+    with caplog.at_level(logging.WARNING, logger="wacht_auth"):
+        refused = judge("api_key", 200, theirs, deployment_id="1")
+    assert refused.credential is None and refused.error is not None
+    assert (refused.error.code, refused.error.status) == ("credential_invalid", 401)
+    assert refused.headers == ()  # another deployment's rate-limit state is not copied
+    assert "999" in caplog.text and "deployment" in caplog.text
+    # Denied or rate-limited answers about another deployment's key say nothing of it either.
+    limited = answer(
+        allowed=False, reason="rate_limited", identity={**IDENTITY, "deployment_id": 2}
+    )
+    error = judge("api_key", 200, limited, deployment_id=1).error
+    assert error is not None and error.code == "credential_invalid"
+    missing = answer(allowed=True, identity={"key_id": "k"})
+    error = judge("oauth_token", 200, missing, deployment_id=1).error
+    assert error is not None and error.code == "credential_invalid"
+
+
+def test_allow_lists_of_app_slugs_and_client_ids() -> None:
+    key = answer(allowed=True, identity=IDENTITY)  # app_slug "a"
+    assert judge("api_key", 200, key, app_slugs=frozenset({"a"})).credential is not None
+    error = judge("api_key", 200, key, app_slugs=frozenset({"b"})).error
+    assert error is not None and error.code == "credential_invalid"
+    token = answer(allowed=True, identity=IDENTITY, metadata={"client_id": "oc_1", "scopes": []})
+    credential = judge("oauth_token", 200, token, client_ids=frozenset({"oc_1"})).credential
+    assert credential is not None and credential.client_id == "oc_1"
+    error = judge("oauth_token", 200, token, client_ids=frozenset({"oc_2"})).error
+    assert error is not None and error.code == "credential_invalid"
+    # Each list applies to its own kind only.
+    assert judge("oauth_token", 200, token, app_slugs=frozenset({"b"})).credential is not None
+
+
+def test_a_key_of_another_deployment_is_refused_through_the_fake_gateway() -> None:
+    with FakeGateway() as gateway:
+        ours = gateway.add_key(deployment_id="1", permissions=["invoices:write"])
+        theirs = gateway.add_key(deployment_id="999", permissions=["invoices:write"])
+        client = Gateway(gateway.url, timeout=2, deployment_id=1)
+        try:
+            good = client.check("api_key", ours, resource="/x", method="GET")
+            bad = client.check("api_key", theirs, resource="/x", method="GET")
+            abad = asyncio.run(client.acheck("api_key", theirs, resource="/x", method="GET"))
+        finally:
+            client.close()
+    assert good.credential is not None and good.credential.deployment_id == "1"
+    assert bad.error is not None and bad.error.code == "credential_invalid"
+    assert abad.error is not None and abad.error.code == "credential_invalid"
+
+
+def test_an_oversized_answer_is_gateway_unavailable() -> None:
+    big = answer(allowed=True, identity=IDENTITY, metadata={"pad": "x" * 70_000})
+    with FakeGateway() as gateway:
+        key = gateway.add_key()
+        gateway.answer_raw(big)
+        client = Gateway(gateway.url, timeout=2, deployment_id=1)
+        try:
+            sync = client.check("api_key", key, resource="/x", method="GET")
+            async_ = asyncio.run(client.acheck("api_key", key, resource="/x", method="GET"))
+            small = Gateway(gateway.url, timeout=2, deployment_id=1, max_answer_bytes=100_000)
+            fits = small.check("api_key", key, resource="/x", method="GET")
+            small.close()
+        finally:
+            client.close()
+    for checked in (sync, async_):
+        assert checked.error is not None
+        assert (checked.error.code, checked.error.status) == ("gateway_unavailable", 503)
+    assert fits.credential is not None
+
+
+def test_gateway_settings_are_checked() -> None:
+    with pytest.raises(ConfigurationError):
+        Gateway("http://127.0.0.1:1", deployment_id="  ")
+    with pytest.raises(ConfigurationError):
+        Gateway("http://127.0.0.1:1", deployment_id=1, app_slugs=[""])
+
+
+# -- one deadline for the whole call; pooled sockets closed ------------------------------------
+
+
+class Dripper:
+    """A loopback server that answers one byte every ``interval`` seconds, for at most
+    ``limit`` seconds: each read is quick, the whole answer slow."""
+
+    def __init__(self, interval: float = 0.05, limit: float = 4.0) -> None:
+        import socket
+        import threading
+
+        self.interval, self.limit = interval, limit
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(5)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                body = answer(allowed=True, identity=IDENTITY)
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                stop = time.monotonic() + self.limit
+                for byte in head + body:
+                    if time.monotonic() > stop:
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(self.interval)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=6)
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_a_dripping_gateway_is_cut_off_at_the_whole_call_deadline(shell: str) -> None:
+    dripper = Dripper()
+    client = Gateway(dripper.url, timeout=0.4, deployment_id=1)
+    started = time.monotonic()
+    try:
+        if shell == "sync":
+            checked = client.check("api_key", "sk_x", resource="/x", method="GET")
+        else:
+            checked = asyncio.run(client.acheck("api_key", "sk_x", resource="/x", method="GET"))
+    finally:
+        elapsed = time.monotonic() - started
+        client.close()
+        dripper.close()
+    assert checked.error is not None and checked.error.code == "gateway_unavailable"
+    # Every single read is far quicker than the timeout; only a whole-call deadline stops
+    # the call near 0.4 s (per-read timeouts would let it run to the end of the drip, ~4 s).
+    assert elapsed < 1.5
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_pooled_connections_are_closed_when_the_gateway_client_goes(shell: str) -> None:
+    code = f"""
+import asyncio, gc
+from wacht_auth.gateway import Gateway
+from wacht_auth.testing import FakeGateway
+with FakeGateway() as fake:
+    key = fake.add_key()
+    gateway = Gateway(fake.url, timeout=2, deployment_id=1)
+    if {shell!r} == "sync":
+        checked = gateway.check("api_key", key, resource="/", method="GET")
+    else:
+        checked = asyncio.run(gateway.acheck("api_key", key, resource="/", method="GET"))
+    assert checked.credential is not None
+del gateway
+gc.collect()
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-W", "default::ResourceWarning", "-X", "dev", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "ok", out.stderr
+    assert "ResourceWarning" not in out.stderr, out.stderr

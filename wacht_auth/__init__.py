@@ -31,6 +31,7 @@ from .errors import (
     TokenMissingError,
     TokenNotYetValidError,
     TokenTooLargeError,
+    TokenUseInvalidError,
     WachtAuthError,
     WorkspaceRequiredError,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "TokenMissingError",
     "TokenNotYetValidError",
     "TokenTooLargeError",
+    "TokenUseInvalidError",
     "Verifier",
     "WachtAuthError",
     "WorkspaceRequiredError",

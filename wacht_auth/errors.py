@@ -36,6 +36,7 @@ __all__ = [
     "TokenMissingError",
     "TokenNotYetValidError",
     "TokenTooLargeError",
+    "TokenUseInvalidError",
     "WachtAuthError",
     "WorkspaceRequiredError",
 ]
@@ -206,6 +207,13 @@ class ClaimsInvalidError(TokenInvalidError):
     """The token's claims are missing or of the wrong type."""
 
     code = "claims_invalid"
+
+
+class TokenUseInvalidError(TokenInvalidError):
+    """The token is not an OAuth access token (``token_use`` is not ``"access_token"``): an
+    OpenID Connect id_token sent as a bearer, for one."""
+
+    code = "token_use_invalid"
 
 
 class ForbiddenError(WachtAuthError):

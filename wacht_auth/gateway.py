@@ -16,8 +16,9 @@ import asyncio
 import json
 import logging
 import re
+import time
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -29,17 +30,33 @@ from .errors import (
     RateLimitedError,
     TokenMissingError,
     WachtAuthError,
+    shown,
 )
 from .session import PermissionScope, freeze
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["CREDENTIAL_KINDS", "Checked", "Credential", "CredentialKind", "Gateway", "judge"]
+__all__ = [
+    "CREDENTIAL_KINDS",
+    "MAX_ANSWER_BYTES",
+    "Checked",
+    "Credential",
+    "CredentialKind",
+    "Gateway",
+    "TokenFormat",
+    "judge",
+    "resource_scope",
+]
 
 #: What an app may accept: session tokens (verified locally) and the gateway's two kinds.
 CredentialKind = Literal["session_token", "api_key", "oauth_token"]
 CREDENTIAL_KINDS: tuple[CredentialKind, ...] = ("session_token", "api_key", "oauth_token")
+#: How a credential travels: an opaque value Wacht's gateway checks, or a JWT checked locally.
+TokenFormat = Literal["opaque", "jwt"]
+#: The largest gateway answer read (bytes); a bigger one is ``gateway_unavailable``. A real
+#: answer is well under 4 KiB (identity, a permission list, rate-limit states, headers).
+MAX_ANSWER_BYTES = 64 * 1024
 # The gateway's name of each principal type.
 _PRINCIPAL = {"api_key": "api_key", "oauth_token": "oauth_access_token"}
 _LOGGER = logging.getLogger("wacht_auth")
@@ -52,6 +69,30 @@ _MAX_HEADERS = 32
 # Statuses meaning "the gateway does not know this value"; other 4xx mean our request was
 # wrong, which the caller cannot fix: the gateway is then as good as unavailable.
 _NOT_A_CREDENTIAL = frozenset({400, 401, 403, 404, 422})
+# The resource an OAuth grant names (Wacht's OAuth server: the access token's ``aud``).
+_NO_SCOPE: tuple[None, None, None] = (None, None, None)
+_URN = "urn:wacht:"
+
+
+def resource_scope(resource: object) -> tuple[str | None, str | None, str | None]:
+    """``(organization_id, workspace_id, user_id)`` named by an OAuth grant's resource
+    (``urn:wacht:organization:<id>`` …); all None for another value (a client id).
+
+    Runs for every fresh OAuth JWT: string methods, no regex (the fresh-token speed budget
+    of docs/performance.md).
+    """
+    if type(resource) is not str or not resource.startswith(_URN):
+        return _NO_SCOPE
+    kind, sep, ident = resource[len(_URN) :].partition(":")
+    if not sep or not 0 < len(ident) <= 64 or not (ident.isascii() and ident.isalnum()):
+        return _NO_SCOPE
+    if kind == "organization":
+        return ident, None, None
+    if kind == "workspace":
+        return None, ident, None
+    if kind == "user":
+        return None, None, ident
+    return _NO_SCOPE
 
 
 def _id(value: object) -> str | None:
@@ -63,32 +104,58 @@ def _id(value: object) -> str | None:
 
 
 class Credential:
-    """An API key or OAuth access token that Wacht's gateway accepted; read-only.
+    """An API key or OAuth access token that was accepted; read-only.
 
-    It answers the same questions as a :class:`~wacht_auth.Session` where they make sense:
-    ``user_id`` and ``session_id`` are None (a key acts for its owner, not as a signed-in user,
-    as in Wacht's SDKs; ``owner_user_id`` says who owns it), permissions are the ones the
-    gateway granted (not split by organization and workspace), and ``claims`` is empty.
+    API keys and opaque OAuth tokens are judged by Wacht's gateway; OAuth JWT access tokens
+    are verified locally (:class:`~wacht_auth.oauth.OAuthVerifier`) and give the very same
+    shape, so an app tells the two OAuth formats apart only by ``token_format``.
+
+    It answers the same questions as a :class:`~wacht_auth.Session` where they make sense. An
+    API key acts for its owner, not as a signed-in user (as in Wacht's SDKs): its ``user_id``
+    and ``session_id`` are None and ``owner_user_id`` says who owns it. An OAuth token acts for
+    the user who consented: ``user_id`` is that user, ``session_id`` their session when the
+    grant names one. Permissions are not split by organization and workspace. An OAuth
+    token's permissions are its granted scopes, in both formats (``docs/decisions.md``).
 
     Attributes:
         token_type: ``"api_key"`` or ``"oauth_token"``.
-        identity: the gateway's identity object (``key_id``, ``deployment_id``, ``app_slug``,
+        token_format: ``"opaque"`` (checked by the gateway) or ``"jwt"`` (verified locally).
+        identity: the identity object (``key_id``, ``deployment_id``, ``app_slug``,
             ``key_name``, ``owner_user_id``, ``organization_id``, ``workspace_id``, membership
-            ids), read-only.
-        permissions: the permissions the gateway granted.
-        scopes: OAuth scopes (``metadata["scopes"]``), empty for most API keys.
-        metadata: the gateway's metadata object, read-only.
-        rate_limits: the gateway's rate-limit states, read-only.
+            ids), read-only; for a JWT, built from its claims.
+        permissions: what ``has_permission`` checks: the gateway's permissions for an API
+            key, the granted scopes for an OAuth token.
+        scopes: OAuth scopes (``metadata["scopes"]``, a JWT's ``scope``), empty for API keys.
+        metadata: the gateway's metadata object (for a JWT: ``scopes``, ``resource``,
+            ``client_id``, ``session_id``, ``expires_at``), read-only.
+        rate_limits: the gateway's rate-limit states, read-only (empty for a JWT).
     """
 
-    __slots__ = ("identity", "metadata", "permissions", "rate_limits", "scopes", "token_type")
+    # _claims: a JWT's verified claims (empty for the gateway's answers).
+    # _state: the request layer's memo of its state for this credential (a verified JWT is
+    # shared by every request that carries it, through the verifier's token cache).
+    __slots__ = (
+        "__weakref__",
+        "_claims",
+        "_state",
+        "identity",
+        "metadata",
+        "permissions",
+        "rate_limits",
+        "scopes",
+        "token_format",
+        "token_type",
+    )
 
     token_type: CredentialKind
+    token_format: TokenFormat
     identity: Mapping[str, Any]
     permissions: tuple[str, ...]
     scopes: tuple[str, ...]
     metadata: Mapping[str, Any]
     rate_limits: tuple[Mapping[str, Any], ...]
+    _claims: Mapping[str, Any]
+    _state: object
 
     def __init__(
         self,
@@ -97,30 +164,106 @@ class Credential:
         permissions: Collection[str] = (),
         metadata: Mapping[str, Any] = _EMPTY,
         rate_limits: Collection[Mapping[str, Any]] = (),
+        *,
+        token_format: TokenFormat = "opaque",
+        claims: Mapping[str, Any] = _EMPTY,
     ) -> None:
         init = object.__setattr__
         init(self, "token_type", token_type)
+        init(self, "token_format", token_format)
         init(self, "identity", freeze(dict(identity)))
-        init(self, "permissions", tuple(p for p in permissions if isinstance(p, str) and p))
         frozen_metadata = freeze(dict(metadata))
         init(self, "metadata", frozen_metadata)
         scopes = frozen_metadata.get("scopes")
         if isinstance(scopes, str):  # OAuth's space-separated form (RFC 6749 §3.3)
             scopes = tuple(scopes.split())
         init(self, "scopes", tuple(s for s in scopes or () if isinstance(s, str) and s))
+        if token_type == "oauth_token":
+            # An OAuth token may do what its grant's scopes say, whichever its format
+            # (docs/decisions.md): the same require_permission answer for opaque and JWT.
+            permissions = self.scopes
+        init(self, "permissions", tuple(p for p in permissions if isinstance(p, str) and p))
         init(self, "rate_limits", freeze(list(rate_limits)))
+        init(self, "_claims", freeze(dict(claims)) if claims else _EMPTY)
+        init(self, "_state", None)
+
+    @classmethod
+    def _verified_jwt(
+        cls,
+        identity: dict[str, Any],
+        metadata: dict[str, Any],
+        scopes: tuple[str, ...],
+        claims: dict[str, Any],
+    ) -> Credential:
+        """An OAuth JWT access token's credential, built by the OAuth verifier on every fresh
+        token (the fresh-token speed budget): ``identity`` and ``metadata`` hold only strings,
+        numbers and tuples (nothing to freeze), ``scopes`` are split already, and ``claims``
+        is the verifier's own freshly parsed dict, which this takes over (its containers are
+        frozen in place, no copy)."""
+        self = cls.__new__(cls)
+        init = object.__setattr__
+        init(self, "token_type", "oauth_token")
+        init(self, "token_format", "jwt")
+        init(self, "identity", MappingProxyType(identity))
+        init(self, "metadata", MappingProxyType(metadata))
+        init(self, "scopes", scopes)
+        init(self, "permissions", scopes)
+        init(self, "rate_limits", ())
+        for name, value in claims.items():
+            if type(value) is dict or type(value) is list:
+                claims[name] = freeze(value)  # replacing a value: safe while iterating
+        init(self, "_claims", MappingProxyType(claims))
+        init(self, "_state", None)
+        return self
 
     def __setattr__(self, name: str, value: object) -> None:
+        if name == "_state":  # the request layer's memo, like Session._state
+            object.__setattr__(self, name, value)
+            return
         raise AttributeError(f"Credential is read-only: cannot set {name!r}")
 
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"Credential is read-only: cannot delete {name!r}")
 
     def __repr__(self) -> str:  # never the credential's value: it is not even kept
-        return f"Credential(token_type={self.token_type!r}, key_id={self.key_id!r})"
+        return (
+            f"Credential(token_type={self.token_type!r}, token_format={self.token_format!r}, "
+            f"key_id={self.key_id!r})"
+        )
 
-    user_id: None = None
-    session_id: None = None
+    def _meta(self, *names: str) -> str | None:
+        """The first of ``names`` that the metadata, then the identity, holds as an id."""
+        for source in (self.metadata, self.identity):
+            for name in names:
+                value = _id(source.get(name))
+                if value is not None:
+                    return value
+        return None
+
+    @property
+    def user_id(self) -> str | None:
+        """The user who consented to an OAuth grant; None for an API key."""
+        if self.token_type != "oauth_token":
+            return None
+        return self.owner_user_id or resource_scope(self.resource)[2]
+
+    @property
+    def session_id(self) -> str | None:
+        """The consenting user's session an OAuth grant names (``sid``), when it names one."""
+        if self.token_type != "oauth_token":
+            return None
+        return self._meta("session_id", "sid")
+
+    @property
+    def client_id(self) -> str | None:
+        """The OAuth client (``oc_…``) a token was issued to; None for an API key."""
+        return self._meta("client_id") if self.token_type == "oauth_token" else None
+
+    @property
+    def resource(self) -> str | None:
+        """The resource an OAuth grant names (``urn:wacht:organization:<id>`` …, or the
+        client id), None for an API key."""
+        return self._meta("resource") if self.token_type == "oauth_token" else None
 
     @property
     def key_id(self) -> str | None:
@@ -134,13 +277,18 @@ class Credential:
 
     @property
     def organization_id(self) -> str | None:
-        """The organization the key belongs to, when it has one."""
-        return _id(self.identity.get("organization_id"))
+        """The organization the key belongs to (or an OAuth grant's resource names)."""
+        return _id(self.identity.get("organization_id")) or resource_scope(self.resource)[0]
 
     @property
     def workspace_id(self) -> str | None:
-        """The workspace the key belongs to, when it has one."""
-        return _id(self.identity.get("workspace_id"))
+        """The workspace the key belongs to (or an OAuth grant's resource names)."""
+        return _id(self.identity.get("workspace_id")) or resource_scope(self.resource)[1]
+
+    @property
+    def deployment_id(self) -> str | None:
+        """The Wacht deployment the gateway says the credential belongs to."""
+        return _id(self.identity.get("deployment_id"))
 
     @property
     def organization_permissions(self) -> tuple[str, ...]:
@@ -154,8 +302,12 @@ class Credential:
 
     @property
     def claims(self) -> Mapping[str, Any]:
-        """Empty: a credential checked by the gateway carries no claims we could read."""
-        return _EMPTY
+        """A JWT access token's verified claims; empty for what the gateway checked."""
+        return self._claims
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether an OAuth grant includes ``scope`` (always False for an API key)."""
+        return scope in self.scopes
 
     @property
     def token(self) -> None:
@@ -163,7 +315,8 @@ class Credential:
         return None
 
     def has_permission(self, permission: str, scope: PermissionScope | None = None) -> bool:
-        """Whether the gateway granted ``permission`` (``scope`` does not apply to keys)."""
+        """Whether ``permission`` is granted: by the gateway for an API key, as a scope of
+        the grant for an OAuth token (``scope`` does not apply to either)."""
         return permission in self.permissions
 
     def forward_headers(self) -> dict[str, str]:
@@ -208,9 +361,22 @@ def _seconds(value: object, default: int) -> int:
 
 
 def judge(
-    kind: CredentialKind, status: int, body: bytes, retry_after: str | None = None
+    kind: CredentialKind,
+    status: int,
+    body: bytes,
+    retry_after: str | None = None,
+    *,
+    deployment_id: str | int | None = None,
+    app_slugs: Collection[str] = (),
+    client_ids: Collection[str] = (),
 ) -> Checked:
     """The verdict for one gateway answer (no I/O): the answers of docs/api-keys.md.
+
+    The gateway finds a credential from its value alone, in any Wacht deployment, so an
+    answer counts only when its ``identity.deployment_id`` is ``deployment_id`` (compared
+    as strings: Wacht sends a number); with ``app_slugs`` an API key's ``app_slug`` must be
+    one of them, with ``client_ids`` an OAuth token's client id. Anything else is 401
+    ``credential_invalid``, logged with the reason (never the value).
 
     ``allowed: false`` with ``permission_denied`` (or another reason) is 403, with
     ``rate_limited`` 429 and ``Retry-After``; no ``identity`` means the value is no credential
@@ -234,6 +400,11 @@ def judge(
     identity = answer.get("identity")
     if not isinstance(identity, dict) or not identity:
         return Checked(None, CredentialInvalidError(_unknown(kind)), headers)
+    refused = _foreign(kind, identity, answer.get("metadata"), deployment_id, app_slugs, client_ids)
+    if refused is not None:
+        # Not the answer's headers: they describe another deployment's key and limits.
+        _LOGGER.warning("wacht_auth: gateway answer refused: %s", refused)
+        return Checked(None, CredentialInvalidError(_unknown(kind)))
     if answer.get("allowed") is not True:
         if answer.get("reason") == "rate_limited":
             wait = _seconds(answer.get("retry_after"), _seconds(retry_after, 1))
@@ -252,6 +423,35 @@ def judge(
     return Checked(credential, None, headers)
 
 
+def _foreign(
+    kind: CredentialKind,
+    identity: Mapping[str, Any],
+    metadata: object,
+    deployment_id: str | int | None,
+    app_slugs: Collection[str],
+    client_ids: Collection[str],
+) -> str | None:
+    """Why an answer with an identity does not count here, or None when it does."""
+    what = "API key" if kind == "api_key" else "OAuth access token"
+    if deployment_id is not None:
+        theirs = _id(identity.get("deployment_id"))
+        if theirs != str(deployment_id):
+            return (
+                f"the {what} belongs to deployment {shown(theirs)}, not to this app's "
+                f"deployment {shown(str(deployment_id))}"
+            )
+    if kind == "api_key" and app_slugs:
+        slug = identity.get("app_slug")
+        if not isinstance(slug, str) or slug not in app_slugs:
+            return f"the API key's app {shown(slug)} is not one of the accepted app slugs"
+    if kind == "oauth_token" and client_ids:
+        meta = metadata if isinstance(metadata, Mapping) else _EMPTY
+        client = _id(meta.get("client_id")) or _id(identity.get("client_id"))
+        if client is None or client not in client_ids:
+            return f"the OAuth client {shown(client)} is not one of the accepted client ids"
+    return None
+
+
 def _unknown(kind: CredentialKind) -> str:
     what = "API key" if kind == "api_key" else "OAuth access token"
     return f"the bearer is not a valid {what} of this deployment"
@@ -266,6 +466,14 @@ def _denied(answer: Mapping[str, Any]) -> str:
 def _unavailable(detail: str) -> GatewayUnavailableError:
     _LOGGER.warning("wacht_auth: gateway check failed: %s", detail)
     return GatewayUnavailableError(f"Wacht's gateway could not check the credential: {detail}")
+
+
+def _names(values: Collection[str], setting: str) -> tuple[str, ...]:
+    items = (values,) if isinstance(values, str) else tuple(values)
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise ConfigurationError(f"{setting} must be non-empty strings, got {item!r}")
+    return items
 
 
 def _httpx() -> Any:
@@ -289,7 +497,14 @@ class Gateway:
     Args:
         url: the gateway's origin (``https://gateway.wacht.dev``).
         timeout: seconds a check may take.
+        deployment_id: this app's Wacht deployment; an answer about a credential of another
+            deployment is ``credential_invalid``. The request layer must pass it (Wacht's
+            gateway resolves a key in any deployment); None accepts every deployment and
+            logs a warning once, here.
+        app_slugs: when given, API keys only of these API Auth apps.
+        client_ids: when given, OAuth access tokens only of these OAuth clients.
         transport, async_transport: httpx transports, for tests (``httpx.MockTransport``).
+        max_answer_bytes: the largest answer read; a bigger one is ``gateway_unavailable``.
     """
 
     def __init__(
@@ -297,14 +512,34 @@ class Gateway:
         url: str,
         *,
         timeout: float = 5,
+        deployment_id: str | int | None = None,
+        app_slugs: Collection[str] = (),
+        client_ids: Collection[str] = (),
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         httpx = _httpx()
         from . import __version__
 
         self.url = url.rstrip("/")
         self.timeout = timeout
+        if isinstance(deployment_id, bool) or (
+            deployment_id is not None and not str(deployment_id).strip()
+        ):
+            raise ConfigurationError(
+                f"deployment_id must be the Wacht deployment id (WACHT_DEPLOYMENT_ID), "
+                f"got {deployment_id!r}"
+            )
+        self.deployment_id = None if deployment_id is None else str(deployment_id).strip()
+        if self.deployment_id is None:
+            _LOGGER.warning(
+                "wacht_auth: the gateway client has no deployment_id: it accepts API keys and "
+                "OAuth tokens of every Wacht deployment (set WACHT_DEPLOYMENT_ID)"
+            )
+        self.app_slugs = frozenset(_names(app_slugs, "app_slugs"))
+        self.client_ids = frozenset(_names(client_ids, "client_ids"))
+        self.max_answer_bytes = max_answer_bytes
         self._endpoint = f"{self.url}/v1/authz/check"
         self._options: dict[str, Any] = {
             "timeout": httpx.Timeout(timeout),
@@ -312,7 +547,17 @@ class Gateway:
             "headers": {"User-Agent": f"wacht-auth-python/{__version__}"},
             "limits": httpx.Limits(max_keepalive_connections=32, keepalive_expiry=60),
         }
+        from ._http_deadline import DEADLINE, DeadlineTransport
+
+        # One deadline for the whole sync call, as asyncio.timeout gives the async one: the
+        # default pool's sockets end every operation by it (_http_deadline explains why).
+        self._deadline = DEADLINE
+        if transport is None:
+            transport = DeadlineTransport(max_keepalive_connections=32, keepalive_expiry=60)
         self._client = httpx.Client(transport=transport, **self._options)
+        # Pooled keep-alive sockets are closed when the gateway client goes, not left to the
+        # garbage collector (a ResourceWarning each, once a test's fake gateway stops).
+        self._finalizer = weakref.finalize(self, self._client.close)
         self._async_transport = async_transport
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
@@ -334,13 +579,22 @@ class Gateway:
     ) -> Checked:
         """Ask the gateway about ``value``; blocks the calling thread for one round trip."""
         body = _request(kind, value, resource, method, client_ip, user_agent, required_permissions)
+        cap = self.max_answer_bytes
+        deadline = self._deadline.set(time.monotonic() + self.timeout)
         try:
-            response = self._client.post(self._endpoint, content=body, headers=_JSON)
+            with self._client.stream(
+                "POST", self._endpoint, content=body, headers=_JSON
+            ) as response:
+                content = bytearray()
+                for chunk in response.iter_bytes():
+                    content += chunk
+                    if len(content) > cap:
+                        return Checked(None, _unavailable(f"the answer is over {cap} bytes"))
         except Exception as exc:  # httpx's errors, and anything a transport raises
             return Checked(None, _unavailable(type(exc).__name__))
-        return judge(
-            kind, response.status_code, response.content, response.headers.get("retry-after")
-        )
+        finally:
+            self._deadline.reset(deadline)
+        return self._judge(kind, response, bytes(content))
 
     async def acheck(
         self,
@@ -355,33 +609,65 @@ class Gateway:
     ) -> Checked:
         """:meth:`check` for asyncio: the loop is never blocked; ``timeout`` bounds the call."""
         body = _request(kind, value, resource, method, client_ip, user_agent, required_permissions)
-        client = self._aclient()
+        client = await self._aclient()
         try:
             if _TIMEOUT is not None:  # Python 3.11+: a deadline without a new task
                 async with _TIMEOUT(self.timeout):
-                    response = await client.post(self._endpoint, content=body, headers=_JSON)
+                    response, content = await self._apost(client, body)
             else:  # pragma: no cover - Python 3.10
-                response = await asyncio.wait_for(
-                    client.post(self._endpoint, content=body, headers=_JSON), self.timeout
-                )
+                response, content = await asyncio.wait_for(self._apost(client, body), self.timeout)
         except Exception as exc:  # a timeout, httpx's errors, anything a transport raises
             return Checked(None, _unavailable(type(exc).__name__))
+        if content is None:
+            return Checked(None, _unavailable(f"the answer is over {self.max_answer_bytes} bytes"))
+        return self._judge(kind, response, content)
+
+    async def _apost(self, client: Any, body: bytes) -> tuple[Any, bytes | None]:
+        """POST ``body``; the answer read up to the cap (None: over it)."""
+        cap = self.max_answer_bytes
+        async with client.stream("POST", self._endpoint, content=body, headers=_JSON) as response:
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > cap:
+                    return response, None
+        return response, bytes(content)
+
+    def _judge(self, kind: CredentialKind, response: Any, content: bytes) -> Checked:
         return judge(
-            kind, response.status_code, response.content, response.headers.get("retry-after")
+            kind,
+            response.status_code,
+            content,
+            response.headers.get("retry-after"),
+            deployment_id=self.deployment_id,
+            app_slugs=self.app_slugs,
+            client_ids=self.client_ids,
         )
 
-    def _aclient(self) -> Any:
+    async def _aclient(self) -> Any:
         loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
-            transport = self._async_transport
-            client = _httpx().AsyncClient(transport=transport, **self._options)
-            self._aclients[loop] = client
-        return client
+        entry = self._aclients.get(loop)
+        if entry is None:
+            client = _httpx().AsyncClient(transport=self._async_transport, **self._options)
+            closer = _closer(client)
+            entry = self._aclients[loop] = (client, closer)
+            # A started async generator is tracked by its loop: asyncio.run's
+            # shutdown_asyncgens() (or the generator's finalizer, when this gateway goes
+            # first) closes it, and with it this loop's pool, on the loop, before it closes.
+            await closer.__anext__()
+        return entry[0]
 
     def close(self) -> None:
         """Close the sync connection pool (async pools close with their event loop)."""
-        self._client.close()
+        self._finalizer()
+
+
+async def _closer(client: Any) -> AsyncIterator[None]:
+    """Holds ``client`` open until its event loop shuts its async generators down."""
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -15,7 +15,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._events import LOGGER, emit
 from .config import Config
@@ -38,6 +38,18 @@ from .tokens import ParsedToken, check_claims, parse, peek_issuer
 __all__ = ["TokenCache", "Verifier"]
 
 
+class _Verified(Protocol):
+    """What a verifier returns: a read-only result that carries the token's claims."""
+
+    @property
+    def claims(self) -> Mapping[str, Any]: ...
+
+
+# The result type of a verifier: a Session for session tokens; the OAuth verifier
+# (wacht_auth.oauth) shares this whole core and returns a Credential.
+_R = TypeVar("_R", bound=_Verified)
+
+
 class _Deployment:
     """One trusted Wacht deployment: its settings and its own keys (never shared)."""
 
@@ -50,14 +62,14 @@ class _Deployment:
         self.pinned = keys.pinned
 
 
-class _Entry:
+class _Entry(Generic[_R]):
     """A verified token remembered by :class:`TokenCache`."""
 
     __slots__ = ("clock", "session", "valid_from", "valid_until")
 
     def __init__(
         self,
-        session: Session,
+        session: _R,
         valid_from: float,
         valid_until: float,
         clock: Callable[[], float],
@@ -68,8 +80,9 @@ class _Entry:
         self.clock = clock
 
 
-class TokenCache:
-    """A bounded cache of successful verifications, keyed by the exact token string (docs/keys.md).
+class TokenCache(Generic[_R]):
+    """A bounded cache of successful verifications, keyed by the exact token string
+    (docs/performance.md).
 
     An entry is used only while ``nbf``/``iat`` - leeway <= now < ``exp`` + leeway, checked on
     every hit with the deployment's clock, so a cached token expires exactly when a fresh
@@ -83,14 +96,14 @@ class TokenCache:
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._data: dict[str, _Entry] = {}
+        self._data: dict[str, _Entry[_R]] = {}
         self._lock = threading.Lock()
         self.generation = 0
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, token: str) -> Session | None:
+    def get(self, token: str) -> _R | None:
         """The cached session for ``token`` if it is still within its time claims."""
         entry = self._data.get(token)  # a single C-level lookup: safe without the lock
         if entry is None:
@@ -102,7 +115,7 @@ class TokenCache:
                 del self._data[token]
         return None
 
-    def put(self, token: str, entry: _Entry, generation: int) -> None:
+    def put(self, token: str, entry: _Entry[_R], generation: int) -> None:
         """Remember ``entry`` unless the cache was cleared since ``generation`` was read."""
         with self._lock:
             if generation != self.generation:
@@ -127,24 +140,9 @@ def _verified(keys: Sequence[Key], parsed: ParsedToken) -> bool:
     return False
 
 
-class Verifier:
-    """Verifies Wacht session tokens locally; one instance serves a whole process.
-
-    Thread-safe and task-safe. Keys are fetched lazily (or with :meth:`prefetch`), cached and
-    refreshed as docs/keys.md describes; successful verifications are cached by token string
-    (``Config.token_cache_size``; 0 turns it off).
-
-    Args:
-        config: one deployment's :class:`~wacht_auth.Config`, or several (staging and
-            production, one per tenant ...). With several, each token is routed by its
-            (unverified) ``iss`` to the deployment with that issuer, then verified against
-            that deployment's own keys and settings; an unknown issuer is ``issuer_invalid``
-            without any fetch.
-
-    Raises:
-        ConfigurationError: no config, something that is not a ``Config``, or two configs
-            with the same issuer.
-    """
+class _BaseVerifier(Generic[_R]):
+    """The verification core every local verifier shares (:class:`Verifier` describes it);
+    a subclass says what a token whose signature verified becomes (``_session``)."""
 
     def __init__(self, config: Config | Sequence[Config]) -> None:
         configs = (config,) if isinstance(config, Config) else tuple(config)
@@ -157,7 +155,7 @@ class Verifier:
                     "wacht_auth.Config(frontend_api_url=...) or Config.from_env()"
                 )
         self._configs: tuple[Config, ...] = configs
-        self._cache = TokenCache(max(c.token_cache_size for c in configs))
+        self._cache: TokenCache[_R] = TokenCache(max(c.token_cache_size for c in configs))
         self._deployments: dict[str, _Deployment] = {}
         for item in configs:
             assert item.issuer is not None  # Config guarantees it
@@ -177,13 +175,8 @@ class Verifier:
         # case); Config is frozen, so whether anyone listens is known once, here.
         self._hit_listeners = any(c.on_event is not None for c in configs)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Verifier:
-        """A verifier for the deployment :meth:`Config.from_env` finds; ``overrides`` win."""
-        return cls(Config.from_env(env, **overrides))
-
     def __repr__(self) -> str:
-        return f"Verifier(issuers={[c.issuer for c in self._configs]!r})"
+        return f"{type(self).__name__}(issuers={[c.issuer for c in self._configs]!r})"
 
     @property
     def config(self) -> Config:
@@ -197,7 +190,7 @@ class Verifier:
 
     # ------------------------------------------------------------------ verification
 
-    def verify(self, token: str) -> Session:
+    def verify(self, token: str) -> _R:
         """Verify ``token`` and return its session; may block on a key fetch.
 
         Raises:
@@ -225,10 +218,10 @@ class Verifier:
         except Exception as exc:  # never a 500 for bad input (verification rule 3)
             self._report(deployment, TokenMalformedError.code)
             raise TokenMalformedError("the token could not be read") from exc
-        self._done(deployment, session, generation)
+        self._done(deployment, parsed, session, generation)
         return session
 
-    async def averify(self, token: str) -> Session:
+    async def averify(self, token: str) -> _R:
         """:meth:`verify` for asyncio: key fetches run in a worker thread, never on the loop."""
         if self._caching:
             hit = self.cached(token)
@@ -251,10 +244,10 @@ class Verifier:
         except Exception as exc:  # never a 500 for bad input (verification rule 3)
             self._report(deployment, TokenMalformedError.code)
             raise TokenMalformedError("the token could not be read") from exc
-        self._done(deployment, session, generation)
+        self._done(deployment, parsed, session, generation)
         return session
 
-    def cached(self, token: object) -> Session | None:
+    def cached(self, token: object) -> _R | None:
         """The verified-token cache's answer for ``token``, or None on a miss.
 
         The entry's time claims are re-checked with the deployment's clock, as on every hit
@@ -282,9 +275,7 @@ class Verifier:
         parsed = parse(token, max_bytes=config.max_token_bytes, algorithms=config.algorithms)
         return deployment, parsed, self._cache.generation
 
-    def _check(
-        self, deployment: _Deployment, parsed: ParsedToken, index: KeyIndex
-    ) -> Session | None:
+    def _check(self, deployment: _Deployment, parsed: ParsedToken, index: KeyIndex) -> _R | None:
         """Rules 5-10 with the keys at hand; None when a refresh of the keys may help."""
         kid = None if deployment.pinned else parsed.kid
         alg = parsed.alg
@@ -304,7 +295,7 @@ class Verifier:
         parsed: ParsedToken,
         index: KeyIndex,
         newer: KeyIndex | None,
-    ) -> Session:
+    ) -> _R:
         """The last attempt, after the permitted refresh brought ``newer`` keys (or None)."""
         kid = None if deployment.pinned else parsed.kid
         retry = newer.select(parsed.alg, kid) if newer is not None else ()
@@ -320,25 +311,18 @@ class Verifier:
             raise SignatureInvalidError()
         return self._session(deployment.config, parsed)
 
-    @staticmethod
-    def _session(config: Config, parsed: ParsedToken) -> Session:
-        """Rules 8-10 on a token whose signature verified."""
-        check_claims(
-            parsed.claims,
-            issuer=config.issuer or "",
-            now=config.clock(),
-            leeway=config.leeway,
-            audience=config.audience,
-            authorized_parties=config.authorized_parties,
-        )
-        return Session(parsed.claims, parsed.token)
+    def _session(self, config: Config, parsed: ParsedToken) -> _R:
+        """Rules 8-10 on a token whose signature verified: what it becomes."""
+        raise NotImplementedError
 
-    def _done(self, deployment: _Deployment, session: Session, generation: int) -> None:
+    def _done(
+        self, deployment: _Deployment, parsed: ParsedToken, session: _R, generation: int
+    ) -> None:
         """Remember a verified token (until exp + leeway) and report the success."""
         config = deployment.config
         if config.token_cache_size:
             # check_claims passed: exp is a number, nbf and iat are numbers or absent.
-            claims = session.claims
+            claims = parsed.claims
             leeway = config.leeway
             nbf, iat = claims.get("nbf"), claims.get("iat")
             start = iat if nbf is None else nbf if iat is None else max(nbf, iat)
@@ -348,7 +332,7 @@ class Verifier:
                 float(claims["exp"] + leeway),
                 config.clock,
             )
-            self._cache.put(session.token, entry, generation)
+            self._cache.put(parsed.token, entry, generation)
         if config.on_event is not None or LOGGER.isEnabledFor(logging.DEBUG):
             self._report(deployment, "ok")
 
@@ -386,7 +370,7 @@ class Verifier:
             message=None if outcome == "ok" else "token rejected: %(outcome)s (%(issuer)s)",
         )
 
-    def _report_hit(self, session: Session) -> None:
+    def _report_hit(self, session: _R) -> None:
         if len(self._all) == 1:
             config = self._configs[0]
         else:
@@ -450,3 +434,40 @@ class Verifier:
         for deployment in self._all:
             deployment.keys.invalidate()
         self._cache.clear()
+
+
+class Verifier(_BaseVerifier[Session]):
+    """Verifies Wacht session tokens locally; one instance serves a whole process.
+
+    Thread-safe and task-safe. Keys are fetched lazily (or with :meth:`prefetch`), cached and
+    refreshed as docs/keys.md describes; successful verifications are cached by token string
+    (``Config.token_cache_size``; 0 turns it off).
+
+    Args:
+        config: one deployment's :class:`~wacht_auth.Config`, or several (staging and
+            production, one per tenant ...). With several, each token is routed by its
+            (unverified) ``iss`` to the deployment with that issuer, then verified against
+            that deployment's own keys and settings; an unknown issuer is ``issuer_invalid``
+            without any fetch.
+
+    Raises:
+        ConfigurationError: no config, something that is not a ``Config``, or two configs
+            with the same issuer.
+    """
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Verifier:
+        """A verifier for the deployment :meth:`Config.from_env` finds; ``overrides`` win."""
+        return cls(Config.from_env(env, **overrides))
+
+    def _session(self, config: Config, parsed: ParsedToken) -> Session:
+        """Rules 8-10 on a token whose signature verified."""
+        check_claims(
+            parsed.claims,
+            issuer=config.issuer or "",
+            now=config.clock(),
+            leeway=config.leeway,
+            audience=config.audience,
+            authorized_parties=config.authorized_parties,
+        )
+        return Session(parsed.claims, parsed.token)

@@ -16,8 +16,8 @@ runtime dependencies (``cryptography`` and ``PyJWT``); see ``docs/testing.md``.
 
 Where things are: ``_signing`` (signing keys, compact JWS, claim shapes), ``_server`` (the
 loopback HTTP server), ``_issuer`` (:class:`Issuer`), ``_frontend`` (:class:`FrontendAPI`),
-``_gateway`` (:class:`FakeGateway`), ``_backend`` (:class:`FakeBackendAPI`), ``_plugin``
-(the pytest marker and fixtures).
+``_gateway`` (:class:`FakeGateway`), ``_backend`` (:class:`FakeBackendAPI`), ``_oauth``
+(:class:`OAuthServer`), ``_plugin`` (the pytest marker and fixtures).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ._backend import BackendAnswer, BackendRequest, FakeBackendAPI
 from ._frontend import SESSION_TOKEN_PATH, SIGN_IN_PATH, ExchangeRequest, FrontendAPI
 from ._gateway import FakeGateway
 from ._issuer import JWKS_PATH, MAX_DELAY, Issuer, KeyRequest
+from ._oauth import OAuthServer, OAuthSigningKey
 from ._signing import SIGNING_ALGORITHMS, SigningKey
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "FrontendAPI",
     "Issuer",
     "KeyRequest",
+    "OAuthServer",
+    "OAuthSigningKey",
     "SigningKey",
 ]
 

@@ -149,16 +149,24 @@ class FakeGateway:
         deployment_id: str = "1",
         limit: int = 100,
         status: int | None = None,
+        client_id: str | None = None,
+        resource: str | None = None,
+        session_id: str | None = None,
     ) -> str:
         """Register a credential (``kind`` ``"api_key"`` or ``"oauth_token"``); returns its
-        value (a fresh random one unless given). With ``status``, checks of this one answer
-        that HTTP status (a gateway failing for it)."""
+        value (a fresh random one in Wacht's format unless given: ``wk_test_`` or ``oat_``
+        plus 43 base64url characters). ``deployment_id`` is the deployment the gateway says
+        it belongs to: give another one to test that an app refuses foreign keys. With
+        ``status``, checks of this one answer that HTTP status (a gateway failing for it).
+        ``client_id``, ``resource`` and ``session_id`` describe an OAuth grant (metadata)."""
         if kind not in _PRINCIPALS:
             raise ValueError(f"kind must be 'api_key' or 'oauth_token', got {kind!r}")
-        value = value or f"wk_test_{secrets.token_urlsafe(18)}"
+        prefix = "oat_" if kind == "oauth_token" else "wk_test_"
+        value = value or f"{prefix}{secrets.token_urlsafe(32)}"
         identity: dict[str, Any] = {
             "key_id": key_id or f"key_{len(self._known) + 1}",
-            "deployment_id": deployment_id,
+            # Wacht sends the deployment id as a number.
+            "deployment_id": int(deployment_id) if deployment_id.isdigit() else deployment_id,
             "app_slug": app_slug,
             "key_name": key_name,
         }
@@ -169,15 +177,42 @@ class FakeGateway:
         ):
             if item is not None:
                 identity[name] = item
-        metadata = {"principal_type": _PRINCIPALS[kind], "scopes": list(scopes)}
+        metadata: dict[str, Any] = {"principal_type": _PRINCIPALS[kind], "scopes": list(scopes)}
+        for name, item in (
+            ("client_id", client_id),
+            ("resource", resource),
+            ("session_id", session_id),
+        ):
+            if item is not None:
+                metadata[name] = item
         with self._lock:
             known = _Known(kind, identity, tuple(permissions), metadata, limit, status)
             self._known[value] = known
         return value
 
-    def add_oauth_token(self, value: str | None = None, **options: Any) -> str:
-        """:meth:`add_key` for an OAuth access token."""
-        return self.add_key(value, kind="oauth_token", **options)
+    def add_oauth_token(
+        self,
+        value: str | None = None,
+        *,
+        user_id: str = "1",
+        client_id: str = "oc_test",
+        scopes: Iterable[str] = (),
+        resource: str | None = None,
+        **options: Any,
+    ) -> str:
+        """:meth:`add_key` for an opaque OAuth access token (``oat_…``) that ``user_id``
+        granted to ``client_id``; ``resource`` is the granted resource
+        (``urn:wacht:organization:<id>`` …)."""
+        owner = options.pop("owner_user_id", None) or user_id  # add_key's name works too
+        return self.add_key(
+            value,
+            kind="oauth_token",
+            owner_user_id=owner,
+            client_id=client_id,
+            scopes=scopes,
+            resource=resource,
+            **options,
+        )
 
     def rate_limit(self, value: str, retry_after: int = 7) -> None:
         """From now on, checks of ``value`` answer ``allowed: false``, ``rate_limited``."""
