@@ -414,3 +414,48 @@ require_auth = _guards.require_auth
 require_permission = _guards.require_permission
 require_organization = _guards.require_organization
 require_workspace = _guards.require_workspace
+
+
+# ---- webhooks
+from ..webhooks import Event, Receiver, WebhookError, succeeded  # noqa: E402  # one block
+
+__all__ += ["webhook"]
+
+
+def webhook(
+    handler: Callable[[Any, Event], Awaitable[Any]] | None = None,
+    /,
+    *,
+    receiver: Receiver | None = None,
+) -> Any:
+    """Make ``async handler(request, event)`` a Starlette endpoint receiving Wacht's
+    deliveries (FastAPI routes take it too): POST only, the raw body read (capped) before
+    anything parses it, the verified :class:`~wacht_auth.webhooks.Event` passed; refusals
+    answer the JSON error envelope; a handler returning ``None`` answers 204. Without
+    ``receiver`` it is built now from ``WACHT_WEBHOOK_SECRET``: a bad secret fails at start-up.
+    """
+
+    def decorate(handler: Callable[[Any, Event], Awaitable[Any]]) -> Any:
+        from starlette.requests import Request
+        from starlette.responses import Response
+
+        hooks = receiver or Receiver.from_settings()
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                event = await hooks.areceive(request.method, request.headers, request.stream())
+            except WebhookError as error:
+                status, headers, body = error_response(error)
+                return Response(body, status, headers)
+            response = await handler(request, event)
+            response = Response(status_code=204) if response is None else response
+            if succeeded(response.status_code):
+                hooks.accepted(event)
+            return response
+
+        # Not functools.wraps: FastAPI would read the handler's signature through __wrapped__.
+        endpoint.__name__, endpoint.__doc__ = handler.__name__, handler.__doc__
+        endpoint.__annotations__ = {"request": Request, "return": Response}
+        return endpoint
+
+    return decorate if handler is None else decorate(handler)

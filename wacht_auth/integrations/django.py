@@ -296,3 +296,54 @@ class WachtPermissionRequiredMixin(WachtRequiredMixin):
         if not self.wacht_permissions:
             raise ImproperlyConfigured(f"{type(self).__name__} must set wacht_permissions")
         return super().get_wacht_requirement()
+
+
+# ---- webhooks
+from ..webhooks import Receiver, webhook_view  # noqa: E402  # one block, carried over whole
+
+__all__ += ["webhook", "webhook_receiver"]
+
+
+@functools.cache
+def webhook_receiver() -> Receiver:
+    """The :class:`~wacht_auth.webhooks.Receiver` of ``settings.WACHT_AUTH["webhook_secret"]``
+    (over ``WACHT_WEBHOOK_SECRET``), once per process (again when a test overrides it)."""
+    try:
+        loaded = Settings.load(getattr(settings, DJANGO_SETTING, None), where="settings.WACHT_AUTH")
+        return Receiver.from_settings(loaded)
+    except ConfigurationError as exc:
+        raise ImproperlyConfigured(f"wacht_auth: {exc.message}") from exc
+
+
+def _webhook_settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == DJANGO_SETTING:
+        webhook_receiver.cache_clear()
+
+
+setting_changed.connect(_webhook_settings_changed)
+
+
+def _webhook_refused(error: WachtAuthError) -> HttpResponse:
+    status, headers, body = error_response(error)
+    return HttpResponse(body, status=status, headers=headers)
+
+
+def webhook(view: _V | None = None, /, *, receiver: Receiver | None = None) -> Any:
+    """Make a view a Wacht webhook receiver: CSRF-exempt, POST only, ``view(request, event)``
+    called with the verified :class:`~wacht_auth.webhooks.Event` (sync or async views);
+    refusals answer the JSON error envelope. A view returning ``None`` answers 204."""
+
+    def decorate(view: _V) -> _V:
+        run = webhook_view(
+            view,
+            receiver=(lambda: receiver) if receiver else webhook_receiver,
+            read=lambda args: (args[0].method, args[0].headers, lambda: args[0].body),
+            respond=lambda result: HttpResponse(status=204) if result is None else result,
+            refuse=_webhook_refused,
+            position=1,
+            is_async=iscoroutinefunction(view),
+        )
+        run.csrf_exempt = True  # type: ignore[attr-defined]  # what @csrf_exempt sets
+        return run  # type: ignore[return-value]
+
+    return decorate if view is None else decorate(view)

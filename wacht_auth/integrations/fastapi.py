@@ -198,3 +198,31 @@ def install(
     elif protect_all or prefetch or accept != ("session_token",):
         raise ValueError("protect_all, prefetch and accept need the middleware (middleware=True)")
     return verifier
+
+
+# ---- webhooks
+from collections.abc import AsyncIterator  # noqa: E402  # one block, carried over whole
+
+from fastapi import Request  # noqa: E402
+
+from ..webhooks import Event, Receiver  # noqa: E402
+from .asgi import webhook  # noqa: E402
+
+__all__ += ["webhook", "webhook_event"]
+
+
+def webhook_event(receiver: Receiver | None = None) -> Callable[[Request], AsyncIterator[Event]]:
+    """Dependency factory: ``event: Annotated[Event, Depends(webhook_event())]`` is the
+    verified delivery (the raw body read first, capped). A refusal raises its
+    :class:`~wacht_auth.errors.WebhookError`, answered as JSON by
+    :func:`wacht_exception_handler`; the delivery's id is remembered once the endpoint
+    returned without raising. Without ``receiver`` it is built now from
+    ``WACHT_WEBHOOK_SECRET``. :func:`webhook` answers refusals itself."""
+    hooks = receiver or Receiver.from_settings()
+
+    async def dependency(request: Request) -> AsyncIterator[Event]:
+        event = await hooks.areceive(request.method, request.headers, request.stream())
+        yield event  # the endpoint runs here; an exception it raises skips the next line
+        hooks.accepted(event)
+
+    return dependency

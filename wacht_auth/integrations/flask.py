@@ -267,3 +267,55 @@ def public(view: F) -> F:
     below ``@app.route``."""
     view.wacht_public = True  # type: ignore[attr-defined]  # a marker on any callable
     return view
+
+
+# ---- webhooks
+import inspect  # noqa: E402  # one block, carried over whole
+
+from ..webhooks import Receiver, webhook_view  # noqa: E402
+
+__all__ += ["webhook", "webhook_receiver"]
+
+
+def webhook_receiver(app: Flask | None = None) -> Receiver:
+    """The app's :class:`~wacht_auth.webhooks.Receiver`: ``app.config["WACHT_WEBHOOK_SECRET"]``
+    over the environment, built once and kept in ``app.extensions["wacht.webhooks"]``. Call it
+    in the app factory to make a missing or malformed secret fail at start-up."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    assert app is not None
+    hooks: Receiver | None = app.extensions.get("wacht.webhooks")
+    if hooks is None:
+        try:
+            loaded = Settings.load(app.config, prefixed=True, where="app.config")
+            hooks = app.extensions["wacht.webhooks"] = Receiver.from_settings(loaded)
+        except ConfigurationError as exc:
+            message = f"Wacht webhooks are not configured for {app.name!r}: {exc.message}"
+            raise ConfigurationError(message) from exc
+    return hooks
+
+
+def _webhook_refused(error: WachtAuthError) -> Response:
+    status, headers, body = error_response(error)
+    return current_app.response_class(body, status=status, headers=headers)
+
+
+def webhook(view: F | None = None, /, *, receiver: Receiver | None = None) -> Any:
+    """Make a view a Wacht webhook receiver (``@app.post("/webhooks")`` above it): POST
+    only, ``view(event, **url_values)`` called with the verified
+    :class:`~wacht_auth.webhooks.Event`; refusals answer the JSON error envelope. A view
+    returning ``None`` answers 204."""
+
+    def decorate(view: F) -> F:
+        return webhook_view(  # type: ignore[return-value]
+            view,
+            receiver=(lambda: receiver) if receiver else webhook_receiver,
+            read=lambda args: (request.method, request.headers, lambda: request.get_data()),
+            respond=lambda result: current_app.make_response(
+                ("", 204) if result is None else result
+            ),
+            refuse=_webhook_refused,
+            position=0,
+            is_async=inspect.iscoroutinefunction(view),
+        )
+
+    return decorate if view is None else decorate(view)

@@ -31,6 +31,7 @@ from ..errors import (
     WebhookTimestampTooOldError,
 )
 from ._names import EventType
+from ._receive import succeeded, webhook_view
 from ._replay import DEFAULT_REPLAY_ENTRIES, MemoryReplayGuard, ReplayGuard
 from ._verify import (
     DEFAULT_FUTURE_TOLERANCE,
@@ -39,6 +40,7 @@ from ._verify import (
     MIN_SECRET_BYTES,
     USER_AGENT,
     Event,
+    Headers,
     Receiver,
     Secrets,
     WebhookSecret,
@@ -56,6 +58,7 @@ __all__ = [
     "USER_AGENT",
     "Event",
     "EventType",
+    "Headers",
     "MemoryReplayGuard",
     "Receiver",
     "ReplayGuard",
@@ -73,5 +76,7 @@ __all__ = [
     "WebhookTimestampTooOldError",
     "parse_secrets",
     "sign",
+    "succeeded",
     "verify",
+    "webhook_view",
 ]

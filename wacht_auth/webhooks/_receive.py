@@ -10,17 +10,17 @@ Wacht with the same id, and that retry must not look like a replay).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import WebhookError
-from ._verify import Event, Receiver
+from ._verify import Event, Headers, Receiver
 
 __all__ = ["Read", "succeeded", "webhook_view"]
 
 #: From a view call's positional arguments: the request's method, headers and a function
 #: returning its raw body (called only after the checks that need no body).
-Read = Callable[[tuple[Any, ...]], tuple[str | None, Mapping[str, str], Callable[[], bytes]]]
+Read = Callable[[tuple[Any, ...]], tuple[str | None, Headers, Callable[[], bytes]]]
 
 
 def succeeded(status: int) -> bool:

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from ..errors import (
     ConfigurationError,
@@ -51,6 +51,7 @@ __all__ = [
     "MIN_SECRET_BYTES",
     "USER_AGENT",
     "Event",
+    "Headers",
     "Receiver",
     "WebhookSecret",
     "parse_secrets",
@@ -78,6 +79,19 @@ _SEPARATORS = re.compile(r"[\s,]+")
 #: What :class:`Receiver` takes as its secret(s): one ``whsec_…`` text, several separated by
 #: spaces or commas, a :class:`WebhookSecret`, or a list of those.
 Secrets = Union[str, "WebhookSecret", Iterable[Union[str, "WebhookSecret"]]]
+
+
+class Headers(Protocol):
+    """The request headers a receiver reads: any framework's header mapping (Django's,
+    Werkzeug's and Starlette's are case-insensitive) or a plain dict."""
+
+    def get(self, key: str, /) -> str | None:
+        """The value of header ``key``, or ``None``."""
+        ...
+
+    def items(self) -> Iterable[tuple[str, str]]:
+        """Every header as ``(name, value)``."""
+        ...
 
 
 class WebhookSecret:
@@ -203,7 +217,7 @@ class Event:
             return None
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def _header(headers: Headers, name: str) -> str | None:
     """``name`` from ``headers``: the frameworks' mappings are case-insensitive; a plain dict
     is scanned for any spelling."""
     value = headers.get(name)
@@ -320,7 +334,7 @@ class Receiver:
 
     # -- the request ---------------------------------------------------------------------------
 
-    def check_request(self, method: str | None, headers: Mapping[str, str]) -> None:
+    def check_request(self, method: str | None, headers: Headers) -> None:
         """Refuse before reading the body: not a POST, or a ``Content-Length`` over the cap."""
         if (method or "").upper() != "POST":
             raise WebhookMethodNotAllowedError(
@@ -331,7 +345,7 @@ class Receiver:
             raise self._too_large()
 
     def receive(
-        self, method: str | None, headers: Mapping[str, str], body: bytes | Callable[[], bytes]
+        self, method: str | None, headers: Headers, body: bytes | Callable[[], bytes]
     ) -> Event:
         """Check the request, read ``body`` (a callable is called only when the request
         passed the checks that need no body) and :meth:`verify` it."""
@@ -339,7 +353,7 @@ class Receiver:
         return self.verify(body() if callable(body) else body, headers)
 
     async def areceive(
-        self, method: str | None, headers: Mapping[str, str], chunks: AsyncIterable[bytes]
+        self, method: str | None, headers: Headers, chunks: AsyncIterable[bytes]
     ) -> Event:
         """:meth:`receive` over a body read in chunks, stopped as soon as it passes the cap."""
         self.check_request(method, headers)
@@ -356,7 +370,7 @@ class Receiver:
 
     # -- the delivery --------------------------------------------------------------------------
 
-    def verify(self, body: bytes, headers: Mapping[str, str]) -> Event:
+    def verify(self, body: bytes, headers: Headers) -> Event:
         """Verify a delivery: its raw ``body`` exactly as received and its ``headers``.
 
         The order: size; headers present and well-formed; the signature (so only a genuine
@@ -453,7 +467,7 @@ def _envelope(body: bytes) -> dict[str, Any]:
 
 def verify(
     body: bytes,
-    headers: Mapping[str, str],
+    headers: Headers,
     secret: Secrets,
     *,
     tolerance: float = DEFAULT_TOLERANCE,
