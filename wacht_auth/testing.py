@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
 
 from ._fake_gateway import FakeGateway
+from ._kit_webhooks import Delivery, WebhookSigner
 from .config import DEFAULT_ALGORITHMS, Config, is_loopback_host
 
 __all__ = [
@@ -49,12 +50,14 @@ __all__ = [
     "SESSION_TOKEN_PATH",
     "SIGNING_ALGORITHMS",
     "SIGN_IN_PATH",
+    "Delivery",
     "ExchangeRequest",
     "FakeGateway",
     "FrontendAPI",
     "Issuer",
     "KeyRequest",
     "SigningKey",
+    "WebhookSigner",
 ]
 
 logger = logging.getLogger("wacht_auth.testing")
@@ -1270,6 +1273,8 @@ else:
             "wacht(**kwargs): arguments for the wacht_issuer fixture's Issuer (algorithms=, "
             "include_kid=, clock=) and config={...} overrides for wacht_config",
         )
+
+    from ._kit_webhooks import wacht_webhooks  # noqa: F401  # a fixture of this plugin
 
     @pytest.fixture
     def wacht_issuer(request: pytest.FixtureRequest) -> Iterator[Issuer]:

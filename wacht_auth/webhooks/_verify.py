@@ -285,7 +285,7 @@ class Receiver:
             replay_guard = MemoryReplayGuard(clock=clock)
         elif replay_guard is not False and not isinstance(replay_guard, ReplayGuard):
             raise ConfigurationError("replay_guard must be True, False or a ReplayGuard")
-        self.replay_guard: ReplayGuard | None = replay_guard or None
+        self.replay_guard: ReplayGuard | None = None if replay_guard is False else replay_guard
         if not callable(clock):
             raise ConfigurationError("clock must be a callable returning POSIX seconds")
         self._clock = clock
