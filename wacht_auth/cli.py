@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, NoReturn, TextIO
 
-from . import __version__
+from . import __version__, _cli_webhooks
 from .config import Config, is_loopback_host
 from .errors import ConfigurationError, WachtAuthError
 from .session import Session
@@ -739,6 +739,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the ASGI app to demo: a factory taking a Config (default: the built-in app)",
     )
     _common(demo)
+    _cli_webhooks.add_command(commands, _common, _epilog)
     return parser
 
 
@@ -768,6 +769,7 @@ def main(
         "jwks": _cmd_jwks,
         "dev": _cmd_dev,
         "demo": _cmd_demo,
+        "webhook": _cli_webhooks.run,
     }
     try:
         return handlers[args.command](args, io)
