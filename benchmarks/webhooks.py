@@ -1,7 +1,7 @@
 """Webhooks: one verification of a Wacht delivery, ours against the reference library's.
 
-The same delivery (a ``user.updated`` event with one ``v1`` signature)
-is verified by (a typical event of a few hundred bytes):
+The same delivery (a ``user.updated`` event of a few hundred bytes, one ``v1`` signature) is
+verified by:
 
 - **hmac floor**: ``hmac.new(key, signed content, sha256).digest()`` alone: the one HMAC any
   verifier must compute;
