@@ -403,3 +403,12 @@ def test_an_event_is_what_the_kit_signed() -> None:
     assert (event.id, event.type, event.data) == ("msg_9", "session.expired", {"entity_id": 3})
     assert delivery.headers["User-Agent"] == "Wacht-Webhook/1.0"
     assert json.loads(delivery.body)["timestamp"] == "2026-05-28T20:26:40.000Z"
+
+
+def test_the_pytest_fixture_signs_with_a_new_secret(wacht_webhooks: WebhookSigner) -> None:
+    assert isinstance(wacht_webhooks, WebhookSigner)
+    assert wacht_webhooks.secret.startswith("whsec_")
+    delivery = wacht_webhooks.delivery("test.webhook")
+    event = verify(delivery.body, delivery.headers, wacht_webhooks.secret)
+    assert event.known_type is EventType.TEST_WEBHOOK
+    assert refused(delivery.body, dict(delivery.headers)) == "webhook_signature_invalid"

@@ -282,7 +282,6 @@ def webhook_receiver(app: Flask | None = None) -> Receiver:
     over the environment, built once and kept in ``app.extensions["wacht.webhooks"]``. Call it
     in the app factory to make a missing or malformed secret fail at start-up."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    assert app is not None
     hooks: Receiver | None = app.extensions.get("wacht.webhooks")
     if hooks is None:
         try:
