@@ -17,7 +17,7 @@ from importlib import metadata
 
 from ._harness import CLOCKS, Plan, Report, set_clock
 
-SECTIONS = ("core", "asgi", "django", "flask", "gateway")
+SECTIONS = ("core", "asgi", "django", "flask", "gateway", "webhooks")
 #: Full run: under a minute of CPU on the 2-core development machine. Quick: a few seconds.
 #: Many short rounds rather than a few long ones: the median then shrugs off the rounds that
 #: another process's burst of work slowed down.
@@ -84,7 +84,12 @@ def run(sections: Sequence[str], quick: bool, out: Callable[[Report], None]) -> 
             keep(core.bench(alg, plans["core"]))
         keep(core.bench_oauth(plans["core"]))
 
-    wanted = [s for s in SECTIONS[1:] if s in sections]
+    if "webhooks" in sections:
+        from . import webhooks
+
+        keep(webhooks.bench(plans["core"]))
+
+    wanted = [s for s in SECTIONS[1:] if s in sections and s in _FRAMEWORKS]
     if wanted:
         from ._web import Fixture
 

@@ -6,6 +6,7 @@ import argparse
 import textwrap
 from typing import NoReturn
 
+from . import _cli_webhooks
 from ._cli_output import EXIT_CODES
 
 
@@ -253,4 +254,5 @@ def build_parser() -> argparse.ArgumentParser:
         help="the ASGI app to demo: a factory taking a Config (default: the built-in app)",
     )
     _common(demo)
+    _cli_webhooks.add_command(commands, _common, _epilog)
     return parser

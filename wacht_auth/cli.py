@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from . import __version__
+from . import __version__, _cli_webhooks
 from ._cli_commands import decode, demo, dev, jwks, verify
 from ._cli_output import (
     EXIT_CODES,
@@ -61,6 +61,7 @@ def main(
         )
     handlers: dict[str, Callable[[argparse.Namespace, Output], int]] = {
         "verify": verify,
+        "webhook": _cli_webhooks.run,
         "decode": decode,
         "jwks": jwks,
         "dev": dev,

@@ -474,6 +474,12 @@ def _object(value: Any, label: str) -> Any:
     return value
 
 
+def _webhook_secrets(value: Any, label: str) -> Any:
+    from .webhooks import parse_secrets  # the secret format belongs to the webhooks module
+
+    return parse_secrets(value, label)
+
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 _Parser = Callable[[Any, str], Any]
@@ -522,6 +528,10 @@ SETTINGS: Mapping[str, tuple[str, _Parser]] = MappingProxyType(
         "prefetch": ("prefetch", _flag),
         "page_paths": ("page_paths", _list),
         "trusted_proxies": ("trusted_proxies", _proxies),
+        # Webhook receivers (wacht_auth.webhooks.Receiver.from_settings).
+        "webhook_secret": ("webhook_secret", _webhook_secrets),
+        "webhook_tolerance": ("webhook_tolerance", _number),
+        "webhook_max_bytes": ("webhook_max_bytes", _integer),
         # A ready Config or verifier instead of the fields above (code only).
         "config": ("config", _object),
         "verifier": ("verifier", _object),
@@ -534,6 +544,9 @@ _OPTIONS = (
     "prefetch",
     "page_paths",
     "trusted_proxies",
+    "webhook_secret",
+    "webhook_tolerance",
+    "webhook_max_bytes",
     "config",
     "verifier",
 )

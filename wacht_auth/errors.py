@@ -38,6 +38,16 @@ __all__ = [
     "TokenTooLargeError",
     "TokenUseInvalidError",
     "WachtAuthError",
+    "WebhookError",
+    "WebhookHeadersMalformedError",
+    "WebhookHeadersMissingError",
+    "WebhookMethodNotAllowedError",
+    "WebhookPayloadInvalidError",
+    "WebhookPayloadTooLargeError",
+    "WebhookReplayedError",
+    "WebhookSignatureInvalidError",
+    "WebhookTimestampInFutureError",
+    "WebhookTimestampTooOldError",
     "WorkspaceRequiredError",
 ]
 
@@ -331,3 +341,79 @@ class SessionExchangeUnavailableError(WachtAuthError):
         """``Retry-After``: the session may well be fine; answering 401 or redirecting to a
         sign-in page that is down too would sign the user out or loop (docs/pages.md)."""
         return {"Retry-After": str(self.retry_after)}
+
+
+# -- webhooks: Wacht's signed deliveries (docs/webhooks.md explains each status) ---------------
+
+
+class WebhookError(WachtAuthError):
+    """A webhook delivery was refused (HTTP 400: Wacht drops it for good)."""
+
+    code = "webhook_invalid"
+    status = 400
+
+
+class WebhookMethodNotAllowedError(WebhookError):
+    """Webhook deliveries are POST requests."""
+
+    code = "webhook_method_not_allowed"
+    status = 405
+
+    def response_headers(self, *, token_presented: bool = True) -> dict[str, str]:
+        """``Allow: POST`` (RFC 9110 §15.5.6)."""
+        return {"Allow": "POST"}
+
+
+class WebhookPayloadTooLargeError(WebhookError):
+    """The delivery's body is larger than the configured cap."""
+
+    code = "webhook_payload_too_large"
+    status = 413
+
+
+class WebhookHeadersMissingError(WebhookError):
+    """The webhook-id, webhook-timestamp or webhook-signature header is missing."""
+
+    code = "webhook_headers_missing"
+
+
+class WebhookHeadersMalformedError(WebhookError):
+    """A webhook header is malformed (the timestamp is not whole Unix seconds, ...)."""
+
+    code = "webhook_headers_malformed"
+
+
+class WebhookSignatureInvalidError(WebhookError):
+    """No signature of the delivery matches a configured webhook secret."""
+
+    code = "webhook_signature_invalid"
+    # 503, not 401: after a secret rotation every genuine delivery lands here until the app
+    # has the new secret; Wacht drops a delivery answered 4xx but retries a 5xx for days.
+    status = 503
+
+
+class WebhookTimestampTooOldError(WebhookError):
+    """The delivery's timestamp is older than the configured tolerance."""
+
+    code = "webhook_timestamp_too_old"
+
+
+class WebhookTimestampInFutureError(WebhookError):
+    """The delivery's timestamp is too far in the future (a clock is off)."""
+
+    code = "webhook_timestamp_in_future"
+    # Wacht's retries keep their timestamp: once the clocks agree a retry is accepted.
+    status = 503
+
+
+class WebhookPayloadInvalidError(WebhookError):
+    """The delivery's body is not a JSON object with a string "type"."""
+
+    code = "webhook_payload_invalid"
+
+
+class WebhookReplayedError(WebhookError):
+    """This delivery (its webhook-id) was handled already."""
+
+    code = "webhook_replayed"
+    status = 409

@@ -70,6 +70,7 @@ __all__ = [
     "require_organization",
     "require_permission",
     "require_workspace",
+    "webhook",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -347,3 +348,6 @@ require_auth = _guards.require_auth
 require_permission = _guards.require_permission
 require_organization = _guards.require_organization
 require_workspace = _guards.require_workspace
+
+
+from ._asgi_webhooks import webhook  # noqa: E402  # re-exported

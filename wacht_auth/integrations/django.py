@@ -43,9 +43,12 @@ __all__ = [
     "require_organization",
     "require_permission",
     "require_workspace",
+    "webhook",
+    "webhook_receiver",
 ]
 
 _V = TypeVar("_V", bound=Callable[..., Any])
+_WHERE = f"settings.{DJANGO_SETTING}"
 
 
 @functools.cache
@@ -54,8 +57,7 @@ def authenticator() -> Authenticator:
     process (again when a test overrides ``WACHT_AUTH``); a bad or missing setting raises
     :class:`~django.core.exceptions.ImproperlyConfigured` naming what to edit."""
     try:
-        where = f"settings.{DJANGO_SETTING}"
-        layer = configure(getattr(settings, DJANGO_SETTING, None), where=where)
+        layer = configure(getattr(settings, DJANGO_SETTING, None), where=_WHERE)
     except ConfigurationError as exc:
         raise ImproperlyConfigured(f"wacht_auth: {exc.message}") from exc
     if layer.prefetch:
@@ -66,6 +68,7 @@ def authenticator() -> Authenticator:
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == DJANGO_SETTING:
         authenticator.cache_clear()
+        webhook_receiver.cache_clear()
 
 
 setting_changed.connect(_settings_changed)
@@ -144,7 +147,11 @@ def _refuse(
 ) -> HttpResponse:
     if isinstance(refusal, Redirect):
         return HttpResponseRedirect(refusal.location)  # the middleware adds the cookies
-    status, headers, body = error_response(refusal, token_presented=state.token_presented)
+    return _json(refusal, state.token_presented)
+
+
+def _json(error: WachtAuthError, token_presented: bool = True) -> HttpResponse:
+    status, headers, body = error_response(error, token_presented=token_presented)
     return HttpResponse(body, status=status, headers=headers)
 
 
@@ -240,3 +247,6 @@ class WachtPermissionRequiredMixin(WachtRequiredMixin):
         if not getattr(self, "wacht_permissions", ()):
             raise ImproperlyConfigured(f"{type(self).__name__} must set wacht_permissions")
         return super().get_wacht_requirement()
+
+
+from ._django_webhooks import webhook, webhook_receiver  # noqa: E402  # re-exported

@@ -41,6 +41,8 @@ __all__ = [
     "require_permission",
     "require_workspace",
     "wacht_exception_handler",
+    "webhook",
+    "webhook_event",
 ]
 
 #: The ``Authorization: Bearer`` scheme as OpenAPI shows it (``components.securitySchemes``).
@@ -158,3 +160,6 @@ def install(
     elif layer.protect_all or layer.prefetch or layer.accept != ("session_token",):
         raise ValueError("protect_all, prefetch and accept need the middleware (middleware=True)")
     return layer.verifier
+
+
+from ._asgi_webhooks import webhook, webhook_event  # noqa: E402  # re-exported

@@ -41,6 +41,8 @@ __all__ = [
     "require_organization",
     "require_permission",
     "require_workspace",
+    "webhook",
+    "webhook_receiver",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -207,8 +209,11 @@ def _answer(error: WachtAuthError) -> Response:
     """The error handler: the JSON envelope of the error table, never an HTML page. It reads
     the state only if the request resolved one: answering never checks a credential."""
     state = request._get_current_object().__dict__.get("wacht")  # type: ignore[attr-defined]
-    presented = state.token_presented if isinstance(state, AuthState) else True
-    status, headers, body = error_response(error, token_presented=presented)
+    return _json(error, state.token_presented if isinstance(state, AuthState) else True)
+
+
+def _json(error: WachtAuthError, token_presented: bool = True) -> Response:
+    status, headers, body = error_response(error, token_presented=token_presented)
     return current_app.response_class(body, status=status, headers=headers)
 
 
@@ -243,3 +248,6 @@ def public(view: F) -> F:
     below ``@app.route``."""
     view.wacht_public = True  # type: ignore[attr-defined]  # a marker on any callable
     return view
+
+
+from ._flask_webhooks import webhook, webhook_receiver  # noqa: E402  # re-exported

@@ -17,7 +17,7 @@ runtime dependencies (``cryptography`` and ``PyJWT``); see ``docs/testing.md``.
 Where things are: ``_signing`` (signing keys, compact JWS, claim shapes), ``_server`` (the
 loopback HTTP server), ``_issuer`` (:class:`Issuer`), ``_frontend`` (:class:`FrontendAPI`),
 ``_gateway`` (:class:`FakeGateway`), ``_backend`` (:class:`FakeBackendAPI`), ``_oauth``
-(:class:`OAuthServer`), ``_plugin`` (the pytest marker and fixtures).
+(:class:`OAuthServer`), ``_webhooks`` (:class:`WebhookSigner`), ``_plugin`` (the pytest marker and fixtures).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ._gateway import FakeGateway
 from ._issuer import JWKS_PATH, MAX_DELAY, Issuer, KeyRequest
 from ._oauth import OAuthServer, OAuthSigningKey
 from ._signing import SIGNING_ALGORITHMS, SigningKey
+from ._webhooks import Delivery, WebhookSigner
 
 __all__ = [
     "JWKS_PATH",
@@ -37,6 +38,7 @@ __all__ = [
     "SIGN_IN_PATH",
     "BackendAnswer",
     "BackendRequest",
+    "Delivery",
     "ExchangeRequest",
     "FakeBackendAPI",
     "FakeGateway",
@@ -46,6 +48,7 @@ __all__ = [
     "OAuthServer",
     "OAuthSigningKey",
     "SigningKey",
+    "WebhookSigner",
 ]
 
 try:
@@ -60,3 +63,4 @@ else:
     from ._plugin import wacht_issuer as wacht_issuer
     from ._plugin import wacht_issuer_rs256 as wacht_issuer_rs256
     from ._plugin import wacht_token as wacht_token
+    from ._webhooks import wacht_webhooks as wacht_webhooks
