@@ -17,7 +17,8 @@ runtime dependencies (``cryptography`` and ``PyJWT``); see ``docs/testing.md``.
 Where things are: ``_signing`` (signing keys, compact JWS, claim shapes), ``_server`` (the
 loopback HTTP server), ``_issuer`` (:class:`Issuer`), ``_frontend`` (:class:`FrontendAPI`),
 ``_gateway`` (:class:`FakeGateway`), ``_backend`` (:class:`FakeBackendAPI`), ``_oauth``
-(:class:`OAuthServer`), ``_webhooks`` (:class:`WebhookSigner`), ``_plugin`` (the pytest marker and fixtures).
+(:class:`OAuthServer`), ``_webhooks`` (:class:`WebhookSigner`), ``_plugin`` (the pytest
+marker and fixtures).
 """
 
 from __future__ import annotations
