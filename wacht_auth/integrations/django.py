@@ -200,7 +200,6 @@ _guards: Guards[HttpRequest] = Guards(
     state=auth_state,
     astate=aauth_state,
     refuse=_refuse,
-    redirect=lambda request, location, state: _refuse(request, Redirect(location), state),
     sign_in=lambda request: _lazy(request).layer.handshake.sign_in_location(_View(request)),
     is_async=iscoroutinefunction,
 )

@@ -9,19 +9,19 @@ OpenAPI schema shows it. :func:`install` wires an app in one call.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import Depends, FastAPI
 from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..auth import AuthState, Caller, Requirement, configure, requirement
+from ..auth import AuthState, Caller, Requirement, Requirements, configure, requirement
 from ..config import Config
 from ..errors import WachtAuthError
-from ..session import PermissionScope
+from ._asgi import Refusal
 from ._cors import move_inside
-from .asgi import Refusal, WachtMiddleware, aget_auth_state
+from .asgi import WachtMiddleware, aget_auth_state
 
 if TYPE_CHECKING:
     from starlette.types import ExceptionHandler
@@ -68,6 +68,9 @@ async def get_auth_state(connection: HTTPConnection, _credentials: Credentials) 
 
 
 def _dependency(needed: Requirement) -> Dependency:
+    if needed.redirect:
+        raise TypeError("a FastAPI dependency cannot redirect to a sign-in page")
+
     async def dependency(connection: HTTPConnection, _credentials: Credentials) -> Caller:
         # The permissions go to the gateway when this dependency is what checks an API key.
         state = await aget_auth_state(connection.scope, None, needed.permissions)
@@ -77,6 +80,12 @@ def _dependency(needed: Requirement) -> Dependency:
 
 
 _SIGNED_IN = requirement()
+_requirements = Requirements(_dependency)
+#: ``Depends(require_caller(accept=("api_key",)))``: :func:`require_auth` for some kinds only.
+require_caller = _requirements.require_caller
+require_permission = _requirements.require_permission
+require_organization = _requirements.require_organization
+require_workspace = _requirements.require_workspace
 
 
 async def require_auth(state: Annotated[AuthState, Depends(get_auth_state)]) -> Caller:
@@ -84,41 +93,6 @@ async def require_auth(state: Annotated[AuthState, Depends(get_auth_state)]) -> 
     API key or OAuth token the app accepts), or 401 with the precise code
     (``token_expired`` …). To narrow the kinds a route takes, use :func:`require_caller`."""
     return _SIGNED_IN.check(state)
-
-
-def require_caller(*, accept: Iterable[str]) -> Dependency:
-    """:func:`require_auth` for the credential kinds in ``accept`` only (``"session_token"``,
-    ``"api_key"``, ``"oauth_token"``); others get 401 ``credential_invalid``."""
-    return _dependency(requirement(accept=accept))
-
-
-def require_permission(
-    *permissions: str,
-    scope: PermissionScope | None = None,
-    require_all: bool = False,
-    accept: Iterable[str] | None = None,
-) -> Dependency:
-    """The caller when it holds one (or all) of ``permissions``, else 403
-    ``permission_denied``."""
-    if not permissions:
-        raise TypeError('write require_permission("name", ...) with at least one permission')
-    return _dependency(
-        requirement(*permissions, scope=scope, require_all=require_all, accept=accept)
-    )
-
-
-def require_organization(
-    organization_id: str | None = None, *, accept: Iterable[str] | None = None
-) -> Dependency:
-    """The caller with an active (or this) organization, else 403 ``organization_required``."""
-    return _dependency(requirement(organization=organization_id or True, accept=accept))
-
-
-def require_workspace(
-    workspace_id: str | None = None, *, accept: Iterable[str] | None = None
-) -> Dependency:
-    """The caller with an active (or this) workspace, else 403 ``workspace_required``."""
-    return _dependency(requirement(workspace=workspace_id or True, accept=accept))
 
 
 async def wacht_exception_handler(request: HTTPConnection, exc: Exception) -> Refusal:

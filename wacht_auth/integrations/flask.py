@@ -227,7 +227,6 @@ _guards: Guards[Request] = Guards(
     state=_state,
     astate=lambda req, needs: _async(_state(req, needs)),
     refuse=_refuse,
-    redirect=lambda req, location, state: _refuse(req, Redirect(location), state),
     sign_in=lambda req: current_app.extensions["wacht"].handshake.sign_in_location(_View(req)),
     find=lambda view: lambda args, kwargs: request._get_current_object(),  # type: ignore[attr-defined]
 )
