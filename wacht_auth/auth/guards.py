@@ -260,7 +260,8 @@ class Guards(Requirements[Decorator], Generic[R]):
     Args:
         state: the request's :class:`AuthState` (sync views), given the permissions the
             route requires (sent to the gateway when this call is what checks an API key).
-        astate: the same, awaited (async views).
+        astate: the same, awaited (async views); without it, async views use ``state``
+            (a framework whose requests are resolved synchronously, such as Flask).
         refuse: the native answer for a failed requirement (an error) or a page's
             :class:`Redirect`, with the state's response headers; may be awaitable
             (websockets).
@@ -275,8 +276,8 @@ class Guards(Requirements[Decorator], Generic[R]):
         self,
         *,
         state: Callable[[R, tuple[str, ...]], AuthState],
-        astate: Callable[[R, tuple[str, ...]], Awaitable[AuthState]],
         refuse: Callable[[R, WachtAuthError | Redirect, AuthState], Any],
+        astate: Callable[[R, tuple[str, ...]], Awaitable[AuthState]] | None = None,
         sign_in: Callable[[R], str | None] | None = None,
         find: Callable[[Callable[..., Any]], Callable[[tuple[Any, ...], dict[str, Any]], R]] = (
             request_argument
@@ -284,7 +285,7 @@ class Guards(Requirements[Decorator], Generic[R]):
         is_async: Callable[[Any], bool] = inspect.iscoroutinefunction,
     ) -> None:
         super().__init__(self.guard)
-        self._state, self._astate, self._refuse = state, astate, refuse
+        self._state, self._astate, self._refuse = state, astate or _awaitable(state), refuse
         self._sign_in, self._find, self._is_async = sign_in, find, is_async
 
     def guard(self, requirement: Requirement) -> Decorator:
@@ -376,3 +377,12 @@ class Guards(Requirements[Decorator], Generic[R]):
 
 
 _PASS: Any = object()  # the guard's "no refusal": the view runs
+
+
+def _awaitable(
+    state: Callable[[R, tuple[str, ...]], AuthState],
+) -> Callable[[R, tuple[str, ...]], Awaitable[AuthState]]:
+    async def astate(request: R, needs: tuple[str, ...]) -> AuthState:
+        return state(request, needs)
+
+    return astate

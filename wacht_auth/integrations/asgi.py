@@ -200,8 +200,7 @@ class WachtMiddleware:
         **options: Unpack[Options],
     ) -> None:
         self.app = app
-        env = verifier is None and config is None
-        self.layer = layer or configure(env=env, verifier=verifier, config=config, **options)
+        self.layer = layer or configure(verifier=verifier, config=config, **options)
         self.verifier = self.layer.verifier
         warn_if_inside(app)
 

@@ -10,7 +10,7 @@ OpenAPI schema shows it. :func:`install` wires an app in one call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI
 from fastapi.requests import HTTPConnection
@@ -24,7 +24,6 @@ from ._cors import move_inside
 from .asgi import WachtMiddleware, aget_auth_state
 
 if TYPE_CHECKING:
-    from starlette.types import ExceptionHandler
     from typing_extensions import Unpack
 
     from ..auth import Options
@@ -55,7 +54,6 @@ bearer_scheme = HTTPBearer(
     auto_error=False,
 )
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
-Dependency = Callable[..., Awaitable[Caller]]
 
 
 async def get_auth_state(connection: HTTPConnection, _credentials: Credentials) -> AuthState:
@@ -67,40 +65,36 @@ async def get_auth_state(connection: HTTPConnection, _credentials: Credentials) 
     return await aget_auth_state(connection.scope)
 
 
-def _dependency(needed: Requirement) -> Dependency:
+def _dependency(needed: Requirement) -> Callable[..., Awaitable[Caller]]:
     if needed.redirect:
         raise TypeError("a FastAPI dependency cannot redirect to a sign-in page")
 
     async def dependency(connection: HTTPConnection, _credentials: Credentials) -> Caller:
+        """The caller, when it meets the route's requirement; else its refusal is raised
+        (answered by :func:`wacht_exception_handler`)."""
         # The permissions go to the gateway when this dependency is what checks an API key.
         state = await aget_auth_state(connection.scope, None, needed.permissions)
-        return needed.check(state)  # a WachtAuthError is answered by the handler
+        return needed.check(state)
 
     return dependency
 
 
-_SIGNED_IN = requirement()
 _requirements = Requirements(_dependency)
-#: ``Depends(require_caller(accept=("api_key",)))``: :func:`require_auth` for some kinds only.
+#: ``Depends(require_auth)``: the caller (the ``Session`` of a session token; a ``Credential``
+#: for an API key or OAuth token the app accepts), or 401 with the precise code
+#: (``token_expired`` …). To narrow the kinds a route takes, use :func:`require_caller`.
+require_auth = _dependency(requirement())
 require_caller = _requirements.require_caller
 require_permission = _requirements.require_permission
 require_organization = _requirements.require_organization
 require_workspace = _requirements.require_workspace
 
 
-async def require_auth(state: Annotated[AuthState, Depends(get_auth_state)]) -> Caller:
-    """Dependency: the caller (the ``Session`` of a session token; a ``Credential`` for an
-    API key or OAuth token the app accepts), or 401 with the precise code
-    (``token_expired`` …). To narrow the kinds a route takes, use :func:`require_caller`."""
-    return _SIGNED_IN.check(state)
-
-
 async def wacht_exception_handler(request: HTTPConnection, exc: Exception) -> Refusal:
     """Answer a :class:`~wacht_auth.WachtAuthError` as the middleware does (JSON with
     ``WWW-Authenticate`` …; a websocket handshake closed with 1008 and the code). Register
     with ``app.add_exception_handler(WachtAuthError, wacht_exception_handler)``."""
-    if not isinstance(exc, WachtAuthError):  # pragma: no cover - registered for it only
-        raise exc
+    assert isinstance(exc, WachtAuthError)  # registered for it only
     return Refusal(exc)
 
 
@@ -121,13 +115,9 @@ def install(
     that use them; websockets, ``protect_all``/``prefetch`` and ``accept`` of API keys or
     OAuth tokens (whose rate-limit headers the middleware adds to every answer) need it.
     """
-    layer = configure(
-        env=verifier is None and config is None, verifier=verifier, config=config, **options
-    )
+    layer = configure(verifier=verifier, config=config, **options)
     app.state.wacht_verifier = layer.verifier
-    # One handler for HTTP and websocket connections: neither branch of Starlette's
-    # ExceptionHandler union describes that, hence the cast.
-    app.add_exception_handler(WachtAuthError, cast("ExceptionHandler", wacht_exception_handler))
+    app.add_exception_handler(WachtAuthError, wacht_exception_handler)  # HTTP and websockets
     if middleware:
         app.add_middleware(WachtMiddleware, layer=layer)
         move_inside(app.user_middleware)
