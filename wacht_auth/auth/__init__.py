@@ -22,7 +22,15 @@ from __future__ import annotations
 
 from ..errors import WachtAuthError
 from .decide import Authenticator
-from .guards import Decorator, Guards, Requirement, Requirements, request_argument, requirement
+from .guards import (
+    Decorator,
+    Guards,
+    PathParam,
+    Requirement,
+    Requirements,
+    request_argument,
+    requirement,
+)
 from .options import Options, Paths, configure
 from .pages import Handshake
 from .state import AuthState, Caller, LazyState, Redirect
@@ -48,6 +56,7 @@ __all__ = [
     "Handshake",
     "LazyState",
     "Options",
+    "PathParam",
     "Paths",
     "Redirect",
     "RequestView",

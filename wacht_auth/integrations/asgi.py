@@ -296,6 +296,7 @@ _guards: Guards[HTTPConnection] = Guards(
     refuse=_refuse,
     sign_in=lambda conn: _layer(conn.scope, None).handshake.sign_in_location(_View(conn.scope)),
     find=functools.partial(request_argument, first=False),
+    params=lambda conn, kwargs: conn.path_params,
 )
 require_auth = _guards.require_auth
 require_permission = _guards.require_permission
