@@ -129,7 +129,7 @@ async def test_contract_asgi(
 def test_contract_keys(
     case: Case, kind: str, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
 ) -> None:
-    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
     with override_settings(
         WACHT_AUTH={"verifier": verifier, "accept": list(("session_token", "api_key"))}
     ):
@@ -389,7 +389,7 @@ def test_example_app(issuer: Issuer) -> None:
 def test_a_guard_sends_its_permissions_to_the_gateway(
     issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
 ) -> None:
-    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
     with override_settings(WACHT_AUTH={"verifier": verifier, "accept": "api_key"}):
         response = Client().get("/sync/admin", headers={"Authorization": f"Bearer {keys['key']}"})
     assert response.status_code == 200 and response["X-RateLimit-Remaining"]

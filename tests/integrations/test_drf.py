@@ -155,7 +155,7 @@ def test_key_server_down_is_503_with_retry_after() -> None:
 def test_contract_keys(
     case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
 ) -> None:
-    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
     settings = {"verifier": verifier, "accept": ["session_token", "api_key"]}
     stack = ["wacht_auth.integrations.django.WachtMiddleware"]
     with override_settings(WACHT_AUTH=settings, MIDDLEWARE=stack):
@@ -173,7 +173,7 @@ def test_a_permission_class_narrows_the_kinds_a_view_takes(
     class KeysOnly(IsWachtAuthenticated):
         accept = ("api_key",)
 
-    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
     settings = {"verifier": verifier, "accept": ["session_token", "api_key"]}
     factory = APIRequestFactory()
     with override_settings(WACHT_AUTH=settings):

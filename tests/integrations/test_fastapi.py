@@ -162,7 +162,7 @@ def test_contract_keys(
     case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
 ) -> None:
     app = make_app(
-        Verifier(issuer.config(gateway_url=gateway.url)), accept=("session_token", "api_key")
+        Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1")), accept=("session_token", "api_key")
     )
     with TestClient(app, base_url=APP_ORIGIN) as client:
         response = call(client, case, issuer, issuer.config().cookie_name or "", keys)

@@ -125,7 +125,7 @@ def test_contract(app: Flask, issuer: Issuer, case: Case) -> None:
 def test_contract_keys(
     case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
 ) -> None:
-    app = contract_app(issuer.config(gateway_url=gateway.url), accept=("session_token", "api_key"))
+    app = contract_app(issuer.config(gateway_url=gateway.url, deployment_id="1"), accept=("session_token", "api_key"))
     response = call(app.test_client(), case, issuer, issuer.config().cookie_name or "", keys)
     check(case, response.status_code, dict(response.headers), response.get_data())
 
@@ -692,7 +692,7 @@ def test_example_app_reads_the_environment(issuer: Issuer, monkeypatch: pytest.M
 def test_a_guard_sends_its_permissions_to_the_gateway(
     issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
 ) -> None:
-    app = contract_app(issuer.config(gateway_url=gateway.url), accept=("api_key",))
+    app = contract_app(issuer.config(gateway_url=gateway.url, deployment_id="1"), accept=("api_key",))
     response = get(app, "/admin", keys["key"])
     assert response.status_code == 200 and response.headers["X-RateLimit-Remaining"]
     assert gateway.checks[-1]["required_permissions"] == ["invoices:write"]

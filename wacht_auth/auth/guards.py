@@ -44,6 +44,9 @@ class Requirement:
         organization: True for "some active organization", or a specific organization id.
         workspace: True for "some active workspace", or a specific workspace id.
         accept: the credential kinds this route takes (None: every kind the app accepts).
+        scopes: OAuth scopes the caller must have been granted, every one of them (only an
+            OAuth access token has scopes, opaque or JWT alike: a session token or an API key
+            is refused with 403 ``permission_denied``).
         redirect: a page: a visitor who is not signed in is sent to the sign-in page (302)
             instead of getting a 401, like Django's ``login_required``.
     """
@@ -55,20 +58,24 @@ class Requirement:
     workspace: bool | str = False
     accept: tuple[str, ...] | None = None
     redirect: bool = False
+    scopes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.accept is not None:
             object.__setattr__(self, "accept", kinds(self.accept, "accept"))
         if self.scope not in (None, "organization", "workspace"):
             raise ValueError(f"scope must be 'organization', 'workspace' or None: {self.scope!r}")
-        for permission in self.permissions:
+        for permission in (*self.permissions, *self.scopes):
             if not isinstance(permission, str) or not permission:
-                raise ValueError(f"permissions must be non-empty strings: {permission!r}")
+                raise ValueError(
+                    f"permissions and scopes must be non-empty strings: {permission!r}"
+                )
 
     @classmethod
     def of(cls, source: object, prefix: str = "") -> Requirement:
         """The requirement that the attributes of ``source`` name: ``permissions``,
         ``scope``, ``require_all``, ``organization``, ``workspace``, ``accept``, ``redirect``,
+        ``scopes``,
         each behind ``prefix`` (Django's mixins use ``wacht_``; DRF's permission classes
         none), through :func:`requirement`'s validation."""
 
@@ -83,6 +90,7 @@ class Requirement:
             workspace=get("workspace", False),
             accept=get("accept", None),
             redirect=get("redirect", False),
+            scopes=get("scopes", ()),
         )
 
     def check(self, state: AuthState) -> Caller:
@@ -120,6 +128,14 @@ class Requirement:
                     f"this endpoint requires {needed}: {', '.join(self.permissions)} "
                     f"(missing: {', '.join(missing)})"
                 )
+        if self.scopes:
+            granted = getattr(session, "scopes", ())  # a Session has none
+            missing = [s for s in self.scopes if s not in granted]
+            if missing:
+                raise PermissionDeniedError(
+                    f"this endpoint requires an OAuth access token granted the scopes "
+                    f"{', '.join(self.scopes)} (missing: {', '.join(missing)})"
+                )
         return session
 
 
@@ -134,12 +150,15 @@ def requirement(
     workspace: bool | str | None = False,
     accept: Iterable[str] | None = None,
     redirect: bool = False,
+    scopes: Iterable[str] = (),
 ) -> Requirement:
     """The one builder of a :class:`Requirement`, with the guards' validation: a function where
     a value belongs (a guard written without its parentheses) is a ``TypeError``, never a
     guard that lets everyone through. ``organization``/``workspace``: True (or None) for
-    "some active one", an id for that one, False for no requirement."""
-    for value in (*permissions, organization, workspace, scope):
+    "some active one", an id for that one, False for no requirement. ``scopes``: OAuth
+    scopes, every one required."""
+    scopes = (scopes,) if isinstance(scopes, str) else tuple(scopes)
+    for value in (*permissions, *scopes, organization, workspace, scope):
         if callable(value):
             raise TypeError(
                 "a wacht_auth requirement was given a function: write the guard with its "
@@ -153,6 +172,7 @@ def requirement(
         True if workspace is None else workspace,
         accept=None if accept is None else kinds(accept, "accept"),
         redirect=bool(redirect),
+        scopes=scopes,
     )
 
 
@@ -337,6 +357,15 @@ class Guards(Generic[R]):
                 *permissions, scope=scope, require_all=require_all, accept=accept, redirect=redirect
             )
         )
+
+    def require_scope(
+        self, *scopes: str, accept: Iterable[str] | None = None, redirect: bool = False
+    ) -> Callable[[Callable[P, T]], Callable[P, T]]:
+        """Decorator: 403 ``permission_denied`` unless the caller is an OAuth access token
+        (opaque or JWT) granted every one of ``scopes``."""
+        if not scopes:
+            raise TypeError('write @require_scope("name", ...) with at least one scope')
+        return self.guard(requirement(scopes=scopes, accept=accept, redirect=redirect))
 
     def require_organization(
         self, organization_id: str | None = None, *, accept: Iterable[str] | None = None

@@ -42,7 +42,21 @@ class Options(TypedDict, total=False):
             ``"api_key"`` and ``"oauth_token"`` (checked by Wacht's gateway, one call per
             request). Default: session tokens only; nothing reaches the gateway unless asked.
         trusted_proxies: the proxies in front of the app (a number of hops, or addresses and
-            CIDRs): only then are ``X-Forwarded-*`` headers read.
+            CIDRs): only then are ``X-Forwarded-*`` headers read (and the client IP the
+            gateway and the session exchange are told is the one they forwarded).
+        oauth_issuers: the Wacht OAuth servers (``https://<oauth host>``, the ``issuer`` of
+            their ``/.well-known/openid-configuration``) whose JWT access tokens are verified
+            here, against ``{issuer}/.well-known/jwks.json``, with the deployment's clock,
+            leeway and key-cache settings.
+        oauth_audiences: when given, an OAuth token's granted resource (a JWT's ``aud``, the
+            gateway's ``metadata.resource``) must be one of these (``audience_invalid``).
+        oauth_client_ids: when given, OAuth tokens only of these OAuth clients (``oc_…``),
+            both formats.
+        api_auth_apps: when given, API keys only of these API Auth apps (their slugs).
+
+    Accepting ``api_key`` (or ``oauth_token`` without ``oauth_issuers``) needs the config's
+    ``deployment_id`` (``WACHT_DEPLOYMENT_ID``): Wacht's gateway resolves a credential of any
+    deployment, so its answer counts only for this one.
     """
 
     protect_all: bool | None
@@ -51,6 +65,10 @@ class Options(TypedDict, total=False):
     prefetch: bool | None
     accept: Iterable[str] | None
     trusted_proxies: TrustedProxies | int | str | Iterable[str] | None
+    oauth_issuers: str | Iterable[str] | None
+    oauth_audiences: str | Iterable[str] | None
+    oauth_client_ids: str | Iterable[str] | None
+    api_auth_apps: str | Iterable[str] | None
 
 
 #: The names of :class:`Options`, in the order settings list them.
@@ -61,6 +79,10 @@ OPTION_NAMES = (
     "prefetch",
     "page_paths",
     "trusted_proxies",
+    "oauth_issuers",
+    "oauth_audiences",
+    "oauth_client_ids",
+    "api_auth_apps",
 )
 _ADDED = ("public_paths", "page_paths")  # code adds to the setting instead of replacing it
 
@@ -147,4 +169,4 @@ def configure(
             value = given
         if value is not None:
             chosen[name] = value
-    return Authenticator(verifier, **chosen)
+    return Authenticator(verifier, spell=settings.spell, **chosen)
