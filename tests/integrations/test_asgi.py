@@ -28,6 +28,7 @@ from tests.integrations.contract import (
     USER,
     Case,
     check,
+    credential_options,
     request_for,
     tamper,
 )
@@ -40,9 +41,10 @@ from wacht_auth.integrations.asgi import (
     require_auth,
     require_organization,
     require_permission,
+    require_scope,
     require_workspace,
 )
-from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer
+from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer, OAuthServer
 from wacht_auth.verifier import Verifier
 
 
@@ -104,6 +106,11 @@ async def admin(request: Request) -> JSONResponse:
     return JSONResponse(body(request))
 
 
+@require_scope("invoices:read")
+async def granted(request: Request) -> JSONResponse:
+    return JSONResponse(body(request))
+
+
 @require_organization()
 def org(request: Request) -> JSONResponse:  # sync: Starlette runs it in a thread
     return JSONResponse(body(request))
@@ -155,6 +162,7 @@ ROUTES = [
     Route("/protected", protected, methods=["GET", "POST"]),
     Route("/admin", admin),
     Route("/org", org),
+    Route("/granted", granted),
     Route("/tamper", tamper_view),
     Route("/page", page),
     Route("/workspace", workspace),
@@ -211,11 +219,10 @@ def test_contract(case: Case, contract_client: TestClient, issuer: Issuer) -> No
 
 @pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
 def test_contract_keys(
-    case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+    case: Case, issuer: Issuer, gateway: FakeGateway, oauth: OAuthServer, keys: dict[str, str]
 ) -> None:
-    app = make_app(
-        Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1")), accept=("session_token", "api_key")
-    )
+    config = issuer.config(gateway_url=gateway.url, deployment_id="1")
+    app = make_app(Verifier(config), **credential_options(case, oauth))
     with TestClient(app, base_url=APP_ORIGIN) as client:
         response = call(client, case, issuer, issuer.config().cookie_name or "", keys)
     check(case, response.status_code, response.headers, response.content)

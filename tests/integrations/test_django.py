@@ -28,13 +28,14 @@ from tests.integrations.contract import (
     USER,
     Case,
     check,
+    credential_options,
     make_token,
     request_for,
 )
 from wacht_auth import Config, Session
 from wacht_auth.auth import Authenticator, AuthState
 from wacht_auth.integrations.django import auth_state, authenticator
-from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer
+from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer, OAuthServer
 from wacht_auth.verifier import Verifier
 
 
@@ -127,12 +128,15 @@ async def test_contract_asgi(
 @pytest.mark.parametrize("kind", ["wsgi", "asgi"])
 @pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
 def test_contract_keys(
-    case: Case, kind: str, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+    case: Case,
+    kind: str,
+    issuer: Issuer,
+    gateway: FakeGateway,
+    oauth: OAuthServer,
+    keys: dict[str, str],
 ) -> None:
     verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
-    with override_settings(
-        WACHT_AUTH={"verifier": verifier, "accept": list(("session_token", "api_key"))}
-    ):
+    with override_settings(WACHT_AUTH={"verifier": verifier, **credential_options(case, oauth)}):
         if kind == "wsgi":
             response = _send_sync(Client(), case, issuer, "/sync", keys)
         else:

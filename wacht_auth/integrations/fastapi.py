@@ -10,7 +10,7 @@ OpenAPI schema shows it. :func:`install` wires an app in one call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, FastAPI
 from fastapi.requests import HTTPConnection
@@ -39,6 +39,7 @@ __all__ = [
     "require_caller",
     "require_organization",
     "require_permission",
+    "require_scope",
     "require_workspace",
     "wacht_exception_handler",
 ]
@@ -75,6 +76,14 @@ def _dependency(needed: Requirement) -> Dependency:
 
 
 _SIGNED_IN = requirement()
+# The factories' last parameter: FastAPI fills it with the connection when a factory itself is
+# given to Depends (``Depends(require_organization)``); the factory then refuses (fail closed).
+_UNSET: Any = None
+
+
+def _factory(connection: object, name: str) -> None:
+    if connection is not _UNSET:
+        raise TypeError(f"write Depends({name}(...)) with parentheses, not Depends({name})")
 
 
 async def require_auth(state: Annotated[AuthState, Depends(get_auth_state)]) -> Caller:
@@ -84,9 +93,10 @@ async def require_auth(state: Annotated[AuthState, Depends(get_auth_state)]) -> 
     return _SIGNED_IN.check(state)
 
 
-def require_caller(*, accept: Iterable[str]) -> Dependency:
+def require_caller(*, accept: Iterable[str], _connection: HTTPConnection = _UNSET) -> Dependency:
     """:func:`require_auth` for the credential kinds in ``accept`` only (``"session_token"``,
     ``"api_key"``, ``"oauth_token"``); others get 401 ``credential_invalid``."""
+    _factory(_connection, "require_caller")
     return _dependency(requirement(accept=accept))
 
 
@@ -95,9 +105,11 @@ def require_permission(
     scope: PermissionScope | None = None,
     require_all: bool = False,
     accept: Iterable[str] | None = None,
+    _connection: HTTPConnection = _UNSET,
 ) -> Dependency:
     """The caller when it holds one (or all) of ``permissions``, else 403
     ``permission_denied``."""
+    _factory(_connection, "require_permission")
     if not permissions:
         raise TypeError('write require_permission("name", ...) with at least one permission')
     return _dependency(
@@ -105,17 +117,36 @@ def require_permission(
     )
 
 
+def require_scope(
+    *scopes: str, accept: Iterable[str] | None = None, _connection: HTTPConnection = _UNSET
+) -> Dependency:
+    """The caller when it is an OAuth access token (opaque or JWT) granted every one of
+    ``scopes``, else 403 ``permission_denied``."""
+    _factory(_connection, "require_scope")
+    if not scopes:
+        raise TypeError('write require_scope("name", ...) with at least one scope')
+    return _dependency(requirement(scopes=scopes, accept=accept))
+
+
 def require_organization(
-    organization_id: str | None = None, *, accept: Iterable[str] | None = None
+    organization_id: str | None = None,
+    *,
+    accept: Iterable[str] | None = None,
+    _connection: HTTPConnection = _UNSET,
 ) -> Dependency:
     """The caller with an active (or this) organization, else 403 ``organization_required``."""
+    _factory(_connection, "require_organization")
     return _dependency(requirement(organization=organization_id or True, accept=accept))
 
 
 def require_workspace(
-    workspace_id: str | None = None, *, accept: Iterable[str] | None = None
+    workspace_id: str | None = None,
+    *,
+    accept: Iterable[str] | None = None,
+    _connection: HTTPConnection = _UNSET,
 ) -> Dependency:
     """The caller with an active (or this) workspace, else 403 ``workspace_required``."""
+    _factory(_connection, "require_workspace")
     return _dependency(requirement(workspace=workspace_id or True, accept=accept))
 
 

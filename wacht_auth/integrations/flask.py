@@ -40,6 +40,7 @@ __all__ = [
     "require_auth",
     "require_organization",
     "require_permission",
+    "require_scope",
     "require_workspace",
 ]
 
@@ -234,6 +235,7 @@ async def _async(state: AuthState) -> AuthState:
 
 require_auth = _guards.require_auth
 require_permission = _guards.require_permission
+require_scope = _guards.require_scope
 require_organization = _guards.require_organization
 require_workspace = _guards.require_workspace
 
