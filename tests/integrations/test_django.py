@@ -288,6 +288,15 @@ def test_bad_settings_are_named(value: object, named: str) -> None:
         authenticator()
 
 
+def test_accepting_api_keys_without_the_deployment_is_improperly_configured() -> None:
+    settings = {"frontend_api_url": "https://x.example", "accept": ["session_token", "api_key"]}
+    with override_settings(WACHT_AUTH=settings), pytest.raises(ImproperlyConfigured) as raised:
+        authenticator()
+    assert "settings.WACHT_AUTH['deployment_id']" in str(raised.value)
+    with override_settings(WACHT_AUTH={**settings, "deployment_id": "1"}):
+        assert authenticator().gateway is not None
+
+
 def test_settings_from_the_dict_keys_case_insensitive() -> None:
     raw = {"FRONTEND_API_URL": "https://acme.wacht.example", "audience": "api", "PROTECT_ALL": 1}
     with override_settings(WACHT_AUTH=raw):

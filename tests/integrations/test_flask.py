@@ -272,6 +272,20 @@ def test_bad_value_fails_at_start_up(issuer: Issuer) -> None:
         Wacht(app)
 
 
+def test_accepting_oauth_tokens_without_the_deployment_fails_at_start_up(
+    issuer: Issuer,
+) -> None:
+    app = Flask(__name__)
+    app.config.update(WACHT_FRONTEND_API_URL=issuer.url, WACHT_ACCEPT="oauth_token")
+    with pytest.raises(ConfigurationError) as caught:
+        Wacht(app)
+    assert "app.config['WACHT_DEPLOYMENT_ID']" in caught.value.message
+    app.config.update(WACHT_OAUTH_ISSUERS="https://oauth.example.com")  # JWTs need none
+    Wacht(app)
+    layer = app.extensions["wacht"]
+    assert layer.oauth is not None and layer.gateway is None  # opaque ones are refused
+
+
 def test_an_explicit_verifier_is_shared(issuer: Issuer) -> None:
     verifier = Verifier(issuer.config())
     wacht = Wacht(verifier=verifier)
