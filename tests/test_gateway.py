@@ -1,4 +1,4 @@
-"""API keys and OAuth access tokens: the gateway's verdicts, routing, cost (docs/api-keys.md)."""
+"""API keys and OAuth access tokens: the gateway's verdicts, routing, cost (docs/credentials.md)."""
 
 from __future__ import annotations
 
