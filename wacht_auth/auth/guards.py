@@ -253,7 +253,7 @@ class Guards(Generic[R]):
 
     def guard(self, requirement: Requirement) -> Callable[[Callable[P, T]], Callable[P, T]]:
         """A decorator refusing callers who do not meet ``requirement``."""
-        # require_auth asks for a session and nothing more: a signed-in caller needs no check.
+        # require_auth asks for a caller and nothing more: one that is there needs no check.
         signed_in_only = requirement == _SIGNED_IN
         state_of, astate_of = self._state, self._astate
         needs = requirement.permissions
@@ -269,7 +269,7 @@ class Guards(Generic[R]):
                 async def async_view(*args: P.args, **kwargs: P.kwargs) -> Any:
                     request = request_of(args, kwargs)
                     state = await astate_of(request, needs)
-                    if state.session is None or not signed_in_only or state.redirect:
+                    if state.caller is None or not signed_in_only or state.redirect:
                         refusal = answer(requirement, request, state)
                         if refusal is not _PASS:
                             return await refusal if inspect.isawaitable(refusal) else refusal
@@ -281,7 +281,7 @@ class Guards(Generic[R]):
             def sync_view(*args: P.args, **kwargs: P.kwargs) -> Any:
                 request = request_of(args, kwargs)
                 state = state_of(request, needs)
-                if state.session is None or not signed_in_only or state.redirect:
+                if state.caller is None or not signed_in_only or state.redirect:
                     refusal = answer(requirement, request, state)
                     if refusal is not _PASS:
                         return refusal
