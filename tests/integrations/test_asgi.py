@@ -256,6 +256,30 @@ def test_nested_middleware_with_another_verifier_verifies_again(issuer: Issuer) 
             assert client.get("/admin/protected", headers=token_b).json()["user_id"] == "b-user"
 
 
+def test_a_mounted_app_decides_with_its_own_accept(
+    issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+) -> None:
+    """Review finding: an admin sub-app taking session tokens only, mounted under an app that
+    takes API keys on the same verifier, must not let an API key through."""
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
+    inner = make_app(verifier)  # session tokens only
+    outer = Starlette(routes=[Route("/public", public), Mount("/admin", inner)])
+    outer.add_middleware(WachtMiddleware, verifier=verifier, accept=("session_token", "api_key"))
+    key = bearer(keys["key"])
+    calls = len(gateway.checks)
+    with TestClient(outer, base_url=APP_ORIGIN) as client:
+        assert client.get("/public", headers=key).status_code == 200
+        refused = client.get("/admin/protected", headers=key)
+        assert refused.status_code == 401, refused.text
+        assert (
+            client.get("/admin/protected", headers=bearer(issuer.token(user_id=USER))).json()[
+                "user_id"
+            ]
+            == USER
+        )
+    assert len(gateway.checks) == calls + 2  # one check per request, none by the inner layer
+
+
 @pytest.fixture
 def verifier(issuer: Issuer) -> CountingVerifier:
     return CountingVerifier(issuer.config())
