@@ -1,7 +1,8 @@
 """FastAPI adapter: dependencies returning the caller, and :func:`install`.
 
 ``Depends(require_auth)``, ``Depends(require_permission("invoices:write"))``,
-``Depends(require_organization())``, ``Depends(require_workspace())``. They verify the request
+``Depends(require_scope("invoices:read"))``, ``Depends(require_organization())``,
+``Depends(require_workspace())``. They verify the request
 once (reusing the state :class:`~wacht_auth.integrations.asgi.WachtMiddleware` stored, or
 verifying themselves and caching it in the scope), and declare the bearer scheme so that the
 OpenAPI schema shows it. :func:`install` wires an app in one call.
