@@ -367,3 +367,10 @@ def test_an_anonymous_state_is_reused_only_under_the_same_accept(issuer: Issuer)
     anonymous = sessions.resolve(Request(None))
     assert isinstance(anonymous, AuthState) and anonymous.accept == ("session_token",)
     assert Authenticator(verifier).resolve(Request(None), anonymous) is anonymous
+
+
+def test_a_layer_set_up_in_code_names_the_setting_by_its_name(issuer: Issuer) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        configure(env=False, config=issuer.config(), accept=["api_key"])
+    assert "deployment_id" in caught.value.message
+    assert "WACHT_DEPLOYMENT_ID" not in caught.value.message  # the environment is not read

@@ -169,4 +169,7 @@ def configure(
             value = given
         if value is not None:
             chosen[name] = value
-    return Authenticator(verifier, spell=settings.spell, **chosen)
+    # A layer set up in code alone (a Config or verifier, no settings read) names a missing
+    # setting by its name; otherwise as its source spells it.
+    spell = settings.spell if env or source is not None else str
+    return Authenticator(verifier, spell=spell, **chosen)
