@@ -27,7 +27,7 @@ from ..errors import (
 from ..gateway import CREDENTIAL_KINDS, Checked, Credential, CredentialKind, Gateway
 from ..proxies import TrustedProxies, client_ip
 from ..tokens import looks_like_jws, peek_issuer
-from .options import Paths
+from .options import Paths, credential_gateway, oauth_verifier, spell_env, texts
 from .pages import Handshake
 from .state import AuthState, Redirect
 from .steps import Check, Flow, Step, Verify, VerifyOAuth
@@ -36,17 +36,11 @@ from .view import RequestView, TokenSource, bearer_token, check_csrf, is_preflig
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ..config import Config
     from ..oauth import OAuthVerifier
     from ..verifier import Verifier
     from .options import Options
 
 __all__ = ["Authenticator"]
-
-
-def _spell(name: str) -> str:
-    """A setting in messages, for a layer built in code: its name and its variable."""
-    return f"{name} (WACHT_{name.upper()})"
 
 
 class Authenticator:
@@ -96,7 +90,7 @@ class Authenticator:
         *,
         gateway: Gateway | None = None,
         oauth: OAuthVerifier | None = None,
-        spell: Callable[[str], str] = _spell,
+        spell: Callable[[str], str] = spell_env,
         **options: Unpack[Options],
     ) -> None:
         config = verifier.config
@@ -106,11 +100,11 @@ class Authenticator:
             ("session_token",) if accept is None else accept, spell("accept")
         )
         self._sessions = "session_token" in self.accept
-        self.oauth = oauth or _oauth_verifier(config, options, spell)
-        self._audiences = frozenset(
-            _texts(options.get("oauth_audiences"), spell, "oauth_audiences")
+        self.oauth = oauth or oauth_verifier(config, options, spell)
+        self._audiences = frozenset(texts(options.get("oauth_audiences"), spell, "oauth_audiences"))
+        self.gateway = gateway or credential_gateway(
+            config, self.accept, self.oauth, options, spell
         )
-        self.gateway = gateway or _gateway(config, self.accept, self.oauth, options, spell)
         # Session tokens of these issuers are verified here and never sent anywhere; JWTs of
         # the OAuth issuers are verified here too, never at the gateway (it knows no JWT).
         self._issuers = frozenset(c.issuer for c in getattr(verifier, "configs", (config,)))
@@ -499,80 +493,6 @@ def kinds(value: Iterable[str], setting: str) -> tuple[CredentialKind, ...]:
     if not found:
         raise ConfigurationError(f"{setting} must name at least one credential kind")
     return cast("tuple[CredentialKind, ...]", tuple(dict.fromkeys(found)))
-
-
-def _texts(value: object, spell: Callable[[str], str], name: str) -> tuple[str, ...]:
-    """A list option: strings (one string is one item), each non-empty."""
-    if value is None:
-        return ()
-    items = (value,) if isinstance(value, str) else tuple(cast("Iterable[object]", value))
-    for item in items:
-        if not isinstance(item, str) or not item.strip():
-            raise ConfigurationError(f"{spell(name)} must be non-empty strings, got {item!r}")
-    return tuple(cast("str", item).strip() for item in items)
-
-
-def _oauth_verifier(
-    config: Config, options: Options, spell: Callable[[str], str]
-) -> OAuthVerifier | None:
-    """The verifier of ``oauth_issuers``' JWT access tokens, or None without issuers."""
-    issuers = _texts(options.get("oauth_issuers"), spell, "oauth_issuers")
-    if not issuers:
-        return None
-    from ..oauth import OAuthIssuer, OAuthVerifier
-
-    audiences = _texts(options.get("oauth_audiences"), spell, "oauth_audiences")
-    client_ids = _texts(options.get("oauth_client_ids"), spell, "oauth_client_ids")
-    try:
-        return OAuthVerifier(
-            [
-                OAuthIssuer.for_deployment(
-                    config, url.rstrip("/"), audiences=audiences, client_ids=client_ids
-                )
-                for url in issuers
-            ]
-        )
-    except ConfigurationError as exc:
-        raise ConfigurationError(
-            f"{spell('oauth_issuers')} must list the origins of Wacht OAuth servers (the "
-            f"issuer of their /.well-known/openid-configuration): {exc.message}"
-        ) from None
-
-
-def _gateway(
-    config: Config,
-    accept: tuple[CredentialKind, ...],
-    oauth: OAuthVerifier | None,
-    options: Options,
-    spell: Callable[[str], str],
-) -> Gateway | None:
-    """The gateway client for the kinds in ``accept`` it checks, bound to the deployment;
-    None when nothing needs it. Refuses to start where a kind could not be checked safely."""
-    if not set(accept) & {"api_key", "oauth_token"}:
-        return None
-    if config.deployment_id is None:
-        # Wacht's gateway finds a key from the key alone, in any deployment: without the
-        # deployment id, a key minted in anyone's deployment would open this app.
-        if "api_key" in accept or oauth is None:
-            what = "API keys" if "api_key" in accept else "OAuth access tokens"
-            raise ConfigurationError(
-                f"accepting {what} needs this app's Wacht deployment id: set "
-                f"{spell('deployment_id')} (Wacht's gateway resolves a credential of any "
-                "deployment)"
-                + (
-                    ""
-                    if "api_key" in accept
-                    else f", or {spell('oauth_issuers')} for JWT access tokens"
-                )
-            )
-        return None  # OAuth JWTs only (checked here); opaque tokens are refused
-    return Gateway(
-        config.gateway_url,
-        timeout=config.gateway_timeout,
-        deployment_id=config.deployment_id,
-        app_slugs=_texts(options.get("api_auth_apps"), spell, "api_auth_apps"),
-        client_ids=_texts(options.get("oauth_client_ids"), spell, "oauth_client_ids"),
-    )
 
 
 def _log_prefetch(error: WachtAuthError) -> None:
