@@ -1,4 +1,4 @@
-"""Wacht's gateway: API keys and OAuth access tokens, checked remotely (docs/api-keys.md).
+"""Wacht's gateway: API keys and OAuth access tokens, checked remotely (docs/credentials.md).
 
 Session tokens are verified locally; the two other credentials Wacht issues are judged by its
 gateway, which also applies the deployment's rate limits: ``POST {gateway}/v1/authz/check``
@@ -370,7 +370,7 @@ def judge(
     app_slugs: Collection[str] = (),
     client_ids: Collection[str] = (),
 ) -> Checked:
-    """The verdict for one gateway answer (no I/O): the answers of docs/api-keys.md.
+    """The verdict for one gateway answer (no I/O): the answers of docs/credentials.md.
 
     The gateway finds a credential from its value alone, in any Wacht deployment, so an
     answer counts only when its ``identity.deployment_id`` is ``deployment_id`` (compared

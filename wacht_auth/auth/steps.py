@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from ..gateway import CredentialKind
 
-__all__ = ["Check", "Exchange", "Flow", "Step", "Verify"]
+__all__ = ["Check", "Exchange", "Flow", "Step", "Verify", "VerifyOAuth"]
 
 
 class Verify(NamedTuple):
@@ -23,6 +23,16 @@ class Verify(NamedTuple):
 
     def __repr__(self) -> str:
         return "Verify(<token>)"  # never the token
+
+
+class VerifyOAuth(NamedTuple):
+    """Verify an OAuth JWT access token locally, against its OAuth issuer's keys; the result
+    is its :class:`~wacht_auth.gateway.Credential` (``token_format="jwt"``)."""
+
+    token: str
+
+    def __repr__(self) -> str:
+        return "VerifyOAuth(<token>)"  # never the token
 
 
 class Check(NamedTuple):
@@ -50,6 +60,6 @@ class Exchange(NamedTuple):
         return f"Exchange(dev={self.dev})"
 
 
-Step = Verify | Check | Exchange
+Step = Verify | VerifyOAuth | Check | Exchange
 #: A decision: yields steps, is sent each step's result, returns its answer.
 Flow = Generator[Step, Any, Any]

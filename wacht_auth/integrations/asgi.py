@@ -65,6 +65,7 @@ __all__ = [
     "require_auth",
     "require_organization",
     "require_permission",
+    "require_scope",
     "require_workspace",
     "webhook",
 ]
@@ -300,6 +301,7 @@ _guards: Guards[HTTPConnection] = Guards(
 )
 require_auth = _guards.require_auth
 require_permission = _guards.require_permission
+require_scope = _guards.require_scope
 require_organization = _guards.require_organization
 require_workspace = _guards.require_workspace
 
