@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
+from ..credentials import Credential, CredentialKind
 from ..errors import TokenMissingError, WachtAuthError
-from ..gateway import Credential, CredentialKind
 from ..session import PermissionScope, Session
 
 if TYPE_CHECKING:

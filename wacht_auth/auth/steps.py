@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, NamedTuple
 
-from ..gateway import CredentialKind
+from ..credentials import CredentialKind
 
 __all__ = ["Check", "Exchange", "Flow", "Step", "Verify", "VerifyOAuth"]
 

@@ -24,8 +24,8 @@ from ..auth import (
     request_argument,
 )
 from ..config import Config
+from ..credentials import Credential
 from ..errors import WachtAuthError
-from ..gateway import Credential
 from ..session import Session
 from ._asgi import ASGIApp, Message, Receive, Refusal, Scope, Send, adding, answer
 from ._cors import warn_if_inside
