@@ -28,8 +28,8 @@ from ..auth import (
     configure,
     error_response,
 )
-from ..config import DJANGO_SETTING
 from ..errors import ConfigurationError, WachtAuthError
+from ..settings import DJANGO_SETTING
 from ._wsgi import EnvironView
 
 __all__ = [
