@@ -368,10 +368,11 @@ class Config:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Build a config from the environment; explicit ``overrides`` (field names) win.
 
-        Every ``WACHT_<SETTING>`` variable of the :data:`~wacht_auth.settings.SETTINGS` table is read, with one
-        spelling and one validation shared with Django's ``settings.WACHT_AUTH`` and Flask's
-        ``app.config`` (:meth:`~wacht_auth.settings.Settings.load`). The frontend API is resolved in this order:
-        ``frontend_api_url`` given here; ``WACHT_FRONTEND_API_URL``; ``WACHT_FRONTEND_HOST``;
+        Every ``WACHT_<SETTING>`` variable of the :data:`~wacht_auth.settings.SETTINGS`
+        table is read, with one spelling and one validation shared with Django's
+        ``settings.WACHT_AUTH`` and Flask's ``app.config``
+        (:meth:`~wacht_auth.settings.Settings.load`). The frontend API is resolved in this
+        order: ``frontend_api_url`` given here; ``WACHT_FRONTEND_API_URL``; ``WACHT_FRONTEND_HOST``;
         the publishable key in ``WACHT_PUBLISHABLE_KEY`` or
         ``NEXT_PUBLIC_WACHT_PUBLISHABLE_KEY``. A PEM in ``WACHT_PUBLIC_KEY``, ``WACHT_JWT_KEY``
         or ``WACHT_PUBLIC_SIGNING_KEY`` pins the key (networkless).
