@@ -388,11 +388,7 @@ class Issuer(_Loopback):
         if alg != "none" and alg not in digests:
             raise ValueError("insecure_token() makes alg none, HS256, HS384 or HS512 tokens")
         header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
-        for name, value in (headers or {}).items():
-            if value is None:
-                header.pop(name, None)
-            else:
-                header[name] = value
+        _merge(header, headers)
         signing_input = _b64url(_json(header)) + "." + _b64url(_json(self.claims(**kwargs)))
         if alg == "none":
             return signing_input + "."

@@ -12,8 +12,6 @@ keys exactly as it would in production.
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import threading
 import time
@@ -25,23 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..oauth import OAuthIssuer
 from ._server import _Answer, _Handler, _Loopback, _send
+from ._signing import _b64url, _int_bytes, _json, _merge
 
 __all__ = ["OAuthServer", "OAuthSigningKey"]
 
 _JWKS_PATH = "/.well-known/jwks.json"
 _DISCOVERY_PATH = "/.well-known/openid-configuration"
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _uint(value: int) -> str:
-    return _b64url(value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
-
-
-def _json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 
 class OAuthSigningKey:
@@ -69,19 +56,15 @@ class OAuthSigningKey:
             "use": "sig",
             "alg": "RS256",
             "kid": self.kid,
-            "n": _uint(numbers.n),
-            "e": _uint(numbers.e),
+            "n": _b64url(_int_bytes(numbers.n)),
+            "e": _b64url(_int_bytes(numbers.e)),
         }
 
     def sign(self, claims: Mapping[str, Any], headers: Mapping[str, Any] | None = None) -> str:
         """``claims`` as an RS256 JWS; ``headers`` are merged into the header (None deletes
         a member, so ``headers={"kid": None}`` drops the kid)."""
         header: dict[str, Any] = {"typ": "JWT", "alg": "RS256", "kid": self.kid}
-        for name, value in (headers or {}).items():
-            if value is None:
-                header.pop(name, None)
-            else:
-                header[name] = value
+        _merge(header, headers)
         signing_input = _b64url(_json(header)) + "." + _b64url(_json(claims))
         signature = self.private_key.sign(
             signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256()
@@ -233,11 +216,7 @@ class OAuthServer(_Loopback):
         """Sign any ``payload`` (then ``claims`` merged, None deleting) with ``key`` or the
         current signing key."""
         merged = dict(payload)
-        for name, value in (claims or {}).items():
-            if value is None:
-                merged.pop(name, None)
-            else:
-                merged[name] = value
+        _merge(merged, claims)
         return (key or self.signing_key).sign(merged, headers)
 
     # -- the key server ---------------------------------------------------------------------
