@@ -99,22 +99,17 @@ class FakeGateway(_Loopback):
             "deployment_id": int(deployment_id) if deployment_id.isdigit() else deployment_id,
             "app_slug": app_slug,
             "key_name": key_name,
+            **_given(
+                owner_user_id=owner_user_id,
+                organization_id=organization_id,
+                workspace_id=workspace_id,
+            ),
         }
-        for name, item in (
-            ("owner_user_id", owner_user_id),
-            ("organization_id", organization_id),
-            ("workspace_id", workspace_id),
-        ):
-            if item is not None:
-                identity[name] = item
-        metadata: dict[str, Any] = {"principal_type": _PRINCIPALS[kind], "scopes": list(scopes)}
-        for name, item in (
-            ("client_id", client_id),
-            ("resource", resource),
-            ("session_id", session_id),
-        ):
-            if item is not None:
-                metadata[name] = item
+        metadata: dict[str, Any] = {
+            "principal_type": _PRINCIPALS[kind],
+            "scopes": list(scopes),
+            **_given(client_id=client_id, resource=resource, session_id=session_id),
+        }
         with self._lock:
             known = _Known(kind, identity, tuple(permissions), metadata, limit, status)
             self._known[value] = known
@@ -235,3 +230,8 @@ class FakeGateway(_Loopback):
         if any(p not in known.permissions for p in needed):
             return {**answer, "allowed": False, "reason": "permission_denied"}
         return {**answer, "allowed": True}
+
+
+def _given(**members: str | None) -> dict[str, str]:
+    """The members that are not ``None`` (Wacht leaves absent ones out)."""
+    return {name: value for name, value in members.items() if value is not None}
