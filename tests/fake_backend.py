@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from wacht_auth.testing._server import _Answer, _Handler, _Loopback, _send
 
 
 @dataclass
 class Reply:
     """One scripted answer.
 
-    ``json`` is encoded as the body unless ``body`` is given; ``delay`` sleeps before
-    answering (for timeouts); ``drop`` closes the connection without any answer.
+    ``json`` is encoded as the body unless ``body`` is given; ``delay`` waits before
+    answering (for timeouts; at most 30 s, cut short by ``stop()``); ``drop`` closes the
+    connection without any answer.
     """
 
     status: int = 200
@@ -56,84 +57,47 @@ class Recorded:
 Handler = Callable[[Recorded], Reply]
 
 
-class FakeBackend:
-    """The fake server; use as a context manager (or :meth:`start` / :meth:`stop`)."""
+class FakeBackend(_Loopback):
+    """The fake server; use as a context manager (or :meth:`start` / :meth:`stop`).
+
+    It is the test kit's loopback server (``wacht_auth.testing._server``) with answers scripted
+    per method and literal path, delays and dropped connections: what the Backend API client's
+    own tests need and ``wacht_auth.testing.FakeBackendAPI`` (routed by Wacht's operations)
+    does not offer.
+    """
+
+    _kind = "fake backend"
+    _protocol = "HTTP/1.1"
+    _methods = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[Recorded] = []
         self._routes: dict[tuple[str, str], list[Reply] | Handler] = {}
         self._fallback: Handler | None = None
         self._lock = threading.Lock()
-        fake = self
 
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                recorded = Recorded(
-                    method=self.command,
-                    path=parts.path,
-                    query=parse_qs(parts.query, keep_blank_values=True),
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    body=body,
-                )
-                reply = fake._answer(recorded)
-                if reply.delay:
-                    time.sleep(reply.delay)
-                if reply.drop:
-                    self.close_connection = True
-                    return
-                payload = reply.body
-                headers = dict(reply.headers)
-                if payload is None:
-                    payload = b"" if reply.json is None else json.dumps(reply.json).encode()
-                    if reply.json is not None:
-                        headers.setdefault("Content-Type", "application/json")
-                self.send_response(reply.status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                try:
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True  # the client gave up (a timeout test)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    def _handle(self, handler: _Handler) -> None:
+        parts = urlsplit(handler.path)
+        recorded = Recorded(
+            method=handler.command,
+            path=parts.path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in handler.headers.items()},
+            body=handler.read_body(),
         )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeBackend:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeBackend:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        reply = self._answer(recorded)
+        self._pause(reply.delay)
+        if reply.drop:
+            handler.close_connection = True
+            return
+        headers = dict(reply.headers)
+        payload = reply.body
+        if payload is None and reply.json is not None:
+            payload = json.dumps(reply.json).encode()
+            headers.setdefault("Content-Type", "application/json")
+        content_type = headers.pop("Content-Type", None)
+        _send(handler, _Answer(reply.status, payload or b"", content_type, tuple(headers.items())))
 
     def reset(self) -> None:
         """Forget every route and recorded request (one server serves a whole test module)."""

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from wacht_auth import Config, ConfigurationError
-from wacht_auth.config import cookie_name_for, decode_publishable_key, is_loopback_host
+from wacht_auth.config import cookie_name_for, decode_publishable_key, is_loopback_host, strings
 
 FRONTEND = "https://frontend.acme-app.wacht.services"
 
@@ -274,3 +274,14 @@ def test_objects_only_from_code() -> None:
         Settings.load(env={**ENV, "WACHT_CLOCK": "time.time"})
     loaded = Settings.load({"clock": lambda: 5.0}, where="settings.WACHT_AUTH", env=ENV)
     assert loaded.build_config().clock() == 5.0
+
+
+def test_strings_reads_one_or_many_non_empty_strings() -> None:
+    # One check for every list-valued setting (Config, OAuthIssuer, Gateway).
+    assert strings(None, "audience") == ()
+    assert strings("a", "audience") == ("a",)
+    assert strings(["a", "b"], "audience") == ("a", "b")
+    for bad in ([""], ["a", 1], [None]):
+        with pytest.raises(ConfigurationError) as info:
+            strings(bad, "audience")  # type: ignore[arg-type]
+        assert info.value.code == "configuration_error"

@@ -14,19 +14,16 @@ requests without ``Origin`` or a cross-site ``Sec-Fetch-Site``; it sends no CORS
 from __future__ import annotations
 
 import json
-import logging
 import math
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 from .testing import JWKS_PATH, Issuer
+from .testing._server import _Answer, _Handler, _Loopback, _send
 
 __all__ = ["DEV_ALGORITHMS", "MINT_PATH", "DevIssuer", "MintError", "TokenRequest", "mint_remote"]
 
@@ -35,7 +32,6 @@ MINT_PATH = "/dev/token"
 #: The algorithms the development issuer has keys for (Wacht signs with ES256 or RS256).
 DEV_ALGORITHMS: tuple[str, ...] = ("ES256", "RS256")
 _HOST = "127.0.0.1"
-logger = logging.getLogger("wacht_auth.dev")
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,7 @@ class TokenRequest:
         return cls(**kwargs)
 
 
-class DevIssuer:
+class DevIssuer(_Loopback):
     """A local Wacht issuer for development: serves its JWKS and mints tokens on request.
 
     Args:
@@ -114,22 +110,21 @@ class DevIssuer:
         algorithm: the default signing algorithm (``"ES256"`` or ``"RS256"``); the issuer has
             a key for each of :data:`DEV_ALGORITHMS`.
 
-    Use it as a context manager; :attr:`issuer` mints in-process as well.
+    The port is taken when it is made (``OSError`` when it is busy), so :attr:`url`, the
+    tokens' ``iss``, is known at once. Use it as a context manager; :attr:`issuer` mints
+    in-process as well.
     """
+
+    _kind = "dev issuer"
 
     def __init__(self, *, port: int = 0, algorithm: str = "ES256") -> None:
         if algorithm not in DEV_ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(DEV_ALGORITHMS)}")
-        self._http = _Server((_HOST, port), self)
+        super().__init__(host=_HOST, port=port)
+        self._bind()
         others = tuple(a for a in DEV_ALGORITHMS if a != algorithm)
         #: Holds the keys and mints; never started: this class serves its JWK Set.
-        self.issuer = Issuer(algorithms=(algorithm, *others), port=self._http.server_address[1])
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The issuer's origin, ``http://127.0.0.1:<port>``: the tokens' ``iss``."""
-        return self.issuer.url
+        self.issuer = Issuer(algorithms=(algorithm, *others), port=self.port)
 
     @property
     def mint_url(self) -> str:
@@ -152,33 +147,14 @@ class DevIssuer:
         token = self.issuer.token(request.user_id, alg=request.alg, **kwargs)
         return token, self.issuer.claims(request.user_id, **kwargs)
 
-    def start(self) -> DevIssuer:
-        """Serve in a daemon thread; returns ``self``."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._http.serve_forever, name="wacht-dev-issuer", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is not None:
-            self._http.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._http.server_close()
-
-    def __enter__(self) -> DevIssuer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _handle(self, handler: _Handler) -> None:
+        status, body = self._answer(handler)
+        # RFC 6749 §5.1, as for any token: no cache keeps a minted one.
+        extra = (("Cache-Control", "no-store"),) if status == 200 and "token" in body else ()
+        _send(
+            handler,
+            _Answer(status, json.dumps(body, separators=(",", ":")).encode(), headers=extra),
+        )
 
     def _answer(self, handler: _Handler) -> tuple[int, dict[str, Any]]:
         """The status and JSON body for one GET (runs in a server thread)."""
@@ -189,7 +165,7 @@ class DevIssuer:
             return 404, _error(
                 "not_found", "this development issuer serves the JWKS and /dev/token"
             )
-        port = self._http.server_address[1]
+        port = self.port
         if handler.headers.get("Host") not in (f"{_HOST}:{port}", f"localhost:{port}"):
             return 403, _error("forbidden", "minting answers only a loopback Host")
         if handler.headers.get("Origin") or handler.headers.get("Sec-Fetch-Site") not in (
@@ -208,36 +184,6 @@ class DevIssuer:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "wacht-auth-dev"
-    sys_version = ""
-    protocol_version = "HTTP/1.0"
-
-    def do_GET(self) -> None:
-        status, body = self.server.dev._answer(self)
-        data = json.dumps(body, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if status == 200 and "token" in body:
-            self.send_header("Cache-Control", "no-store")  # RFC 6749 §5.1, as for any token
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.address_string(), format % args)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], dev: DevIssuer) -> None:
-        self.dev = dev
-        super().__init__(address, _Handler)
 
 
 class MintError(Exception):

@@ -30,6 +30,7 @@ __all__ = [
     "cookie_name_for",
     "decode_publishable_key",
     "is_loopback_host",
+    "strings",
 ]
 
 #: Algorithms accepted by default: Wacht signs with ES256; templates with a customer key use RS256.
@@ -190,7 +191,9 @@ def _positive(value: float, setting: str, *, allow_zero: bool = False) -> float:
     return value
 
 
-def _strings(value: str | Iterable[str] | None, setting: str) -> tuple[str, ...]:
+def strings(value: str | Iterable[str] | None, setting: str) -> tuple[str, ...]:
+    """``value`` as a tuple of non-empty strings (one string is one item; ``None`` is none);
+    :class:`~wacht_auth.ConfigurationError` naming ``setting`` otherwise."""
     if value is None:
         return ()
     items = (value,) if isinstance(value, str) else tuple(value)
@@ -301,7 +304,7 @@ class Config:
         if self.public_key is not None:
             self._check_public_key(self.public_key)
 
-        algorithms = _strings(self.algorithms, "algorithms")
+        algorithms = strings(self.algorithms, "algorithms")
         if not algorithms:
             raise ConfigurationError("algorithms must name at least one algorithm, e.g. ES256")
         for alg in algorithms:
@@ -314,11 +317,11 @@ class Config:
         leeway = _positive(self.leeway, "leeway", allow_zero=True)
         if leeway > MAX_LEEWAY:
             raise ConfigurationError(f"leeway must be at most {MAX_LEEWAY} seconds, got {leeway}")
-        set_(self, "audience", _strings(self.audience, "audience"))
+        set_(self, "audience", strings(self.audience, "audience"))
         set_(
             self,
             "authorized_parties",
-            tuple(p.rstrip("/") for p in _strings(self.authorized_parties, "authorized_parties")),
+            tuple(p.rstrip("/") for p in strings(self.authorized_parties, "authorized_parties")),
         )
         for name in ("max_token_bytes", "jwks_max_bytes"):
             value = getattr(self, name)

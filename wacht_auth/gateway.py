@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .config import strings
 from .credentials import (
     CREDENTIAL_KINDS,
     Credential,
@@ -214,14 +215,6 @@ def _unavailable(detail: str) -> GatewayUnavailableError:
     return GatewayUnavailableError(f"Wacht's gateway could not check the credential: {detail}")
 
 
-def _names(values: Collection[str], setting: str) -> tuple[str, ...]:
-    items = (values,) if isinstance(values, str) else tuple(values)
-    for item in items:
-        if not isinstance(item, str) or not item:
-            raise ConfigurationError(f"{setting} must be non-empty strings, got {item!r}")
-    return items
-
-
 def _httpx() -> Any:
     try:
         import httpx
@@ -283,8 +276,8 @@ class Gateway:
                 "wacht_auth: the gateway client has no deployment_id: it accepts API keys and "
                 "OAuth tokens of every Wacht deployment (set WACHT_DEPLOYMENT_ID)"
             )
-        self.app_slugs = frozenset(_names(app_slugs, "app_slugs"))
-        self.client_ids = frozenset(_names(client_ids, "client_ids"))
+        self.app_slugs = frozenset(strings(app_slugs, "app_slugs"))
+        self.client_ids = frozenset(strings(client_ids, "client_ids"))
         self.max_answer_bytes = max_answer_bytes
         self._endpoint = f"{self.url}/v1/authz/check"
         self._options: dict[str, Any] = {

@@ -22,11 +22,11 @@ and ``token_use: "access_token"``. The id_token is signed with the same keys but
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Config, EventHandler
+from .config import Config, EventHandler, strings
 from .credentials import Credential, resource_scope
 from .errors import (
     ClaimsInvalidError,
@@ -43,16 +43,6 @@ __all__ = ["OAUTH_ALGORITHMS", "OAuthIssuer", "OAuthVerifier"]
 #: Wacht's OAuth server signs access tokens with RSA-2048 keys, RS256 only.
 OAUTH_ALGORITHMS: tuple[str, ...] = ("RS256",)
 _TOKEN_USE = "access_token"
-
-
-def _names(value: str | Collection[str] | None, setting: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    items = (value,) if isinstance(value, str) else tuple(value)
-    for item in items:
-        if not isinstance(item, str) or not item:
-            raise ConfigurationError(f"{setting} must be non-empty strings, got {item!r}")
-    return items
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,8 +92,8 @@ class OAuthIssuer:
                 "an OAuth issuer must be the origin of the Wacht OAuth server "
                 f"(https://<host>), got {self.issuer!r}"
             )
-        set_(self, "audiences", _names(self.audiences, "audiences"))
-        set_(self, "client_ids", _names(self.client_ids, "client_ids"))
+        set_(self, "audiences", strings(self.audiences, "audiences"))
+        set_(self, "client_ids", strings(self.client_ids, "client_ids"))
         # Config checks the issuer (an https origin, http for loopback only, compared
         # exactly with iss), the key URL and every number; its messages name the setting.
         config = Config(

@@ -15,10 +15,10 @@ and ``wacht_token`` are available in every test without an import. Importing it 
 runtime dependencies (``cryptography`` and ``PyJWT``); see ``docs/testing.md``.
 
 Where things are: ``_signing`` (signing keys, compact JWS, claim shapes), ``_server`` (the
-loopback HTTP server), ``_issuer`` (:class:`Issuer`), ``_frontend`` (:class:`FrontendAPI`),
-``_gateway`` (:class:`FakeGateway`), ``_backend`` (:class:`FakeBackendAPI`), ``_oauth``
-(:class:`OAuthServer`), ``_webhooks`` (:class:`WebhookSigner`), ``_plugin`` (the pytest
-marker and fixtures).
+loopback HTTP server every fake runs on), ``_issuer`` (:class:`Issuer`), ``_frontend``
+(:class:`FrontendAPI`), ``_gateway`` (:class:`FakeGateway`), ``_backend``
+(:class:`FakeBackendAPI`), ``_oauth`` (:class:`OAuthServer`), ``_webhooks``
+(:class:`WebhookSigner`), ``_plugin`` (the pytest marker and fixtures).
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from __future__ import annotations
 from ._backend import BackendAnswer, BackendRequest, FakeBackendAPI
 from ._frontend import SESSION_TOKEN_PATH, SIGN_IN_PATH, ExchangeRequest, FrontendAPI
 from ._gateway import FakeGateway
-from ._issuer import JWKS_PATH, MAX_DELAY, Issuer, KeyRequest
+from ._issuer import JWKS_PATH, Issuer, KeyRequest
 from ._oauth import OAuthServer, OAuthSigningKey
+from ._server import MAX_DELAY
 from ._signing import SIGNING_ALGORITHMS, SigningKey
 from ._webhooks import Delivery, WebhookSigner
 

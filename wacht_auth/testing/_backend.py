@@ -23,14 +23,13 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..backend._operation import Operation
 from ..backend._operations import OPERATIONS
+from ._server import _MAX_RECORDED, _Answer, _Handler, _Loopback, _send
 
 if TYPE_CHECKING:  # the clients need httpx; this module does not
     from ..backend import AsyncBackendClient, BackendClient
@@ -39,7 +38,6 @@ __all__ = ["BackendAnswer", "BackendRequest", "FakeBackendAPI"]
 
 #: The secret key a :class:`FakeBackendAPI` accepts unless told another.
 FAKE_SECRET_KEY = "sk_test_wacht_fake_backend"
-_MAX_RECORDED = 1000
 #: The error ``code`` the fake sends for a status when :meth:`FakeBackendAPI.set_error` names
 #: none (the codes Wacht's Backend API uses; the client maps statuses to its exceptions).
 ERROR_CODES: Mapping[int, str] = {
@@ -217,7 +215,7 @@ def _error_body(status: int, code: str | None, message: str | None) -> dict[str,
     return {"error": {"code": code, "message": message or code.replace("_", " "), "status": status}}
 
 
-class FakeBackendAPI:
+class FakeBackendAPI(_Loopback):
     """A fake Wacht Backend API on a loopback port, for tests of code that calls it.
 
     Use it as a context manager (or :meth:`start` / :meth:`stop`); point the code under test
@@ -231,97 +229,25 @@ class FakeBackendAPI:
             three dot-separated parts, is accepted too: ``as_user()`` clients send one).
         host: the loopback address to listen on.
         port: the port; 0 picks a free one.
+
+    Its :attr:`url` is the base URL of the API (``http://127.0.0.1:<port>``).
     """
+
+    _kind = "fake Backend API"
+    _protocol = "HTTP/1.1"
+    _methods = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
     def __init__(
         self, *, secret_key: str = FAKE_SECRET_KEY, host: str = "127.0.0.1", port: int = 0
     ) -> None:
+        super().__init__(host=host, port=port)
         self.secret_key: str = secret_key
-        self._address = (host, port)
         self._lock = threading.Lock()
         self._answers: dict[str, Handler] = {}
         self._requests: list[BackendRequest] = []
         self._serial = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> FakeBackendAPI:
-        """Listen and serve in a background thread; returns ``self``."""
-        if self._server is not None:
-            return self
-        fake = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, payload, extra = fake._answer(self.command, self.path, headers, body)
-                data = b"" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-        server = ThreadingHTTPServer(self._address, _Handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="wacht-fake-backend",
-            daemon=True,
-        )
-        self._server, self._thread = server, thread
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> FakeBackendAPI:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # -- where it is --------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The base URL (``http://127.0.0.1:<port>``); the fake must be started."""
-        if self._server is None:
-            raise RuntimeError("the fake Backend API is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    # -- where it is (start, stop, url, port, host: see _Loopback) ----------------------------
 
     @property
     def env(self) -> dict[str, str]:
@@ -416,6 +342,13 @@ class FakeBackendAPI:
             self._answers.clear()
 
     # -- serving ------------------------------------------------------------------------------
+
+    def _handle(self, handler: _Handler) -> None:
+        body = handler.read_body()
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        status, payload, extra = self._answer(handler.command, handler.path, headers, body)
+        data = b"" if payload is None else json.dumps(payload).encode()
+        _send(handler, _Answer(status, data, headers=tuple(extra.items())))
 
     def _answer(
         self, method: str, target: str, headers: dict[str, str], body: bytes

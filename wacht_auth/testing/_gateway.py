@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from ._server import _Answer, _Handler, _Loopback, _send
 
 __all__ = ["FakeGateway"]
 
@@ -38,47 +37,7 @@ class _Faults:
     checks: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive: tests count the connections clients open
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm
-        # holds the body until the client's delayed ACK (~40 ms per keep-alive request).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.server.gateway._lock:
-            self.server.gateway._faults.connections += 1
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length)
-        status, body, headers = self.server.gateway._answer(self.path, raw)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read the gateway's counters, not its log."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, gateway: FakeGateway) -> None:
-        self.gateway = gateway
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up mid-answer (a test's timeout) is not an error here."""
-
-
-class FakeGateway:
+class FakeGateway(_Loopback):
     """Wacht's gateway on ``127.0.0.1``: ``POST /v1/authz/check`` for the API keys and OAuth
     access tokens added to it, with the answers Wacht's gateway gives (identity, permissions,
     scopes, rate-limit state and headers; see ``docs/credentials.md``). For tests of routes that
@@ -90,48 +49,19 @@ class FakeGateway:
 
     ``rate_limit(key)``, ``fail(503)``, ``delay(seconds)`` and ``answer_raw(body)`` change
     what it answers; ``checks`` and ``connections`` tell what clients sent and how many
-    connections they opened.
+    connections they opened. :attr:`url` is the gateway's origin, for
+    ``Config(gateway_url=...)``.
     """
 
+    _kind = "fake gateway"
+    _protocol = "HTTP/1.1"  # keep-alive: tests count the connections clients open
+    _methods = frozenset({"POST"})
+
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._known: dict[str, _Known] = {}
         self._faults = _Faults()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeGateway:
-        """Start serving (a fresh loopback port)."""
-        if self._server is None:
-            self._server = _Server(self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="wacht-auth-fake-gateway",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the port."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-
-    def __enter__(self) -> FakeGateway:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The gateway's origin, for ``Config(gateway_url=...)``."""
-        if self._server is None:
-            raise RuntimeError("the fake gateway is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def add_key(
         self,
@@ -169,22 +99,17 @@ class FakeGateway:
             "deployment_id": int(deployment_id) if deployment_id.isdigit() else deployment_id,
             "app_slug": app_slug,
             "key_name": key_name,
+            **_given(
+                owner_user_id=owner_user_id,
+                organization_id=organization_id,
+                workspace_id=workspace_id,
+            ),
         }
-        for name, item in (
-            ("owner_user_id", owner_user_id),
-            ("organization_id", organization_id),
-            ("workspace_id", workspace_id),
-        ):
-            if item is not None:
-                identity[name] = item
-        metadata: dict[str, Any] = {"principal_type": _PRINCIPALS[kind], "scopes": list(scopes)}
-        for name, item in (
-            ("client_id", client_id),
-            ("resource", resource),
-            ("session_id", session_id),
-        ):
-            if item is not None:
-                metadata[name] = item
+        metadata: dict[str, Any] = {
+            "principal_type": _PRINCIPALS[kind],
+            "scopes": list(scopes),
+            **_given(client_id=client_id, resource=resource, session_id=session_id),
+        }
         with self._lock:
             known = _Known(kind, identity, tuple(permissions), metadata, limit, status)
             self._known[value] = known
@@ -225,7 +150,8 @@ class FakeGateway:
             self._faults.status = status
 
     def delay(self, seconds: float) -> None:
-        """Wait ``seconds`` before each answer (a gateway that hangs)."""
+        """Wait ``seconds`` before each answer (a gateway that hangs; at most
+        :data:`~wacht_auth.testing.MAX_DELAY`, cut short by :meth:`stop`)."""
         with self._lock:
             self._faults.delay = seconds
 
@@ -246,29 +172,35 @@ class FakeGateway:
         with self._lock:
             return self._faults.connections
 
-    def _answer(self, path: str, raw: bytes) -> tuple[int, bytes, Mapping[str, str]]:
+    def _connected(self) -> None:
+        with self._lock:
+            self._faults.connections += 1
+
+    def _handle(self, handler: _Handler) -> None:
+        _send(handler, self._answer(handler.path, handler.read_body()))
+
+    def _answer(self, path: str, raw: bytes) -> _Answer:
         with self._lock:
             faults = self._faults
             delay, status, body = faults.delay, faults.status, faults.body
-        if delay:
-            time.sleep(delay)
+        self._pause(delay)
         if path != "/v1/authz/check":
-            return 404, b'{"errors":[{"message":"not found","code":"not_found"}]}', {}
+            return _Answer(404, b'{"errors":[{"message":"not found","code":"not_found"}]}')
         try:
             request = json.loads(raw)
             principal = request["principal"]
         except (ValueError, KeyError, TypeError):
-            return 400, b'{"errors":[{"message":"bad request","code":"bad_request"}]}', {}
+            return _Answer(400, b'{"errors":[{"message":"bad request","code":"bad_request"}]}')
         with self._lock:
             faults.checks.append(request)
         with self._lock:
             own = self._known.get(str(principal.get("value")))
         status = status or (own.status if own is not None else None)
         if status is not None:
-            return status, body or b'{"errors":[{"message":"failed","code":"internal"}]}', {}
+            return _Answer(status, body or b'{"errors":[{"message":"failed","code":"internal"}]}')
         if body is not None:
-            return 200, body, {}
-        return 200, json.dumps(self._judge(principal, request)).encode(), {}
+            return _Answer(200, body)
+        return _Answer(200, json.dumps(self._judge(principal, request)).encode())
 
     def _judge(self, principal: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
         answer: dict[str, Any] = {"request_id": secrets.token_hex(8), "permissions": []}
@@ -298,3 +230,8 @@ class FakeGateway:
         if any(p not in known.permissions for p in needed):
             return {**answer, "allowed": False, "reason": "permission_denied"}
         return {**answer, "allowed": True}
+
+
+def _given(**members: str | None) -> dict[str, str]:
+    """The members that are not ``None`` (Wacht leaves absent ones out)."""
+    return {name: value for name, value in members.items() if value is not None}

@@ -9,18 +9,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import DEFAULT_ALGORITHMS, Config
-from ._server import _MAX_RECORDED, _Answer, _Handler, _send, _Server, _Server6
+from ._server import _MAX_RECORDED, _Answer, _Handler, _Loopback, _send
+from ._server import MAX_DELAY as MAX_DELAY  # the bound of delay(); FrontendAPI's too
 from ._signing import SigningKey, _b64url, _json, _merge, _permissions, _renamed_ids
 
 #: Where a Wacht frontend API serves its signing keys.
 JWKS_PATH = "/.well-known/jwks.json"
-#: Upper bound of :meth:`Issuer.delay`, so a forgotten delay cannot hang a test run.
-MAX_DELAY = 30.0
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ class KeyRequest:
     headers: Mapping[str, str]
 
 
-class Issuer:
+class Issuer(_Loopback):
     """An in-process Wacht issuer: keys, token minting and a JWKS server on loopback.
 
     One key is made per entry of ``algorithms``; the first signs by default. Start the server
@@ -60,6 +58,8 @@ class Issuer:
     response, else the JWK Set. Other paths answer 404.
     """
 
+    _kind = "issuer"
+
     def __init__(
         self,
         *,
@@ -72,10 +72,9 @@ class Issuer:
         algs = (algorithms,) if isinstance(algorithms, str) else tuple(algorithms)
         if not algs:
             raise ValueError("algorithms must name at least one algorithm, e.g. ES256")
+        super().__init__(host=host, port=port)
         self.include_kid: bool = include_kid
-        self.host: str = host
         self.clock: Callable[[], float] = clock
-        self._port = port
         self._lock = threading.Lock()
         self._keys: list[SigningKey] = []
         self._signers: dict[str, SigningKey] = {}
@@ -93,98 +92,27 @@ class Issuer:
         self._response: _Answer | None = None
         self._redirect: _Answer | None = None
         self._cache_control: str | None = None
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
-        self._started = False
 
-    # -- server lifecycle -------------------------------------------------------------------
-
-    def start(self) -> Issuer:
-        """Start serving the JWKS in a daemon thread; returns ``self``. Idempotent."""
-        if not self._started:
-            self._started = True
-            self._serve()
-        return self
-
-    def stop(self) -> None:
-        """Stop the server and release the port. Idempotent."""
-        self._started = False
-        self._close()
-
-    def __enter__(self) -> Issuer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    # -- server lifecycle (start, stop, url, port, host: see _Loopback) ----------------------
 
     def down(self) -> None:
         """Close the listening socket: connections are refused until :meth:`up`."""
-        if not self._started:
-            raise RuntimeError("the issuer is not started")
-        self._close()
+        with self._lifecycle:
+            if not self._started:
+                raise RuntimeError("the issuer is not started")
+            self._close()
 
     def up(self) -> None:
         """Listen again, on the same port, after :meth:`down`. No-op when already up."""
-        if not self._started:
-            raise RuntimeError("the issuer is not started")
-        if self._server is None:
-            self._serve()
+        with self._lifecycle:
+            if not self._started:
+                raise RuntimeError("the issuer is not started")
+            self._listen()
 
     @property
     def is_up(self) -> bool:
         """Whether the server is listening."""
         return self._server is not None
-
-    def _serve(self) -> None:
-        server_class = _Server6 if ":" in self.host else _Server
-        try:
-            server = server_class((self.host, self._port), self)
-        except OSError as exc:
-            raise RuntimeError(f"cannot listen on {self.host}:{self._port}: {exc}") from exc
-        self._port = server.server_address[1]
-        self._wake.clear()
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.01},  # how fast stop() returns
-            name=f"wacht-issuer-{self._port}",
-            daemon=True,
-        )
-        self._server, self._thread = server, thread
-        thread.start()
-
-    def _close(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        self._wake.set()  # cut delayed answers short
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    # -- addresses --------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on (known once started, or when given)."""
-        if not self._port:
-            raise RuntimeError(
-                "the issuer has no port yet: start it first (issuer.start() or "
-                "`with Issuer() as issuer:`)"
-            )
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The frontend API origin, ``http://127.0.0.1:<port>``; also every token's ``iss``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
 
     @property
     def jwks_url(self) -> str:
@@ -460,11 +388,7 @@ class Issuer:
         if alg != "none" and alg not in digests:
             raise ValueError("insecure_token() makes alg none, HS256, HS384 or HS512 tokens")
         header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
-        for name, value in (headers or {}).items():
-            if value is None:
-                header.pop(name, None)
-            else:
-                header[name] = value
+        _merge(header, headers)
         signing_input = _b64url(_json(header)) + "." + _b64url(_json(self.claims(**kwargs)))
         if alg == "none":
             return signing_input + "."
@@ -571,8 +495,7 @@ class Issuer:
                     "application/json",
                     extra,
                 )
-        if delay > 0:
-            self._wake.wait(delay)
+        self._pause(delay)
         _send(handler, answer)
 
     def __repr__(self) -> str:

@@ -12,37 +12,23 @@ keys exactly as it would in production.
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..oauth import OAuthIssuer
+from ._server import _Answer, _Handler, _Loopback, _send
+from ._signing import _b64url, _int_bytes, _json, _merge
 
 __all__ = ["OAuthServer", "OAuthSigningKey"]
 
 _JWKS_PATH = "/.well-known/jwks.json"
 _DISCOVERY_PATH = "/.well-known/openid-configuration"
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _uint(value: int) -> str:
-    return _b64url(value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
-
-
-def _json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 
 class OAuthSigningKey:
@@ -70,19 +56,15 @@ class OAuthSigningKey:
             "use": "sig",
             "alg": "RS256",
             "kid": self.kid,
-            "n": _uint(numbers.n),
-            "e": _uint(numbers.e),
+            "n": _b64url(_int_bytes(numbers.n)),
+            "e": _b64url(_int_bytes(numbers.e)),
         }
 
     def sign(self, claims: Mapping[str, Any], headers: Mapping[str, Any] | None = None) -> str:
         """``claims`` as an RS256 JWS; ``headers`` are merged into the header (None deletes
         a member, so ``headers={"kid": None}`` drops the kid)."""
         header: dict[str, Any] = {"typ": "JWT", "alg": "RS256", "kid": self.kid}
-        for name, value in (headers or {}).items():
-            if value is None:
-                header.pop(name, None)
-            else:
-                header[name] = value
+        _merge(header, headers)
         signing_input = _b64url(_json(header)) + "." + _b64url(_json(claims))
         signature = self.private_key.sign(
             signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256()
@@ -90,33 +72,7 @@ class OAuthSigningKey:
         return signing_input + "." + _b64url(signature)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.0"
-
-    def do_GET(self) -> None:
-        status, body = self.server.owner._answer(self.path)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read the counters."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, owner: OAuthServer) -> None:
-        self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-
-class OAuthServer:
+class OAuthServer(_Loopback):
     """A Wacht OAuth server on ``127.0.0.1``: RS256 keys, token minting, its JWK Set.
 
     ::
@@ -129,58 +85,25 @@ class OAuthServer:
     Args:
         app_id: the OAuth app's id, used in key ids (``oas-<app id>-<n>``).
         clock: POSIX seconds for ``iat``/``exp``; shared with :meth:`issuer_settings`.
+
+    Its :attr:`url` (the OAuth server's origin) is the ``iss`` of its tokens.
     """
 
+    _kind = "OAuth server"
+
     def __init__(self, *, app_id: str = "1", clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
         self.app_id = app_id
         self.clock = clock
         self._lock = threading.Lock()
         self._serial = 0
         self._keys: list[OAuthSigningKey] = []  # newest first, as Wacht lists them
         self._retired: set[str] = set()
-        self._server: _Server | None = None
         self._fetches = 0
         self._failure: int | None = None
         self.rotate()
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self) -> OAuthServer:
-        """Start serving (a fresh loopback port); returns ``self``."""
-        if self._server is None:
-            self._server = _Server(self)
-            threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="wacht-auth-fake-oauth",
-                daemon=True,
-            ).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the port."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-
-    def __enter__(self) -> OAuthServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The OAuth server's origin: the ``iss`` of its tokens."""
-        if self._server is None:
-            raise RuntimeError("the OAuth server is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    # -- addresses (start, stop, url, port, host: see _Loopback) -----------------------------
 
     @property
     def jwks_url(self) -> str:
@@ -293,11 +216,7 @@ class OAuthServer:
         """Sign any ``payload`` (then ``claims`` merged, None deleting) with ``key`` or the
         current signing key."""
         merged = dict(payload)
-        for name, value in (claims or {}).items():
-            if value is None:
-                merged.pop(name, None)
-            else:
-                merged[name] = value
+        _merge(merged, claims)
         return (key or self.signing_key).sign(merged, headers)
 
     # -- the key server ---------------------------------------------------------------------
@@ -313,17 +232,20 @@ class OAuthServer:
         with self._lock:
             self._failure = status
 
-    def _answer(self, path: str) -> tuple[int, bytes]:
+    def _handle(self, handler: _Handler) -> None:
+        _send(handler, self._answer(handler.path))
+
+    def _answer(self, path: str) -> _Answer:
         if path == _DISCOVERY_PATH:
-            return 200, _json({"issuer": self.url, "jwks_uri": self.jwks_url})
+            return _Answer(200, _json({"issuer": self.url, "jwks_uri": self.jwks_url}))
         if path != _JWKS_PATH:
-            return 404, b'{"error":"not_found"}'
+            return _Answer(404, b'{"error":"not_found"}')
         with self._lock:
             self._fetches += 1
             failure = self._failure
         if failure is not None:
-            return failure, b'{"error":"unavailable"}'
-        return 200, _json(self.jwks())
+            return _Answer(failure, b'{"error":"unavailable"}')
+        return _Answer(200, _json(self.jwks()))
 
     def __repr__(self) -> str:
         return f"OAuthServer(app_id={self.app_id!r}, keys={len(self._keys)})"

@@ -183,11 +183,7 @@ class SigningKey:
         header: dict[str, Any] = {"alg": self.alg, "typ": "JWT"}
         if include_kid:
             header["kid"] = self.kid
-        for name, value in (headers or {}).items():
-            if value is None:
-                header.pop(name, None)
-            else:
-                header[name] = value
+        _merge(header, headers)
         signing_input = _b64url(_json(header)) + "." + _b64url(_json(claims))
         signature = _PyJWT_ALGORITHMS[self.alg].sign(
             signing_input.encode("ascii"), self.private_key
@@ -236,7 +232,8 @@ def _outside_this_package() -> int:
 
 
 def _merge(payload: dict[str, Any], claims: Mapping[str, Any] | None) -> None:
-    """Merge ``claims`` into ``payload``; a value of ``None`` deletes that claim."""
+    """Merge ``claims`` into ``payload``; a value of ``None`` deletes that claim (or header
+    member)."""
     for name, value in (claims or {}).items():
         if value is None:
             payload.pop(name, None)
