@@ -104,6 +104,7 @@ class _Plan(NamedTuple):
     down: int = 0  # > 0: the frontend API is remembered as unavailable for this long
     flight: Flight[_Outcome] | None = None
     own: bool = False
+    busy: bool = False  # max_concurrent exchanges are running already
 
 
 class SessionExchange:
@@ -124,12 +125,17 @@ class SessionExchange:
       frontend API that is down (5xx, timeout, unreachable, a malformed answer) for everyone,
       until its ``Retry-After`` or ``failure_memory`` seconds, at most ``max_retry_after``.
       Meanwhile calls raise at once instead of piling onto a server that cannot answer.
+    * **A bound**: at most ``max_concurrent`` exchanges run at once (threads and tasks
+      together); a request for one more is answered at once with 503
+      ``session_exchange_unavailable`` (``Retry-After: 1``), never queued behind a slow
+      frontend API: no pile of threads, whatever a flood of distinct cookies asks.
     * **One deadline**: ``timeout`` bounds the whole GET (lookup, connect, TLS, headers,
       body); an async caller runs it in a worker thread and never blocks its event loop.
 
     Args:
         frontend_api_url: the frontend API origin (https; http for loopback only).
         timeout: ``exchange_timeout``, seconds for one whole exchange.
+        max_concurrent: exchanges running at once, at most.
         clock: POSIX seconds (injectable for tests); the deadline uses the monotonic clock.
         on_event: ``Config.on_event``; events carry a hash prefix, never a token.
     """
@@ -145,6 +151,7 @@ class SessionExchange:
         failure_memory: float = 5.0,
         over_memory: float = 60.0,
         max_retry_after: float = 60.0,
+        max_concurrent: int = 16,
         on_event: EventHandler | None = None,
     ) -> None:
         parts = urlsplit(frontend_api_url.strip())
@@ -161,6 +168,9 @@ class SessionExchange:
             raise ConfigurationError(f"exchange_timeout must be in (0, 60] seconds: {timeout!r}")
         if max_entries < 1:
             raise ConfigurationError("the exchange cache needs at least one entry")
+        if max_concurrent < 1:
+            raise ConfigurationError("max_concurrent must allow at least one exchange")
+        self.max_concurrent = max_concurrent
         self.frontend_api_url = f"{parts.scheme}://{parts.netloc}"
         self.endpoint = self.frontend_api_url + EXCHANGE_PATH
         self.timeout = float(timeout)
@@ -263,6 +273,10 @@ class SessionExchange:
                 flight = None  # finished or stuck: a new one
             if flight is not None:
                 return _Plan(flight=flight)
+            # Every running exchange has its flight here until _finish (always called), so
+            # the count is the bound's semaphore, taken and released under the same lock.
+            if len(self._flights) >= self.max_concurrent:
+                return _Plan(busy=True)
             flight = self._flights[key] = Flight[_Outcome](self._wait_for, (1,))
             return _Plan(flight=flight, own=True)
 
@@ -274,6 +288,10 @@ class SessionExchange:
                     "the frontend API is rate limiting session exchanges", retry_after=retry
                 )
             return plan.memo.result
+        if plan.busy:
+            raise SessionExchangeUnavailableError(
+                "too many session exchanges are running; try again", retry_after=1
+            )
         raise SessionExchangeUnavailableError(
             "the frontend API could not exchange the session recently", retry_after=plan.down
         )

@@ -25,7 +25,7 @@ from .decide import Authenticator
 from .guards import Guards, Requirement, request_argument, requirement
 from .options import Options, Paths, configure
 from .pages import Handshake
-from .state import AuthState, Caller, LazyState, Redirect
+from .state import AuthState, Caller, LazyState, PageError, Redirect
 from .view import (
     SAFE_METHODS,
     RequestView,
@@ -47,6 +47,7 @@ __all__ = [
     "Handshake",
     "LazyState",
     "Options",
+    "PageError",
     "Paths",
     "Redirect",
     "RequestView",

@@ -24,7 +24,7 @@ from ..errors import (
 )
 from ..session import PermissionScope
 from .decide import kinds
-from .state import AuthState, Caller
+from .state import AuthState, Caller, PageError
 
 __all__ = ["Guards", "Requirement", "request_argument", "requirement"]
 
@@ -207,6 +207,8 @@ class Guards(Generic[R]):
             route requires (sent to the gateway when this call is what checks an API key).
         astate: the same, awaited (async views).
         refuse: the native answer for a failed requirement; may be awaitable (websockets).
+            A page's 403 (or 401 without a sign-in page) comes as a :class:`PageError`:
+            the framework's own error handling answers it (its HTML error page).
         redirect: the native 302 to a location, with the state's response headers (pages).
         sign_in: the sign-in page for a request (``Authenticator.sign_in_location``).
         find: given a view, a function from its call's ``(args, kwargs)`` to the request
@@ -219,7 +221,7 @@ class Guards(Generic[R]):
         *,
         state: Callable[[R, tuple[str, ...]], AuthState],
         astate: Callable[[R, tuple[str, ...]], Awaitable[AuthState]],
-        refuse: Callable[[R, WachtAuthError, AuthState], Any],
+        refuse: Callable[[R, WachtAuthError | PageError, AuthState], Any],
         redirect: Callable[[R, str, AuthState], Any] | None = None,
         sign_in: Callable[[R], str | None] | None = None,
         find: Callable[[Callable[..., Any]], Callable[[tuple[Any, ...], dict[str, Any]], R]] = (
@@ -287,6 +289,8 @@ class Guards(Generic[R]):
                 location = self._sign_in(request)
                 if location is not None:
                     return self._redirect(request, location, state)
+            if page and error.status in (401, 403):
+                return self._refuse(request, PageError(error), state)
             return self._refuse(request, error, state)
         return _PASS
 

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from ..gateway import CredentialKind
 
-__all__ = ["Check", "Exchange", "Flow", "Step", "Verify"]
+__all__ = ["Check", "Exchange", "Flow", "Step", "Verify", "VerifyTransport"]
 
 
 class Verify(NamedTuple):
@@ -23,6 +23,16 @@ class Verify(NamedTuple):
 
     def __repr__(self) -> str:
         return "Verify(<token>)"  # never the token
+
+
+class VerifyTransport(NamedTuple):
+    """Check a ``__session`` transport token locally (signature, issuer, expiry) before it is
+    exchanged; the result is its claims (``Verifier.verify_transport``)."""
+
+    token: str
+
+    def __repr__(self) -> str:
+        return "VerifyTransport(<token>)"
 
 
 class Check(NamedTuple):
@@ -50,6 +60,6 @@ class Exchange(NamedTuple):
         return f"Exchange(dev={self.dev})"
 
 
-Step = Verify | Check | Exchange
+Step = Verify | VerifyTransport | Check | Exchange
 #: A decision: yields steps, is sent each step's result, returns its answer.
 Flow = Generator[Step, Any, Any]
