@@ -18,6 +18,7 @@ from tests.helpers import FakeClock
 from wacht_auth import SessionExchangeUnavailableError, Verifier
 from wacht_auth.auth import Authenticator, AuthState, PageError, Redirect
 from wacht_auth.auth.pages import PRIVATE, merged_header
+from wacht_auth.auth.signout import asign_out, sign_out
 from wacht_auth.errors import CsrfFailedError, PermissionDeniedError, TokenMissingError
 from wacht_auth.exchange import SessionExchange
 from wacht_auth.proxies import client_ip, public_url
@@ -330,3 +331,78 @@ def test_a_page_refusal_goes_to_the_framework(frontend: FrontendAPI) -> None:
     assert isinstance(no_host, PageError) and no_host.error.status == 401
     api = layer.page_answer(Page("/api"), PermissionDeniedError(), page=False)
     assert isinstance(api, PermissionDeniedError)
+
+
+# --------------------------------------------------------------------------- sign-out
+
+
+def _cookies(headers: tuple[tuple[str, str], ...]) -> list[str]:
+    return [v for k, v in headers if k == "Set-Cookie"]
+
+
+def test_sign_out_ends_the_session_upstream_and_deletes_our_cookies(
+    frontend: FrontendAPI,
+) -> None:
+    layer = _layer(frontend)
+    transport = frontend.sign_in()
+    page = Page(cookies={"__session": transport})
+    assert layer.resolve(page).user_id == "user_1"
+    post = Page("/sign-out", cookies={"__session": transport}, method="POST",
+                headers={"origin": "http://app.test"})  # fmt: skip
+    done = sign_out(layer, post, next="/bye")
+    assert (done.status, done.location) == (303, "/bye")
+    cookies = _cookies(done.headers)
+    name = frontend.config().cookie_name or ""
+    assert any(c.startswith(f"{name}=;") and "Max-Age=0" in c for c in cookies)
+    assert any(c.startswith("__dev_session___") and "Max-Age=0" in c for c in cookies)
+    assert any(c.startswith("__dev_session_updated_at_") for c in cookies)
+    assert any(c.startswith("__session=;") for c in cookies)  # the frontend API's own
+    assert dict(PRIVATE).items() <= dict(done.headers).items()
+    assert frontend.sign_out_count == 1
+    # The session is over: the cached exchange is never reused, the cookie signs no one in.
+    assert layer.resolve(Page(cookies={"__session": transport})).session is None
+
+
+async def test_asign_out_and_a_development_session(frontend: FrontendAPI) -> None:
+    layer = _layer(frontend)
+    dev = frontend.dev_session()
+    name = f"__dev_session___{(frontend.config().cookie_name or '')[len('__auth_') :]}"
+    post = Page("/sign-out", cookies={name: dev}, method="POST",
+                headers={"origin": "http://app.test"})  # fmt: skip
+    done = await asign_out(layer, post)
+    assert done.location == "/" and frontend.sign_out_count == 1
+    assert (await layer.aresolve(Page(cookies={name: dev}))).session is None
+
+
+def test_sign_out_refuses_a_get_and_a_foreign_post(frontend: FrontendAPI) -> None:
+    layer = _layer(frontend)
+    transport = frontend.sign_in()
+    for page in (
+        Page("/sign-out", cookies={"__session": transport}),
+        Page("/sign-out", cookies={"__session": transport}, method="POST",
+             headers={"origin": "https://evil.example"}),
+    ):  # fmt: skip
+        with pytest.raises(CsrfFailedError):
+            sign_out(layer, page)
+    assert frontend.sign_out_count == 0
+
+
+def test_sign_out_sends_nothing_upstream_for_junk_and_survives_a_dead_frontend(
+    frontend: FrontendAPI,
+) -> None:
+    layer = _layer(frontend)
+    post = {"method": "POST", "headers": {"origin": "http://app.test"}}
+    junk = sign_out(layer, Page("/s", cookies={"__session": "junk"}, **post))  # type: ignore[arg-type]
+    assert frontend.sign_out_count == 0 and _cookies(junk.headers)
+    transport = frontend.sign_in()
+    frontend.down()
+    done = sign_out(layer, Page("/s", cookies={"__session": transport}, **post))  # type: ignore[arg-type]
+    assert any("Max-Age=0" in c for c in _cookies(done.headers))
+
+
+@pytest.mark.parametrize("bad", ["//evil.example", "evil.example", "/\\evil", "javascript:x"])
+def test_sign_out_next_is_a_path_or_an_absolute_url(frontend: FrontendAPI, bad: str) -> None:
+    post = Page("/s", method="POST", headers={"origin": "http://app.test"})
+    with pytest.raises(ValueError):
+        sign_out(_layer(frontend), post, next=bad)
+    assert sign_out(_layer(frontend), post, next="https://x.example/").location

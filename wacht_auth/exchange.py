@@ -10,6 +10,7 @@ API is trusted for the channel only).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import hashlib
 import json
@@ -36,6 +37,7 @@ __all__ = [
     "DEV_SESSION_PARAM",
     "EXCHANGE_PATH",
     "FORWARDED_FOR_HEADER",
+    "SIGN_OUT_PATH",
     "TRANSPORT_COOKIE",
     "Exchanged",
     "SessionExchange",
@@ -51,6 +53,9 @@ DEV_SESSION_HEADER = "x-development-session"
 FORWARDED_FOR_HEADER = "X-Wacht-Forwarded-For"
 #: Where the frontend API exchanges a transport token for a session token.
 EXCHANGE_PATH = "/session/token"
+#: Where the frontend API ends the session of a transport token (``POST``), as Wacht's browser
+#: SDK signs out.
+SIGN_OUT_PATH = "/session/sign-out"
 #: Seconds one exchange may take, all included (``exchange_timeout``).
 DEFAULT_EXCHANGE_TIMEOUT = 5.0
 
@@ -244,6 +249,41 @@ class SessionExchange:
         await plan.flight.await_()
         return self._outcome(plan.flight)
 
+    def sign_out(
+        self, transport: str, *, dev: bool = False, client_ip: str | None = None
+    ) -> tuple[str, ...]:
+        """End the session of ``transport`` at the frontend API (``POST /session/sign-out``,
+        the transport sent as :meth:`exchange` sends it) and forget its exchange: a token
+        exchanged for it is never reused. Best effort: returns the frontend API's
+        ``Set-Cookie`` values to pass on, ``()`` when it could not be reached (the app's own
+        cookies go anyway). Never raises."""
+        key = self._key(transport, dev)
+        self._remember(key, _Memo(None, self.clock() + self.over_memory))
+        fields: dict[str, Any] = {"url": self.frontend_api_url + SIGN_OUT_PATH, "dev": dev}
+        try:
+            answer = http_get(
+                self._url(transport, dev, SIGN_OUT_PATH),
+                timeout=self.timeout,
+                max_bytes=_MAX_BODY,
+                headers=self._headers(transport, dev, client_ip),
+                method="POST",
+            )
+        except FetchError as exc:
+            fields["outcome"] = exc.outcome
+            cookies: tuple[str, ...] = ()
+        else:
+            fields["outcome"], fields["status"] = "answered", answer.status
+            cookies = answer.header_all("Set-Cookie") if answer.status < 400 else ()
+        emit(self.on_event, "session_sign_out", fields, level=logging.INFO,
+             message="session sign-out at %(url)s: %(outcome)s")  # fmt: skip
+        return cookies
+
+    async def asign_out(
+        self, transport: str, *, dev: bool = False, client_ip: str | None = None
+    ) -> tuple[str, ...]:
+        """:meth:`sign_out` for asyncio: the POST runs in a worker thread."""
+        return await asyncio.to_thread(self.sign_out, transport, dev=dev, client_ip=client_ip)
+
     def forget(self) -> None:
         """Drop every remembered exchange and failure (operators; tests)."""
         with self._lock:
@@ -350,10 +390,11 @@ class SessionExchange:
                 del self._flights[key]
         flight.finish(outcome)
 
-    def _url(self, transport: str, dev: bool) -> str:
+    def _url(self, transport: str, dev: bool, path: str = EXCHANGE_PATH) -> str:
+        endpoint = self.frontend_api_url + path
         if not dev:
-            return self.endpoint
-        return f"{self.endpoint}?{DEV_SESSION_PARAM}={quote(transport, safe='')}"
+            return endpoint
+        return f"{endpoint}?{DEV_SESSION_PARAM}={quote(transport, safe='')}"
 
     @staticmethod
     def _headers(transport: str, dev: bool, client_ip: str | None) -> dict[str, str]:

@@ -41,6 +41,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.issuer._handle(self)
 
+    do_POST = do_GET  # the issuer answers by method too (the frontend API's sign-out)
+
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
 
