@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ..errors import WachtAuthError
 from .decide import Authenticator
-from .guards import Guards, Requirement, request_argument, requirement
+from .guards import Decorator, Guards, Requirement, Requirements, request_argument, requirement
 from .options import Options, Paths, configure
 from .pages import Handshake
 from .state import AuthState, Caller, LazyState, PageError, Redirect
@@ -43,6 +43,7 @@ __all__ = [
     "AuthState",
     "Authenticator",
     "Caller",
+    "Decorator",
     "Guards",
     "Handshake",
     "LazyState",
@@ -52,6 +53,7 @@ __all__ = [
     "Redirect",
     "RequestView",
     "Requirement",
+    "Requirements",
     "TokenSource",
     "bearer_token",
     "check_csrf",

@@ -146,14 +146,17 @@ class Authenticator:
         prior: object = None,
         *,
         required_permissions: Collection[str] = (),
+        looked_up: bool = False,
     ) -> AuthState:
         """The request's :class:`AuthState`. ``prior`` is a state attached earlier (an outer
         middleware's): reused only when this layer's verifier produced it. Never raises a
         :class:`~wacht_auth.WachtAuthError`: failures are kept on the state.
-        ``required_permissions`` are sent to the gateway with an API key or OAuth token."""
+        ``required_permissions`` are sent to the gateway with an API key or OAuth token.
+        ``looked_up``: the adapter already asked :meth:`lookup` and missed (one lookup only).
+        """
         if type(prior) is AuthState and prior.verifier is self.verifier:
             return prior
-        state = self.lookup(request.header("authorization"))
+        state = None if looked_up else self.lookup(request.header("authorization"))
         if state is not None:
             return state
         flow = self._decide(request, required_permissions)
@@ -173,12 +176,13 @@ class Authenticator:
         prior: object = None,
         *,
         required_permissions: Collection[str] = (),
+        looked_up: bool = False,
     ) -> AuthState:
         """:meth:`resolve` for asyncio: keys fetched, credentials checked and cookies
         exchanged without blocking the loop."""
         if type(prior) is AuthState and prior.verifier is self.verifier:
             return prior
-        state = self.lookup(request.header("authorization"))
+        state = None if looked_up else self.lookup(request.header("authorization"))
         if state is not None:
             return state
         flow = self._decide(request, required_permissions)

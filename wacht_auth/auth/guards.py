@@ -13,7 +13,7 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from ..errors import (
     CredentialInvalidError,
@@ -24,13 +24,14 @@ from ..errors import (
 )
 from ..session import PermissionScope
 from .decide import kinds
-from .state import AuthState, Caller, PageError
+from .state import AuthState, Caller, PageError, Redirect
 
-__all__ = ["Guards", "Requirement", "request_argument", "requirement"]
+__all__ = ["Decorator", "Guards", "Requirement", "Requirements", "request_argument", "requirement"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
+G = TypeVar("G")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,23 +195,80 @@ def request_argument(
 _REQUEST_TYPES = frozenset({"Request", "HttpRequest", "WebSocket", "HTTPConnection"})
 
 
-class Guards(Generic[R]):
+class Decorator(Protocol):
+    """What a guard is in a framework of decorators: a view in, the same view guarded out."""
+
+    def __call__(self, view: Callable[P, T], /) -> Callable[P, T]:
+        """Guard ``view``."""
+        ...
+
+
+class Requirements(Generic[G]):
+    """The requirement factories of a framework, with one set of names and one validation
+    (:func:`requirement`): ``make`` turns a :class:`Requirement` into the framework's guard (a
+    decorator for :class:`Guards`, a dependency for FastAPI). Bind an instance's methods as
+    the adapter's module functions: ``require_permission = requirements.require_permission``.
+    """
+
+    def __init__(self, make: Callable[[Requirement], G]) -> None:
+        self._make = make
+
+    def require_caller(self, *, accept: Iterable[str] | None = None, redirect: bool = False) -> G:
+        """A signed-in caller of the kinds in ``accept`` (others: 401 ``credential_invalid``);
+        ``redirect=True`` makes it a page: visitors who are not signed in go to sign in."""
+        return self._make(requirement(accept=accept, redirect=redirect))
+
+    def require_permission(
+        self,
+        *permissions: str,
+        scope: PermissionScope | None = None,
+        require_all: bool = False,
+        accept: Iterable[str] | None = None,
+        redirect: bool = False,
+    ) -> G:
+        """403 ``permission_denied`` unless the caller holds one of ``permissions`` (every one
+        with ``require_all``), in ``scope`` (None: either); with an API key, the gateway is
+        asked for them too."""
+        if not permissions:
+            raise TypeError('write require_permission("name", ...) with at least one permission')
+        return self._make(
+            requirement(
+                *permissions, scope=scope, require_all=require_all, accept=accept, redirect=redirect
+            )
+        )
+
+    def require_organization(
+        self, organization_id: str | None = None, *, accept: Iterable[str] | None = None
+    ) -> G:
+        """403 ``organization_required`` without an active (or this) organization."""
+        return self._make(requirement(organization=organization_id or True, accept=accept))
+
+    def require_workspace(
+        self, workspace_id: str | None = None, *, accept: Iterable[str] | None = None
+    ) -> G:
+        """403 ``workspace_required`` without an active (or this) workspace."""
+        return self._make(requirement(workspace=workspace_id or True, accept=accept))
+
+
+class Guards(Requirements[Decorator], Generic[R]):
     """The requirement decorators of one framework, over one implementation.
 
     An adapter gives how to get the state of its native request (sync and async) and how to
-    refuse natively; everything else (finding the request argument once, at decoration time;
-    sync and async views; what each requirement means) is here. Bind an instance's methods as
-    the adapter's module functions: ``require_auth = guards.require_auth``.
+    answer natively; everything else (finding the request argument once, at decoration time;
+    sync and async views; what each requirement means) is here.
 
     Args:
         state: the request's :class:`AuthState` (sync views), given the permissions the
             route requires (sent to the gateway when this call is what checks an API key).
-        astate: the same, awaited (async views).
-        refuse: the native answer for a failed requirement; may be awaitable (websockets).
-            A page's 403 (or 401 without a sign-in page) comes as a :class:`PageError`:
-            the framework's own error handling answers it (its HTML error page).
-        redirect: the native 302 to a location, with the state's response headers (pages).
-        sign_in: the sign-in page for a request (``Authenticator.sign_in_location``).
+        astate: the same, awaited (async views); without it, async views use ``state``
+            (a framework whose requests are resolved synchronously, such as Flask).
+        refuse: the native answer for a failed requirement (an error) or a page's
+            :class:`Redirect`, with the state's response headers; may be awaitable
+            (websockets). A page's 403 (or 401 without a sign-in page) comes as a
+            :class:`PageError`: the framework's own error handling answers it (its HTML
+            error page).
+        sign_in: the sign-in page for a request (the handshake's ``sign_in_location``), for
+            pages; without it, ``redirect=True`` is refused.
         find: given a view, a function from its call's ``(args, kwargs)`` to the request
             (default :func:`request_argument`; Flask's views take none and read a global).
         is_async: whether a view is a coroutine function.
@@ -220,26 +278,25 @@ class Guards(Generic[R]):
         self,
         *,
         state: Callable[[R, tuple[str, ...]], AuthState],
-        astate: Callable[[R, tuple[str, ...]], Awaitable[AuthState]],
-        refuse: Callable[[R, WachtAuthError | PageError, AuthState], Any],
-        redirect: Callable[[R, str, AuthState], Any] | None = None,
+        refuse: Callable[[R, WachtAuthError | Redirect | PageError, AuthState], Any],
+        astate: Callable[[R, tuple[str, ...]], Awaitable[AuthState]] | None = None,
         sign_in: Callable[[R], str | None] | None = None,
         find: Callable[[Callable[..., Any]], Callable[[tuple[Any, ...], dict[str, Any]], R]] = (
             request_argument
         ),
         is_async: Callable[[Any], bool] = inspect.iscoroutinefunction,
     ) -> None:
-        self._state, self._astate, self._refuse = state, astate, refuse
-        self._redirect, self._sign_in = redirect, sign_in
-        self._find, self._is_async = find, is_async
+        super().__init__(self.guard)
+        self._state, self._astate, self._refuse = state, astate or _awaitable(state), refuse
+        self._sign_in, self._find, self._is_async = sign_in, find, is_async
 
-    def guard(self, requirement: Requirement) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    def guard(self, requirement: Requirement) -> Decorator:
         """A decorator refusing callers who do not meet ``requirement``."""
         # require_auth asks for a session and nothing more: a signed-in caller needs no check.
         signed_in_only = requirement == _SIGNED_IN
         state_of, astate_of = self._state, self._astate
         needs = requirement.permissions
-        if requirement.redirect and (self._redirect is None or self._sign_in is None):
+        if requirement.redirect and self._sign_in is None:
             raise TypeError("this framework's guards cannot redirect to a sign-in page")
         answer = self._answer
 
@@ -279,16 +336,15 @@ class Guards(Generic[R]):
         sign-in page instead of a 401)."""
         page = requirement.redirect
         if page and state.redirect is not None:
-            assert self._redirect is not None
-            return self._redirect(request, state.redirect, state)
+            return self._refuse(request, Redirect(state.redirect), state)
         try:
             requirement.check(state)
         except WachtAuthError as error:
             if page and error.status == 401:
-                assert self._redirect is not None and self._sign_in is not None
+                assert self._sign_in is not None
                 location = self._sign_in(request)
                 if location is not None:
-                    return self._redirect(request, location, state)
+                    return self._refuse(request, Redirect(location), state)
             if page and error.status in (401, 403):
                 return self._refuse(request, PageError(error), state)
             return self._refuse(request, error, state)
@@ -304,7 +360,7 @@ class Guards(Generic[R]):
         *,
         accept: Iterable[str] | None = None,
         redirect: bool = False,
-    ) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
+    ) -> Decorator: ...
 
     def require_auth(
         self,
@@ -312,47 +368,25 @@ class Guards(Generic[R]):
         *,
         accept: Iterable[str] | None = None,
         redirect: bool = False,
-    ) -> Callable[P, T] | Callable[[Callable[P, T]], Callable[P, T]]:
+    ) -> Callable[P, T] | Decorator:
         """Decorator: 401 with the precise code (``token_expired`` …) unless the caller is
         authenticated; ``@require_auth(accept=("api_key",))`` narrows the kinds this route
         takes (401 ``credential_invalid`` for others); ``@require_auth(redirect=True)`` makes
         it a page: visitors who are not signed in go to the sign-in page instead."""
         if view is None:
-            return self.guard(requirement(accept=accept, redirect=redirect))
+            return self.require_caller(accept=accept, redirect=redirect)
         if not callable(view) or accept is not None or redirect:
             raise TypeError("write @require_auth, or @require_auth(accept=..., redirect=...)")
         return self.guard(_SIGNED_IN)(view)
 
-    def require_permission(
-        self,
-        *permissions: str,
-        scope: PermissionScope | None = None,
-        require_all: bool = False,
-        accept: Iterable[str] | None = None,
-        redirect: bool = False,
-    ) -> Callable[[Callable[P, T]], Callable[P, T]]:
-        """Decorator: 403 ``permission_denied`` unless the caller holds one of
-        ``permissions`` (every one with ``require_all``), in ``scope`` (None: either); with an
-        API key or OAuth token, the gateway is asked for them too."""
-        if not permissions:
-            raise TypeError('write @require_permission("name", ...) with at least one permission')
-        return self.guard(
-            requirement(
-                *permissions, scope=scope, require_all=require_all, accept=accept, redirect=redirect
-            )
-        )
-
-    def require_organization(
-        self, organization_id: str | None = None, *, accept: Iterable[str] | None = None
-    ) -> Callable[[Callable[P, T]], Callable[P, T]]:
-        """Decorator: 403 ``organization_required`` without an active (or this) organization."""
-        return self.guard(requirement(organization=organization_id or True, accept=accept))
-
-    def require_workspace(
-        self, workspace_id: str | None = None, *, accept: Iterable[str] | None = None
-    ) -> Callable[[Callable[P, T]], Callable[P, T]]:
-        """Decorator: 403 ``workspace_required`` without an active (or this) workspace."""
-        return self.guard(requirement(workspace=workspace_id or True, accept=accept))
-
 
 _PASS: Any = object()  # the guard's "no refusal": the view runs
+
+
+def _awaitable(
+    state: Callable[[R, tuple[str, ...]], AuthState],
+) -> Callable[[R, tuple[str, ...]], Awaitable[AuthState]]:
+    async def astate(request: R, needs: tuple[str, ...]) -> AuthState:
+        return state(request, needs)
+
+    return astate

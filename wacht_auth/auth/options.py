@@ -111,7 +111,7 @@ def configure(
     *,
     where: str = "the environment",
     prefixed: bool = False,
-    env: bool = True,
+    env: bool | None = None,
     verifier: Verifier | None = None,
     config: Config | None = None,
     **options: Unpack[Options],
@@ -122,7 +122,8 @@ def configure(
         source: settings named as :data:`~wacht_auth.config.SETTINGS` does (Django's
             ``settings.WACHT_AUTH``), or with ``prefixed`` as ``WACHT_<NAME>`` among other keys
             (Flask's ``app.config``); ``where`` names it in messages.
-        env: read the environment (``WACHT_<NAME>``) under ``source``.
+        env: read the environment (``WACHT_<NAME>``) under ``source``; by default, unless a
+            ``verifier`` or ``config`` is given in code (then the code says it all).
         verifier: a ready verifier (else one is built from the settings, or ``config``).
         config: a ready :class:`~wacht_auth.Config` for the verifier.
         options: :class:`Options` given in code.
@@ -134,6 +135,8 @@ def configure(
     from ..verifier import Verifier
     from .decide import Authenticator
 
+    if env is None:
+        env = verifier is None and config is None
     settings = Settings.load(
         source, prefixed=prefixed, where=where, env=None if env else {}, config=config
     )

@@ -221,9 +221,10 @@ _NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 class LazyState:
     """A request's :class:`AuthState`, resolved on first use and at most once.
 
-    The holder of Django's and Flask's ``request.wacht``: the adapter makes one per request
-    with the native request and how to view it; ``get``/``aget`` resolve through the layer's
-    one way in (a repeated bearer token is a cache hit). The request is held weakly: it holds
+    The holder of Django's and Flask's ``request.wacht``: the adapter makes one per request,
+    after :meth:`~wacht_auth.auth.Authenticator.lookup` (its hit is ``state``), with the
+    native request and how to view it; ``get``/``aget`` resolve a miss through the layer
+    (no second lookup). The request is held weakly: it holds
     this object, and a cycle would leave every request to the garbage collector instead of
     freeing it when the response is sent. ``on_resolve`` is told of a state resolved here
     whose ``response_headers`` must reach the response (Flask registers a hook then).
@@ -261,7 +262,9 @@ class LazyState:
         state = self.state
         if state is None:
             view = self._request_view()
-            state = self._keep(self.layer.resolve(view, required_permissions=required_permissions))
+            state = self._keep(
+                self.layer.resolve(view, required_permissions=required_permissions, looked_up=True)
+            )
         return state
 
     async def aget(self, required_permissions: Collection[str] = ()) -> AuthState:
@@ -269,7 +272,9 @@ class LazyState:
         state = self.state
         if state is None:
             view = self._request_view()
-            resolved = await self.layer.aresolve(view, required_permissions=required_permissions)
+            resolved = await self.layer.aresolve(
+                view, required_permissions=required_permissions, looked_up=True
+            )
             state = self._keep(resolved)
         return state
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..webhooks import Event, Receiver, WebhookError, succeeded
-from .asgi import Refusal
+from ._asgi import Refusal
 
 if TYPE_CHECKING:
     from starlette.requests import Request

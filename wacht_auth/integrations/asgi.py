@@ -10,7 +10,7 @@ and ``scope["state"]["wacht"]`` (so ``request.state.wacht`` works: Starlette reb
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import Awaitable, Collection
 from typing import TYPE_CHECKING, Any
 
 from ..auth import (
@@ -21,19 +21,18 @@ from ..auth import (
     Redirect,
     configure,
     cookie_reader,
-    error_response,
     request_argument,
 )
 from ..config import Config
 from ..errors import WachtAuthError
 from ..gateway import Credential
 from ..session import Session
+from ._asgi import ASGIApp, Message, Receive, Refusal, Scope, Send, adding, answer
 from ._cors import warn_if_inside
 
 if TYPE_CHECKING:
     from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
     from starlette.requests import HTTPConnection
-    from starlette.responses import Response
     from typing_extensions import Unpack
 
     from ..auth import Options
@@ -41,24 +40,14 @@ if TYPE_CHECKING:
 else:
     try:
         from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
-        from starlette.responses import Response
     except ImportError:  # a plain ASGI app without Starlette: the same shapes, no dependency
+        from types import SimpleNamespace as BaseUser
 
-        class BaseUser:
-            """Stand-in for ``starlette.authentication.BaseUser``."""
+        def AuthCredentials(scopes=None):  # Starlette's class, as a stand-in
+            return BaseUser(scopes=list(scopes or ()))
 
-        class AuthCredentials:
-            """Stand-in for ``starlette.authentication.AuthCredentials``."""
-
-            def __init__(self, scopes=None):
-                self.scopes = list(scopes or [])
-
-        class UnauthenticatedUser(BaseUser):
-            """Stand-in for ``starlette.authentication.UnauthenticatedUser``."""
-
-            is_authenticated, display_name = False, ""
-
-        Response = object
+        def UnauthenticatedUser():
+            return BaseUser(is_authenticated=False, display_name="")
 
 
 __all__ = [
@@ -72,12 +61,6 @@ __all__ = [
     "require_workspace",
     "webhook",
 ]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class WachtUser(BaseUser):
@@ -151,28 +134,15 @@ class _View:
         return bytes(self.scope.get("query_string", b"")).decode("latin-1")
 
 
-class _Credentials(AuthCredentials):
-    """``request.auth`` of a session for Starlette's ``requires()``: ``authenticated`` and the
-    permissions, listed on each read (only ``requires()`` looks), so a change to the list one
-    read returns reaches nothing else."""
-
-    def __init__(self, caller: Caller) -> None:
-        self._caller = caller
-
-    @property
-    def scopes(self) -> list[str]:  # type: ignore[override]  # read-only
-        caller = self._caller
-        extra = caller.scopes if isinstance(caller, Credential) else ()
-        return ["authenticated", *caller.permissions, *extra]
-
-
 def _store(scope: Scope, state: AuthState) -> AuthState:
     scope["wacht"] = state
     scope.setdefault("state", {})["wacht"] = state
     if (caller := state.session or state.credential) is None:
         scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
     else:  # built per connection: nothing a request changes reaches another
-        scope["auth"], scope["user"] = _Credentials(caller), WachtUser(caller)
+        scopes = caller.scopes if isinstance(caller, Credential) else ()
+        scope["auth"] = AuthCredentials(["authenticated", *caller.permissions, *scopes])
+        scope["user"] = WachtUser(caller)
     return state
 
 
@@ -210,57 +180,6 @@ async def aget_auth_state(
     return state if state is prior else _store(scope, state)
 
 
-async def answer(
-    scope: Scope,
-    send: Send,
-    refusal: WachtAuthError | Redirect,
-    *,
-    token_presented: bool = True,
-    headers: tuple[tuple[str, str], ...] = (),
-) -> None:
-    """The one writer of our ASGI answers: a websocket handshake closed with 1008 and the
-    code (RFC 6455 §7.4.1: "policy violation"), a page's 302, or the JSON error of the error
-    table; ``headers`` (the state's cookies, rate-limit state) go on an HTTP answer."""
-    if scope["type"] == "websocket":
-        reason = refusal.code if isinstance(refusal, WachtAuthError) else "token_missing"
-        await send({"type": "websocket.close", "code": 1008, "reason": reason})
-        return
-    if isinstance(refusal, Redirect):
-        status, fields, body = refusal.status, {"Location": refusal.location}, b""
-    else:
-        status, fields, body = error_response(refusal, token_presented=token_presented)
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in fields.items()]
-    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-    raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-class Refusal(Response):
-    """:func:`answer` as a response object, for Starlette endpoints and FastAPI exception
-    handlers (any ASGI app may stand for a response there)."""
-
-    background = None
-
-    def __init__(self, refusal: WachtAuthError | Redirect, *, token_presented: bool = True):
-        self.refusal, self.token_presented = refusal, token_presented
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await answer(scope, send, self.refusal, token_presented=self.token_presented)
-
-
-def _adding(send: Send, headers: tuple[tuple[str, str], ...]) -> Send:
-    """``send`` that adds ``headers`` to the response's start message."""
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-
-    def adding(message: Message) -> Awaitable[None]:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", ()), *raw]}
-        return send(message)
-
-    return adding
-
-
 class WachtMiddleware:
     """Pure ASGI middleware attaching the caller's :class:`~wacht_auth.auth.AuthState`.
 
@@ -281,8 +200,7 @@ class WachtMiddleware:
         **options: Unpack[Options],
     ) -> None:
         self.app = app
-        env = verifier is None and config is None
-        self.layer = layer or configure(env=env, verifier=verifier, config=config, **options)
+        self.layer = layer or configure(verifier=verifier, config=config, **options)
         self.verifier = self.layer.verifier
         warn_if_inside(app)
 
@@ -303,7 +221,7 @@ class WachtMiddleware:
                 await answer(scope, send, refusal, token_presented=presented, headers=headers)
                 return
         if state.response_headers:  # the gateway's rate-limit state, on every answer
-            send = _adding(send, state.response_headers)
+            send = adding(send, state.response_headers)
         started = False
 
         def tracking_send(message: Message) -> Awaitable[None]:
@@ -340,7 +258,6 @@ _guards: Guards[HTTPConnection] = Guards(
     state=lambda conn, needs: get_auth_state(conn.scope, None, needs),
     astate=lambda conn, needs: aget_auth_state(conn.scope, None, needs),
     refuse=_refuse,
-    redirect=lambda conn, location, state: _refuse(conn, Redirect(location), state),
     sign_in=lambda conn: _layer(conn.scope, None).handshake.sign_in_location(_View(conn.scope)),
     find=functools.partial(request_argument, first=False),
 )

@@ -30,6 +30,7 @@ from ..auth import (
 )
 from ..config import DJANGO_SETTING
 from ..errors import ConfigurationError, WachtAuthError
+from ._wsgi import EnvironView
 
 __all__ = [
     "WachtMiddleware",
@@ -74,35 +75,25 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_settings_changed)
 
 
-class _View:
-    """The request layer's view of an ``HttpRequest`` (:class:`~wacht_auth.auth.RequestView`)."""
+class _View(EnvironView):
+    """The request layer's view of an ``HttpRequest``: its ``META``, with the scheme and host
+    Django decided (``SECURE_PROXY_SSL_HEADER``, ``ALLOWED_HOSTS``)."""
 
-    __slots__ = ("method", "path", "request")
+    __slots__ = ("request",)
 
     def __init__(self, request: HttpRequest) -> None:
-        self.request, self.method, self.path = request, request.method or "GET", request.path_info
+        super().__init__(request.META, request.path_info, request.COOKIES)
+        self.request = request
 
     @property
     def scheme(self) -> str:
         return self.request.scheme or "http"
 
-    def header(self, name: str) -> str | None:
-        return self.request.META.get("HTTP_" + name.upper().replace("-", "_"))
-
-    def cookie(self, name: str) -> str | None:
-        return self.request.COOKIES.get(name)
-
     def host(self) -> str | None:
         try:
-            return self.request.get_host()  # ALLOWED_HOSTS applies
+            return self.request.get_host()
         except DisallowedHost:  # not our host: no origin is ours
             return None
-
-    def client_ip(self) -> str | None:
-        return self.request.META.get("REMOTE_ADDR")
-
-    def query(self) -> str:
-        return str(self.request.META.get("QUERY_STRING", ""))
 
 
 def _lazy(request: HttpRequest, layer: Authenticator | None = None) -> LazyState:
@@ -200,7 +191,6 @@ _guards: Guards[HttpRequest] = Guards(
     state=auth_state,
     astate=aauth_state,
     refuse=_refuse,
-    redirect=lambda request, location, state: _refuse(request, Redirect(location), state),
     sign_in=lambda request: _lazy(request).layer.handshake.sign_in_location(_View(request)),
     is_async=iscoroutinefunction,
 )

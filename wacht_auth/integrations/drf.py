@@ -12,15 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpResponse
 from rest_framework import exceptions  # type: ignore[import-untyped]  # DRF ships no types
 from rest_framework.authentication import BaseAuthentication  # type: ignore[import-untyped]
 from rest_framework.permissions import BasePermission  # type: ignore[import-untyped]
 
-from ..auth import Caller, Requirement, error_response
+from ..auth import Caller, Requirement
 from ..errors import PermissionDeniedError, TokenMissingError, WachtAuthError
 from ..session import PermissionScope, Session
-from .django import auth_state
+from .django import _json, auth_state
 
 __all__ = [
     "HasOrganization",
@@ -185,5 +184,4 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Any:
     if not isinstance(error, WachtAuthError):
         return views.exception_handler(exc, context)
     views.set_rollback()
-    status, headers, body = error_response(error)
-    return HttpResponse(body, status=status, headers=headers)
+    return _json(error)

@@ -9,22 +9,21 @@ OpenAPI schema shows it. :func:`install` wires an app in one call.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Annotated, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI
 from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..auth import AuthState, Caller, Requirement, configure, requirement
+from ..auth import AuthState, Caller, Requirement, Requirements, configure, requirement
 from ..config import Config
 from ..errors import WachtAuthError
-from ..session import PermissionScope
+from ._asgi import Refusal
 from ._cors import move_inside
-from .asgi import Refusal, WachtMiddleware, aget_auth_state
+from .asgi import WachtMiddleware, aget_auth_state
 
 if TYPE_CHECKING:
-    from starlette.types import ExceptionHandler
     from typing_extensions import Unpack
 
     from ..auth import Options
@@ -55,7 +54,6 @@ bearer_scheme = HTTPBearer(
     auto_error=False,
 )
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
-Dependency = Callable[..., Awaitable[Caller]]
 
 
 async def get_auth_state(connection: HTTPConnection, _credentials: Credentials) -> AuthState:
@@ -67,66 +65,36 @@ async def get_auth_state(connection: HTTPConnection, _credentials: Credentials) 
     return await aget_auth_state(connection.scope)
 
 
-def _dependency(needed: Requirement) -> Dependency:
+def _dependency(needed: Requirement) -> Callable[..., Awaitable[Caller]]:
+    if needed.redirect:
+        raise TypeError("a FastAPI dependency cannot redirect to a sign-in page")
+
     async def dependency(connection: HTTPConnection, _credentials: Credentials) -> Caller:
+        """The caller, when it meets the route's requirement; else its refusal is raised
+        (answered by :func:`wacht_exception_handler`)."""
         # The permissions go to the gateway when this dependency is what checks an API key.
         state = await aget_auth_state(connection.scope, None, needed.permissions)
-        return needed.check(state)  # a WachtAuthError is answered by the handler
+        return needed.check(state)
 
     return dependency
 
 
-_SIGNED_IN = requirement()
-
-
-async def require_auth(state: Annotated[AuthState, Depends(get_auth_state)]) -> Caller:
-    """Dependency: the caller (the ``Session`` of a session token; a ``Credential`` for an
-    API key or OAuth token the app accepts), or 401 with the precise code
-    (``token_expired`` …). To narrow the kinds a route takes, use :func:`require_caller`."""
-    return _SIGNED_IN.check(state)
-
-
-def require_caller(*, accept: Iterable[str]) -> Dependency:
-    """:func:`require_auth` for the credential kinds in ``accept`` only (``"session_token"``,
-    ``"api_key"``, ``"oauth_token"``); others get 401 ``credential_invalid``."""
-    return _dependency(requirement(accept=accept))
-
-
-def require_permission(
-    *permissions: str,
-    scope: PermissionScope | None = None,
-    require_all: bool = False,
-    accept: Iterable[str] | None = None,
-) -> Dependency:
-    """The caller when it holds one (or all) of ``permissions``, else 403
-    ``permission_denied``."""
-    if not permissions:
-        raise TypeError('write require_permission("name", ...) with at least one permission')
-    return _dependency(
-        requirement(*permissions, scope=scope, require_all=require_all, accept=accept)
-    )
-
-
-def require_organization(
-    organization_id: str | None = None, *, accept: Iterable[str] | None = None
-) -> Dependency:
-    """The caller with an active (or this) organization, else 403 ``organization_required``."""
-    return _dependency(requirement(organization=organization_id or True, accept=accept))
-
-
-def require_workspace(
-    workspace_id: str | None = None, *, accept: Iterable[str] | None = None
-) -> Dependency:
-    """The caller with an active (or this) workspace, else 403 ``workspace_required``."""
-    return _dependency(requirement(workspace=workspace_id or True, accept=accept))
+_requirements = Requirements(_dependency)
+#: ``Depends(require_auth)``: the caller (the ``Session`` of a session token; a ``Credential``
+#: for an API key or OAuth token the app accepts), or 401 with the precise code
+#: (``token_expired`` …). To narrow the kinds a route takes, use :func:`require_caller`.
+require_auth = _dependency(requirement())
+require_caller = _requirements.require_caller
+require_permission = _requirements.require_permission
+require_organization = _requirements.require_organization
+require_workspace = _requirements.require_workspace
 
 
 async def wacht_exception_handler(request: HTTPConnection, exc: Exception) -> Refusal:
     """Answer a :class:`~wacht_auth.WachtAuthError` as the middleware does (JSON with
     ``WWW-Authenticate`` …; a websocket handshake closed with 1008 and the code). Register
     with ``app.add_exception_handler(WachtAuthError, wacht_exception_handler)``."""
-    if not isinstance(exc, WachtAuthError):  # pragma: no cover - registered for it only
-        raise exc
+    assert isinstance(exc, WachtAuthError)  # registered for it only
     return Refusal(exc)
 
 
@@ -147,13 +115,9 @@ def install(
     that use them; websockets, ``protect_all``/``prefetch`` and ``accept`` of API keys or
     OAuth tokens (whose rate-limit headers the middleware adds to every answer) need it.
     """
-    layer = configure(
-        env=verifier is None and config is None, verifier=verifier, config=config, **options
-    )
+    layer = configure(verifier=verifier, config=config, **options)
     app.state.wacht_verifier = layer.verifier
-    # One handler for HTTP and websocket connections: neither branch of Starlette's
-    # ExceptionHandler union describes that, hence the cast.
-    app.add_exception_handler(WachtAuthError, cast("ExceptionHandler", wacht_exception_handler))
+    app.add_exception_handler(WachtAuthError, wacht_exception_handler)  # HTTP and websockets
     if middleware:
         app.add_middleware(WachtMiddleware, layer=layer)
         move_inside(app.user_middleware)

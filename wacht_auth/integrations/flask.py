@@ -27,6 +27,7 @@ from flask import (
 from ..auth import Authenticator, AuthState, Guards, LazyState, Redirect, configure, error_response
 from ..config import Config
 from ..errors import ConfigurationError, WachtAuthError
+from ._wsgi import EnvironView
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -84,6 +85,7 @@ class Wacht:
                 app.config,
                 prefixed=True,
                 where="app.config",
+                env=True,
                 verifier=verifier or self.verifier,
                 config=config or self.config,
                 **self.options,
@@ -104,32 +106,18 @@ class Wacht:
         return layer
 
 
-class _View:
-    """The request layer's view of a Flask request (:class:`~wacht_auth.auth.RequestView`)."""
+class _View(EnvironView):
+    """The request layer's view of a Flask request: its environ, with the host Werkzeug
+    accepted (``TRUSTED_HOSTS``)."""
 
-    __slots__ = ("method", "path", "req")
+    __slots__ = ("req",)
 
     def __init__(self, req: Request) -> None:
-        self.req, self.method, self.path = req, req.method, req.path
-
-    @property
-    def scheme(self) -> str:
-        return self.req.scheme
-
-    def header(self, name: str) -> str | None:
-        return self.req.environ.get("HTTP_" + name.upper().replace("-", "_"))
-
-    def cookie(self, name: str) -> str | None:
-        return self.req.cookies.get(name)
+        super().__init__(req.environ, req.path, req.cookies)
+        self.req = req
 
     def host(self) -> str | None:
         return self.req.host
-
-    def client_ip(self) -> str | None:
-        return self.req.remote_addr
-
-    def query(self) -> str:
-        return self.req.query_string.decode("latin-1")
 
 
 class _Field:
@@ -225,16 +213,10 @@ def _refuse(req: Request, refusal: WachtAuthError | Redirect, state: AuthState) 
 
 _guards: Guards[Request] = Guards(
     state=_state,
-    astate=lambda req, needs: _async(_state(req, needs)),
     refuse=_refuse,
-    redirect=lambda req, location, state: _refuse(req, Redirect(location), state),
     sign_in=lambda req: current_app.extensions["wacht"].handshake.sign_in_location(_View(req)),
     find=lambda view: lambda args, kwargs: request._get_current_object(),  # type: ignore[attr-defined]
 )
-
-
-async def _async(state: AuthState) -> AuthState:
-    return state
 
 
 require_auth = _guards.require_auth
