@@ -25,7 +25,7 @@ from .decide import Authenticator
 from .guards import Decorator, Guards, Requirement, Requirements, request_argument, requirement
 from .options import Options, Paths, configure
 from .pages import Handshake
-from .state import AuthState, Caller, LazyState, PageError, Redirect
+from .state import AuthState, Caller, LazyState, PageError, Redirect, Refused
 from .view import (
     SAFE_METHODS,
     RequestView,
@@ -51,6 +51,7 @@ __all__ = [
     "PageError",
     "Paths",
     "Redirect",
+    "Refused",
     "RequestView",
     "Requirement",
     "Requirements",

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .decide import Authenticator
     from .view import RequestView
 
-__all__ = ["AuthState", "Caller", "LazyState", "PageError", "Redirect"]
+__all__ = ["AuthState", "Caller", "LazyState", "PageError", "Redirect", "Refused"]
 
 #: Who a request authenticated as: a verified session, or a credential Wacht's gateway accepted.
 Caller: TypeAlias = "Session | Credential"
@@ -42,6 +42,11 @@ class PageError(NamedTuple):
     envelope. ``error`` keeps the precise code."""
 
     error: WachtAuthError
+
+
+#: What a request gets instead of its route: an error (JSON), a page's redirect, or a page's
+#: refusal for the framework's own error page.
+Refused: TypeAlias = "WachtAuthError | Redirect | PageError"
 
 
 class AuthState:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import DisallowedHost, ImproperlyConfigured
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured, PermissionDenied
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.functional import SimpleLazyObject
@@ -28,6 +28,8 @@ from ..auth import (
     configure,
     error_response,
 )
+from ..auth.pages import merged_header
+from ..auth.state import PageError, Refused
 from ..config import DJANGO_SETTING
 from ..errors import ConfigurationError, WachtAuthError
 from ._wsgi import EnvironView
@@ -36,7 +38,10 @@ __all__ = [
     "WachtMiddleware",
     "WachtPermissionRequiredMixin",
     "WachtRequiredMixin",
+    "WachtUser",
+    "WachtUserMiddleware",
     "aauth_state",
+    "asign_out",
     "auth_state",
     "authenticator",
     "public",
@@ -44,6 +49,7 @@ __all__ = [
     "require_organization",
     "require_permission",
     "require_workspace",
+    "sign_out",
     "webhook",
     "webhook_receiver",
 ]
@@ -129,13 +135,13 @@ def _with_headers(state: AuthState | None, response: HttpResponse) -> HttpRespon
         if name.lower() == "set-cookie":
             response.cookies.load(value)
         else:
-            response[name] = value
+            response[name] = merged_header(name, response.get(name), value)
     return response
 
 
-def _refuse(
-    request: HttpRequest, refusal: WachtAuthError | Redirect, state: AuthState
-) -> HttpResponse:
+def _refuse(request: HttpRequest, refusal: Refused, state: AuthState) -> HttpResponse:
+    if isinstance(refusal, PageError):  # Django's handler403 answers (the app's 403.html)
+        raise PermissionDenied(refusal.error.code)
     if isinstance(refusal, Redirect):
         return HttpResponseRedirect(refusal.location)  # the middleware adds the cookies
     return _json(refusal, state.token_presented)
@@ -168,14 +174,16 @@ class WachtMiddleware:
         """Attach the state; in async mode, resolve it first, then await the view. The
         state's headers (rate limits, an exchange's cookies) go on the response."""
         lazy = _lazy(request, self.layer)
-        if not self.is_async:
-            response = self.get_response(request)
-            state = lazy.state
+        if not self.is_async:  # a development-session link is exchanged and made clean first
+            early = lazy.get() if self.layer.dev_link(_View(request)) else None
+            clean = early and early.redirect and HttpResponseRedirect(early.redirect)
+            response, state = clean or self.get_response(request), lazy.state
             return response if state is None else _with_headers(state, response)
 
         async def respond() -> Any:
-            await lazy.aget()
-            return _with_headers(lazy.state, await self.get_response(request))
+            state = await lazy.aget()
+            clean = state.redirect and HttpResponseRedirect(state.redirect)
+            return _with_headers(state, clean or await self.get_response(request))
 
         return respond()
 
@@ -239,4 +247,5 @@ class WachtPermissionRequiredMixin(WachtRequiredMixin):
         return super().get_wacht_requirement()
 
 
+from ._django_user import WachtUser, WachtUserMiddleware, asign_out, sign_out  # noqa: E402
 from ._django_webhooks import webhook, webhook_receiver  # noqa: E402  # re-exported

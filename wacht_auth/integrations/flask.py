@@ -17,6 +17,7 @@ from flask import (
     Flask,
     Request,
     Response,
+    abort,
     after_this_request,
     current_app,
     has_request_context,
@@ -25,6 +26,8 @@ from flask import (
 )
 
 from ..auth import Authenticator, AuthState, Guards, LazyState, Redirect, configure, error_response
+from ..auth.pages import merged_header
+from ..auth.state import PageError, Refused
 from ..config import Config
 from ..errors import ConfigurationError, WachtAuthError
 from ._wsgi import EnvironView
@@ -42,6 +45,7 @@ __all__ = [
     "require_organization",
     "require_permission",
     "require_workspace",
+    "sign_out",
     "webhook",
     "webhook_receiver",
 ]
@@ -98,7 +102,7 @@ class Wacht:
         # hook costs every request (Flask inspects it each time), even those never looking.
         app.request_class = type("Request", (app.request_class,), {"wacht": _Field(layer)})
         app.app_ctx_globals_class = _with_wacht(app.app_ctx_globals_class)
-        if layer.protect_all:
+        if layer.protect_all or layer.handshake.exchange:  # development-session links too
             app.before_request(functools.partial(_protect, layer))
         app.register_error_handler(WachtAuthError, _answer)
         if layer.prefetch:
@@ -151,8 +155,9 @@ def _copy_headers(state: AuthState) -> None:
     rate-limit state) register a hook; the others pay nothing."""
 
     def add(response: Response) -> Response:
-        for name, value in state.response_headers:
-            response.headers.add(name, value)  # several Set-Cookie stay several
+        for name, value in state.response_headers:  # several Set-Cookie stay several
+            got = None if name == "Set-Cookie" else response.headers.pop(name, None)
+            response.headers.add(name, merged_header(name, got, value))
         return response
 
     after_this_request(add)
@@ -181,6 +186,9 @@ def _protect(layer: Authenticator) -> Any:
     """``before_request`` in protect-all mode: the layer decides; static files and unrouted
     URLs (answered 404/405 by Flask) count as public routes."""
     req: Request = request._get_current_object()  # type: ignore[attr-defined]  # not the proxy
+    if not layer.protect_all:  # a development-session link is exchanged and made clean
+        clean = layer.dev_link(_View(req)) and _state(req).redirect
+        return redirect(clean, 302) if clean else None
     endpoint = req.endpoint
     public_route = (
         endpoint is None
@@ -205,7 +213,9 @@ def _json(error: WachtAuthError, token_presented: bool = True) -> Response:
     return current_app.response_class(body, status=status, headers=headers)
 
 
-def _refuse(req: Request, refusal: WachtAuthError | Redirect, state: AuthState) -> Any:
+def _refuse(req: Request, refusal: Refused, state: AuthState) -> Any:
+    if isinstance(refusal, PageError):
+        abort(refusal.error.status)  # the app's errorhandler(403) answers (its HTML page)
     if isinstance(refusal, Redirect):
         return redirect(refusal.location, 302)  # the hook adds the state's cookies
     raise refusal  # answered by _answer, or by the app's own handler for that error
@@ -232,4 +242,5 @@ def public(view: F) -> F:
     return view
 
 
+from ._flask_pages import sign_out  # noqa: E402  # re-exported
 from ._flask_webhooks import webhook, webhook_receiver  # noqa: E402  # re-exported
