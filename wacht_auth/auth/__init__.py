@@ -22,7 +22,15 @@ from __future__ import annotations
 
 from ..errors import WachtAuthError
 from .decide import Authenticator
-from .guards import Decorator, Guards, Requirement, Requirements, request_argument, requirement
+from .guards import (
+    Decorator,
+    Guards,
+    PathParam,
+    Requirement,
+    Requirements,
+    request_argument,
+    requirement,
+)
 from .options import Options, Paths, configure
 from .pages import Handshake
 from .state import AuthState, Caller, LazyState, PageError, Redirect, Refused
@@ -49,6 +57,7 @@ __all__ = [
     "LazyState",
     "Options",
     "PageError",
+    "PathParam",
     "Paths",
     "Redirect",
     "Refused",

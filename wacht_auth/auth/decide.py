@@ -119,10 +119,14 @@ class Authenticator:
 
     # ---------------------------------------------------------------- the one way in
 
-    def lookup(self, authorization: str | None) -> AuthState | None:
-        """The state of a repeated bearer token, from the verifier's cache: one lookup, no
-        CSRF inputs (bearer headers are exempt), no I/O. ``authorization`` is the raw header
-        value; None on a miss, another scheme or no header (then :meth:`resolve`)."""
+    def lookup(self, authorization: str | None, prior: object = None) -> AuthState | None:
+        """The state without I/O: ``prior`` (a state an outer layer attached) when this
+        layer's verifier made it, else the state of a repeated bearer token from the
+        verifier's cache (one lookup, no CSRF inputs: bearer headers are exempt).
+        ``authorization`` is the raw header value; None on a miss, another scheme or no
+        header (then :meth:`resolve` with ``looked_up=True``)."""
+        if type(prior) is AuthState and prior.verifier is self.verifier:
+            return prior
         # A cached token is a verified one, without spaces: this slice is exactly what
         # bearer_token() returns for it; any other shape misses and takes the full path.
         if (
@@ -154,11 +158,10 @@ class Authenticator:
         ``required_permissions`` are sent to the gateway with an API key or OAuth token.
         ``looked_up``: the adapter already asked :meth:`lookup` and missed (one lookup only).
         """
-        if type(prior) is AuthState and prior.verifier is self.verifier:
-            return prior
-        state = None if looked_up else self.lookup(request.header("authorization"))
-        if state is not None:
-            return state
+        if not looked_up:
+            state = self.lookup(request.header("authorization"), prior)
+            if state is not None:
+                return state
         flow = self._decide(request, required_permissions)
         sent = _send(flow, None)
         while not isinstance(sent, AuthState):
@@ -180,11 +183,10 @@ class Authenticator:
     ) -> AuthState:
         """:meth:`resolve` for asyncio: keys fetched, credentials checked and cookies
         exchanged without blocking the loop."""
-        if type(prior) is AuthState and prior.verifier is self.verifier:
-            return prior
-        state = None if looked_up else self.lookup(request.header("authorization"))
-        if state is not None:
-            return state
+        if not looked_up:
+            state = self.lookup(request.header("authorization"), prior)
+            if state is not None:
+                return state
         flow = self._decide(request, required_permissions)
         sent = _send(flow, None)
         while not isinstance(sent, AuthState):

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 from ..errors import (
+    ConfigurationError,
     CredentialInvalidError,
     OrganizationRequiredError,
     PermissionDeniedError,
@@ -26,12 +27,45 @@ from ..session import PermissionScope
 from .decide import kinds
 from .state import AuthState, Caller, PageError, Redirect
 
-__all__ = ["Decorator", "Guards", "Requirement", "Requirements", "request_argument", "requirement"]
+__all__ = [
+    "Decorator",
+    "Guards",
+    "PathParam",
+    "Requirement",
+    "Requirements",
+    "request_argument",
+    "requirement",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
 G = TypeVar("G")
+
+
+@dataclass(frozen=True, slots=True)
+class PathParam:
+    """A requirement's organization or workspace named by the route's path parameter ``name``
+    (``/orgs/{org_id}/invoices``): the caller's active one must be that one, or 403 as for a
+    fixed id. The guards read it from the view's keyword arguments (Django, Flask), Starlette's
+    ``request.path_params``, FastAPI's path, DRF's ``view.kwargs``; a route without that
+    parameter is a misused guard (``configuration_error``), never an open door."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"PathParam needs a path parameter's name, got {self.name!r}")
+
+    def value(self, params: Mapping[str, Any] | None, guard: str) -> str:
+        """The parameter's value in ``params``, as text (a converter may have made it an
+        int)."""
+        if not params or params.get(self.name) is None:
+            raise ConfigurationError(
+                f"{guard}(path_param={self.name!r}) guards a route without a path parameter "
+                f"{self.name!r}; name one the route has"
+            )
+        return str(params[self.name])
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +76,10 @@ class Requirement:
         permissions: permissions to hold (any one of them, or all with ``require_all``).
         scope: ``"organization"``/``"workspace"`` to look in one place only; None for either.
         require_all: require every permission instead of any one.
-        organization: True for "some active organization", or a specific organization id.
-        workspace: True for "some active workspace", or a specific workspace id.
+        organization: True for "some active organization", a specific organization id, or
+            the one a path parameter names (:class:`PathParam`).
+        workspace: True for "some active workspace", a specific workspace id, or the one a
+            path parameter names.
         accept: the credential kinds this route takes (None: every kind the app accepts).
         redirect: a page: a visitor who is not signed in is sent to the sign-in page (302)
             instead of getting a 401, like Django's ``login_required``.
@@ -52,8 +88,8 @@ class Requirement:
     permissions: tuple[str, ...] = ()
     scope: PermissionScope | None = None
     require_all: bool = False
-    organization: bool | str = False
-    workspace: bool | str = False
+    organization: bool | str | PathParam = False
+    workspace: bool | str | PathParam = False
     accept: tuple[str, ...] | None = None
     redirect: bool = False
 
@@ -86,10 +122,11 @@ class Requirement:
             redirect=get("redirect", False),
         )
 
-    def check(self, state: AuthState) -> Caller:
+    def check(self, state: AuthState, params: Mapping[str, Any] | None = None) -> Caller:
         """Return the caller (a session, or a gateway-checked credential) when it meets this
         requirement, else raise the error of the error table (401 when not authenticated, or
-        authenticated with a kind this route does not take; 403 when not allowed)."""
+        authenticated with a kind this route does not take; 403 when not allowed). ``params``
+        are the route's path parameters, for a :class:`PathParam`."""
         session = state.require()
         if self.accept is not None and state.token_type not in self.accept:
             raise CredentialInvalidError(
@@ -97,7 +134,7 @@ class Requirement:
                 f"{', '.join(self.accept)}"
             )
         if self.organization is not False:
-            wanted = None if self.organization is True else self.organization
+            wanted = _wanted(self.organization, params, "require_organization")
             if session.organization_id is None or (wanted and session.organization_id != wanted):
                 raise OrganizationRequiredError(
                     f"this endpoint requires the active organization {wanted}"
@@ -105,7 +142,7 @@ class Requirement:
                     else "this endpoint requires an active organization"
                 )
         if self.workspace is not False:
-            wanted = None if self.workspace is True else self.workspace
+            wanted = _wanted(self.workspace, params, "require_workspace")
             if session.workspace_id is None or (wanted and session.workspace_id != wanted):
                 raise WorkspaceRequiredError(
                     f"this endpoint requires the active workspace {wanted}"
@@ -127,12 +164,20 @@ class Requirement:
 _SIGNED_IN = Requirement()
 
 
+def _wanted(
+    value: bool | str | PathParam, params: Mapping[str, Any] | None, guard: str
+) -> str | None:
+    if isinstance(value, PathParam):
+        return value.value(params, guard)
+    return None if value is True else str(value)
+
+
 def requirement(
     *permissions: str,
     scope: PermissionScope | None = None,
     require_all: bool = False,
-    organization: bool | str | None = False,
-    workspace: bool | str | None = False,
+    organization: bool | str | PathParam | None = False,
+    workspace: bool | str | PathParam | None = False,
     accept: Iterable[str] | None = None,
     redirect: bool = False,
 ) -> Requirement:
@@ -238,16 +283,34 @@ class Requirements(Generic[G]):
         )
 
     def require_organization(
-        self, organization_id: str | None = None, *, accept: Iterable[str] | None = None
+        self,
+        organization_id: str | None = None,
+        *,
+        path_param: str | None = None,
+        accept: Iterable[str] | None = None,
     ) -> G:
-        """403 ``organization_required`` without an active (or this) organization."""
-        return self._make(requirement(organization=organization_id or True, accept=accept))
+        """403 ``organization_required`` without an active organization, this one, or (with
+        ``path_param``) the one the route's path parameter names (``/orgs/{org_id}/...``)."""
+        wanted = _target(organization_id, path_param, "require_organization")
+        return self._make(requirement(organization=wanted, accept=accept))
 
     def require_workspace(
-        self, workspace_id: str | None = None, *, accept: Iterable[str] | None = None
+        self,
+        workspace_id: str | None = None,
+        *,
+        path_param: str | None = None,
+        accept: Iterable[str] | None = None,
     ) -> G:
-        """403 ``workspace_required`` without an active (or this) workspace."""
-        return self._make(requirement(workspace=workspace_id or True, accept=accept))
+        """403 ``workspace_required`` without an active workspace, this one, or (with
+        ``path_param``) the one the route's path parameter names."""
+        wanted = _target(workspace_id, path_param, "require_workspace")
+        return self._make(requirement(workspace=wanted, accept=accept))
+
+
+def _target(given: str | None, path_param: str | None, guard: str) -> str | PathParam | bool:
+    if given is not None and path_param is not None:
+        raise TypeError(f"{guard}() takes an id or a path_param, not both")
+    return PathParam(path_param) if path_param is not None else given or True
 
 
 class Guards(Requirements[Decorator], Generic[R]):
@@ -272,6 +335,8 @@ class Guards(Requirements[Decorator], Generic[R]):
         find: given a view, a function from its call's ``(args, kwargs)`` to the request
             (default :func:`request_argument`; Flask's views take none and read a global).
         is_async: whether a view is a coroutine function.
+        params: the route's path parameters, from the request and the view's keyword
+            arguments (default: those arguments, as Django and Flask pass them).
     """
 
     def __init__(
@@ -285,8 +350,10 @@ class Guards(Requirements[Decorator], Generic[R]):
             request_argument
         ),
         is_async: Callable[[Any], bool] = inspect.iscoroutinefunction,
+        params: Callable[[R, dict[str, Any]], Mapping[str, Any]] = lambda request, kwargs: kwargs,
     ) -> None:
         super().__init__(self.guard)
+        self._params = params
         self._state, self._astate, self._refuse = state, astate or _awaitable(state), refuse
         self._sign_in, self._find, self._is_async = sign_in, find, is_async
 
@@ -298,7 +365,7 @@ class Guards(Requirements[Decorator], Generic[R]):
         needs = requirement.permissions
         if requirement.redirect and self._sign_in is None:
             raise TypeError("this framework's guards cannot redirect to a sign-in page")
-        answer = self._answer
+        answer, params_of = self._answer, self._params
 
         def decorate(view: Callable[P, T]) -> Callable[P, T]:
             request_of = self._find(view)
@@ -309,7 +376,7 @@ class Guards(Requirements[Decorator], Generic[R]):
                     request = request_of(args, kwargs)
                     state = await astate_of(request, needs)
                     if state.session is None or not signed_in_only or state.redirect:
-                        refusal = answer(requirement, request, state)
+                        refusal = answer(requirement, request, state, params_of(request, kwargs))
                         if refusal is not _PASS:
                             return await refusal if inspect.isawaitable(refusal) else refusal
                     return await view(*args, **kwargs)  # type: ignore[misc]
@@ -321,7 +388,7 @@ class Guards(Requirements[Decorator], Generic[R]):
                 request = request_of(args, kwargs)
                 state = state_of(request, needs)
                 if state.session is None or not signed_in_only or state.redirect:
-                    refusal = answer(requirement, request, state)
+                    refusal = answer(requirement, request, state, params_of(request, kwargs))
                     if refusal is not _PASS:
                         return refusal
                 return view(*args, **kwargs)
@@ -330,7 +397,9 @@ class Guards(Requirements[Decorator], Generic[R]):
 
         return decorate
 
-    def _answer(self, requirement: Requirement, request: R, state: AuthState) -> Any:
+    def _answer(
+        self, requirement: Requirement, request: R, state: AuthState, params: Mapping[str, Any]
+    ) -> Any:
         """The native answer when ``requirement`` refuses, or ``_PASS``: the error, or for a
         page the redirect (to the clean URL after a ``?__dev_session__=`` exchange, or to the
         sign-in page instead of a 401)."""
@@ -338,7 +407,7 @@ class Guards(Requirements[Decorator], Generic[R]):
         if page and state.redirect is not None:
             return self._refuse(request, Redirect(state.redirect), state)
         try:
-            requirement.check(state)
+            requirement.check(state, params)
         except WachtAuthError as error:
             if page and error.status == 401:
                 assert self._sign_in is not None

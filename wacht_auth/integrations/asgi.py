@@ -41,13 +41,20 @@ else:
     try:
         from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
     except ImportError:  # a plain ASGI app without Starlette: the same shapes, no dependency
-        from types import SimpleNamespace as BaseUser
 
-        def AuthCredentials(scopes=None):  # Starlette's class, as a stand-in
-            return BaseUser(scopes=list(scopes or ()))
+        class BaseUser:
+            """Stand-in for ``starlette.authentication.BaseUser``."""
 
-        def UnauthenticatedUser():
-            return BaseUser(is_authenticated=False, display_name="")
+        class AuthCredentials:
+            """Stand-in for ``starlette.authentication.AuthCredentials``."""
+
+            def __init__(self, scopes=None):
+                self.scopes = list(scopes or [])
+
+        class UnauthenticatedUser(BaseUser):
+            """Stand-in for ``starlette.authentication.UnauthenticatedUser``."""
+
+            is_authenticated, display_name = False, ""
 
 
 __all__ = [
@@ -66,10 +73,11 @@ __all__ = [
 
 
 class WachtUser(BaseUser):
-    """The caller as a Starlette user (``request.user``): ``identity`` is the user id of a
-    session, or the key id of an API key or OAuth token; ``caller`` is the Session or the
-    Credential."""
+    """The caller as a Starlette user (``request.user``), one per connection: ``identity`` is
+    the user id of a session, or the key id of an API key or OAuth token; ``caller`` is the
+    Session or the Credential."""
 
+    __slots__ = ("caller",)
     is_authenticated = True
 
     def __init__(self, caller: Caller) -> None:
@@ -115,9 +123,11 @@ class _View:
 
     def header(self, name: str) -> str | None:
         # Every line of a repeated header, joined in order (RFC 9110 §5.3).
-        key = name.encode("latin-1")
-        found = [value for header, value in self.scope["headers"] if header == key]
-        return b", ".join(found).decode("latin-1") if found else None
+        key, found = name.encode("latin-1"), None
+        for header, value in self.scope["headers"]:
+            if header == key:
+                found = value if found is None else found + b", " + value
+        return None if found is None else found.decode("latin-1")
 
     def cookie(self, name: str) -> str | None:
         # HTTP/2 may split cookies over several fields (RFC 9113 §8.2.3).
@@ -136,15 +146,30 @@ class _View:
         return bytes(self.scope.get("query_string", b"")).decode("latin-1")
 
 
+class _Credentials(AuthCredentials):
+    """``request.auth`` of a caller for Starlette's ``requires()``: ``authenticated``, the
+    permissions and a credential's scopes, listed on each read (only ``requires()`` looks),
+    so a change to the list one read returns reaches nothing else."""
+
+    __slots__ = ("_caller",)
+
+    def __init__(self, caller: Caller) -> None:
+        self._caller = caller
+
+    @property
+    def scopes(self) -> list[str]:  # type: ignore[override]  # read-only
+        caller = self._caller
+        extra = caller.scopes if isinstance(caller, Credential) else ()
+        return ["authenticated", *caller.permissions, *extra]
+
+
 def _store(scope: Scope, state: AuthState) -> AuthState:
     scope["wacht"] = state
     scope.setdefault("state", {})["wacht"] = state
     if (caller := state.session or state.credential) is None:
         scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
     else:  # built per connection: nothing a request changes reaches another
-        scopes = caller.scopes if isinstance(caller, Credential) else ()
-        scope["auth"] = AuthCredentials(["authenticated", *caller.permissions, *scopes])
-        scope["user"] = WachtUser(caller)
+        scope["auth"], scope["user"] = _Credentials(caller), WachtUser(caller)
     return state
 
 
@@ -163,22 +188,27 @@ def _layer(scope: Scope, verifier: Verifier | None) -> Authenticator:
 
 
 def get_auth_state(
-    scope: Scope, verifier: Verifier | None = None, required_permissions: Collection[str] = ()
+    scope: Scope, verifier: Verifier | None = None, needs: Collection[str] = ()
 ) -> AuthState:
     """The request's auth state: the one attached (by ``verifier``, when given), else
-    verified now and attached. For sync endpoints (run in a thread)."""
-    layer = _layer(scope, verifier)
+    verified now and attached (an API key checked with the permissions the route ``needs``).
+    For sync endpoints (run in a thread)."""
     prior = scope.get("wacht")
-    state = layer.resolve(_View(scope), prior, required_permissions=required_permissions)
+    if verifier is None and type(prior) is AuthState:
+        return prior  # what the middleware attached
+    state = _layer(scope, verifier).resolve(_View(scope), prior, required_permissions=needs)
     return state if state is prior else _store(scope, state)
 
 
 async def aget_auth_state(
-    scope: Scope, verifier: Verifier | None = None, required_permissions: Collection[str] = ()
+    scope: Scope, verifier: Verifier | None = None, needs: Collection[str] = ()
 ) -> AuthState:
     """The async twin of :func:`get_auth_state` (keys fetched without blocking the loop)."""
-    layer, prior = _layer(scope, verifier), scope.get("wacht")
-    state = await layer.aresolve(_View(scope), prior, required_permissions=required_permissions)
+    prior = scope.get("wacht")
+    if verifier is None and type(prior) is AuthState:
+        return prior  # what the middleware attached
+    layer = _layer(scope, verifier)
+    state = await layer.aresolve(_View(scope), prior, required_permissions=needs)
     return state if state is prior else _store(scope, state)
 
 
@@ -213,11 +243,17 @@ class WachtMiddleware:
                 receive = self._prefetching(receive)
             await self.app(scope, receive, send)
             return
-        layer, view = self.layer, _View(scope)
-        state = _store(scope, await layer.aresolve(view, scope.get("wacht")))
+        layer = self.layer
+        authorization = None  # read here: a hit needs no view (every line, as the view reads)
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                text = value.decode("latin-1")
+                authorization = text if authorization is None else f"{authorization}, {text}"
+        state = layer.lookup(authorization, scope.get("wacht"))
+        state = _store(scope, state or await layer.aresolve(_View(scope), looked_up=True))
         scope["wacht.authenticator"] = layer  # for page guards: where to sign in
         if state.redirect or (layer.protect_all and state.session is None):
-            refusal = layer.refusal(view, state)
+            refusal = layer.refusal(_View(scope), state)
             if refusal is not None:
                 presented, headers = state.token_presented, state.response_headers
                 await answer(scope, send, refusal, token_presented=presented, headers=headers,
@@ -263,6 +299,7 @@ _guards: Guards[HTTPConnection] = Guards(
     refuse=_refuse,
     sign_in=lambda conn: _layer(conn.scope, None).handshake.sign_in_location(_View(conn.scope)),
     find=functools.partial(request_argument, first=False),
+    params=lambda conn, kwargs: conn.path_params,
 )
 require_auth = _guards.require_auth
 require_permission = _guards.require_permission

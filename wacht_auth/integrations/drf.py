@@ -81,7 +81,8 @@ class _WachtPermission(BasePermission):  # type: ignore[misc]  # DRF is untyped
         and return False, so that DRF's ``&``/``|`` composition keeps working."""
         requirement = self.requirement()
         try:
-            requirement.check(auth_state(request._request, requirement.permissions))
+            state = auth_state(request._request, requirement.permissions)
+            requirement.check(state, getattr(view, "kwargs", None))
         except WachtAuthError as error:
             request._request.__dict__["_wacht_denied"] = error
             self.message, self.code = error.message, error.code

@@ -74,7 +74,7 @@ def _dependency(needed: Requirement) -> Callable[..., Awaitable[Caller]]:
         (answered by :func:`wacht_exception_handler`)."""
         # The permissions go to the gateway when this dependency is what checks an API key.
         state = await aget_auth_state(connection.scope, None, needed.permissions)
-        return needed.check(state)
+        return needed.check(state, connection.path_params)
 
     return dependency
 
