@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
-from wacht_auth.integrations.django import asign_out, require_permission, sign_out
+from wacht_auth.integrations.django import require_permission, sign_out
 
 
 def page(request: HttpRequest) -> HttpResponse:
@@ -75,5 +75,5 @@ urlpatterns = [
     path("permission-required", django_permission_required),
     path("sign-out", sign_out),
     path("sign-out-bye", sign_out, {"next": "/bye"}),
-    path("asign-out", asign_out),
+    path("asign-out", sign_out),
 ]

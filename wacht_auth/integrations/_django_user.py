@@ -22,7 +22,7 @@ from ..auth import signout as _signout
 from ..errors import WachtAuthError
 from ..session import Session
 
-__all__ = ["WachtUser", "WachtUserMiddleware", "asign_out", "sign_out", "user_of"]
+__all__ = ["WachtUser", "WachtUserMiddleware", "sign_out", "user_of"]
 
 
 class WachtUser:
@@ -124,7 +124,8 @@ def _redirect(done: _signout.SignedOut) -> HttpResponse:
 
 def sign_out(request: HttpRequest, next: str = "/") -> HttpResponse:
     """The sign-out view (POST): ends the Wacht session, deletes our cookies, 303 to
-    ``next``. ``path("sign-out/", sign_out)``, or call it from your own view."""
+    ``next``. ``path("sign-out/", sign_out)`` (``{"next": "/bye"}`` as the URL's extra
+    arguments), or call it from your own view. Sync: Django runs it in a thread under ASGI."""
     from .django import _json, _lazy, _View
 
     try:
@@ -134,15 +135,4 @@ def sign_out(request: HttpRequest, next: str = "/") -> HttpResponse:
     return _redirect(done)
 
 
-async def asign_out(request: HttpRequest, next: str = "/") -> HttpResponse:
-    """:func:`sign_out` for async views."""
-    from .django import _json, _lazy, _View
-
-    try:
-        done = await _signout.asign_out(_lazy(request).layer, _View(request), next)
-    except WachtAuthError as error:
-        return _json(error)
-    return _redirect(done)
-
-
-sign_out.wacht_public = asign_out.wacht_public = True  # type: ignore[attr-defined]  # open
+sign_out.wacht_public = True  # type: ignore[attr-defined]  # open under protect_all

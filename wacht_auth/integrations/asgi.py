@@ -255,9 +255,8 @@ class WachtMiddleware:
         if state.redirect or (layer.protect_all and state.session is None):
             refusal = layer.refusal(_View(scope), state)
             if refusal is not None:
-                presented, headers = state.token_presented, state.response_headers
-                await answer(scope, send, refusal, token_presented=presented, headers=headers,
-                             receive=receive)  # fmt: skip
+                await answer(scope, send, refusal, token_presented=state.token_presented,
+                             headers=state.response_headers, receive=receive)  # fmt: skip
                 return
         if state.response_headers:  # the gateway's rate-limit state, on every answer
             send = adding(send, state.response_headers)

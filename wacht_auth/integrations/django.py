@@ -41,7 +41,6 @@ __all__ = [
     "WachtUser",
     "WachtUserMiddleware",
     "aauth_state",
-    "asign_out",
     "auth_state",
     "authenticator",
     "public",
@@ -247,5 +246,5 @@ class WachtPermissionRequiredMixin(WachtRequiredMixin):
         return super().get_wacht_requirement()
 
 
-from ._django_user import WachtUser, WachtUserMiddleware, asign_out, sign_out  # noqa: E402
+from ._django_user import WachtUser, WachtUserMiddleware, sign_out  # noqa: E402
 from ._django_webhooks import webhook, webhook_receiver  # noqa: E402  # re-exported
