@@ -200,3 +200,12 @@ async def test_async_sign_out(pages: FrontendAPI) -> None:
     client.cookies["__session"] = pages.sign_in()
     done = await client.post("/asign-out", headers=ORIGIN)
     assert done.status_code == 303 and pages.sign_out_count == before + 1
+
+
+def test_the_forwarded_field_is_trusted_from_the_right(frontend: FrontendAPI) -> None:
+    settings = {"config": frontend.config(), "trusted_proxies": 1}
+    with override_settings(WACHT_AUTH=settings):
+        client = Client(headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.9"})
+        client.cookies["__session"] = frontend.sign_in()
+        assert client.get("/sync/public").status_code == 200
+    assert frontend.exchange_requests[-1].headers["x-wacht-forwarded-for"] == "198.51.100.9"

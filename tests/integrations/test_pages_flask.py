@@ -102,3 +102,11 @@ def test_sign_out(frontend: FrontendAPI) -> None:
 def test_sign_out_is_open_under_protect_all(frontend: FrontendAPI) -> None:
     client = make_app(frontend, protect_all=True).test_client()
     assert client.post("/sign-out", headers=ORIGIN).status_code == 303
+
+
+def test_the_forwarded_field_is_trusted_from_the_right(frontend: FrontendAPI) -> None:
+    client = make_app(frontend, trusted_proxies=1).test_client()
+    client.set_cookie("__session", frontend.sign_in())
+    headers = {"X-Forwarded-For": "6.6.6.6, 198.51.100.9"}
+    assert client.get("/page", headers=headers).status_code == 200
+    assert frontend.exchange_requests[-1].headers["x-wacht-forwarded-for"] == "198.51.100.9"
