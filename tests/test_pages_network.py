@@ -225,6 +225,24 @@ async def test_200_concurrent_exchanges_are_bounded(frontend: FrontendAPI) -> No
     assert time.monotonic() - started < 10
 
 
+async def test_200_concurrent_junk_cookies_cost_no_exchange(frontend: FrontendAPI) -> None:
+    # Valid-looking: JWTs of the deployment's shape, signed by a key that is not its own.
+    layer = _layer(frontend)
+    cookies = [frontend.forged_token(None, claims={"sess": f"s{i}"}) for i in range(200)]
+    frontend.hang_exchange(1.0)
+    started = time.monotonic()
+    try:
+        states = await asyncio.wait_for(
+            asyncio.gather(*(layer.aresolve(Page(cookies={"__session": c})) for c in cookies)),
+            15,
+        )
+    finally:
+        frontend.restore_exchange()
+    assert all(s.session is None and s.error is None for s in states)
+    assert frontend.exchange_count == 0
+    assert time.monotonic() - started < 5
+
+
 def test_threads_over_the_bound_get_a_quick_503(frontend: FrontendAPI) -> None:
     exchange = SessionExchange(frontend.url, timeout=3.0, max_concurrent=2, clock=FakeClock())
     cookies = [frontend.sign_in() for _ in range(5)]
