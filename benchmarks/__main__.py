@@ -17,7 +17,7 @@ from importlib import metadata
 
 from ._harness import CLOCKS, Plan, Report, set_clock
 
-SECTIONS = ("core", "asgi", "django", "flask", "gateway", "webhooks")
+SECTIONS = ("core", "asgi", "oauth", "django", "flask", "gateway", "webhooks")
 #: Full run: under a minute of CPU on the 2-core development machine. Quick: a few seconds.
 #: Many short rounds rather than a few long ones: the median then shrugs off the rounds that
 #: another process's burst of work slowed down.
@@ -25,6 +25,7 @@ FULL = {"core": Plan(rounds=15, ops=300), "web": Plan(rounds=15, ops=250)}
 QUICK = {"core": Plan(rounds=5, ops=100), "web": Plan(rounds=5, ops=100)}
 _FRAMEWORKS = {
     "asgi": ("benchmarks.asgi", "wacht_auth.integrations.asgi"),
+    "oauth": ("benchmarks.asgi_oauth", "wacht_auth.integrations.asgi"),
     "django": ("benchmarks.wsgi_django", "wacht_auth.integrations.django"),
     "flask": ("benchmarks.wsgi_flask", "wacht_auth.integrations.flask"),
     "gateway": ("benchmarks.gateway", "httpx"),

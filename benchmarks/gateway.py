@@ -34,7 +34,7 @@ def bench(fixture: Fixture, plan: Plan) -> Report:
     """Measure the gateway table."""
     with FakeGateway() as gateway:
         key = gateway.add_key(owner_user_id=USER_ID)
-        config = fixture.issuer.config(gateway_url=gateway.url)
+        config = fixture.issuer.config(gateway_url=gateway.url, deployment_id="1")
         accepting = WachtMiddleware(
             _app(protected), verifier=Verifier(config), accept=("session_token", "api_key")
         )

@@ -71,6 +71,14 @@ def test_starlette_benchmark_runs(fixture: Fixture) -> None:
     _figures_are_sane(asgi.bench(fixture, TINY))
 
 
+def test_starlette_oauth_benchmark_runs(fixture: Fixture) -> None:
+    from benchmarks import asgi_oauth
+
+    report = asgi_oauth.bench(fixture, TINY)
+    _figures_are_sane(report)
+    assert "OAuth" in report.title and any("PyJWKClient" in row[0] for row in report.rows)
+
+
 def test_flask_benchmark_runs(fixture: Fixture) -> None:
     from benchmarks import wsgi_flask
 

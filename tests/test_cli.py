@@ -20,7 +20,7 @@ import wacht_auth
 from wacht_auth import Config, Verifier, _demo
 from wacht_auth._dev import DevIssuer
 from wacht_auth.cli import EXIT_CODES, main
-from wacht_auth.testing import Issuer
+from wacht_auth.testing import Issuer, OAuthServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEARED = (
@@ -32,6 +32,7 @@ CLEARED = (
     "WACHT_PUBLIC_SIGNING_KEY",
     "WACHT_ISSUER",
     "WACHT_JWKS_URL",
+    "WACHT_OAUTH_ISSUERS",
 )
 
 
@@ -460,3 +461,31 @@ def test_dev_mint_names_the_url_it_was_given(monkeypatch: pytest.MonkeyPatch) ->
     assert "WACHT_FRONTEND_API_URL" in error["message"]
     code, error = run_json("dev", "mint", "--url", "https://example.org")
     assert "--url" in error["message"] and "WACHT_FRONTEND_API_URL" not in error["message"]
+
+
+# -- every credential: which kind verify saw -------------------------------------------------
+
+
+def test_verify_says_which_credential_it_saw(env: Issuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    with OAuthServer() as oauth:
+        token = oauth.access_token("42", scopes=["invoices:read"], client_id="oc_9")
+        code, out, _ = run("verify", token, "--oauth-issuer", oauth.url, "--json")
+        report = json.loads(out)
+        assert (code, report["kind"], report["token_format"]) == (0, "oauth_access_token", "jwt")
+        assert (report["user_id"], report["client_id"]) == ("42", "oc_9")
+        assert report["scopes"] == ["invoices:read"]
+        assert report["settings"] == {"oauth_issuers": "--oauth-issuer"}
+        monkeypatch.setenv("WACHT_OAUTH_ISSUERS", oauth.url)  # the env setting works too
+        code, out, _ = run("verify", token)
+        assert code == 0 and out.startswith("valid OAuth access token (JWT")
+        code, out, _ = run("verify", oauth.id_token("42"), "--json")
+        assert (code, json.loads(out)["error"]["code"]) == (1, "token_use_invalid")
+        # A session token beside an OAuth issuer is still checked as one.
+        code, out, _ = run("verify", env.token(user_id="7"), "--json")
+        assert (code, json.loads(out)["kind"], json.loads(out)["user_id"]) == (
+            0,
+            "session_token",
+            "7",
+        )
+    code, out, _ = run("verify", "oat_" + "a" * 43, "--json")
+    assert (code, json.loads(out)["error"]["code"]) == (2, "oauth_token_not_verifiable")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .auth import AuthState
 from .config import Config
+from .credentials import Credential
 from .errors import (
     AlgorithmNotAllowedError,
     AudienceInvalidError,
@@ -35,7 +36,6 @@ from .errors import (
     WachtAuthError,
     WorkspaceRequiredError,
 )
-from .gateway import Credential
 from .session import Session
 from .verifier import Verifier
 

@@ -91,6 +91,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[Config, dict[str, str]]:
 def _session_report(session: Session, now: float, sources: Mapping[str, str]) -> dict[str, Any]:
     return {
         "valid": True,
+        "kind": "session_token",
         "user_id": session.user_id,
         "session_id": session.session_id,
         "organization_id": session.organization_id,
@@ -123,19 +124,89 @@ def _rejected(error: WachtAuthError, token: str, now: float) -> Failure:
     return Failure(exit_code, error.code, message, **fields)
 
 
+def _oauth_issuers(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The OAuth issuers of ``--oauth-issuer`` (else ``WACHT_OAUTH_ISSUERS``) and their
+    source."""
+    if args.oauth_issuer:
+        return [url.rstrip("/") for url in args.oauth_issuer], "--oauth-issuer"
+    try:
+        loaded = Settings.load()
+    except ConfigurationError as error:
+        raise Failure(EXIT_USAGE, "configuration_error", error.message) from error
+    issuers = loaded.values.get("oauth_issuers") or ()
+    return [url.rstrip("/") for url in issuers], loaded.labels.get("oauth_issuers", "")
+
+
+def _verify_oauth(token: str, issuers: list[str], source: str, io: Output) -> int:
+    """Verify an OAuth JWT access token locally, as the request layer does."""
+    from .oauth import OAuthIssuer, OAuthVerifier
+
+    try:
+        verifier = OAuthVerifier([OAuthIssuer(issuer=url, token_cache_size=0) for url in issuers])
+    except ConfigurationError as error:
+        raise Failure(EXIT_USAGE, "configuration_error", f"{source}: {error.message}") from error
+    now = time.time()
+    try:
+        credential = verifier.verify(token)
+    except WachtAuthError as error:
+        raise _rejected(error, token, now) from error
+    report: dict[str, Any] = {
+        "valid": True,
+        "kind": "oauth_access_token",
+        "token_format": "jwt",
+        "user_id": credential.user_id,
+        "session_id": credential.session_id,
+        "client_id": credential.client_id,
+        "scopes": list(credential.scopes),
+        "resource": credential.resource,
+        "organization_id": credential.organization_id,
+        "workspace_id": credential.workspace_id,
+        "times": times(credential.claims, now),
+        "claims": credential.claims,
+        "settings": {"oauth_issuers": source},
+    }
+
+    def text() -> str:
+        rows = [(name, report[name]) for name in ("user_id", "session_id", "client_id")]
+        rows += [("scopes", " ".join(report["scopes"])), ("resource", report["resource"])]
+        body = "".join(f"  {name:<18}  {value or '-'}\n" for name, value in rows)
+        return (
+            f"valid OAuth access token (JWT; signature and claims checked against "
+            f"{credential.claims.get('iss')}, from {source})\n{body}"
+            f"{times_text(report['times'])}claims:\n{dumps(report['claims'], indent=2)}\n"
+        )
+
+    io.result(report, text)
+    return EXIT_OK
+
+
 def verify(args: argparse.Namespace, io: Output) -> int:
-    """``wacht-auth verify``: the session and claims of a token, or why it is refused."""
+    """``wacht-auth verify``: what a token is (a session token, an OAuth JWT access token of
+    an ``--oauth-issuer``; an API key or opaque OAuth token only Wacht's gateway can check)
+    and its claims, or why it is refused."""
+    from .tokens import peek_issuer
     from .verifier import Verifier
 
     token = read_token(args.token)
     if token and "." not in token:  # a dotted value is reported as the JWT it tries to be
+        if token.startswith("oat_"):
+            raise Failure(
+                EXIT_USAGE,
+                "oauth_token_not_verifiable",
+                "this is an opaque OAuth access token (oat_...): only Wacht's gateway can "
+                "check it, it is not verifiable locally (an app accepts them with "
+                'accept=("oauth_token",) and deployment_id; see docs/credentials.md)',
+            )
         raise Failure(
             EXIT_USAGE,
             "api_key_not_verifiable",
-            "this is not a JWT: it looks like an API key, which only Wacht's gateway can check "
-            '(an app accepts them with accept=("session_token", "api_key"); see '
-            "docs/api-keys.md)",
+            "this is not a JWT: it looks like an API key, which only Wacht's gateway can check; "
+            'it is not verifiable locally (an app accepts them with accept=("api_key",) and '
+            "deployment_id; see docs/credentials.md)",
         )
+    issuers, source = _oauth_issuers(args)
+    if issuers and peek_issuer(token) in issuers:
+        return _verify_oauth(token, issuers, source, io)
     config, sources = config_from_args(args)
     try:
         session = Verifier(config).verify(token)
@@ -155,7 +226,7 @@ def verify(args: argparse.Namespace, io: Output) -> int:
         ]
         body = "".join(f"  {name:<18}  {value or '-'}\n" for name, value in rows)
         return (
-            f"valid token (signature and claims checked against {config.issuer}; "
+            f"valid session token (signature and claims checked against {config.issuer}; "
             f"settings: {_sources_text(sources)})\n{body}"
             f"{times_text(report['times'])}claims:\n{dumps(report['claims'], indent=2)}\n"
         )

@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     verify.add_argument("token", help="the token; - reads it from standard input")
+    verify.add_argument(
+        "--oauth-issuer",
+        metavar="URL",
+        action="append",
+        help="a Wacht OAuth server whose JWT access tokens to verify (repeatable; else "
+        "WACHT_OAUTH_ISSUERS); a token of another issuer is checked as a session token",
+    )
     _deployment(verify)
     _common(verify)
 

@@ -532,6 +532,11 @@ SETTINGS: Mapping[str, tuple[str, _Parser]] = MappingProxyType(
         "webhook_secret": ("webhook_secret", _webhook_secrets),
         "webhook_tolerance": ("webhook_tolerance", _number),
         "webhook_max_bytes": ("webhook_max_bytes", _integer),
+        # Credentials besides session tokens (docs/credentials.md).
+        "oauth_issuers": ("oauth_issuers", _list),
+        "oauth_audiences": ("oauth_audiences", _list),
+        "oauth_client_ids": ("oauth_client_ids", _list),
+        "api_auth_apps": ("api_auth_apps", _list),
         # A ready Config or verifier instead of the fields above (code only).
         "config": ("config", _object),
         "verifier": ("verifier", _object),
@@ -547,6 +552,10 @@ _OPTIONS = (
     "webhook_secret",
     "webhook_tolerance",
     "webhook_max_bytes",
+    "oauth_issuers",
+    "oauth_audiences",
+    "oauth_client_ids",
+    "api_auth_apps",
     "config",
     "verifier",
 )
@@ -584,11 +593,13 @@ class Settings:
         values: each target (a :class:`Config` field or an option) with its parsed value.
         labels: each target with the setting that gave it, as the user spelled it.
         where: where settings are read from, for messages ("settings.WACHT_AUTH" ...).
+        prefixed: whether ``where`` names settings ``WACHT_<NAME>`` (Flask's ``app.config``).
     """
 
     values: Mapping[str, Any]
     labels: Mapping[str, str]
     where: str
+    prefixed: bool = False
 
     @classmethod
     def load(
@@ -651,7 +662,20 @@ class Settings:
             MappingProxyType({k: v for k, (v, _) in targets.items()}),
             MappingProxyType({k: where for k, (_, where) in targets.items()}),
             where,
+            prefixed,
         )
+
+    def spell(self, name: str) -> str:
+        """How the user names the setting ``name`` here: the label of the one that gave it,
+        else ``where``'s spelling (and the environment variable, which is read as well)."""
+        given = self.labels.get(name)
+        if given is not None and given != name:
+            return given
+        env = _label_env(name)
+        if self.where == "the environment":
+            return env
+        key = env if self.prefixed else name
+        return f"{self.where}[{key!r}] (or {env})"
 
     def option(self, name: str, default: Any = None) -> Any:
         """The request layer's option ``name`` (``protect_all``, ``public_paths`` ...)."""

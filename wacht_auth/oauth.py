@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Config, EventHandler
+from .credentials import Credential, resource_scope
 from .errors import (
     ClaimsInvalidError,
     ConfigurationError,
@@ -34,7 +35,6 @@ from .errors import (
     TokenMalformedError,
     TokenUseInvalidError,
 )
-from .gateway import Credential, resource_scope
 from .tokens import ParsedToken, check_claims, peek_issuer
 from .verifier import _BaseVerifier, _Deployment
 

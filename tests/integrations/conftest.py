@@ -20,7 +20,7 @@ if django is not None and not settings.configured:
 
 import pytest
 
-from wacht_auth.testing import FakeGateway, FrontendAPI
+from wacht_auth.testing import FakeGateway, FrontendAPI, OAuthServer
 
 from .contract import register_keys
 
@@ -33,9 +33,16 @@ def gateway() -> object:
 
 
 @pytest.fixture(scope="session")
-def keys(gateway: FakeGateway) -> dict[str, str]:
-    """The contract's API keys, registered with :func:`gateway`."""
-    return register_keys(gateway)
+def oauth() -> object:
+    """A Wacht OAuth server on loopback, for the OAuth JWT rows of the contract."""
+    with OAuthServer() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def keys(gateway: FakeGateway, oauth: OAuthServer) -> dict[str, str]:
+    """The contract's credentials: registered with :func:`gateway`, minted by :func:`oauth`."""
+    return register_keys(gateway, oauth)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ Each framework's test builds an app with these routes (all answering JSON):
 - ``GET /protected``, ``POST /protected``: ``require_auth``; ``{"user_id", "session_id"}``.
 - ``GET /admin``: ``require_permission("invoices:write")``.
 - ``GET /org``: ``require_organization()``.
+- ``GET /granted``: ``require_scope("invoices:read")`` (the credential rows only).
 - ``GET /tamper``: ``require_auth``; answers :func:`tamper` of the request's auth state (the
   example apps have no such route: rows with ``needs="tamper"`` are skipped there).
 
@@ -53,6 +54,7 @@ class Case:
     set_cookies: tuple[str, ...] = ()  # substrings the Set-Cookie headers must contain
     frontend_fails: int | None = None  # the fake frontend API answers exchanges with this
     header_values: Mapping[str, str] = field(default_factory=dict)  # header: a substring
+    accept: tuple[str, ...] | None = None  # credential rows: the app's accept (None: all)
 
 
 USER = "2741598367104"
@@ -213,9 +215,14 @@ PROTECT_ALL_CASES: list[Case] = [
 ]
 
 
-#: Rows for an app accepting session tokens and API keys, with keys of :func:`register_keys`
-#: checked by a :class:`~wacht_auth.testing.FakeGateway`.
+#: Rows for an app accepting every credential (or ``accept``; :func:`credential_options`):
+#: API keys and opaque OAuth tokens of :func:`register_keys` checked by a
+#: :class:`~wacht_auth.testing.FakeGateway` of deployment 1, OAuth JWT access tokens of an
+#: :class:`~wacht_auth.testing.OAuthServer` verified locally.
 RATE = "x-ratelimit-remaining"
+OAUTH_USER = "4242"
+KEYS_ONLY = ("session_token", "api_key")
+OAUTH_ONLY = ("oauth_token",)
 KEY_CASES: list[Case] = [
     Case("API key on a protected route", "/protected", "key", 200, body={"user_id": None},
          headers=(RATE,)),
@@ -234,14 +241,58 @@ KEY_CASES: list[Case] = [
     Case("session token beside keys", "/protected", "valid", 200, user_id=USER),
     Case("expired session token beside keys", "/protected", "expired", 401, "token_expired"),
     Case("no credential beside keys", "/protected", None, 401, "token_missing"),
+    # Every credential as Wacht issues it (docs/credentials.md).
+    Case("opaque OAuth token", "/protected", "oat", 200, user_id=OAUTH_USER, headers=(RATE,)),
+    Case("opaque OAuth token: a scope is a permission", "/admin", "oat", 200),
+    Case("opaque OAuth token without the scope", "/admin", "oat_no_scope", 403,
+         "permission_denied"),
+    Case("opaque OAuth token on a scoped route", "/granted", "oat", 200),
+    Case("opaque OAuth token lacking the route's scope", "/granted", "oat_no_scope", 403,
+         "permission_denied"),
+    Case("OAuth JWT access token", "/protected", "oauth_jwt", 200, user_id=OAUTH_USER),
+    Case("OAuth JWT: a scope is a permission", "/admin", "oauth_jwt", 200),
+    Case("OAuth JWT without the scope", "/admin", "oauth_jwt_no_scope", 403,
+         "permission_denied", challenge='error="insufficient_scope"'),
+    Case("OAuth JWT on a scoped route", "/granted", "oauth_jwt", 200),
+    Case("session token on a scoped route", "/granted", "valid", 403, "permission_denied"),
+    Case("API key on a scoped route", "/granted", "key", 403, "permission_denied"),
+    Case("id token as a bearer", "/protected", "id_token", 401, "token_use_invalid",
+         challenge='error="invalid_token"'),
+    Case("API key of this deployment", "/admin", "key", 200, body={"user_id": None}),
+    Case("API key of another deployment", "/admin", "foreign_key", 401, "credential_invalid"),
+    # The gateway would accept this JWT (registered there): a 401 proves it was never sent.
+    Case("JWT of an unknown issuer", "/protected", "unknown_issuer_jwt", 401, "issuer_invalid"),
+    # The accept matrix: only the kinds the app accepts.
+    Case("keys only: opaque OAuth token refused", "/protected", "oat", 401,
+         "credential_invalid", accept=KEYS_ONLY),
+    Case("keys only: OAuth JWT refused", "/protected", "oauth_jwt", 401, "credential_invalid",
+         accept=KEYS_ONLY),
+    Case("keys only: API key", "/protected", "key", 200, accept=KEYS_ONLY),
+    Case("OAuth only: API key refused", "/protected", "key", 401, "credential_invalid",
+         accept=OAUTH_ONLY),
+    Case("OAuth only: session token refused", "/protected", "valid", 401,
+         "credential_invalid", accept=OAUTH_ONLY),
+    Case("OAuth only: OAuth JWT", "/protected", "oauth_jwt", 200, user_id=OAUTH_USER,
+         accept=OAUTH_ONLY),
+    Case("OAuth only: opaque OAuth token", "/protected", "oat", 200, user_id=OAUTH_USER,
+         accept=OAUTH_ONLY),
 ]  # fmt: skip
 
 
-def register_keys(gateway: Any) -> dict[str, str]:
-    """The API keys :data:`KEY_CASES` name, registered with ``gateway``."""
+def credential_options(case: Case, oauth: Any) -> dict[str, Any]:
+    """The request layer's options for a :data:`KEY_CASES` row (the config has the fake
+    gateway's URL and ``deployment_id="1"``)."""
+    accept = case.accept or ("session_token", "api_key", "oauth_token")
+    return {"accept": list(accept), "oauth_issuers": [oauth.url]}
+
+
+def register_keys(gateway: Any, oauth: Any = None) -> dict[str, str]:
+    """The credentials :data:`KEY_CASES` name: API keys and opaque OAuth tokens registered
+    with ``gateway``, JWT access tokens and an id token of ``oauth``."""
     limited = gateway.add_key(owner_user_id="owner-1")
     gateway.rate_limit(limited, retry_after=7)
-    return {
+    scopes = ["invoices:read", "invoices:write"]
+    credentials = {
         "key": gateway.add_key(
             owner_user_id="owner-1", organization_id="77", permissions=["invoices:write"]
         ),
@@ -249,7 +300,23 @@ def register_keys(gateway: Any) -> dict[str, str]:
         "key_rate_limited": limited,
         "key_gateway_fails": gateway.add_key(status=502),
         "unknown_key": "wk_test_nobody_issued_this",
+        "foreign_key": gateway.add_key(deployment_id="999", permissions=["invoices:write"]),
+        "oat": gateway.add_oauth_token(user_id=OAUTH_USER, scopes=scopes),
+        "oat_no_scope": gateway.add_oauth_token(user_id=OAUTH_USER, scopes=["profile"]),
     }
+    with Issuer() as other:
+        foreign = other.token(user_id=USER)
+    gateway.add_oauth_token(foreign, user_id=OAUTH_USER, scopes=scopes)
+    credentials["unknown_issuer_jwt"] = foreign
+    if oauth is not None:
+        hour = 3600  # the fixtures live for the whole session
+        credentials["oauth_jwt"] = oauth.access_token(OAUTH_USER, scopes=scopes, expires_in=hour)
+        credentials["oauth_jwt_no_scope"] = oauth.access_token(
+            OAUTH_USER, scopes=["profile"], expires_in=hour
+        )
+        later = int(oauth.clock()) + hour
+        credentials["id_token"] = oauth.id_token(OAUTH_USER, claims={"exp": later})
+    return credentials
 
 
 #: Rows for pages (``GET /page``: ``require_auth(redirect=True)``) and the session handshake,

@@ -23,9 +23,15 @@ from wacht_auth.integrations.django import (
     require_auth,
     require_organization,
     require_permission,
+    require_scope,
     require_workspace,
 )
-from wacht_auth.integrations.drf import HasOrganization, HasWachtPermission, IsWachtAuthenticated
+from wacht_auth.integrations.drf import (
+    HasOrganization,
+    HasWachtPermission,
+    HasWachtScope,
+    IsWachtAuthenticated,
+)
 
 from .contract import tamper
 
@@ -71,6 +77,7 @@ aadmin_view = require_permission("invoices:write")(apublic_view)
 aorg_view = require_organization()(apublic_view)
 workspace_view = require_workspace("5")(public_view)
 aworkspace_view = require_workspace()(apublic_view)
+granted_view = require_scope("invoices:read")(public_view)
 strict_view = require_permission("a", "b", scope="workspace", require_all=True)(apublic_view)
 
 
@@ -137,6 +144,10 @@ class AOrgView(WachtRequiredMixin, _Async):
     wacht_organization = True
 
 
+class AGrantedView(WachtRequiredMixin, _Async):
+    wacht_scopes = ("invoices:read",)
+
+
 class MisconfiguredView(WachtPermissionRequiredMixin, _Sync):
     """Forgot ``wacht_permissions``: ImproperlyConfigured."""
 
@@ -173,6 +184,10 @@ class DrfAdmin(DrfView):
 
 class DrfOrg(DrfView):
     permission_classes = [IsWachtAuthenticated, HasOrganization]
+
+
+class DrfGranted(DrfView):
+    permission_classes = [HasWachtScope.with_(scopes=("invoices:read",))]
 
 
 class DrfTamper(DrfView):
@@ -228,6 +243,9 @@ urlpatterns = [
     ),
     path("sync/page", require_auth(redirect=True)(public_view)),
     path("async/page", require_auth(redirect=True)(apublic_view)),
+    path("sync/granted", granted_view),
+    path("async/granted", AGrantedView.as_view()),
+    path("drf/granted", DrfGranted.as_view()),
     path("sync/workspace", workspace_view),
     path("async/workspace", aworkspace_view),
     path("async/strict", strict_view),

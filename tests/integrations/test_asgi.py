@@ -28,6 +28,7 @@ from tests.integrations.contract import (
     USER,
     Case,
     check,
+    credential_options,
     request_for,
     tamper,
 )
@@ -40,9 +41,10 @@ from wacht_auth.integrations.asgi import (
     require_auth,
     require_organization,
     require_permission,
+    require_scope,
     require_workspace,
 )
-from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer
+from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer, OAuthServer
 from wacht_auth.verifier import Verifier
 
 
@@ -104,6 +106,11 @@ async def admin(request: Request) -> JSONResponse:
     return JSONResponse(body(request))
 
 
+@require_scope("invoices:read")
+async def granted(request: Request) -> JSONResponse:
+    return JSONResponse(body(request))
+
+
 @require_organization()
 def org(request: Request) -> JSONResponse:  # sync: Starlette runs it in a thread
     return JSONResponse(body(request))
@@ -155,6 +162,7 @@ ROUTES = [
     Route("/protected", protected, methods=["GET", "POST"]),
     Route("/admin", admin),
     Route("/org", org),
+    Route("/granted", granted),
     Route("/tamper", tamper_view),
     Route("/page", page),
     Route("/workspace", workspace),
@@ -211,11 +219,10 @@ def test_contract(case: Case, contract_client: TestClient, issuer: Issuer) -> No
 
 @pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
 def test_contract_keys(
-    case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+    case: Case, issuer: Issuer, gateway: FakeGateway, oauth: OAuthServer, keys: dict[str, str]
 ) -> None:
-    app = make_app(
-        Verifier(issuer.config(gateway_url=gateway.url)), accept=("session_token", "api_key")
-    )
+    config = issuer.config(gateway_url=gateway.url, deployment_id="1")
+    app = make_app(Verifier(config), **credential_options(case, oauth))
     with TestClient(app, base_url=APP_ORIGIN) as client:
         response = call(client, case, issuer, issuer.config().cookie_name or "", keys)
     check(case, response.status_code, response.headers, response.content)
@@ -247,6 +254,30 @@ def test_nested_middleware_with_another_verifier_verifies_again(issuer: Issuer) 
                 "key_not_found",
             )
             assert client.get("/admin/protected", headers=token_b).json()["user_id"] == "b-user"
+
+
+def test_a_mounted_app_decides_with_its_own_accept(
+    issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+) -> None:
+    """Review finding: an admin sub-app taking session tokens only, mounted under an app that
+    takes API keys on the same verifier, must not let an API key through."""
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
+    inner = make_app(verifier)  # session tokens only
+    outer = Starlette(routes=[Route("/public", public), Mount("/admin", inner)])
+    outer.add_middleware(WachtMiddleware, verifier=verifier, accept=("session_token", "api_key"))
+    key = bearer(keys["key"])
+    calls = len(gateway.checks)
+    with TestClient(outer, base_url=APP_ORIGIN) as client:
+        assert client.get("/public", headers=key).status_code == 200
+        refused = client.get("/admin/protected", headers=key)
+        assert refused.status_code == 401, refused.text
+        assert (
+            client.get("/admin/protected", headers=bearer(issuer.token(user_id=USER))).json()[
+                "user_id"
+            ]
+            == USER
+        )
+    assert len(gateway.checks) == calls + 2  # one check per request, none by the inner layer
 
 
 @pytest.fixture

@@ -28,13 +28,14 @@ from tests.integrations.contract import (
     USER,
     Case,
     check,
+    credential_options,
     make_token,
     request_for,
 )
 from wacht_auth import Config, Session
 from wacht_auth.auth import Authenticator, AuthState
 from wacht_auth.integrations.django import auth_state, authenticator
-from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer
+from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer, OAuthServer
 from wacht_auth.verifier import Verifier
 
 
@@ -127,12 +128,15 @@ async def test_contract_asgi(
 @pytest.mark.parametrize("kind", ["wsgi", "asgi"])
 @pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
 def test_contract_keys(
-    case: Case, kind: str, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+    case: Case,
+    kind: str,
+    issuer: Issuer,
+    gateway: FakeGateway,
+    oauth: OAuthServer,
+    keys: dict[str, str],
 ) -> None:
-    verifier = Verifier(issuer.config(gateway_url=gateway.url))
-    with override_settings(
-        WACHT_AUTH={"verifier": verifier, "accept": list(("session_token", "api_key"))}
-    ):
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
+    with override_settings(WACHT_AUTH={"verifier": verifier, **credential_options(case, oauth)}):
         if kind == "wsgi":
             response = _send_sync(Client(), case, issuer, "/sync", keys)
         else:
@@ -284,6 +288,15 @@ def test_bad_settings_are_named(value: object, named: str) -> None:
         authenticator()
 
 
+def test_accepting_api_keys_without_the_deployment_is_improperly_configured() -> None:
+    settings = {"frontend_api_url": "https://x.example", "accept": ["session_token", "api_key"]}
+    with override_settings(WACHT_AUTH=settings), pytest.raises(ImproperlyConfigured) as raised:
+        authenticator()
+    assert "settings.WACHT_AUTH['deployment_id']" in str(raised.value)
+    with override_settings(WACHT_AUTH={**settings, "deployment_id": "1"}):
+        assert authenticator().gateway is not None
+
+
 def test_settings_from_the_dict_keys_case_insensitive() -> None:
     raw = {"FRONTEND_API_URL": "https://acme.wacht.example", "audience": "api", "PROTECT_ALL": 1}
     with override_settings(WACHT_AUTH=raw):
@@ -389,7 +402,7 @@ def test_example_app(issuer: Issuer) -> None:
 def test_a_guard_sends_its_permissions_to_the_gateway(
     issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
 ) -> None:
-    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
     with override_settings(WACHT_AUTH={"verifier": verifier, "accept": "api_key"}):
         response = Client().get("/sync/admin", headers={"Authorization": f"Bearer {keys['key']}"})
     assert response.status_code == 200 and response["X-RateLimit-Remaining"]

@@ -20,7 +20,16 @@ from rest_framework.exceptions import (  # type: ignore[import-untyped]
 )
 from rest_framework.test import APIClient  # type: ignore[import-untyped]
 
-from tests.integrations.contract import CASES, KEY_CASES, USER, Case, check, make_token, request_for
+from tests.integrations.contract import (
+    CASES,
+    KEY_CASES,
+    USER,
+    Case,
+    check,
+    credential_options,
+    make_token,
+    request_for,
+)
 from tests.integrations.test_django import CountingVerifier
 from wacht_auth import Session
 from wacht_auth.integrations.drf import (
@@ -29,7 +38,7 @@ from wacht_auth.integrations.drf import (
     WachtUser,
     exception_handler,
 )
-from wacht_auth.testing import FakeGateway, Issuer
+from wacht_auth.testing import FakeGateway, Issuer, OAuthServer
 from wacht_auth.verifier import Verifier
 
 # DRF refuses a token that fails even on open views (as its TokenAuthentication does), so the
@@ -153,10 +162,10 @@ def test_key_server_down_is_503_with_retry_after() -> None:
 
 @pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
 def test_contract_keys(
-    case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+    case: Case, issuer: Issuer, gateway: FakeGateway, oauth: OAuthServer, keys: dict[str, str]
 ) -> None:
-    verifier = Verifier(issuer.config(gateway_url=gateway.url))
-    settings = {"verifier": verifier, "accept": ["session_token", "api_key"]}
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
+    settings = {"verifier": verifier, **credential_options(case, oauth)}
     stack = ["wacht_auth.integrations.django.WachtMiddleware"]
     with override_settings(WACHT_AUTH=settings, MIDDLEWARE=stack):
         response = _send(case, issuer, keys)
@@ -173,7 +182,7 @@ def test_a_permission_class_narrows_the_kinds_a_view_takes(
     class KeysOnly(IsWachtAuthenticated):
         accept = ("api_key",)
 
-    verifier = Verifier(issuer.config(gateway_url=gateway.url))
+    verifier = Verifier(issuer.config(gateway_url=gateway.url, deployment_id="1"))
     settings = {"verifier": verifier, "accept": ["session_token", "api_key"]}
     factory = APIRequestFactory()
     with override_settings(WACHT_AUTH=settings):

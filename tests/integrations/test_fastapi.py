@@ -21,6 +21,7 @@ from tests.integrations.contract import (
     USER,
     Case,
     check,
+    credential_options,
     request_for,
     tamper,
 )
@@ -34,10 +35,11 @@ from wacht_auth.integrations.fastapi import (
     require_auth,
     require_organization,
     require_permission,
+    require_scope,
     require_workspace,
     wacht_exception_handler,
 )
-from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer
+from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer, OAuthServer
 from wacht_auth.verifier import Verifier
 
 
@@ -75,6 +77,10 @@ def add_routes(app: FastAPI) -> FastAPI:
     @app.get("/admin")
     def admin(session: Annotated[Session, Depends(require_permission("invoices:write"))]) -> Any:
         return {"user_id": session.user_id}
+
+    @app.get("/granted")
+    async def granted(caller: Annotated[Session, Depends(require_scope("invoices:read"))]) -> Any:
+        return {"user_id": caller.user_id}
 
     @app.get("/org", dependencies=[Depends(require_auth)])  # two deps, verified once
     async def org(session: Annotated[Session, Depends(require_organization())]) -> Any:
@@ -159,11 +165,10 @@ def test_contract(case: Case, contract_client: TestClient, issuer: Issuer) -> No
 
 @pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
 def test_contract_keys(
-    case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+    case: Case, issuer: Issuer, gateway: FakeGateway, oauth: OAuthServer, keys: dict[str, str]
 ) -> None:
-    app = make_app(
-        Verifier(issuer.config(gateway_url=gateway.url)), accept=("session_token", "api_key")
-    )
+    config = issuer.config(gateway_url=gateway.url, deployment_id="1")
+    app = make_app(Verifier(config), **credential_options(case, oauth))
     with TestClient(app, base_url=APP_ORIGIN) as client:
         response = call(client, case, issuer, issuer.config().cookie_name or "", keys)
     check(case, response.status_code, response.headers, response.content)
@@ -300,3 +305,63 @@ def test_contract_pages(case: Case, frontend: FrontendAPI) -> None:
         frontend.restore_exchange()
     cookies = response.headers.get_list("set-cookie")
     check(case, response.status_code, response.headers, response.content, cookies, frontend.url)
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [require_organization, require_workspace, require_permission, require_scope],
+    ids=lambda f: f.__name__,
+)
+def test_a_guard_factory_given_to_depends_fails_closed(issuer: Issuer, factory: Any) -> None:
+    """``Depends(require_organization)`` (no parentheses) must never let a caller through."""
+    ran: list[bool] = []
+    app = FastAPI()
+    install(app, Verifier(issuer.config()))
+
+    @app.get("/misused", dependencies=[Depends(factory)])
+    async def misused() -> Any:
+        ran.append(True)
+        return {"ok": True}
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for query in ("", "?organization_id=1&workspace_id=1&accept=api_key"):
+            assert client.get("/misused" + query).status_code >= 400
+        token = {"Authorization": f"Bearer {issuer.token(user_id=USER)}"}
+        assert client.get("/misused", headers=token).status_code >= 400
+    assert ran == []
+    if factory in (require_organization, require_workspace):  # the others: FastAPI's 422
+        # The misuse is reported as such (a TypeError naming the fix), not as a 401/403.
+        with TestClient(app) as client, pytest.raises(TypeError):
+            client.get("/misused")
+
+
+def test_install_reads_the_settings_the_middleware_reads(
+    issuer: Issuer, gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "WACHT_FRONTEND_API_URL": issuer.url,
+        "WACHT_PROTECT_ALL": "true",
+        "WACHT_ACCEPT": "session_token,api_key",
+        "WACHT_DEPLOYMENT_ID": "1",
+        "WACHT_GATEWAY_URL": gateway.url,
+        "WACHT_PUBLIC_PATHS": "/health",
+    }.items():
+        monkeypatch.setenv(name, value)
+    key = gateway.add_key(owner_user_id="9")
+    app = FastAPI()
+    install(app)
+
+    @app.get("/open")
+    async def open_route() -> Any:
+        return {"open": True}
+
+    @app.get("/health")
+    async def health() -> Any:
+        return {"ok": True}
+
+    with TestClient(app) as client:
+        refused = client.get("/open")  # WACHT_PROTECT_ALL
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_missing"
+        assert client.get("/health").status_code == 200  # WACHT_PUBLIC_PATHS
+        keyed = client.get("/open", headers={"Authorization": f"Bearer {key}"})
+        assert keyed.status_code == 200  # WACHT_ACCEPT

@@ -23,6 +23,7 @@ from tests.integrations.contract import (
     USER,
     Case,
     check,
+    credential_options,
     request_for,
     tamper,
 )
@@ -34,9 +35,10 @@ from wacht_auth.integrations.flask import (
     require_auth,
     require_organization,
     require_permission,
+    require_scope,
     require_workspace,
 )
-from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer
+from wacht_auth.testing import FakeGateway, FrontendAPI, Issuer, OAuthServer
 from wacht_auth.verifier import Verifier
 
 
@@ -76,6 +78,11 @@ def add_contract_routes(app: Flask) -> None:
     @app.get("/org")
     @require_organization()
     def org() -> dict[str, Any]:
+        return {"user_id": g.wacht.user_id}
+
+    @app.get("/granted")
+    @require_scope("invoices:read")
+    def granted() -> dict[str, Any]:
         return {"user_id": g.wacht.user_id}
 
     @app.get("/page")
@@ -123,9 +130,10 @@ def test_contract(app: Flask, issuer: Issuer, case: Case) -> None:
 
 @pytest.mark.parametrize("case", KEY_CASES, ids=[c.name for c in KEY_CASES])
 def test_contract_keys(
-    case: Case, issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
+    case: Case, issuer: Issuer, gateway: FakeGateway, oauth: OAuthServer, keys: dict[str, str]
 ) -> None:
-    app = contract_app(issuer.config(gateway_url=gateway.url), accept=("session_token", "api_key"))
+    config = issuer.config(gateway_url=gateway.url, deployment_id="1")
+    app = contract_app(config, **credential_options(case, oauth))
     response = call(app.test_client(), case, issuer, issuer.config().cookie_name or "", keys)
     check(case, response.status_code, dict(response.headers), response.get_data())
 
@@ -262,6 +270,20 @@ def test_bad_value_fails_at_start_up(issuer: Issuer) -> None:
     app.config.update(WACHT_ALGORITHMS=None, WACHT_PROTECT_ALL="maybe")
     with pytest.raises(ConfigurationError, match="WACHT_PROTECT_ALL"):
         Wacht(app)
+
+
+def test_accepting_oauth_tokens_without_the_deployment_fails_at_start_up(
+    issuer: Issuer,
+) -> None:
+    app = Flask(__name__)
+    app.config.update(WACHT_FRONTEND_API_URL=issuer.url, WACHT_ACCEPT="oauth_token")
+    with pytest.raises(ConfigurationError) as caught:
+        Wacht(app)
+    assert "app.config['WACHT_DEPLOYMENT_ID']" in caught.value.message
+    app.config.update(WACHT_OAUTH_ISSUERS="https://oauth.example.com")  # JWTs need none
+    Wacht(app)
+    layer = app.extensions["wacht"]
+    assert layer.oauth is not None and layer.gateway is None  # opaque ones are refused
 
 
 def test_an_explicit_verifier_is_shared(issuer: Issuer) -> None:
@@ -692,7 +714,9 @@ def test_example_app_reads_the_environment(issuer: Issuer, monkeypatch: pytest.M
 def test_a_guard_sends_its_permissions_to_the_gateway(
     issuer: Issuer, gateway: FakeGateway, keys: dict[str, str]
 ) -> None:
-    app = contract_app(issuer.config(gateway_url=gateway.url), accept=("api_key",))
+    app = contract_app(
+        issuer.config(gateway_url=gateway.url, deployment_id="1"), accept=("api_key",)
+    )
     response = get(app, "/admin", keys["key"])
     assert response.status_code == 200 and response.headers["X-RateLimit-Remaining"]
     assert gateway.checks[-1]["required_permissions"] == ["invoices:write"]

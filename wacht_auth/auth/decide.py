@@ -11,23 +11,32 @@ it with the verifier's and the gateway's sync calls, :meth:`aresolve` with their
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from .._events import LOGGER
-from ..errors import ConfigurationError, CredentialInvalidError, TokenMissingError, WachtAuthError
-from ..gateway import CREDENTIAL_KINDS, Checked, CredentialKind, Gateway
-from ..proxies import TrustedProxies
+from ..errors import (
+    AudienceInvalidError,
+    ConfigurationError,
+    CredentialInvalidError,
+    IssuerInvalidError,
+    TokenMissingError,
+    WachtAuthError,
+    shown,
+)
+from ..gateway import CREDENTIAL_KINDS, Checked, Credential, CredentialKind, Gateway
+from ..proxies import TrustedProxies, client_ip
 from ..tokens import looks_like_jws, peek_issuer
-from .options import Paths
+from .options import Paths, credential_gateway, oauth_verifier, spell_env, texts
 from .pages import PRIVATE, Handshake
 from .state import AuthState, PageError, Redirect
-from .steps import Check, Flow, Step, Verify, VerifyTransport
+from .steps import Check, Flow, Step, Verify, VerifyOAuth, VerifyTransport
 from .view import RequestView, TokenSource, bearer_token, check_csrf, is_preflight, origin_of
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from ..oauth import OAuthVerifier
     from ..verifier import Verifier
     from .options import Options
 
@@ -40,19 +49,34 @@ class Authenticator:
     Build it from settings with :func:`~wacht_auth.auth.options.configure` (what every adapter
     does), or directly with a verifier and the options of
     :class:`~wacht_auth.auth.options.Options`. ``gateway`` is a ready
-    :class:`~wacht_auth.gateway.Gateway` (default: one for the config's ``gateway_url``, built
-    when ``accept`` names a gateway kind).
+    :class:`~wacht_auth.gateway.Gateway` (default: one for the config's ``gateway_url`` and
+    ``deployment_id`` with the ``api_auth_apps`` and ``oauth_client_ids`` allow-lists, built
+    when ``accept`` names API keys or OAuth tokens and the deployment is known); ``oauth`` a
+    ready :class:`~wacht_auth.oauth.OAuthVerifier` (default: one for ``oauth_issuers``,
+    sharing the deployment's clock, leeway and key-cache settings). ``spell`` names a setting
+    in messages as the user writes it (``configure`` passes the environment's, Django's or
+    Flask's spelling).
+
+    Raises:
+        ConfigurationError: an invalid option, or ``accept`` naming a kind that cannot be
+            checked: API keys without ``deployment_id`` (Wacht's gateway finds a key in any
+            deployment), OAuth tokens without ``deployment_id`` nor ``oauth_issuers``.
     """
 
     __slots__ = (
         "_anonymous",
+        "_audiences",
         "_cookie",
         "_issuers",
+        "_oauth_cached",
+        "_oauth_issuers",
+        "_routes",
         "_sessions",
         "_trusted",
         "accept",
         "gateway",
         "handshake",
+        "oauth",
         "page_paths",
         "prefetch",
         "protect_all",
@@ -61,20 +85,37 @@ class Authenticator:
     )
 
     def __init__(
-        self, verifier: Verifier, *, gateway: Gateway | None = None, **options: Unpack[Options]
+        self,
+        verifier: Verifier,
+        *,
+        gateway: Gateway | None = None,
+        oauth: OAuthVerifier | None = None,
+        spell: Callable[[str], str] = spell_env,
+        **options: Unpack[Options],
     ) -> None:
         config = verifier.config
         self.verifier = verifier
         accept = options.get("accept")
         self.accept: tuple[CredentialKind, ...] = kinds(
-            ("session_token",) if accept is None else accept, "accept"
+            ("session_token",) if accept is None else accept, spell("accept")
         )
         self._sessions = "session_token" in self.accept
-        if gateway is None and set(self.accept) - {"session_token"}:
-            gateway = Gateway(config.gateway_url, timeout=config.gateway_timeout)
-        self.gateway = gateway
-        # Session tokens of these issuers are verified here and never sent to the gateway.
+        self.oauth = oauth or oauth_verifier(config, options, spell)
+        self._audiences = frozenset(texts(options.get("oauth_audiences"), spell, "oauth_audiences"))
+        self.gateway = gateway or credential_gateway(
+            config, self.accept, self.oauth, options, spell
+        )
+        # Session tokens of these issuers are verified here and never sent anywhere; JWTs of
+        # the OAuth issuers are verified here too, never at the gateway (it knows no JWT).
         self._issuers = frozenset(c.issuer for c in getattr(verifier, "configs", (config,)))
+        self._oauth_issuers = frozenset(
+            i.config.issuer for i in (self.oauth.issuers if self.oauth else ())
+        )
+        takes_oauth = self.oauth is not None and "oauth_token" in self.accept
+        self._oauth_cached = self.oauth.cached if takes_oauth and self.oauth else None
+        # A layer taking session tokens only keeps its one path: every bearer is verified as
+        # a session token (docs/architecture.md, "Credential routing").
+        self._routes = self.accept != ("session_token",) or self.oauth is not None
         self.protect_all = bool(options.get("protect_all", False))
         self.prefetch = bool(options.get("prefetch", False))
         self.public_paths = Paths.of(options.get("public_paths", ()), "public_paths")
@@ -87,7 +128,8 @@ class Authenticator:
             trusted_proxies=TrustedProxies.parse(options.get("trusted_proxies")),
             csrf=functools.partial(check_csrf, trusted=self._trusted),
         )
-        self._anonymous = AuthState(verifier=verifier)  # immutable: one serves every request
+        # Immutable: one serves every request.
+        self._anonymous = AuthState(verifier=verifier, accept=self.accept)
 
     @classmethod
     def of(cls, verifier: Verifier | None, *, attached: object = None) -> Authenticator:
@@ -109,7 +151,7 @@ class Authenticator:
     def __repr__(self) -> str:
         return (
             f"Authenticator({self.verifier!r}, accept={self.accept!r}, "
-            f"protect_all={self.protect_all})"
+            f"protect_all={self.protect_all}, oauth={self.oauth!r})"
         )
 
     @property
@@ -120,20 +162,18 @@ class Authenticator:
     # ---------------------------------------------------------------- the one way in
 
     def lookup(self, authorization: str | None, prior: object = None) -> AuthState | None:
-        """The state without I/O: ``prior`` (a state an outer layer attached) when this
-        layer's verifier made it, else the state of a repeated bearer token from the
-        verifier's cache (one lookup, no CSRF inputs: bearer headers are exempt).
+        """The state without I/O: ``prior`` (a state an outer layer attached) when it is this
+        layer's answer too (:meth:`_reuses`), else the state of a repeated bearer token from
+        the verifiers' caches (one lookup, no CSRF inputs: bearer headers are exempt).
         ``authorization`` is the raw header value; None on a miss, another scheme or no
         header (then :meth:`resolve` with ``looked_up=True``)."""
-        if type(prior) is AuthState and prior.verifier is self.verifier:
-            return prior
+        if prior is not None and self._reuses(prior):
+            return cast("AuthState", prior)
         # A cached token is a verified one, without spaces: this slice is exactly what
         # bearer_token() returns for it; any other shape misses and takes the full path.
-        if (
-            authorization is not None
-            and authorization.startswith("Bearer ")
-            and self._sessions  # a layer taking no session tokens takes no cached one either
-        ):
+        if authorization is None or not authorization.startswith("Bearer "):
+            return None
+        if self._sessions:  # a layer taking no session tokens takes no cached one either
             session = self.verifier.cached(authorization[7:])
             if session is not None:
                 # Immutable, so one state serves every request carrying this token: built on
@@ -142,7 +182,28 @@ class Authenticator:
                 if type(state) is not AuthState or state.verifier is not self.verifier:
                     state = session._state = AuthState(session, verifier=self.verifier)
                 return state
+        if self._oauth_cached is not None:  # a repeated OAuth JWT access token, the same way
+            credential = self._oauth_cached(authorization[7:])
+            if credential is not None:
+                return self._credential_state(credential)
         return None
+
+    def _credential_state(self, credential: Credential) -> AuthState:
+        """The shared state of a verified OAuth JWT (memoised on its shared Credential)."""
+        state = credential._state
+        if type(state) is not AuthState or state.verifier is not self.verifier:
+            state = credential._state = AuthState(verifier=self.verifier, credential=credential)
+        return state
+
+    def _reuses(self, prior: object) -> bool:
+        """Whether ``prior`` (an outer layer's state) is this layer's answer too: made on this
+        verifier, and either a caller of a kind this layer accepts, or no caller from a layer
+        accepting the same kinds (an API key an outer layer refused may be one this layer
+        takes, and one it accepted may be one this layer refuses)."""
+        if type(prior) is not AuthState or prior.verifier is not self.verifier:
+            return False
+        kind = prior.token_type
+        return kind in self.accept if kind is not None else prior.accept == self.accept
 
     def resolve(
         self,
@@ -153,7 +214,7 @@ class Authenticator:
         looked_up: bool = False,
     ) -> AuthState:
         """The request's :class:`AuthState`. ``prior`` is a state attached earlier (an outer
-        middleware's): reused only when this layer's verifier produced it. Never raises a
+        middleware's): reused only when it is this layer's answer too. Never raises a
         :class:`~wacht_auth.WachtAuthError`: failures are kept on the state.
         ``required_permissions`` are sent to the gateway with an API key or OAuth token.
         ``looked_up``: the adapter already asked :meth:`lookup` and missed (one lookup only).
@@ -203,6 +264,9 @@ class Authenticator:
             return self.verifier.verify(step.token)
         if isinstance(step, VerifyTransport):
             return self.verifier.verify_transport(step.token)
+        if isinstance(step, VerifyOAuth):
+            assert self.oauth is not None  # _kind names an OAuth JWT only with a verifier
+            return self.oauth.verify(step.token)
         if isinstance(step, Check):
             assert self.gateway is not None  # _kind names a gateway kind only with one
             return self.gateway.check(step.kind, step.token, **step.about)
@@ -216,6 +280,9 @@ class Authenticator:
             return await self.verifier.averify(step.token)
         if isinstance(step, VerifyTransport):
             return await self.verifier.averify_transport(step.token)
+        if isinstance(step, VerifyOAuth):
+            assert self.oauth is not None
+            return await self.oauth.averify(step.token)
         if isinstance(step, Check):
             assert self.gateway is not None
             return await self.gateway.acheck(step.kind, step.token, **step.about)
@@ -227,9 +294,9 @@ class Authenticator:
 
     def _decide(self, request: RequestView, required_permissions: Collection[str]) -> Flow:
         """Find the request's credential and judge it: a session token here (CSRF rule for a
-        cookie, then the verifier), an API key or OAuth token at the gateway, and, for a
-        browser without a usable session token, the page handshake (see
-        docs/architecture.md, "Request flow")."""
+        cookie, then the verifier), an OAuth JWT access token here too, an API key or opaque
+        OAuth token at the gateway, and, for a browser without a usable session token, the
+        page handshake (see docs/architecture.md, "Request flow" and "Credential routing")."""
         source = self._source(request)
         if source is not None and source.from_cookie and self.handshake.dev_link(request):
             source = None  # a development-session link is exchanged and made clean first
@@ -237,14 +304,8 @@ class Authenticator:
         if source is not None:
             kind = self._kind(source)
             if kind != "session_token":
-                about = self._about(request, required_permissions)
-                checked: Checked = yield Check(kind, source.token, about)
-                return AuthState(
-                    error=checked.error,
-                    token_presented=True,
-                    verifier=self.verifier,
-                    credential=checked.credential,
-                    response_headers=checked.headers,
+                return (
+                    yield from self._credential(kind, source.token, request, required_permissions)
                 )
             if not self._sessions:
                 error = CredentialInvalidError("this app does not accept session tokens")
@@ -254,7 +315,9 @@ class Authenticator:
                     check_csrf(request, self._trusted)
                 session = yield Verify(source.token)
                 headers = PRIVATE if source.from_cookie else ()
-                return AuthState(session, verifier=self.verifier, response_headers=headers)
+                return AuthState(
+                    session, verifier=self.verifier, accept=self.accept, response_headers=headers
+                )
             except WachtAuthError as error:
                 stale = self._failed(error)
                 if not source.from_cookie:
@@ -270,10 +333,62 @@ class Authenticator:
             verifier=self.verifier,
             response_headers=signed.headers,
             redirect=signed.redirect,
+            accept=self.accept,
+        )
+
+    def _credential(
+        self, kind: str, token: str, request: RequestView, required_permissions: Collection[str]
+    ) -> Flow:
+        """Judge a bearer that is no session token: an OAuth JWT verified here, an API key or
+        opaque OAuth token at the gateway (one call), anything else refused without I/O."""
+        if kind == "foreign_jwt":
+            issuer = shown(peek_issuer(token))
+            return self._failed(
+                IssuerInvalidError(
+                    f"the token issuer {issuer} is neither this app's Wacht deployment nor one "
+                    "of its OAuth issuers (oauth_issuers)"
+                )
+            )
+        accepted = "oauth_token" if kind == "oauth_jwt" else kind
+        if accepted not in self.accept:
+            what = {"api_key": "API keys", "oauth_token": "OAuth access tokens"}[accepted]
+            return self._failed(CredentialInvalidError(f"this app does not accept {what}"))
+        if kind == "oauth_jwt":
+            try:
+                verified = yield VerifyOAuth(token)
+            except WachtAuthError as failure:
+                return self._failed(failure)
+            return self._credential_state(verified)
+        if self.gateway is None:  # OAuth tokens accepted in the JWT format only
+            return self._failed(
+                CredentialInvalidError(
+                    "this app checks OAuth access tokens in the JWT format only; an opaque "
+                    "token (oat_...) needs deployment_id to be checked at Wacht's gateway"
+                )
+            )
+        # Wacht's gateway checks its own permissions of an API key; an OAuth token's
+        # permissions are its scopes, checked here by the route's requirement.
+        needed = required_permissions if kind == "api_key" else ()
+        checked: Checked = yield Check(
+            cast("CredentialKind", kind), token, self._about(request, needed)
+        )
+        found, refused = checked.credential, checked.error
+        if found is not None and self._audiences and found.resource not in self._audiences:
+            message = "the OAuth grant's resource is not one of the accepted audiences"
+            found, refused = None, AudienceInvalidError(message)
+        return AuthState(
+            error=refused,
+            token_presented=True,
+            verifier=self.verifier,
+            credential=found,
+            response_headers=checked.headers,
+            accept=self.accept,
         )
 
     def _failed(self, error: WachtAuthError) -> AuthState:
-        return AuthState(error=error, token_presented=True, verifier=self.verifier)
+        return AuthState(
+            error=error, token_presented=True, verifier=self.verifier, accept=self.accept
+        )
 
     def _source(self, request: RequestView) -> TokenSource | None:
         """``Authorization: Bearer`` first, then the session cookie ``__auth_<scope>``."""
@@ -286,27 +401,32 @@ class Authenticator:
                 return TokenSource(value, from_cookie=True)
         return None
 
-    def _kind(self, source: TokenSource) -> CredentialKind:
-        """Which credential a bearer is: a session token of a configured deployment never goes
-        to the gateway, and its failure stands (``token_expired`` must still tell the front
-        end to refresh); a bearer that is no JWT is an API key, a JWT of another issuer an
-        OAuth access token; only kinds the app accepts are tried."""
-        if self.gateway is None or source.from_cookie:
-            return "session_token"
+    def _kind(self, source: TokenSource) -> str:
+        """Which credential a bearer is, by Wacht's formats, first match: a JWT of this
+        deployment is a session token (as is any bearer on a layer taking session tokens
+        only, and the cookie); a JWT of an OAuth issuer an OAuth access token
+        (``oauth_jwt``); any other JWT is ``foreign_jwt`` (refused, sent nowhere); ``oat_…``
+        an opaque OAuth token; anything else an API key. A JWT whose ``iss`` cannot be read
+        is verified as a session token, so the verifier names the fault precisely."""
         token = source.token
-        if not looks_like_jws(token):
-            return "api_key" if "api_key" in self.accept else "session_token"
-        if "oauth_token" in self.accept and peek_issuer(token) not in self._issuers:
-            return "oauth_token"
-        return "session_token"
+        if not self._routes or source.from_cookie:
+            return "session_token"
+        if looks_like_jws(token):
+            iss = peek_issuer(token)
+            if iss is None or iss in self._issuers:
+                return "session_token"
+            return "oauth_jwt" if iss in self._oauth_issuers else "foreign_jwt"
+        return "oauth_token" if token.startswith("oat_") else "api_key"
 
-    @staticmethod
-    def _about(request: RequestView, required_permissions: Collection[str]) -> dict[str, Any]:
-        """What the gateway is told of the request besides the credential."""
+    def _about(self, request: RequestView, required_permissions: Collection[str]) -> dict[str, Any]:
+        """What the gateway is told of the request besides the credential; the client's IP
+        is the one the session exchange uses (proxy headers only behind trusted proxies)."""
         return {
             "resource": request.path,
             "method": request.method,
-            "client_ip": request.client_ip(),
+            "client_ip": client_ip(
+                request.client_ip(), request.header("x-forwarded-for"), self.trusted_proxies
+            ),
             "user_agent": request.header("user-agent"),
             "required_permissions": tuple(required_permissions),
         }

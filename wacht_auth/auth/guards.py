@@ -81,6 +81,9 @@ class Requirement:
         workspace: True for "some active workspace", a specific workspace id, or the one a
             path parameter names.
         accept: the credential kinds this route takes (None: every kind the app accepts).
+        scopes: OAuth scopes the caller must have been granted, every one of them (only an
+            OAuth access token has scopes, opaque or JWT alike: a session token or an API key
+            is refused with 403 ``permission_denied``).
         redirect: a page: a visitor who is not signed in is sent to the sign-in page (302)
             instead of getting a 401, like Django's ``login_required``.
     """
@@ -92,20 +95,24 @@ class Requirement:
     workspace: bool | str | PathParam = False
     accept: tuple[str, ...] | None = None
     redirect: bool = False
+    scopes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.accept is not None:
             object.__setattr__(self, "accept", kinds(self.accept, "accept"))
         if self.scope not in (None, "organization", "workspace"):
             raise ValueError(f"scope must be 'organization', 'workspace' or None: {self.scope!r}")
-        for permission in self.permissions:
+        for permission in (*self.permissions, *self.scopes):
             if not isinstance(permission, str) or not permission:
-                raise ValueError(f"permissions must be non-empty strings: {permission!r}")
+                raise ValueError(
+                    f"permissions and scopes must be non-empty strings: {permission!r}"
+                )
 
     @classmethod
     def of(cls, source: object, prefix: str = "") -> Requirement:
         """The requirement that the attributes of ``source`` name: ``permissions``,
         ``scope``, ``require_all``, ``organization``, ``workspace``, ``accept``, ``redirect``,
+        ``scopes``,
         each behind ``prefix`` (Django's mixins use ``wacht_``; DRF's permission classes
         none), through :func:`requirement`'s validation."""
 
@@ -120,6 +127,7 @@ class Requirement:
             workspace=get("workspace", False),
             accept=get("accept", None),
             redirect=get("redirect", False),
+            scopes=get("scopes", ()),
         )
 
     def check(self, state: AuthState, params: Mapping[str, Any] | None = None) -> Caller:
@@ -158,6 +166,14 @@ class Requirement:
                     f"this endpoint requires {needed}: {', '.join(self.permissions)} "
                     f"(missing: {', '.join(missing)})"
                 )
+        if self.scopes:
+            granted = getattr(session, "scopes", ())  # a Session has none
+            missing = [s for s in self.scopes if s not in granted]
+            if missing:
+                raise PermissionDeniedError(
+                    f"this endpoint requires an OAuth access token granted the scopes "
+                    f"{', '.join(self.scopes)} (missing: {', '.join(missing)})"
+                )
         return session
 
 
@@ -180,12 +196,15 @@ def requirement(
     workspace: bool | str | PathParam | None = False,
     accept: Iterable[str] | None = None,
     redirect: bool = False,
+    scopes: Iterable[str] = (),
 ) -> Requirement:
     """The one builder of a :class:`Requirement`, with the guards' validation: a function where
     a value belongs (a guard written without its parentheses) is a ``TypeError``, never a
     guard that lets everyone through. ``organization``/``workspace``: True (or None) for
-    "some active one", an id for that one, False for no requirement."""
-    for value in (*permissions, organization, workspace, scope):
+    "some active one", an id for that one, False for no requirement. ``scopes``: OAuth
+    scopes, every one required."""
+    scopes = (scopes,) if isinstance(scopes, str) else tuple(scopes)
+    for value in (*permissions, *scopes, organization, workspace, scope):
         if callable(value):
             raise TypeError(
                 "a wacht_auth requirement was given a function: write the guard with its "
@@ -199,6 +218,7 @@ def requirement(
         True if workspace is None else workspace,
         accept=None if accept is None else kinds(accept, "accept"),
         redirect=bool(redirect),
+        scopes=scopes,
     )
 
 
@@ -282,6 +302,15 @@ class Requirements(Generic[G]):
             )
         )
 
+    def require_scope(
+        self, *scopes: str, accept: Iterable[str] | None = None, redirect: bool = False
+    ) -> G:
+        """403 ``permission_denied`` unless the caller is an OAuth access token (opaque or
+        JWT) granted every one of ``scopes``."""
+        if not scopes:
+            raise TypeError('write require_scope("name", ...) with at least one scope')
+        return self._make(requirement(scopes=scopes, accept=accept, redirect=redirect))
+
     def require_organization(
         self,
         organization_id: str | None = None,
@@ -359,7 +388,7 @@ class Guards(Requirements[Decorator], Generic[R]):
 
     def guard(self, requirement: Requirement) -> Decorator:
         """A decorator refusing callers who do not meet ``requirement``."""
-        # require_auth asks for a session and nothing more: a signed-in caller needs no check.
+        # require_auth asks for a caller and nothing more: one that is there needs no check.
         signed_in_only = requirement == _SIGNED_IN
         state_of, astate_of = self._state, self._astate
         needs = requirement.permissions
@@ -375,7 +404,7 @@ class Guards(Requirements[Decorator], Generic[R]):
                 async def async_view(*args: P.args, **kwargs: P.kwargs) -> Any:
                     request = request_of(args, kwargs)
                     state = await astate_of(request, needs)
-                    if state.session is None or not signed_in_only or state.redirect:
+                    if state.caller is None or not signed_in_only or state.redirect:
                         refusal = answer(requirement, request, state, params_of(request, kwargs))
                         if refusal is not _PASS:
                             return await refusal if inspect.isawaitable(refusal) else refusal
@@ -387,7 +416,7 @@ class Guards(Requirements[Decorator], Generic[R]):
             def sync_view(*args: P.args, **kwargs: P.kwargs) -> Any:
                 request = request_of(args, kwargs)
                 state = state_of(request, needs)
-                if state.session is None or not signed_in_only or state.redirect:
+                if state.caller is None or not signed_in_only or state.redirect:
                     refusal = answer(requirement, request, state, params_of(request, kwargs))
                     if refusal is not _PASS:
                         return refusal

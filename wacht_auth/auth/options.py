@@ -4,25 +4,29 @@
 ``install``, Flask's ``Wacht``, Django's settings) takes the same names. :func:`configure`
 reads the settings (the environment, Django's ``settings.WACHT_AUTH`` or Flask's
 ``app.config``, through :class:`~wacht_auth.config.Settings`), lets options given in code win,
-and builds the :class:`~wacht_auth.auth.decide.Authenticator`.
+and builds the :class:`~wacht_auth.auth.decide.Authenticator`. :func:`oauth_verifier` and
+:func:`credential_gateway` build what the credential settings describe (the OAuth verifier,
+the gateway client bound to the deployment) and refuse a set-up that could not check safely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from ..config import Config, Settings
 from ..errors import ConfigurationError
+from ..gateway import CredentialKind, Gateway
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from ..oauth import OAuthVerifier
     from ..proxies import TrustedProxies
     from ..verifier import Verifier
     from .decide import Authenticator
 
-__all__ = ["Options", "Paths", "configure"]
+__all__ = ["Options", "Paths", "configure", "credential_gateway", "oauth_verifier"]
 
 
 class Options(TypedDict, total=False):
@@ -42,7 +46,21 @@ class Options(TypedDict, total=False):
             ``"api_key"`` and ``"oauth_token"`` (checked by Wacht's gateway, one call per
             request). Default: session tokens only; nothing reaches the gateway unless asked.
         trusted_proxies: the proxies in front of the app (a number of hops, or addresses and
-            CIDRs): only then are ``X-Forwarded-*`` headers read.
+            CIDRs): only then are ``X-Forwarded-*`` headers read (and the client IP the
+            gateway and the session exchange are told is the one they forwarded).
+        oauth_issuers: the Wacht OAuth servers (``https://<oauth host>``, the ``issuer`` of
+            their ``/.well-known/openid-configuration``) whose JWT access tokens are verified
+            here, against ``{issuer}/.well-known/jwks.json``, with the deployment's clock,
+            leeway and key-cache settings.
+        oauth_audiences: when given, an OAuth token's granted resource (a JWT's ``aud``, the
+            gateway's ``metadata.resource``) must be one of these (``audience_invalid``).
+        oauth_client_ids: when given, OAuth tokens only of these OAuth clients (``oc_…``),
+            both formats.
+        api_auth_apps: when given, API keys only of these API Auth apps (their slugs).
+
+    Accepting ``api_key`` (or ``oauth_token`` without ``oauth_issuers``) needs the config's
+    ``deployment_id`` (``WACHT_DEPLOYMENT_ID``): Wacht's gateway resolves a credential of any
+    deployment, so its answer counts only for this one.
     """
 
     protect_all: bool | None
@@ -51,6 +69,10 @@ class Options(TypedDict, total=False):
     prefetch: bool | None
     accept: Iterable[str] | None
     trusted_proxies: TrustedProxies | int | str | Iterable[str] | None
+    oauth_issuers: str | Iterable[str] | None
+    oauth_audiences: str | Iterable[str] | None
+    oauth_client_ids: str | Iterable[str] | None
+    api_auth_apps: str | Iterable[str] | None
 
 
 #: The names of :class:`Options`, in the order settings list them.
@@ -61,6 +83,10 @@ OPTION_NAMES = (
     "prefetch",
     "page_paths",
     "trusted_proxies",
+    "oauth_issuers",
+    "oauth_audiences",
+    "oauth_client_ids",
+    "api_auth_apps",
 )
 _ADDED = ("public_paths", "page_paths")  # code adds to the setting instead of replacing it
 
@@ -150,4 +176,95 @@ def configure(
             value = given
         if value is not None:
             chosen[name] = value
-    return Authenticator(verifier, **chosen)
+    # A layer set up in code alone (a Config or verifier, no settings read) names a missing
+    # setting by its name; otherwise as its source spells it.
+    spell = settings.spell if env or source is not None else str
+    return Authenticator(verifier, spell=spell, **chosen)
+
+
+def spell_env(name: str) -> str:
+    """A setting in messages, for a layer built in code: its name and its variable."""
+    return f"{name} (WACHT_{name.upper()})"
+
+
+def texts(value: object, spell: Callable[[str], str], name: str) -> tuple[str, ...]:
+    """A list option: strings (one string is one item), each non-empty."""
+    if value is None:
+        return ()
+    items = (value,) if isinstance(value, str) else tuple(cast("Iterable[object]", value))
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigurationError(f"{spell(name)} must be non-empty strings, got {item!r}")
+    return tuple(cast("str", item).strip() for item in items)
+
+
+def oauth_verifier(
+    config: Config, options: Options, spell: Callable[[str], str]
+) -> OAuthVerifier | None:
+    """The verifier of the JWT access tokens of ``options["oauth_issuers"]`` (with the
+    ``oauth_audiences`` and ``oauth_client_ids`` allow-lists), sharing ``config``'s clock,
+    leeway and key-cache settings; None without issuers. ``spell`` names a setting in
+    messages."""
+    issuers = texts(options.get("oauth_issuers"), spell, "oauth_issuers")
+    if not issuers:
+        return None
+    from ..oauth import OAuthIssuer, OAuthVerifier
+
+    audiences = texts(options.get("oauth_audiences"), spell, "oauth_audiences")
+    client_ids = texts(options.get("oauth_client_ids"), spell, "oauth_client_ids")
+    try:
+        return OAuthVerifier(
+            [
+                OAuthIssuer.for_deployment(
+                    config, url.rstrip("/"), audiences=audiences, client_ids=client_ids
+                )
+                for url in issuers
+            ]
+        )
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"{spell('oauth_issuers')} must list the origins of Wacht OAuth servers (the "
+            f"issuer of their /.well-known/openid-configuration): {exc.message}"
+        ) from None
+
+
+def credential_gateway(
+    config: Config,
+    accept: tuple[CredentialKind, ...],
+    oauth: OAuthVerifier | None,
+    options: Options,
+    spell: Callable[[str], str],
+) -> Gateway | None:
+    """The gateway client for the kinds in ``accept`` it checks, bound to ``config``'s
+    deployment with the ``api_auth_apps`` and ``oauth_client_ids`` allow-lists; None when
+    nothing needs it (or only OAuth JWTs, verified by ``oauth``, can be checked).
+
+    Raises:
+        ConfigurationError: API keys (or OAuth tokens without ``oauth``) accepted without
+            ``deployment_id``: Wacht's gateway resolves a credential of any deployment.
+    """
+    if not set(accept) & {"api_key", "oauth_token"}:
+        return None
+    if config.deployment_id is None:
+        # Wacht's gateway finds a key from the key alone, in any deployment: without the
+        # deployment id, a key minted in anyone's deployment would open this app.
+        if "api_key" in accept or oauth is None:
+            what = "API keys" if "api_key" in accept else "OAuth access tokens"
+            raise ConfigurationError(
+                f"accepting {what} needs this app's Wacht deployment id: set "
+                f"{spell('deployment_id')} (Wacht's gateway resolves a credential of any "
+                "deployment)"
+                + (
+                    ""
+                    if "api_key" in accept
+                    else f", or {spell('oauth_issuers')} for JWT access tokens"
+                )
+            )
+        return None  # OAuth JWTs only (checked here); opaque tokens are refused
+    return Gateway(
+        config.gateway_url,
+        timeout=config.gateway_timeout,
+        deployment_id=config.deployment_id,
+        app_slugs=texts(options.get("api_auth_apps"), spell, "api_auth_apps"),
+        client_ids=texts(options.get("oauth_client_ids"), spell, "oauth_client_ids"),
+    )

@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
+from ..credentials import Credential, CredentialKind
 from ..errors import TokenMissingError, WachtAuthError
-from ..gateway import Credential, CredentialKind
 from ..session import PermissionScope, Session
 
 if TYPE_CHECKING:
@@ -54,18 +54,21 @@ class AuthState:
 
     Immutable: built by the :class:`Authenticator` and never changed afterwards, so it can be
     shared (an assignment raises ``AttributeError``). The caller is a verified ``session``
-    (a session token), a ``credential`` (an API key or OAuth access token Wacht's gateway
-    accepted), or nobody. ``user_id`` is the signed-in user: None for anonymous callers and
-    for keys (``owner_user_id`` names a key's owner). When a credential was sent but failed,
+    (a session token), a ``credential`` (an API key or OAuth access token: checked by Wacht's
+    gateway, or an OAuth JWT verified here), or nobody. ``user_id`` is the signed-in user, or
+    the user who consented to an OAuth token (both formats): None for anonymous callers and
+    for API keys (``owner_user_id`` names a key's owner). When a credential was sent but failed,
     ``error`` keeps the precise failure so that :meth:`require` answers with its code
     (``token_expired`` lets the front end refresh). ``verifier`` is the verifier that produced
     the state: another one never reuses it. ``response_headers`` are to be copied onto the
     response, whatever it is (the gateway's rate-limit state, the cookies of a session
     exchange). ``redirect`` is the clean URL a page request carrying ``?__dev_session__=``
-    is sent to once exchanged.
+    is sent to once exchanged. ``accept`` are the kinds the layer that made it accepts: an
+    inner layer reuses a state only when it would have decided the same.
     """
 
     __slots__ = (
+        "accept",
         "credential",
         "error",
         "redirect",
@@ -82,6 +85,7 @@ class AuthState:
     verifier: object
     response_headers: tuple[tuple[str, str], ...]
     redirect: str | None
+    accept: tuple[str, ...]
 
     def __init__(
         self,
@@ -93,6 +97,7 @@ class AuthState:
         credential: Credential | None = None,
         response_headers: tuple[tuple[str, str], ...] = (),
         redirect: str | None = None,
+        accept: tuple[str, ...] = (),
     ) -> None:
         init = object.__setattr__
         init(self, "session", session)
@@ -102,6 +107,7 @@ class AuthState:
         init(self, "credential", credential)
         init(self, "response_headers", response_headers)
         init(self, "redirect", redirect)
+        init(self, "accept", accept)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"AuthState is read-only: cannot set {name!r}")
@@ -136,9 +142,25 @@ class AuthState:
         return self.credential.token_type if self.credential is not None else None
 
     @property
+    def token_format(self) -> str | None:
+        """How the credential travelled: ``"jwt"`` (a session token, an OAuth JWT access
+        token), ``"opaque"`` (an API key, an opaque OAuth token), or None when anonymous."""
+        if self.session is not None:
+            return "jwt"
+        return self.credential.token_format if self.credential is not None else None
+
+    @property
     def user_id(self) -> str | None:
-        """The signed-in user's id (``sub``); None when anonymous and for keys."""
-        return self.session.user_id if self.session else None
+        """The signed-in user's id (``sub``), or the user who consented to an OAuth token;
+        None when anonymous and for API keys."""
+        if self.session is not None:
+            return self.session.user_id
+        return self.credential.user_id if self.credential is not None else None
+
+    @property
+    def client_id(self) -> str | None:
+        """The OAuth client (``oc_…``) an OAuth token was issued to, else None."""
+        return self.credential.client_id if self.credential is not None else None
 
     @property
     def owner_user_id(self) -> str | None:
@@ -149,8 +171,11 @@ class AuthState:
 
     @property
     def session_id(self) -> str | None:
-        """The session id, or None."""
-        return self.session.session_id if self.session else None
+        """The session id (for an OAuth token: the consenting user's session its grant
+        names), or None."""
+        if self.session is not None:
+            return self.session.session_id
+        return self.credential.session_id if self.credential is not None else None
 
     @property
     def organization_id(self) -> str | None:
@@ -183,7 +208,8 @@ class AuthState:
 
     @property
     def scopes(self) -> tuple[str, ...]:
-        """A credential's OAuth scopes (empty for session tokens and most keys)."""
+        """An OAuth token's granted scopes, either format (empty for session tokens and API
+        keys)."""
         return self.credential.scopes if self.credential else ()
 
     @property
@@ -193,8 +219,10 @@ class AuthState:
 
     @property
     def claims(self) -> Mapping[str, Any]:
-        """All claims of the verified token, deeply read-only (empty otherwise)."""
-        return self.session.claims if self.session else _NO_CLAIMS
+        """All claims of the verified token (a session token or an OAuth JWT access token),
+        deeply read-only (empty otherwise)."""
+        caller = self.session or self.credential
+        return caller.claims if caller else _NO_CLAIMS
 
     @property
     def token(self) -> str | None:
@@ -205,6 +233,10 @@ class AuthState:
         """Whether the caller is authenticated and holds ``permission``."""
         caller = self.session or self.credential
         return caller is not None and caller.has_permission(permission, scope)
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether the caller is an OAuth token whose grant includes ``scope``."""
+        return self.credential is not None and self.credential.has_scope(scope)
 
     def forward_headers(self) -> dict[str, str]:
         """Headers forwarding the user's token to the Backend API; raises when no user is

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, NamedTuple
 
-from ..gateway import CredentialKind
+from ..credentials import CredentialKind
 
-__all__ = ["Check", "Exchange", "Flow", "Step", "Verify", "VerifyTransport"]
+__all__ = ["Check", "Exchange", "Flow", "Step", "Verify", "VerifyOAuth", "VerifyTransport"]
 
 
 class Verify(NamedTuple):
@@ -23,6 +23,16 @@ class Verify(NamedTuple):
 
     def __repr__(self) -> str:
         return "Verify(<token>)"  # never the token
+
+
+class VerifyOAuth(NamedTuple):
+    """Verify an OAuth JWT access token locally, against its OAuth issuer's keys; the result
+    is its :class:`~wacht_auth.gateway.Credential` (``token_format="jwt"``)."""
+
+    token: str
+
+    def __repr__(self) -> str:
+        return "VerifyOAuth(<token>)"  # never the token
 
 
 class VerifyTransport(NamedTuple):
@@ -60,6 +70,6 @@ class Exchange(NamedTuple):
         return f"Exchange(dev={self.dev})"
 
 
-Step = Verify | VerifyTransport | Check | Exchange
+Step = Verify | VerifyOAuth | VerifyTransport | Check | Exchange
 #: A decision: yields steps, is sent each step's result, returns its answer.
 Flow = Generator[Step, Any, Any]

@@ -24,8 +24,8 @@ from ..auth import (
     request_argument,
 )
 from ..config import Config
+from ..credentials import Credential
 from ..errors import WachtAuthError
-from ..gateway import Credential
 from ..session import Session
 from ._asgi import ASGIApp, Message, Receive, Refusal, Scope, Send, adding, answer
 from ._cors import warn_if_inside
@@ -66,6 +66,7 @@ __all__ = [
     "require_auth",
     "require_organization",
     "require_permission",
+    "require_scope",
     "require_workspace",
     "sign_out",
     "webhook",
@@ -302,6 +303,7 @@ _guards: Guards[HTTPConnection] = Guards(
 )
 require_auth = _guards.require_auth
 require_permission = _guards.require_permission
+require_scope = _guards.require_scope
 require_organization = _guards.require_organization
 require_workspace = _guards.require_workspace
 

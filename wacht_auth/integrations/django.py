@@ -47,6 +47,7 @@ __all__ = [
     "require_auth",
     "require_organization",
     "require_permission",
+    "require_scope",
     "require_workspace",
     "sign_out",
     "webhook",
@@ -203,6 +204,7 @@ _guards: Guards[HttpRequest] = Guards(
 )
 require_auth = _guards.require_auth
 require_permission = _guards.require_permission
+require_scope = _guards.require_scope
 require_organization = _guards.require_organization
 require_workspace = _guards.require_workspace
 
@@ -216,7 +218,7 @@ def public(view: _V) -> _V:
 class WachtRequiredMixin:
     """Class-based views: require a signed-in caller and what the ``wacht_*`` attributes say
     (``wacht_permissions``, ``wacht_scope``, ``wacht_require_all``, ``wacht_organization``,
-    ``wacht_workspace``, ``wacht_accept``, ``wacht_redirect``: the names of
+    ``wacht_workspace``, ``wacht_accept``, ``wacht_redirect``, ``wacht_scopes``: the names of
     :meth:`~wacht_auth.auth.Requirement.of`)."""
 
     def get_wacht_requirement(self) -> Requirement:

@@ -25,6 +25,7 @@ from .django import _json, auth_state
 __all__ = [
     "HasOrganization",
     "HasWachtPermission",
+    "HasWachtScope",
     "HasWorkspace",
     "IsWachtAuthenticated",
     "WachtAuthentication",
@@ -64,7 +65,8 @@ class WachtAuthentication(BaseAuthentication):  # type: ignore[misc]  # DRF is u
 class _WachtPermission(BasePermission):  # type: ignore[misc]  # DRF is untyped
     """The base of the permission classes: the requirement their attributes name
     (:meth:`~wacht_auth.auth.Requirement.of`: ``permissions``, ``scope``, ``require_all``,
-    ``organization``, ``workspace``, ``accept``), set in a subclass or with :meth:`with_`."""
+    ``organization``, ``workspace``, ``accept``, ``scopes``), set in a subclass or with
+    :meth:`with_`."""
 
     @classmethod
     def with_(cls, **attributes: Any) -> type[_WachtPermission]:
@@ -116,6 +118,19 @@ class HasWachtPermission(_WachtPermission):
             raise ImproperlyConfigured(
                 "HasWachtPermission needs permissions: use "
                 'HasWachtPermission.with_permissions("invoices:write") or set .permissions'
+            )
+        return super().requirement()
+
+
+class HasWachtScope(_WachtPermission):
+    """Allow OAuth access tokens granted every one of ``scopes`` (opaque or JWT); others get
+    403 ``permission_denied``: ``HasWachtScope.with_(scopes=("invoices:read",))``."""
+
+    def requirement(self) -> Requirement:
+        """The requirement of the class attributes, which must name scopes."""
+        if not getattr(self, "scopes", ()):
+            raise ImproperlyConfigured(
+                'HasWachtScope needs scopes: use HasWachtScope.with_(scopes=("invoices:read",))'
             )
         return super().requirement()
 

@@ -1,7 +1,8 @@
 """FastAPI adapter: dependencies returning the caller, and :func:`install`.
 
 ``Depends(require_auth)``, ``Depends(require_permission("invoices:write"))``,
-``Depends(require_organization())``, ``Depends(require_workspace())``. They verify the request
+``Depends(require_scope("invoices:read"))``, ``Depends(require_organization())``,
+``Depends(require_workspace())``. They verify the request
 once (reusing the state :class:`~wacht_auth.integrations.asgi.WachtMiddleware` stored, or
 verifying themselves and caching it in the scope), and declare the bearer scheme so that the
 OpenAPI schema shows it. :func:`install` wires an app in one call.
@@ -9,8 +10,10 @@ OpenAPI schema shows it. :func:`install` wires an app in one call.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, FastAPI
 from fastapi.requests import HTTPConnection
@@ -38,6 +41,7 @@ __all__ = [
     "require_caller",
     "require_organization",
     "require_permission",
+    "require_scope",
     "require_workspace",
     "wacht_exception_handler",
     "webhook",
@@ -79,15 +83,38 @@ def _dependency(needed: Requirement) -> Callable[..., Awaitable[Caller]]:
     return dependency
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fails_closed(factory: F) -> F:
+    """``factory`` as FastAPI cannot mistake it for a dependency: given to ``Depends`` itself
+    (``Depends(require_organization)``, no parentheses), FastAPI fills the connection its
+    signature declares last, and the call refuses, so the route never runs."""
+    signature = inspect.signature(factory, eval_str=True)
+    last = inspect.Parameter("_connection", inspect.Parameter.KEYWORD_ONLY, default=None)
+
+    @functools.wraps(factory)
+    def checked(*args: Any, _connection: HTTPConnection | None = None, **kwargs: Any) -> Any:
+        if _connection is not None:
+            name = factory.__name__
+            raise TypeError(f"write Depends({name}(...)) with parentheses, not Depends({name})")
+        return factory(*args, **kwargs)
+
+    parameters = [*signature.parameters.values(), last.replace(annotation=HTTPConnection)]
+    checked.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return cast("F", checked)
+
+
 _requirements = Requirements(_dependency)
 #: ``Depends(require_auth)``: the caller (the ``Session`` of a session token; a ``Credential``
 #: for an API key or OAuth token the app accepts), or 401 with the precise code
 #: (``token_expired`` …). To narrow the kinds a route takes, use :func:`require_caller`.
 require_auth = _dependency(requirement())
-require_caller = _requirements.require_caller
-require_permission = _requirements.require_permission
-require_organization = _requirements.require_organization
-require_workspace = _requirements.require_workspace
+require_caller = _fails_closed(_requirements.require_caller)
+require_permission = _fails_closed(_requirements.require_permission)
+require_scope = _fails_closed(_requirements.require_scope)
+require_organization = _fails_closed(_requirements.require_organization)
+require_workspace = _fails_closed(_requirements.require_workspace)
 
 
 async def wacht_exception_handler(request: HTTPConnection, exc: Exception) -> Refusal:

@@ -44,6 +44,7 @@ __all__ = [
     "require_auth",
     "require_organization",
     "require_permission",
+    "require_scope",
     "require_workspace",
     "sign_out",
     "webhook",
@@ -231,6 +232,7 @@ _guards: Guards[Request] = Guards(
 
 require_auth = _guards.require_auth
 require_permission = _guards.require_permission
+require_scope = _guards.require_scope
 require_organization = _guards.require_organization
 require_workspace = _guards.require_workspace
 

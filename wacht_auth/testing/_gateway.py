@@ -81,7 +81,7 @@ class _Server(ThreadingHTTPServer):
 class FakeGateway:
     """Wacht's gateway on ``127.0.0.1``: ``POST /v1/authz/check`` for the API keys and OAuth
     access tokens added to it, with the answers Wacht's gateway gives (identity, permissions,
-    scopes, rate-limit state and headers; see ``docs/api-keys.md``). For tests of routes that
+    scopes, rate-limit state and headers; see ``docs/credentials.md``). For tests of routes that
     accept keys::
 
         with FakeGateway() as gateway:
