@@ -42,18 +42,14 @@ else:
         from starlette.authentication import AuthCredentials, BaseUser, UnauthenticatedUser
     except ImportError:  # a plain ASGI app without Starlette: the same shapes, no dependency
 
-        class BaseUser:
-            """Stand-in for ``starlette.authentication.BaseUser``."""
+        class BaseUser:  # stand-ins for Starlette's classes, the same shapes
+            pass
 
         class AuthCredentials:
-            """Stand-in for ``starlette.authentication.AuthCredentials``."""
-
             def __init__(self, scopes=None):
                 self.scopes = list(scopes or [])
 
         class UnauthenticatedUser(BaseUser):
-            """Stand-in for ``starlette.authentication.UnauthenticatedUser``."""
-
             is_authenticated, display_name = False, ""
 
 

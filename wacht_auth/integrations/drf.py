@@ -74,8 +74,14 @@ class _WachtPermission(BasePermission):  # type: ignore[misc]  # DRF is untyped
         Requirement.of(type("_", (), attributes))
         return type(f"{cls.__name__}{attributes}", (cls,), attributes)
 
+    #: The attribute a subclass must set (``permissions``, ``scopes``), and how to set it.
+    needs: tuple[str, str] | None = None
+
     def requirement(self) -> Requirement:
         """The requirement the class attributes name."""
+        if self.needs and not getattr(self, self.needs[0], ()):
+            name, (attribute, example) = type(self).__name__, self.needs
+            raise ImproperlyConfigured(f"{name} needs {attribute}: use {example} or set it")
         return Requirement.of(self)
 
     def has_permission(self, request: Any, view: Any) -> bool:
@@ -99,6 +105,8 @@ class IsWachtAuthenticated(_WachtPermission):
 class HasWachtPermission(_WachtPermission):
     """Allow callers holding one (or all) of ``permissions``; 403 ``permission_denied``."""
 
+    needs = ("permissions", 'HasWachtPermission.with_permissions("invoices:write")')
+
     @classmethod
     def with_permissions(
         cls,
@@ -112,27 +120,12 @@ class HasWachtPermission(_WachtPermission):
             permissions=permissions, scope=scope, require_all=require_all, accept=accept
         )
 
-    def requirement(self) -> Requirement:
-        """The requirement of the class attributes, which must name permissions."""
-        if not getattr(self, "permissions", ()):
-            raise ImproperlyConfigured(
-                "HasWachtPermission needs permissions: use "
-                'HasWachtPermission.with_permissions("invoices:write") or set .permissions'
-            )
-        return super().requirement()
-
 
 class HasWachtScope(_WachtPermission):
     """Allow OAuth access tokens granted every one of ``scopes`` (opaque or JWT); others get
     403 ``permission_denied``: ``HasWachtScope.with_(scopes=("invoices:read",))``."""
 
-    def requirement(self) -> Requirement:
-        """The requirement of the class attributes, which must name scopes."""
-        if not getattr(self, "scopes", ()):
-            raise ImproperlyConfigured(
-                'HasWachtScope needs scopes: use HasWachtScope.with_(scopes=("invoices:read",))'
-            )
-        return super().requirement()
+    needs = ("scopes", 'HasWachtScope.with_(scopes=("invoices:read",))')
 
 
 class HasOrganization(_WachtPermission):
