@@ -1,14 +1,32 @@
-"""Flask's sign-out view (re-exported by :mod:`wacht_auth.integrations.flask`)."""
+"""The page pieces of the Flask adapter: the state's headers on the response and the sign-out
+view (imported by :mod:`wacht_auth.integrations.flask` first; this module reaches back into
+the adapter only inside functions)."""
 
 from __future__ import annotations
 
-from flask import current_app, redirect, request
+from flask import after_this_request, current_app, redirect, request
 from werkzeug.wrappers import Response
 
-from ..auth import signout
+from ..auth import AuthState, signout
+from ..auth.pages import merged_header
 from ..errors import WachtAuthError
 
 __all__ = ["sign_out"]
+
+
+def _copy_headers(state: AuthState) -> None:
+    """Only requests whose state has headers to copy (an exchange's cookies, the gateway's
+    rate-limit state, the private cache headers) register a hook; the others pay nothing.
+    ``Set-Cookie`` lines are added; the others merged with the view's
+    (:func:`~wacht_auth.auth.pages.merged_header`)."""
+
+    def add(response: Response) -> Response:
+        for name, value in state.response_headers:
+            got = None if name == "Set-Cookie" else response.headers.pop(name, None)
+            response.headers.add(name, merged_header(name, got, value))
+        return response
+
+    after_this_request(add)
 
 
 def sign_out(next: str = "/") -> Response:

@@ -28,10 +28,10 @@ from ..auth import (
     configure,
     error_response,
 )
-from ..auth.pages import merged_header
 from ..auth.state import PageError, Refused
 from ..config import DJANGO_SETTING
 from ..errors import ConfigurationError, WachtAuthError
+from ._django_pages import WachtUser, WachtUserMiddleware, _with_headers, sign_out
 from ._wsgi import EnvironView
 
 __all__ = [
@@ -126,17 +126,6 @@ async def aauth_state(
 ) -> AuthState:
     """Async twin of :func:`auth_state`, same as ``await request.awacht()``."""
     return await _lazy(request).aget(required_permissions)
-
-
-def _with_headers(state: AuthState | None, response: HttpResponse) -> HttpResponse:
-    """The state's headers on the response: the gateway's rate-limit state, the cookies of a
-    session exchange (through ``response.cookies``: Django sends one value per header)."""
-    for name, value in state.response_headers if state is not None else ():
-        if name.lower() == "set-cookie":
-            response.cookies.load(value)
-        else:
-            response[name] = merged_header(name, response.get(name), value)
-    return response
 
 
 def _refuse(request: HttpRequest, refusal: Refused, state: AuthState) -> HttpResponse:
@@ -248,5 +237,4 @@ class WachtPermissionRequiredMixin(WachtRequiredMixin):
         return super().get_wacht_requirement()
 
 
-from ._django_user import WachtUser, WachtUserMiddleware, sign_out  # noqa: E402
 from ._django_webhooks import webhook, webhook_receiver  # noqa: E402  # re-exported

@@ -19,7 +19,7 @@ from rest_framework.permissions import BasePermission  # type: ignore[import-unt
 from ..auth import Caller, Requirement
 from ..errors import PermissionDeniedError, TokenMissingError, WachtAuthError
 from ..session import PermissionScope
-from ._django_user import WachtUser
+from ._django_pages import WachtUser
 from .django import _json, auth_state
 
 __all__ = [

@@ -18,7 +18,6 @@ from flask import (
     Request,
     Response,
     abort,
-    after_this_request,
     current_app,
     has_request_context,
     redirect,
@@ -26,10 +25,10 @@ from flask import (
 )
 
 from ..auth import Authenticator, AuthState, Guards, LazyState, Redirect, configure, error_response
-from ..auth.pages import merged_header
 from ..auth.state import PageError, Refused
 from ..config import Config
 from ..errors import ConfigurationError, WachtAuthError
+from ._flask_pages import _copy_headers, sign_out
 from ._wsgi import EnvironView
 
 if TYPE_CHECKING:
@@ -151,19 +150,6 @@ def _state(req: Request, needs: tuple[str, ...] = (), layer: Any = None) -> Auth
     return state
 
 
-def _copy_headers(state: AuthState) -> None:
-    """Only requests whose state has headers to copy (an exchange's cookies, the gateway's
-    rate-limit state) register a hook; the others pay nothing."""
-
-    def add(response: Response) -> Response:
-        for name, value in state.response_headers:  # several Set-Cookie stay several
-            got = None if name == "Set-Cookie" else response.headers.pop(name, None)
-            response.headers.add(name, merged_header(name, got, value))
-        return response
-
-    after_this_request(add)
-
-
 def _with_wacht(base: type[_G]) -> type[_G]:
     """``g`` whose ``wacht`` is the current request's state (never stored in ``g``: an outer
     app context keeps one ``g`` across requests)."""
@@ -244,5 +230,4 @@ def public(view: F) -> F:
     return view
 
 
-from ._flask_pages import sign_out  # noqa: E402  # re-exported
 from ._flask_webhooks import webhook, webhook_receiver  # noqa: E402  # re-exported

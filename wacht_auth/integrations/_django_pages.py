@@ -1,11 +1,13 @@
-"""Django's ``request.user`` as the Wacht caller, and the page helpers of the Django adapter.
+"""The page pieces of the Django adapter: the state's headers on a response, Django's
+``request.user`` as the Wacht caller, the sign-out view.
 
 :class:`WachtUser` is the one user class of Django and DRF (DRF's ``request.user`` too).
 :class:`WachtUserMiddleware` is opt-in: after ``WachtMiddleware``, it makes ``request.user`` the
 signed-in Wacht user (Django's ``AnonymousUser`` otherwise), lazily, as Django's own
 ``AuthenticationMiddleware`` does, so ``{{ user }}``, ``login_required`` and
 ``permission_required`` read naturally. :func:`sign_out` is the sign-out view. Re-exported by
-:mod:`wacht_auth.integrations.django`.
+:mod:`wacht_auth.integrations.django`, which imports this module first (it reaches back into
+the adapter only inside functions).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.utils.functional import SimpleLazyObject
 
 from ..auth import AuthState, Caller
 from ..auth import signout as _signout
+from ..auth.pages import merged_header
 from ..errors import WachtAuthError
 from ..session import Session
 
@@ -115,10 +118,20 @@ class WachtUserMiddleware:
         return self.get_response(request)
 
 
+def _with_headers(state: AuthState | None, response: HttpResponse) -> HttpResponse:
+    """The state's headers on the response: the gateway's rate-limit state, the cookies of a
+    session exchange (through ``response.cookies``: Django sends one value per header), the
+    private cache headers merged with the view's (:func:`~wacht_auth.auth.pages.merged_header`)."""
+    for name, value in state.response_headers if state is not None else ():
+        if name.lower() == "set-cookie":
+            response.cookies.load(value)
+        else:
+            response[name] = merged_header(name, response.get(name), value)
+    return response
+
+
 def _redirect(done: _signout.SignedOut) -> HttpResponse:
     response = HttpResponseRedirect(done.location, status=done.status)
-    from .django import _with_headers
-
     return _with_headers(AuthState(response_headers=done.headers), response)
 
 
