@@ -178,7 +178,7 @@ def test_config_is_frozen() -> None:
 
 # -- one spelling, one validation: the environment, Django's dict, Flask's app.config ---------
 
-from wacht_auth.config import SETTINGS, Settings  # noqa: E402
+from wacht_auth.settings import SETTINGS, Settings  # noqa: E402
 
 ENV = {"WACHT_FRONTEND_API_URL": "https://env.example"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wacht_auth import ConfigurationError
-from wacht_auth.config import SETTINGS, Settings
+from wacht_auth.settings import SETTINGS, Settings
 
 
 def test_a_django_typo_names_the_setting_it_is_close_to() -> None:

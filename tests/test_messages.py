@@ -18,7 +18,8 @@ from wacht_auth import (
     Verifier,
     WachtAuthError,
 )
-from wacht_auth.config import Settings, decode_publishable_key
+from wacht_auth.config import decode_publishable_key
+from wacht_auth.settings import Settings
 from wacht_auth.testing import Issuer
 
 FRONTEND = "https://frontend.example.com"

@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from wacht_auth.config import Settings
 from wacht_auth.errors import ConfigurationError, WebhookError
+from wacht_auth.settings import Settings
 from wacht_auth.testing import WebhookSigner
 from wacht_auth.webhooks import (
     DEFAULT_TOLERANCE,

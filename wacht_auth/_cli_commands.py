@@ -28,9 +28,10 @@ from ._cli_output import (
     times_text,
     unverified_claims,
 )
-from .config import Config, Settings, is_loopback_host
+from .config import Config, is_loopback_host
 from .errors import ConfigurationError, WachtAuthError
 from .session import Session
+from .settings import Settings
 
 #: The deployment flags and the setting (a :class:`~wacht_auth.Config` field) each gives.
 DEPLOYMENT_FLAGS: Mapping[str, str] = {

@@ -3,7 +3,7 @@
 :class:`Options` documents each option once; every adapter (``WachtMiddleware``, FastAPI's
 ``install``, Flask's ``Wacht``, Django's settings) takes the same names. :func:`configure`
 reads the settings (the environment, Django's ``settings.WACHT_AUTH`` or Flask's
-``app.config``, through :class:`~wacht_auth.config.Settings`), lets options given in code win,
+``app.config``, through :class:`~wacht_auth.settings.Settings`), lets options given in code win,
 and builds the :class:`~wacht_auth.auth.decide.Authenticator`. :func:`oauth_verifier` and
 :func:`credential_gateway` build what the credential settings describe (the OAuth verifier,
 the gateway client bound to the deployment) and refuse a set-up that could not check safely.
@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from ..config import Config, Settings
+from ..config import Config
 from ..errors import ConfigurationError
 from ..gateway import CredentialKind, Gateway
+from ..settings import Settings
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -145,7 +146,7 @@ def configure(
     """The request layer an adapter runs: settings read once, at start-up.
 
     Args:
-        source: settings named as :data:`~wacht_auth.config.SETTINGS` does (Django's
+        source: settings named as :data:`~wacht_auth.settings.SETTINGS` does (Django's
             ``settings.WACHT_AUTH``), or with ``prefixed`` as ``WACHT_<NAME>`` among other keys
             (Flask's ``app.config``); ``where`` names it in messages.
         env: read the environment (``WACHT_<NAME>``) under ``source``; by default, unless a

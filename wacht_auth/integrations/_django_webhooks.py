@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 
-from ..config import DJANGO_SETTING
 from ..errors import ConfigurationError
+from ..settings import DJANGO_SETTING
 from ..webhooks import Receiver, webhook_view
 from .django import _json
 

@@ -29,8 +29,8 @@ from ..auth import (
     error_response,
 )
 from ..auth.state import PageError, Refused
-from ..config import DJANGO_SETTING
 from ..errors import ConfigurationError, WachtAuthError
+from ..settings import DJANGO_SETTING
 from ._django_pages import WachtUser, WachtUserMiddleware, _with_headers, sign_out
 from ._wsgi import EnvironView
 

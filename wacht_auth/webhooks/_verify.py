@@ -42,7 +42,7 @@ from ._names import EventType
 from ._replay import MemoryReplayGuard, ReplayGuard
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from ..settings import Settings
 
 __all__ = [
     "DEFAULT_FUTURE_TOLERANCE",
@@ -306,7 +306,7 @@ class Receiver:
         **overrides: Any,
     ) -> Receiver:
         """The receiver the ``webhook_*`` settings describe: ``source`` (loaded
-        :class:`~wacht_auth.config.Settings`, Django's ``settings.WACHT_AUTH``, or with
+        :class:`~wacht_auth.settings.Settings`, Django's ``settings.WACHT_AUTH``, or with
         ``prefixed`` Flask's ``app.config``; ``where`` names it in messages) over the
         environment; ``overrides`` are this class's arguments and win.
 
@@ -314,7 +314,7 @@ class Receiver:
             ConfigurationError: no ``webhook_secret`` is set, or a value is invalid; the
                 message names the setting to edit.
         """
-        from ..config import Settings
+        from ..settings import Settings
 
         if isinstance(source, Settings):
             settings = source
