@@ -27,7 +27,7 @@ from ..errors import (
 from ..gateway import CREDENTIAL_KINDS, Checked, Credential, CredentialKind, Gateway
 from ..proxies import TrustedProxies, client_ip
 from ..tokens import looks_like_jws, peek_issuer
-from .options import Paths, credential_gateway, oauth_verifier, spell_env, texts
+from .options import Paths, _credential_gateway, _oauth_verifier, _spell_env, _texts
 from .pages import PRIVATE, Handshake
 from .state import AuthState, PageError, Redirect
 from .steps import Check, Flow, Step, Verify, VerifyOAuth, VerifyTransport
@@ -90,19 +90,21 @@ class Authenticator:
         *,
         gateway: Gateway | None = None,
         oauth: OAuthVerifier | None = None,
-        spell: Callable[[str], str] = spell_env,
+        spell: Callable[[str], str] = _spell_env,
         **options: Unpack[Options],
     ) -> None:
         config = verifier.config
         self.verifier = verifier
         accept = options.get("accept")
-        self.accept: tuple[CredentialKind, ...] = kinds(
+        self.accept: tuple[CredentialKind, ...] = _kinds(
             ("session_token",) if accept is None else accept, spell("accept")
         )
         self._sessions = "session_token" in self.accept
-        self.oauth = oauth or oauth_verifier(config, options, spell)
-        self._audiences = frozenset(texts(options.get("oauth_audiences"), spell, "oauth_audiences"))
-        self.gateway = gateway or credential_gateway(
+        self.oauth = oauth or _oauth_verifier(config, options, spell)
+        self._audiences = frozenset(
+            _texts(options.get("oauth_audiences"), spell, "oauth_audiences")
+        )
+        self.gateway = gateway or _credential_gateway(
             config, self.accept, self.oauth, options, spell
         )
         # Session tokens of these issuers are verified here and never sent anywhere; JWTs of
@@ -508,7 +510,7 @@ def _throw(flow: Flow, error: WachtAuthError) -> Step | AuthState:
         return cast("AuthState", stop.value)
 
 
-def kinds(value: Iterable[str], setting: str) -> tuple[CredentialKind, ...]:
+def _kinds(value: Iterable[str], setting: str) -> tuple[CredentialKind, ...]:
     """A validated tuple of credential kinds (``accept``)."""
     found = (value,) if isinstance(value, str) else tuple(value)
     for kind in found:

@@ -24,7 +24,7 @@ from ..errors import (
     WorkspaceRequiredError,
 )
 from ..session import PermissionScope
-from .decide import kinds
+from .decide import _kinds
 from .state import AuthState, Caller, PageError, Redirect
 
 __all__ = [
@@ -99,7 +99,7 @@ class Requirement:
 
     def __post_init__(self) -> None:
         if self.accept is not None:
-            object.__setattr__(self, "accept", kinds(self.accept, "accept"))
+            object.__setattr__(self, "accept", _kinds(self.accept, "accept"))
         if self.scope not in (None, "organization", "workspace"):
             raise ValueError(f"scope must be 'organization', 'workspace' or None: {self.scope!r}")
         for permission in (*self.permissions, *self.scopes):
@@ -216,7 +216,7 @@ def requirement(
         bool(require_all),
         True if organization is None else organization,
         True if workspace is None else workspace,
-        accept=None if accept is None else kinds(accept, "accept"),
+        accept=None if accept is None else _kinds(accept, "accept"),
         redirect=bool(redirect),
         scopes=scopes,
     )

@@ -4,8 +4,8 @@
 ``install``, Flask's ``Wacht``, Django's settings) takes the same names. :func:`configure`
 reads the settings (the environment, Django's ``settings.WACHT_AUTH`` or Flask's
 ``app.config``, through :class:`~wacht_auth.settings.Settings`), lets options given in code win,
-and builds the :class:`~wacht_auth.auth.decide.Authenticator`. :func:`oauth_verifier` and
-:func:`credential_gateway` build what the credential settings describe (the OAuth verifier,
+and builds the :class:`~wacht_auth.auth.decide.Authenticator`. :func:`_oauth_verifier` and
+:func:`_credential_gateway` build what the credential settings describe (the OAuth verifier,
 the gateway client bound to the deployment) and refuse a set-up that could not check safely.
 """
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..verifier import Verifier
     from .decide import Authenticator
 
-__all__ = ["Options", "Paths", "configure", "credential_gateway", "oauth_verifier"]
+__all__ = ["Options", "Paths", "configure"]
 
 
 class Options(TypedDict, total=False):
@@ -77,7 +77,7 @@ class Options(TypedDict, total=False):
 
 
 #: The names of :class:`Options`, in the order settings list them.
-OPTION_NAMES = (
+_OPTION_NAMES = (
     "accept",
     "protect_all",
     "public_paths",
@@ -169,7 +169,7 @@ def configure(
     )
     verifier = verifier or settings.option("verifier") or Verifier(settings.build_config())
     chosen: dict[str, Any] = {}
-    for name in OPTION_NAMES:
+    for name in _OPTION_NAMES:
         value, given = settings.option(name), cast("Any", options.get(name))
         if name in _ADDED:
             value = (*(value or ()), *(given or ()))
@@ -183,12 +183,12 @@ def configure(
     return Authenticator(verifier, spell=spell, **chosen)
 
 
-def spell_env(name: str) -> str:
+def _spell_env(name: str) -> str:
     """A setting in messages, for a layer built in code: its name and its variable."""
     return f"{name} (WACHT_{name.upper()})"
 
 
-def texts(value: object, spell: Callable[[str], str], name: str) -> tuple[str, ...]:
+def _texts(value: object, spell: Callable[[str], str], name: str) -> tuple[str, ...]:
     """A list option: strings (one string is one item), each non-empty."""
     if value is None:
         return ()
@@ -199,20 +199,20 @@ def texts(value: object, spell: Callable[[str], str], name: str) -> tuple[str, .
     return tuple(cast("str", item).strip() for item in items)
 
 
-def oauth_verifier(
+def _oauth_verifier(
     config: Config, options: Options, spell: Callable[[str], str]
 ) -> OAuthVerifier | None:
     """The verifier of the JWT access tokens of ``options["oauth_issuers"]`` (with the
     ``oauth_audiences`` and ``oauth_client_ids`` allow-lists), sharing ``config``'s clock,
     leeway and key-cache settings; None without issuers. ``spell`` names a setting in
     messages."""
-    issuers = texts(options.get("oauth_issuers"), spell, "oauth_issuers")
+    issuers = _texts(options.get("oauth_issuers"), spell, "oauth_issuers")
     if not issuers:
         return None
     from ..oauth import OAuthIssuer, OAuthVerifier
 
-    audiences = texts(options.get("oauth_audiences"), spell, "oauth_audiences")
-    client_ids = texts(options.get("oauth_client_ids"), spell, "oauth_client_ids")
+    audiences = _texts(options.get("oauth_audiences"), spell, "oauth_audiences")
+    client_ids = _texts(options.get("oauth_client_ids"), spell, "oauth_client_ids")
     try:
         return OAuthVerifier(
             [
@@ -229,7 +229,7 @@ def oauth_verifier(
         ) from None
 
 
-def credential_gateway(
+def _credential_gateway(
     config: Config,
     accept: tuple[CredentialKind, ...],
     oauth: OAuthVerifier | None,
@@ -266,6 +266,6 @@ def credential_gateway(
         config.gateway_url,
         timeout=config.gateway_timeout,
         deployment_id=config.deployment_id,
-        app_slugs=texts(options.get("api_auth_apps"), spell, "api_auth_apps"),
-        client_ids=texts(options.get("oauth_client_ids"), spell, "oauth_client_ids"),
+        app_slugs=_texts(options.get("api_auth_apps"), spell, "api_auth_apps"),
+        client_ids=_texts(options.get("oauth_client_ids"), spell, "oauth_client_ids"),
     )
