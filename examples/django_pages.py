@@ -8,6 +8,9 @@ token, stored in ``__auth_<scope>`` so later loads need no exchange (``docs/page
 - ``/``: public; says who is signed in, if anyone.
 - ``/app`` and everything under it: the page area (``protect_all`` + ``page_paths``).
 - ``/account``: one page outside that area, guarded by ``require_auth(redirect=True)``.
+- ``/app/admin``: a page that needs ``reports:admin``: a signed-in visitor without it gets
+  the app's own ``403.html`` (Django's ``handler403``), not JSON.
+- ``/sign-out``: the sign-out view (POST, the form on every page).
 - ``/api/me``: an API route: anonymous callers get the 401 JSON, never a redirect.
 
 Run it with ``WACHT_FRONTEND_API_URL=https://<your frontend host> python
@@ -26,7 +29,7 @@ from django.shortcuts import render
 from django.urls import path
 
 from wacht_auth import Config
-from wacht_auth.integrations.django import public, require_auth
+from wacht_auth.integrations.django import public, require_auth, require_permission, sign_out
 
 # Inline so the example is one file (Django's locmem loader); usually files in templates/.
 TEMPLATES = {
@@ -38,8 +41,11 @@ TEMPLATES = {
         '{% extends "base.html" %}{% block content %}'
         '<p>Signed in as <span id="user">{{ wacht.user_id }}</span></p>'
         '<p>Session <span id="session">{{ wacht.session_id }}</span></p>'
+        '<form method="post" action="/sign-out"><button id="sign-out">Sign out</button></form>'
         "{% endblock %}"
     ),
+    # Django's handler403 renders this for a page refusal (PermissionDenied).
+    "403.html": '<!doctype html><h1 id="forbidden">You may not open this page</h1>',
     "home.html": (
         '{% extends "base.html" %}{% block content %}'
         "{% if wacht.is_authenticated %}"
@@ -113,6 +119,12 @@ def account(request: HttpRequest) -> HttpResponse:
     return render(request, "page.html", {"title": "Account", "wacht": request.wacht})  # type: ignore[attr-defined]
 
 
+# A page that needs a permission: a visitor without it gets 403.html (PermissionDenied).
+@require_permission("reports:admin", redirect=True)
+def admin(request: HttpRequest) -> HttpResponse:
+    return render(request, "page.html", {"title": "Admin", "wacht": request.wacht})  # type: ignore[attr-defined]
+
+
 def api_me(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"user_id": request.wacht.user_id})  # type: ignore[attr-defined]
 
@@ -121,6 +133,8 @@ urlpatterns = [
     path("", home),
     path("app", dashboard),
     path("app/reports", reports),
+    path("app/admin", admin),
+    path("sign-out", sign_out),  # POST; open under protect_all
     path("account", account),
     path("api/me", api_me),
 ]

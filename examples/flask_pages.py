@@ -8,6 +8,9 @@ token, stored in ``__auth_<scope>`` so later loads need no exchange (``docs/page
 - ``/``: public; says who is signed in, if anyone.
 - ``/app`` and everything under it: the page area (``protect_all`` + ``page_paths``).
 - ``/account``: one page outside that area, guarded by ``require_auth(redirect=True)``.
+- ``/app/admin``: a page that needs ``reports:admin``: a signed-in visitor without it gets
+  the app's own ``errorhandler(403)`` page, not JSON.
+- ``/sign-out``: the sign-out view (POST, the form on every page).
 - ``/api/me``: an API route: anonymous callers get the 401 JSON, never a redirect.
 
 Run it with ``WACHT_FRONTEND_API_URL=https://<your frontend host> flask --app
@@ -22,7 +25,7 @@ from flask import Flask, render_template, request
 from jinja2 import DictLoader
 
 from wacht_auth import Config
-from wacht_auth.integrations.flask import Wacht, public, require_auth
+from wacht_auth.integrations.flask import Wacht, public, require_auth, require_permission, sign_out
 
 # Inline so the example is one file; in a project these are files under templates/.
 TEMPLATES = {
@@ -34,8 +37,11 @@ TEMPLATES = {
         '{% extends "base.html" %}{% block content %}'
         '<p>Signed in as <span id="user">{{ request.wacht.user_id }}</span></p>'
         '<p>Session <span id="session">{{ request.wacht.session_id }}</span></p>'
+        '<form method="post" action="/sign-out"><button id="sign-out">Sign out</button></form>'
         "{% endblock %}"
     ),
+    "403.html": '{% extends "base.html" %}{% block content %}'
+    '<p id="forbidden">You may not open this page</p>{% endblock %}',
     "home.html": (
         '{% extends "base.html" %}{% block content %}'
         "{% if request.wacht.is_authenticated %}"
@@ -81,6 +87,18 @@ def create_app(config: Config | None = None) -> Flask:
     @require_auth(redirect=True)
     def account() -> str:
         return render_template("page.html", title="Account")
+
+    # A page that needs a permission: a visitor without it gets the 403 page below.
+    @app.get("/app/admin")
+    @require_permission("reports:admin", redirect=True)
+    def admin() -> str:
+        return render_template("page.html", title="Admin")
+
+    @app.errorhandler(403)
+    def forbidden(error: Exception) -> tuple[str, int]:
+        return render_template("403.html", title="Forbidden"), 403
+
+    app.add_url_rule("/sign-out", view_func=sign_out, methods=["POST"])
 
     @app.get("/api/me")
     def api_me() -> dict[str, Any]:

@@ -207,8 +207,10 @@ class _TLSConnection(http.client.HTTPSConnection):
 class _Request(urllib.request.Request):
     """A key request carrying its fetch deadline to the connection."""
 
-    def __init__(self, url: str, deadline: float) -> None:
-        super().__init__(url, headers={"User-Agent": _user_agent(), "Accept": "application/json"})
+    def __init__(self, url: str, deadline: float, method: str = "GET") -> None:
+        headers = {"User-Agent": _user_agent(), "Accept": "application/json"}
+        data = b"" if method == "POST" else None  # an empty body: Content-Length: 0
+        super().__init__(url, data=data, headers=headers, method=method)
         self.deadline = deadline
 
 
@@ -289,6 +291,7 @@ def http_get(
     timeout: float,
     max_bytes: int,
     headers: Mapping[str, str] | None = None,
+    method: str = "GET",
 ) -> HTTPAnswer:
     """GET ``url`` with one deadline over the whole exchange; raise :class:`FetchError` only
     when no answer arrives (``timeout``, ``unreachable``, ``bad_response``, ``too_large``).
@@ -297,10 +300,11 @@ def http_get(
     bounds name lookup, connect, TLS handshake, status line, headers and a 2xx body together;
     at most ``max_bytes + 1`` bytes of a body are read. ``headers`` are added to the request
     (``User-Agent`` and ``Accept: application/json`` are sent by default). Loopback URLs never
-    go through an environment proxy.
+    go through an environment proxy. ``method="POST"`` sends an empty body (the frontend
+    API's sign-out).
     """
     deadline = time.monotonic() + timeout
-    request = _Request(url, deadline)
+    request = _Request(url, deadline, method)
     for name, value in (headers or {}).items():
         request.add_header(name, value)
     opener = _LOCAL_OPENER if is_loopback_host(urlsplit(url).hostname) else _OPENER

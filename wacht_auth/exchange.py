@@ -10,6 +10,7 @@ API is trusted for the channel only).
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import hashlib
 import json
@@ -36,6 +37,7 @@ __all__ = [
     "DEV_SESSION_PARAM",
     "EXCHANGE_PATH",
     "FORWARDED_FOR_HEADER",
+    "SIGN_OUT_PATH",
     "TRANSPORT_COOKIE",
     "Exchanged",
     "SessionExchange",
@@ -51,6 +53,9 @@ DEV_SESSION_HEADER = "x-development-session"
 FORWARDED_FOR_HEADER = "X-Wacht-Forwarded-For"
 #: Where the frontend API exchanges a transport token for a session token.
 EXCHANGE_PATH = "/session/token"
+#: Where the frontend API ends the session of a transport token (``POST``), as Wacht's browser
+#: SDK signs out.
+SIGN_OUT_PATH = "/session/sign-out"
 #: Seconds one exchange may take, all included (``exchange_timeout``).
 DEFAULT_EXCHANGE_TIMEOUT = 5.0
 
@@ -104,6 +109,7 @@ class _Plan(NamedTuple):
     down: int = 0  # > 0: the frontend API is remembered as unavailable for this long
     flight: Flight[_Outcome] | None = None
     own: bool = False
+    busy: bool = False  # max_concurrent exchanges are running already
 
 
 class SessionExchange:
@@ -124,12 +130,17 @@ class SessionExchange:
       frontend API that is down (5xx, timeout, unreachable, a malformed answer) for everyone,
       until its ``Retry-After`` or ``failure_memory`` seconds, at most ``max_retry_after``.
       Meanwhile calls raise at once instead of piling onto a server that cannot answer.
+    * **A bound**: at most ``max_concurrent`` exchanges run at once (threads and tasks
+      together); a request for one more is answered at once with 503
+      ``session_exchange_unavailable`` (``Retry-After: 1``), never queued behind a slow
+      frontend API: no pile of threads, whatever a flood of distinct cookies asks.
     * **One deadline**: ``timeout`` bounds the whole GET (lookup, connect, TLS, headers,
       body); an async caller runs it in a worker thread and never blocks its event loop.
 
     Args:
         frontend_api_url: the frontend API origin (https; http for loopback only).
         timeout: ``exchange_timeout``, seconds for one whole exchange.
+        max_concurrent: exchanges running at once, at most.
         clock: POSIX seconds (injectable for tests); the deadline uses the monotonic clock.
         on_event: ``Config.on_event``; events carry a hash prefix, never a token.
     """
@@ -145,6 +156,7 @@ class SessionExchange:
         failure_memory: float = 5.0,
         over_memory: float = 60.0,
         max_retry_after: float = 60.0,
+        max_concurrent: int = 16,
         on_event: EventHandler | None = None,
     ) -> None:
         parts = urlsplit(frontend_api_url.strip())
@@ -161,6 +173,9 @@ class SessionExchange:
             raise ConfigurationError(f"exchange_timeout must be in (0, 60] seconds: {timeout!r}")
         if max_entries < 1:
             raise ConfigurationError("the exchange cache needs at least one entry")
+        if max_concurrent < 1:
+            raise ConfigurationError("max_concurrent must allow at least one exchange")
+        self.max_concurrent = max_concurrent
         self.frontend_api_url = f"{parts.scheme}://{parts.netloc}"
         self.endpoint = self.frontend_api_url + EXCHANGE_PATH
         self.timeout = float(timeout)
@@ -234,6 +249,41 @@ class SessionExchange:
         await plan.flight.await_()
         return self._outcome(plan.flight)
 
+    def sign_out(
+        self, transport: str, *, dev: bool = False, client_ip: str | None = None
+    ) -> tuple[str, ...]:
+        """End the session of ``transport`` at the frontend API (``POST /session/sign-out``,
+        the transport sent as :meth:`exchange` sends it) and forget its exchange: a token
+        exchanged for it is never reused. Best effort: returns the frontend API's
+        ``Set-Cookie`` values to pass on, ``()`` when it could not be reached (the app's own
+        cookies go anyway). Never raises."""
+        key = self._key(transport, dev)
+        self._remember(key, _Memo(None, self.clock() + self.over_memory))
+        fields: dict[str, Any] = {"url": self.frontend_api_url + SIGN_OUT_PATH, "dev": dev}
+        try:
+            answer = http_get(
+                self._url(transport, dev, SIGN_OUT_PATH),
+                timeout=self.timeout,
+                max_bytes=_MAX_BODY,
+                headers=self._headers(transport, dev, client_ip),
+                method="POST",
+            )
+        except FetchError as exc:
+            fields["outcome"] = exc.outcome
+            cookies: tuple[str, ...] = ()
+        else:
+            fields["outcome"], fields["status"] = "answered", answer.status
+            cookies = answer.header_all("Set-Cookie") if answer.status < 400 else ()
+        emit(self.on_event, "session_sign_out", fields, level=logging.INFO,
+             message="session sign-out at %(url)s: %(outcome)s")  # fmt: skip
+        return cookies
+
+    async def asign_out(
+        self, transport: str, *, dev: bool = False, client_ip: str | None = None
+    ) -> tuple[str, ...]:
+        """:meth:`sign_out` for asyncio: the POST runs in a worker thread."""
+        return await asyncio.to_thread(self.sign_out, transport, dev=dev, client_ip=client_ip)
+
     def forget(self) -> None:
         """Drop every remembered exchange and failure (operators; tests)."""
         with self._lock:
@@ -263,6 +313,10 @@ class SessionExchange:
                 flight = None  # finished or stuck: a new one
             if flight is not None:
                 return _Plan(flight=flight)
+            # Every running exchange has its flight here until _finish (always called), so
+            # the count is the bound's semaphore, taken and released under the same lock.
+            if len(self._flights) >= self.max_concurrent:
+                return _Plan(busy=True)
             flight = self._flights[key] = Flight[_Outcome](self._wait_for, (1,))
             return _Plan(flight=flight, own=True)
 
@@ -274,6 +328,10 @@ class SessionExchange:
                     "the frontend API is rate limiting session exchanges", retry_after=retry
                 )
             return plan.memo.result
+        if plan.busy:
+            raise SessionExchangeUnavailableError(
+                "too many session exchanges are running; try again", retry_after=1
+            )
         raise SessionExchangeUnavailableError(
             "the frontend API could not exchange the session recently", retry_after=plan.down
         )
@@ -332,10 +390,11 @@ class SessionExchange:
                 del self._flights[key]
         flight.finish(outcome)
 
-    def _url(self, transport: str, dev: bool) -> str:
+    def _url(self, transport: str, dev: bool, path: str = EXCHANGE_PATH) -> str:
+        endpoint = self.frontend_api_url + path
         if not dev:
-            return self.endpoint
-        return f"{self.endpoint}?{DEV_SESSION_PARAM}={quote(transport, safe='')}"
+            return endpoint
+        return f"{endpoint}?{DEV_SESSION_PARAM}={quote(transport, safe='')}"
 
     @staticmethod
     def _headers(transport: str, dev: bool, client_ip: str | None) -> dict[str, str]:

@@ -38,6 +38,7 @@ __all__ = [
     "ParsedToken",
     "b64url_decode",
     "check_claims",
+    "check_transport_claims",
     "looks_like_jws",
     "parse",
     "parse_jws",
@@ -433,6 +434,35 @@ def _check_structure(claims: Mapping[str, Any]) -> None:
                 "short-lived token from GET /session/token (the Wacht SDK's getToken())"
             )
         raise ClaimsInvalidError("the token sub claim must be a non-empty string")
+
+
+def check_transport_claims(
+    claims: Mapping[str, Any], *, issuer: str, now: float, leeway: float
+) -> None:
+    """Check the claims of Wacht's ``__session`` transport token (a JWT of the deployment
+    with ``sess``, ``rotating_token``, ``iat``, ``nbf``, ``exp`` and ``iss``), in the order of
+    :func:`check_claims`: ``claims_invalid`` unless ``exp`` is a number and ``sess`` a
+    non-empty string (a session token, with ``sub``, is no transport token); the time rules;
+    ``issuer_invalid`` unless ``iss`` is ``issuer`` exactly.
+
+    Raises:
+        ClaimsInvalidError, TokenExpiredError, TokenNotYetValidError, IssuerInvalidError.
+    """
+    for name in ("exp", "nbf", "iat"):
+        value = claims.get(name)
+        if (value is not None or name == "exp") and not _is_number(value):
+            raise ClaimsInvalidError(f"the transport token {name} claim must be a NumericDate")
+    sess = claims.get("sess")
+    if type(sess) is not str or not sess or "sub" in claims:
+        raise ClaimsInvalidError("this is not a __session transport token")
+    if not claims["exp"] > now - leeway:
+        raise TokenExpiredError()
+    for name in ("nbf", "iat"):
+        value = claims.get(name)
+        if value is not None and value > now + leeway:
+            raise TokenNotYetValidError(f"the transport token is not valid yet ({name})")
+    if claims.get("iss") != issuer:
+        raise IssuerInvalidError("the transport token is not of this deployment")
 
 
 def check_claims(

@@ -15,7 +15,8 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from types import MappingProxyType
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from ._events import LOGGER, emit
 from .config import Config
@@ -33,7 +34,7 @@ from .errors import (
 from .keys import Key, KeyIndex
 from .keyset import KeySet
 from .session import Session
-from .tokens import ParsedToken, check_claims, parse, peek_issuer
+from .tokens import ParsedToken, check_claims, check_transport_claims, parse, peek_issuer
 
 __all__ = ["TokenCache", "Verifier"]
 
@@ -48,6 +49,15 @@ class _Verified(Protocol):
 # The result type of a verifier: a Session for session tokens; the OAuth verifier
 # (wacht_auth.oauth) shares this whole core and returns a Credential.
 _R = TypeVar("_R", bound=_Verified)
+_J = TypeVar("_J")  # what a judge makes of a token whose signature verified
+
+
+def _transport(config: Config, parsed: ParsedToken) -> Mapping[str, Any]:
+    """The judge of a transport token: its claims, once they pass the transport rules."""
+    check_transport_claims(
+        parsed.claims, issuer=config.issuer or "", now=config.clock(), leeway=config.leeway
+    )
+    return MappingProxyType(parsed.claims)
 
 
 class _Deployment:
@@ -201,6 +211,22 @@ class _BaseVerifier(Generic[_R]):
             hit = self.cached(token)
             if hit is not None:
                 return hit
+        return self._verify(token, self._session)
+
+    def verify_transport(self, token: str) -> Mapping[str, Any]:
+        """Check Wacht's ``__session`` transport token locally and return its claims (read
+        only): the signature with the keys of the deployment its ``iss`` names, that
+        ``iss``, ``sess`` and the time claims (:func:`~wacht_auth.tokens.check_transport_claims`).
+        Never cached and never a session: the request layer checks a transport cookie this
+        way before it exchanges it, so junk costs no exchange.
+
+        Raises:
+            TokenInvalidError: not a live transport token of a trusted deployment (401).
+            JWKSUnavailableError: no usable keys (503).
+        """
+        return self._verify(token, _transport)
+
+    def _verify(self, token: str, judge: Callable[[Config, ParsedToken], _J]) -> _J:
         deployment: _Deployment | None = None
         try:
             deployment, parsed, generation = self._open(token)
@@ -208,17 +234,18 @@ class _BaseVerifier(Generic[_R]):
             index = keys.current()
             if index is None:
                 index = keys.get()
-            session = self._check(deployment, parsed, index)
+            session = self._check(deployment, parsed, index, judge)
             if session is None:
                 newer = keys.refresh_unknown(index)
-                session = self._check_refreshed(deployment, parsed, index, newer)
+                session = self._check_refreshed(deployment, parsed, index, newer, judge)
         except WachtAuthError as exc:
             self._report(deployment, exc.code)
             raise
         except Exception as exc:  # never a 500 for bad input (verification rule 3)
             self._report(deployment, TokenMalformedError.code)
             raise TokenMalformedError("the token could not be read") from exc
-        self._done(deployment, parsed, session, generation)
+        if judge is not _transport:
+            self._done(deployment, parsed, cast("_R", session), generation)
         return session
 
     async def averify(self, token: str) -> _R:
@@ -227,6 +254,13 @@ class _BaseVerifier(Generic[_R]):
             hit = self.cached(token)
             if hit is not None:
                 return hit
+        return await self._averify(token, self._session)
+
+    async def averify_transport(self, token: str) -> Mapping[str, Any]:
+        """:meth:`verify_transport` for asyncio (a key fetch runs in a worker thread)."""
+        return await self._averify(token, _transport)
+
+    async def _averify(self, token: str, judge: Callable[[Config, ParsedToken], _J]) -> _J:
         deployment: _Deployment | None = None
         try:
             deployment, parsed, generation = self._open(token)
@@ -234,17 +268,18 @@ class _BaseVerifier(Generic[_R]):
             index = keys.current()
             if index is None:
                 index = await keys.aget()
-            session = self._check(deployment, parsed, index)
+            session = self._check(deployment, parsed, index, judge)
             if session is None:
                 newer = await keys.arefresh_unknown(index)
-                session = self._check_refreshed(deployment, parsed, index, newer)
+                session = self._check_refreshed(deployment, parsed, index, newer, judge)
         except WachtAuthError as exc:
             self._report(deployment, exc.code)
             raise
         except Exception as exc:  # never a 500 for bad input (verification rule 3)
             self._report(deployment, TokenMalformedError.code)
             raise TokenMalformedError("the token could not be read") from exc
-        self._done(deployment, parsed, session, generation)
+        if judge is not _transport:
+            self._done(deployment, parsed, cast("_R", session), generation)
         return session
 
     def cached(self, token: object) -> _R | None:
@@ -275,13 +310,19 @@ class _BaseVerifier(Generic[_R]):
         parsed = parse(token, max_bytes=config.max_token_bytes, algorithms=config.algorithms)
         return deployment, parsed, self._cache.generation
 
-    def _check(self, deployment: _Deployment, parsed: ParsedToken, index: KeyIndex) -> _R | None:
+    def _check(
+        self,
+        deployment: _Deployment,
+        parsed: ParsedToken,
+        index: KeyIndex,
+        judge: Callable[[Config, ParsedToken], _J],
+    ) -> _J | None:
         """Rules 5-10 with the keys at hand; None when a refresh of the keys may help."""
         kid = None if deployment.pinned else parsed.kid
         alg = parsed.alg
         for key in index.select(alg, kid):  # at most 4 keys (rule 5)
             if key.verify(alg, parsed.signing_input, parsed.signature):
-                return self._session(deployment.config, parsed)
+                return judge(deployment.config, parsed)
         if kid is not None and index.select(alg, kid):
             # The key the kid names exists and rejects the signature: no refresh.
             raise SignatureInvalidError()
@@ -295,7 +336,8 @@ class _BaseVerifier(Generic[_R]):
         parsed: ParsedToken,
         index: KeyIndex,
         newer: KeyIndex | None,
-    ) -> _R:
+        judge: Callable[[Config, ParsedToken], _J],
+    ) -> _J:
         """The last attempt, after the permitted refresh brought ``newer`` keys (or None)."""
         kid = None if deployment.pinned else parsed.kid
         retry = newer.select(parsed.alg, kid) if newer is not None else ()
@@ -309,7 +351,7 @@ class _BaseVerifier(Generic[_R]):
             )
         if not _verified(retry, parsed):
             raise SignatureInvalidError()
-        return self._session(deployment.config, parsed)
+        return judge(deployment.config, parsed)
 
     def _session(self, config: Config, parsed: ParsedToken) -> _R:
         """Rules 8-10 on a token whose signature verified: what it becomes."""

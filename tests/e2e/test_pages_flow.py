@@ -80,3 +80,35 @@ def test_a_visitor_signs_in_through_the_adapter(browser: webdriver.Chrome, name:
             browser.get(f"http://localhost:{port}/app/reports")
             assert _text(browser, "user") == "user_1"
             assert frontend.exchange_count == 1 and frontend.sign_in_count == 1
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_an_html_403_and_the_sign_out(browser: webdriver.Chrome, name: str) -> None:
+    """A page the visitor may not open shows the app's own HTML 403 page (Django's
+    ``403.html``, Flask's ``errorhandler(403)``); the sign-out button (a POST form) ends the
+    session at the frontend API and deletes ``__auth_<scope>``, so the next page load sends
+    the visitor to sign in again."""
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    with FrontendAPI(host="localhost") as frontend:
+        serving: AbstractContextManager[int] = EXAMPLES[name](frontend)
+        with serving as port:
+            browser.get(f"http://localhost:{port}/app")
+            assert _text(browser, "user") == "user_1"
+
+            browser.get(f"http://localhost:{port}/app/admin")  # needs reports:admin
+            assert "You may not open this page" in _text(browser, "forbidden")
+            assert not browser.find_elements(By.TAG_NAME, "pre")  # no JSON shown
+
+            browser.get(f"http://localhost:{port}/app")
+            browser.find_element(By.ID, "sign-out").click()
+            WebDriverWait(browser, WAIT).until(
+                lambda b: b.current_url == f"http://localhost:{port}/"
+            )
+            assert "Not signed in" in _text(browser, "user")
+            assert frontend.sign_out_count == 1
+            names = {c["name"] for c in browser.get_cookies()}
+            assert cookie_name_for(frontend.url) not in names and "__session" not in names
+
+            browser.get(f"http://localhost:{port}/app")  # signed out: to the sign-in page
+            assert _text(browser, "user") == "user_1"
+            assert frontend.sign_in_count == 2

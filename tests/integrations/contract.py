@@ -53,6 +53,7 @@ class Case:
     location: str | None = None  # a 302's Location must start with this ("{frontend}": its URL)
     set_cookies: tuple[str, ...] = ()  # substrings the Set-Cookie headers must contain
     frontend_fails: int | None = None  # the fake frontend API answers exchanges with this
+    header_values: Mapping[str, str] = field(default_factory=dict)  # header: a substring
     accept: tuple[str, ...] | None = None  # credential rows: the app's accept (None: all)
 
 
@@ -323,18 +324,33 @@ def register_keys(gateway: Any, oauth: Any = None) -> dict[str, str]:
 #: the token as the ``__session`` transport cookie, ``via="dev-query"`` as
 #: ``?__dev_session__=``.
 AUTH_COOKIE = ("HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=")
+#: A cookie-signed answer, and one that sets our cookies: never stored by a shared cache.
+PRIVATE = {"vary": "Cookie", "cache-control": "private, no-store"}
 PAGE_CASES: list[Case] = [
     Case("page: anonymous visitor is sent to sign in", "/page", None, 302,
          location="{frontend}/sign-in?redirect_uri=http%3A%2F%2Ftestserver%2Fpage"),
     Case("page: signed in from the __session cookie", "/page", "signed_in", 200, via="session",
-         body={"user_id": "user_1"}, set_cookies=("__auth_", *AUTH_COOKIE)),
-    Case("page: the __auth cookie alone", "/page", "valid", 200, via="cookie", user_id=USER),
+         body={"user_id": "user_1"}, set_cookies=("__auth_", *AUTH_COOKIE),
+         header_values=PRIVATE),
+    Case("page: the __auth cookie alone", "/page", "valid", 200, via="cookie", user_id=USER,
+         header_values=PRIVATE),
     Case("page: an expired __auth cookie and a __session", "/page", "expired+signed_in", 200,
-         via="cookie", body={"user_id": "user_1"}, set_cookies=("__auth_",)),
+         via="cookie", body={"user_id": "user_1"}, set_cookies=("__auth_",),
+         header_values=PRIVATE),
     Case("page: a development session in the URL", "/page", "dev", 302, via="dev-query",
-         location="http://testserver/page", set_cookies=("__auth_", "__dev_session___")),
+         location="http://testserver/page", set_cookies=("__auth_", "__dev_session___"),
+         header_values=PRIVATE),
     Case("page: a session that is over", "/page", "ended", 302, via="session",
-         location="{frontend}/sign-in", set_cookies=("Max-Age=0",)),
+         location="{frontend}/sign-in", set_cookies=("Max-Age=0",), header_values=PRIVATE),
+    Case("public: a development link is made clean on any route", "/public", "dev", 302,
+         via="dev-query", location="http://testserver/public", set_cookies=("__auth_",),
+         header_values=PRIVATE),
+    Case("page: a development link under a Host that is no host", "/page", "dev", 302,
+         via="dev-query", extra_headers={"Host": "evil.example/@testserver"}, location="/page"),
+    Case("page: a junk __session is anonymous", "/page", "junk", 302, via="session",
+         location="{frontend}/sign-in"),
+    Case("page: another deployment's __session is anonymous", "/page", "foreign_transport",
+         302, via="session", location="{frontend}/sign-in"),
     Case("page: the frontend API is down", "/page", "signed_in", 503,
          "session_exchange_unavailable", via="session", frontend_fails=503,
          headers=("retry-after",), no_challenge=True),
@@ -392,6 +408,10 @@ def make_token(issuer: Issuer, variant: str) -> str:
         return transport
     if variant == "garbage":
         return "not.a.jwt"
+    if variant == "junk":
+        return "sess_not_a_token"
+    if variant == "foreign_transport":  # validly signed, but naming another deployment
+        return issuer.transport_token(claims={"iss": "https://other.example"})
     if variant == "hs256":
         import jwt
 
@@ -448,6 +468,8 @@ def check(
     """Assert that an answer meets the contract row (``headers`` looked up case-insensitively;
     ``set_cookies`` every Set-Cookie value, which many clients fold)."""
     lowered = {k.lower(): v for k, v in headers.items()}
+    for name, part in case.header_values.items():
+        assert part in lowered.get(name, ""), (case.name, name, lowered)
     for wanted in case.set_cookies:
         assert any(wanted in cookie for cookie in set_cookies or ()), (case.name, set_cookies)
     if case.location is not None:

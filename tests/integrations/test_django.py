@@ -427,6 +427,8 @@ def test_contract_pages(case: Case, kind: str, frontend: FrontendAPI) -> None:
     location = case.location
     if location is not None and location.startswith("http://testserver/"):
         location = "http://testserver" + prefix + location[len("http://testserver") :]
+    elif location is not None and location.startswith("/"):
+        location = prefix + location
     elif location is not None and "%2Fpage" in location:
         location = location.replace("%2Fpage", "%2F" + prefix.strip("/") + "%2Fpage")
     case = dataclasses.replace(case, location=location)

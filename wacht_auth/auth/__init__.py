@@ -33,7 +33,7 @@ from .guards import (
 )
 from .options import Options, Paths, configure
 from .pages import Handshake
-from .state import AuthState, Caller, LazyState, Redirect
+from .state import AuthState, Caller, LazyState, PageError, Redirect, Refused
 from .view import (
     SAFE_METHODS,
     RequestView,
@@ -56,9 +56,11 @@ __all__ = [
     "Handshake",
     "LazyState",
     "Options",
+    "PageError",
     "PathParam",
     "Paths",
     "Redirect",
+    "Refused",
     "RequestView",
     "Requirement",
     "Requirements",

@@ -28,9 +28,9 @@ from ..gateway import CREDENTIAL_KINDS, Checked, Credential, CredentialKind, Gat
 from ..proxies import TrustedProxies, client_ip
 from ..tokens import looks_like_jws, peek_issuer
 from .options import Paths, _credential_gateway, _oauth_verifier, _spell_env, _texts
-from .pages import Handshake
-from .state import AuthState, Redirect
-from .steps import Check, Flow, Step, Verify, VerifyOAuth
+from .pages import PRIVATE, Handshake
+from .state import AuthState, PageError, Redirect
+from .steps import Check, Flow, Step, Verify, VerifyOAuth, VerifyTransport
 from .view import RequestView, TokenSource, bearer_token, check_csrf, is_preflight, origin_of
 
 if TYPE_CHECKING:
@@ -264,6 +264,8 @@ class Authenticator:
     def _perform(self, step: Step) -> Any:
         if isinstance(step, Verify):
             return self.verifier.verify(step.token)
+        if isinstance(step, VerifyTransport):
+            return self.verifier.verify_transport(step.token)
         if isinstance(step, VerifyOAuth):
             assert self.oauth is not None  # _kind names an OAuth JWT only with a verifier
             return self.oauth.verify(step.token)
@@ -278,6 +280,8 @@ class Authenticator:
     async def _aperform(self, step: Step) -> Any:
         if isinstance(step, Verify):
             return await self.verifier.averify(step.token)
+        if isinstance(step, VerifyTransport):
+            return await self.verifier.averify_transport(step.token)
         if isinstance(step, VerifyOAuth):
             assert self.oauth is not None
             return await self.oauth.averify(step.token)
@@ -296,6 +300,8 @@ class Authenticator:
         OAuth token at the gateway, and, for a browser without a usable session token, the
         page handshake (see docs/architecture.md, "Request flow" and "Credential routing")."""
         source = self._source(request)
+        if source is not None and source.from_cookie and self.handshake.dev_link(request):
+            source = None  # a development-session link is exchanged and made clean first
         stale: AuthState | None = None
         if source is not None:
             kind = self._kind(source)
@@ -310,7 +316,10 @@ class Authenticator:
                 if source.from_cookie:
                     check_csrf(request, self._trusted)
                 session = yield Verify(source.token)
-                return AuthState(session, verifier=self.verifier, accept=self.accept)
+                headers = PRIVATE if source.from_cookie else ()
+                return AuthState(
+                    session, verifier=self.verifier, accept=self.accept, response_headers=headers
+                )
             except WachtAuthError as error:
                 stale = self._failed(error)
                 if not source.from_cookie:
@@ -432,19 +441,27 @@ class Authenticator:
         framework, :func:`~wacht_auth.auth.view.is_preflight`)."""
         return public_route or request.path in self.public_paths or is_preflight(request)
 
+    def dev_link(self, request: RequestView) -> bool:
+        """Whether ``request`` carries a ``?__dev_session__=`` link: exchanged and redirected
+        to the clean URL on any route, so an adapter that resolves lazily resolves this
+        request before its route (a substring test; cheap on every request)."""
+        return self.handshake.dev_link(request)
+
     def refusal(
         self, request: RequestView, state: AuthState, *, public_route: bool = False
-    ) -> WachtAuthError | Redirect | None:
-        """Under ``protect_all``, the answer a request gets instead of its route: an error, or
-        for a page (``page_paths``) a :class:`Redirect` (the sign-in page for a visitor who is
-        not signed in, the clean URL after a ``?__dev_session__=`` exchange); None lets it
-        through. A 503 (keys, gateway or frontend API down) stays a 503 on pages too: a
-        redirect to a sign-in page that may be down as well could loop or sign people out."""
+    ) -> WachtAuthError | Redirect | PageError | None:
+        """The answer a request gets instead of its route: on any route, the redirect to the
+        clean URL after a ``?__dev_session__=`` exchange; under ``protect_all``, an error, or
+        for a page (``page_paths``) a :class:`Redirect` to the sign-in page for a visitor who
+        is not signed in (a 403, or a 401 with no sign-in page, as a :class:`PageError`: the
+        framework's own error page answers); None lets it through. A 503 (keys, gateway or
+        frontend API down) stays a 503 on pages too: a redirect to a sign-in page that may be
+        down as well could loop or sign people out."""
+        if state.redirect is not None:
+            return Redirect(state.redirect)
         if not self.protect_all:
             return None
         page = bool(self.page_paths) and request.path in self.page_paths
-        if page and state.redirect is not None:
-            return Redirect(state.redirect)
         if state.session is not None or state.credential is not None:
             return None
         if self.is_open(request, public_route=public_route):
@@ -453,13 +470,14 @@ class Authenticator:
 
     def page_answer(
         self, request: RequestView, error: WachtAuthError, *, page: bool = True
-    ) -> WachtAuthError | Redirect:
-        """``error``, or for a page and a 401 the redirect to the sign-in page."""
+    ) -> WachtAuthError | Redirect | PageError:
+        """``error``; for a page and a 401 the redirect to the sign-in page; for a page's
+        other 401 or 403 a :class:`PageError` (the framework's own error page answers)."""
         if page and error.status == 401:
             location = self.handshake.sign_in_location(request)
             if location is not None:
                 return Redirect(location)
-        return error
+        return PageError(error) if page and error.status in (401, 403) else error
 
     def prefetch_keys(self) -> None:
         """Fetch the keys now (start-up); a failure is logged, keys are fetched on first need."""

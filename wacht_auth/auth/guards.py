@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ..session import PermissionScope
 from .decide import _kinds
-from .state import AuthState, Caller, Redirect
+from .state import AuthState, Caller, PageError, Redirect
 
 __all__ = [
     "Decorator",
@@ -356,7 +356,9 @@ class Guards(Requirements[Decorator], Generic[R]):
             (a framework whose requests are resolved synchronously, such as Flask).
         refuse: the native answer for a failed requirement (an error) or a page's
             :class:`Redirect`, with the state's response headers; may be awaitable
-            (websockets).
+            (websockets). A page's 403 (or 401 without a sign-in page) comes as a
+            :class:`PageError`: the framework's own error handling answers it (its HTML
+            error page).
         sign_in: the sign-in page for a request (the handshake's ``sign_in_location``), for
             pages; without it, ``redirect=True`` is refused.
         find: given a view, a function from its call's ``(args, kwargs)`` to the request
@@ -370,7 +372,7 @@ class Guards(Requirements[Decorator], Generic[R]):
         self,
         *,
         state: Callable[[R, tuple[str, ...]], AuthState],
-        refuse: Callable[[R, WachtAuthError | Redirect, AuthState], Any],
+        refuse: Callable[[R, WachtAuthError | Redirect | PageError, AuthState], Any],
         astate: Callable[[R, tuple[str, ...]], Awaitable[AuthState]] | None = None,
         sign_in: Callable[[R], str | None] | None = None,
         find: Callable[[Callable[..., Any]], Callable[[tuple[Any, ...], dict[str, Any]], R]] = (
@@ -441,6 +443,8 @@ class Guards(Requirements[Decorator], Generic[R]):
                 location = self._sign_in(request)
                 if location is not None:
                     return self._refuse(request, Redirect(location), state)
+            if page and error.status in (401, 403):
+                return self._refuse(request, PageError(error), state)
             return self._refuse(request, error, state)
         return _PASS
 

@@ -19,16 +19,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..config import Config, cookie_name_for
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, TokenInvalidError
 from ..exchange import DEV_SESSION_PARAM, TRANSPORT_COOKIE, SessionExchange, cookie_value
-from ..proxies import TrustedProxies, _is_ip, client_ip, public_url
+from ..proxies import _PATH_SAFE, _QUERY_SAFE, TrustedProxies, _is_ip, client_ip, public_url
 from ..session import Session
-from .steps import Exchange, Step, Verify
+from .steps import Exchange, Step, Verify, VerifyTransport
 
 if TYPE_CHECKING:
     from .view import RequestView
 
 __all__ = [
+    "PRIVATE",
     "Handshake",
     "SignedIn",
     "Transport",
@@ -37,11 +38,18 @@ __all__ = [
     "dev_session_in_query",
     "dev_session_updated_at_cookie_name",
     "expired_session_cookie",
+    "merged_header",
     "session_cookie",
     "sign_in_url",
     "transport_from_cookies",
     "without_dev_session",
 ]
+
+#: The headers of every response to a request signed in from a cookie and of every response
+#: that sets one of our cookies: no shared cache (Django's cache middleware, a CDN) may store
+#: one visitor's page or ``__auth_<scope>`` and serve it to another (RFC 9111 §5.2.2.7,
+#: §5.2.2.5; RFC 9110 §12.5.5: the answer depends on the ``Cookie`` header).
+PRIVATE: tuple[tuple[str, str], ...] = (("Vary", "Cookie"), ("Cache-Control", "private, no-store"))
 
 # RFC 6265 §4.1.1: a cookie name is an RFC 2616 token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -108,6 +116,21 @@ def dev_session_cookies(frontend_api_url: str, dev_session: str, *, now: float) 
         f"{dev_session_cookie_name(frontend_api_url)}={cookie_value(dev_session)}; {attributes}",
         f"{dev_session_updated_at_cookie_name(frontend_api_url)}={int(now * 1000)}; {attributes}",
     )
+
+
+def merged_header(name: str, current: str | None, value: str) -> str:
+    """The value of the response header ``name`` once the request layer's ``value`` is added
+    to what the app set (``current``): ``Vary`` lists are united (RFC 9110 §12.5.5, ``*``
+    kept); our ``Cache-Control`` replaces the app's (``private, no-store`` must win over a
+    view's ``public, max-age``); any other header is ``value``. Adapters copy a state's
+    ``response_headers`` through this (``Set-Cookie`` lines are added, never merged)."""
+    if name.lower() != "vary" or not current:
+        return value
+    have = [v.strip() for v in current.split(",") if v.strip()]
+    if "*" in have:
+        return current
+    known = {v.lower() for v in have}
+    return ", ".join(have + [v for v in value.split(", ") if v.lower() not in known])
 
 
 class Transport(NamedTuple):
@@ -267,21 +290,29 @@ class Handshake:
         exchange = self.exchange
         if exchange is None:
             return None
-        from_query = False
-        transport = transport_from_cookies(request.cookie, exchange.frontend_api_url)
-        if transport is None and request.method in ("GET", "HEAD"):
-            dev = dev_session_in_query(request.query())
-            if dev is not None:
-                transport, from_query = Transport(dev, dev=True), True
+        transport, from_query = self._dev_link(request), True
+        if transport is None:  # a development-session link first: it is always made clean
+            transport, from_query = self._transport(request), False
         if transport is None:
             return None
         if not from_query:  # a cookie: the browser sends it cross-site too
             self._csrf(request)
+        if not transport.dev:
+            # A JWT of the deployment: checked here first, so junk never costs an exchange
+            # and a cookie of another deployment (an app mounted inside another) never goes
+            # to this deployment's frontend API. The development session is opaque.
+            try:
+                claims = yield VerifyTransport(transport.value)
+            except TokenInvalidError:
+                return None
+            if claims.get("iss") != self._config.issuer:
+                return None
         peer, forwarded = request.client_ip(), request.header("x-forwarded-for")
         ip = client_ip(peer, forwarded, self.trusted_proxies)
         exchanged = yield Exchange(transport.value, transport.dev, ip)
         if exchanged is None:  # the session ended: the stale __auth cookie goes
-            return SignedIn(None, (("Set-Cookie", expired_session_cookie(self.cookie_name)),))
+            gone = ("Set-Cookie", expired_session_cookie(self.cookie_name))
+            return SignedIn(None, (*PRIVATE, gone), self._clean(request) if from_query else None)
         session = yield Verify(exchanged.token)
         now = self._config.clock()
         cookies = [
@@ -294,11 +325,35 @@ class Handshake:
             cookies += dev_session_cookies(
                 exchange.frontend_api_url, exchanged.dev_session, now=now
             )
-        redirect = None
-        if from_query:
-            url = self.public_url(request)
-            redirect = without_dev_session(url) if url else None
-        return SignedIn(session, tuple(("Set-Cookie", c) for c in cookies), redirect)
+        headers = (*PRIVATE, *(("Set-Cookie", c) for c in cookies))
+        return SignedIn(session, headers, self._clean(request) if from_query else None)
+
+    def dev_link(self, request: RequestView) -> bool:
+        """Whether ``request`` carries a ``?__dev_session__=`` link this handshake exchanges
+        (and then redirects to the clean URL, on any route): a substring test first, so
+        adapters that resolve lazily may ask on every request."""
+        return self.exchange is not None and self._dev_link(request) is not None
+
+    @staticmethod
+    def _dev_link(request: RequestView) -> Transport | None:
+        if request.method not in ("GET", "HEAD"):
+            return None
+        dev = dev_session_in_query(request.query())
+        return Transport(dev, dev=True) if dev is not None else None
+
+    def _transport(self, request: RequestView) -> Transport | None:
+        assert self.exchange is not None
+        return transport_from_cookies(request.cookie, self.exchange.frontend_api_url)
+
+    def _clean(self, request: RequestView) -> str:
+        """The request's URL without its development session: absolute when the Host is
+        valid, else relative to the URL the browser asked for (a redirect never goes to a
+        Host the one rule refuses)."""
+        url = self.public_url(request)
+        if url is None:
+            path = "/" + quote(request.path, safe=_PATH_SAFE).lstrip("/")
+            url = urlunsplit(("", "", path, quote(request.query(), safe=_QUERY_SAFE), ""))
+        return without_dev_session(url)
 
     def public_url(self, request: RequestView) -> str | None:
         """The absolute URL of this request as the browser sees it, or None (no valid Host)."""

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .decide import Authenticator
     from .view import RequestView
 
-__all__ = ["AuthState", "Caller", "LazyState", "Redirect"]
+__all__ = ["AuthState", "Caller", "LazyState", "PageError", "Redirect", "Refused"]
 
 #: Who a request authenticated as: a verified session, or a credential Wacht's gateway accepted.
 Caller: TypeAlias = "Session | Credential"
@@ -33,6 +33,20 @@ class Redirect(NamedTuple):
 
     location: str
     status: int = 302
+
+
+class PageError(NamedTuple):
+    """A page's refusal (a 403, or a 401 where no sign-in page applies): answered the
+    framework's own way (Django's ``PermissionDenied``, Flask's ``abort``, Starlette's
+    ``HTTPException``), so the app's HTML error page shows; API routes keep the JSON
+    envelope. ``error`` keeps the precise code."""
+
+    error: WachtAuthError
+
+
+#: What a request gets instead of its route: an error (JSON), a page's redirect, or a page's
+#: refusal for the framework's own error page.
+Refused: TypeAlias = "WachtAuthError | Redirect | PageError"
 
 
 class AuthState:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from ..credentials import CredentialKind
 
-__all__ = ["Check", "Exchange", "Flow", "Step", "Verify", "VerifyOAuth"]
+__all__ = ["Check", "Exchange", "Flow", "Step", "Verify", "VerifyOAuth", "VerifyTransport"]
 
 
 class Verify(NamedTuple):
@@ -33,6 +33,16 @@ class VerifyOAuth(NamedTuple):
 
     def __repr__(self) -> str:
         return "VerifyOAuth(<token>)"  # never the token
+
+
+class VerifyTransport(NamedTuple):
+    """Check a ``__session`` transport token locally (signature, issuer, expiry) before it is
+    exchanged; the result is its claims (``Verifier.verify_transport``)."""
+
+    token: str
+
+    def __repr__(self) -> str:
+        return "VerifyTransport(<token>)"
 
 
 class Check(NamedTuple):
@@ -60,6 +70,6 @@ class Exchange(NamedTuple):
         return f"Exchange(dev={self.dev})"
 
 
-Step = Verify | VerifyOAuth | Check | Exchange
+Step = Verify | VerifyOAuth | VerifyTransport | Check | Exchange
 #: A decision: yields steps, is sent each step's result, returns its answer.
 Flow = Generator[Step, Any, Any]

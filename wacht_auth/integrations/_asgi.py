@@ -7,10 +7,13 @@ Starlette is optional: :func:`answer` speaks raw ASGI.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from ..auth import Redirect, error_response
+from ..auth import PageError, Redirect, error_response
+from ..auth.pages import merged_header
 from ..errors import WachtAuthError
 
 if TYPE_CHECKING:
@@ -21,7 +24,17 @@ else:
     except ImportError:  # a plain ASGI app without Starlette
         Response = object
 
-__all__ = ["ASGIApp", "Message", "Receive", "Refusal", "Scope", "Send", "adding", "answer"]
+__all__ = [
+    "ASGIApp",
+    "Message",
+    "Receive",
+    "Refusal",
+    "Scope",
+    "Send",
+    "adding",
+    "answer",
+    "page_error",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -37,17 +50,23 @@ def _raw(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 async def answer(
     scope: Scope,
     send: Send,
-    refusal: WachtAuthError | Redirect,
+    refusal: WachtAuthError | Redirect | PageError,
     *,
     token_presented: bool = True,
     headers: tuple[tuple[str, str], ...] = (),
+    receive: Receive | None = None,
 ) -> None:
     """The one writer of our ASGI answers: a websocket handshake closed with 1008 and the
-    code (RFC 6455 §7.4.1: "policy violation"), a page's 302, or the JSON error of the error
-    table; ``headers`` (the state's cookies, rate-limit state) go on an HTTP answer."""
+    code (RFC 6455 §7.4.1: "policy violation"), a page's 302, a page's refusal through the
+    app's own error handler (:func:`page_error`), or the JSON error of the error table;
+    ``headers`` (the state's cookies, rate-limit state) go on an HTTP answer."""
     if scope["type"] == "websocket":
-        reason = refusal.code if isinstance(refusal, WachtAuthError) else "token_missing"
+        error = refusal.error if isinstance(refusal, PageError) else refusal
+        reason = error.code if isinstance(error, WachtAuthError) else "token_missing"
         await send({"type": "websocket.close", "code": 1008, "reason": reason})
+        return
+    if isinstance(refusal, PageError):
+        await page_error(scope, receive, adding(send, headers), refusal.error.status)
         return
     if isinstance(refusal, Redirect):
         status, fields, body = refusal.status, {"Location": refusal.location}, b""
@@ -65,20 +84,63 @@ class Refusal(Response):
 
     background = None
 
-    def __init__(self, refusal: WachtAuthError | Redirect, *, token_presented: bool = True):
+    def __init__(
+        self, refusal: WachtAuthError | Redirect | PageError, *, token_presented: bool = True
+    ):
         self.refusal, self.token_presented = refusal, token_presented
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await answer(scope, send, self.refusal, token_presented=self.token_presented)
+        presented = self.token_presented
+        await answer(scope, send, self.refusal, token_presented=presented, receive=receive)
+
+
+async def page_error(scope: Scope, receive: Receive | None, send: Send, status: int) -> None:
+    """A page's 403 (or 401) answered as the app's own ``HTTPException`` would be: its
+    Starlette/FastAPI exception handler for that status or for ``HTTPException`` (the app's
+    HTML error page), else Starlette's plain-text default. Our middleware runs outside the
+    app's exception middleware, so it asks the app's handlers itself."""
+    phrase = HTTPStatus(status).phrase
+    handlers = getattr(scope.get("app"), "exception_handlers", None) or {}
+    try:
+        from starlette.exceptions import HTTPException
+        from starlette.requests import Request
+    except ImportError:  # plain ASGI: no handlers to ask
+        handler = None
+    else:
+        handler = handlers.get(status) or handlers.get(HTTPException)
+    if handler is not None and receive is not None:
+        response = handler(Request(scope, receive), HTTPException(status, phrase))
+        if inspect.isawaitable(response):
+            response = await response
+        await response(scope, receive, send)
+        return
+    body = phrase.encode()
+    raw = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def adding(send: Send, headers: tuple[tuple[str, str], ...]) -> Send:
-    """``send`` that adds ``headers`` to the response's start message."""
-    raw = _raw(headers)
+    """``send`` that adds ``headers`` to the response's start message: ``Set-Cookie`` lines
+    added, the others merged with the app's (:func:`~wacht_auth.auth.pages.merged_header`)."""
 
     def adding(message: Message) -> Awaitable[None]:
         if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", ()), *raw]}
+            message = {**message, "headers": _merged(message.get("headers", ()), headers)}
         return send(message)
 
     return adding
+
+
+def _merged(
+    raw: Iterable[tuple[bytes, bytes]], headers: tuple[tuple[str, str], ...]
+) -> list[tuple[bytes, bytes]]:
+    lines = list(raw)
+    for name, value in headers:
+        key = name.lower().encode("latin-1")
+        if key != b"set-cookie":
+            have = [v.decode("latin-1") for k, v in lines if k.lower() == key]
+            lines = [(k, v) for k, v in lines if k.lower() != key]
+            value = merged_header(name, ", ".join(have) or None, value)
+        lines.append((key, value.encode("latin-1")))
+    return lines

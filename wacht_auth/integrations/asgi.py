@@ -18,7 +18,7 @@ from ..auth import (
     AuthState,
     Caller,
     Guards,
-    Redirect,
+    Refused,
     configure,
     cookie_reader,
     request_argument,
@@ -54,6 +54,7 @@ else:
 
 
 __all__ = [
+    "SignOut",
     "WachtMiddleware",
     "WachtUser",
     "aget_auth_state",
@@ -63,6 +64,7 @@ __all__ = [
     "require_permission",
     "require_scope",
     "require_workspace",
+    "sign_out",
     "webhook",
 ]
 
@@ -247,11 +249,11 @@ class WachtMiddleware:
         state = layer.lookup(authorization, scope.get("wacht"))
         state = _store(scope, state or await layer.aresolve(_View(scope), looked_up=True))
         scope["wacht.authenticator"] = layer  # for page guards: where to sign in
-        if layer.protect_all and (state.session is None or state.redirect):
+        if state.redirect or (layer.protect_all and state.session is None):
             refusal = layer.refusal(_View(scope), state)
             if refusal is not None:
-                presented, headers = state.token_presented, state.response_headers
-                await answer(scope, send, refusal, token_presented=presented, headers=headers)
+                await answer(scope, send, refusal, token_presented=state.token_presented,
+                             headers=state.response_headers, receive=receive)  # fmt: skip
                 return
         if state.response_headers:  # the gateway's rate-limit state, on every answer
             send = adding(send, state.response_headers)
@@ -280,7 +282,7 @@ class WachtMiddleware:
         return wrapped
 
 
-def _refuse(conn: HTTPConnection, refusal: WachtAuthError | Redirect, state: AuthState) -> Any:
+def _refuse(conn: HTTPConnection, refusal: Refused, state: AuthState) -> Any:
     done = Refusal(refusal, token_presented=state.token_presented)
     if conn.scope["type"] == "websocket":  # a websocket endpoint's return value is dropped
         return done(conn.scope, conn.receive, conn.send)  # type: ignore[attr-defined]
@@ -302,4 +304,5 @@ require_organization = _guards.require_organization
 require_workspace = _guards.require_workspace
 
 
+from ._asgi_pages import SignOut, sign_out  # noqa: E402  # re-exported
 from ._asgi_webhooks import webhook  # noqa: E402  # re-exported

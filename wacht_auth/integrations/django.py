@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import DisallowedHost, ImproperlyConfigured
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured, PermissionDenied
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.functional import SimpleLazyObject
@@ -28,14 +28,18 @@ from ..auth import (
     configure,
     error_response,
 )
+from ..auth.state import PageError, Refused
 from ..errors import ConfigurationError, WachtAuthError
 from ..settings import DJANGO_SETTING
+from ._django_pages import WachtUser, WachtUserMiddleware, _with_headers, sign_out
 from ._wsgi import EnvironView
 
 __all__ = [
     "WachtMiddleware",
     "WachtPermissionRequiredMixin",
     "WachtRequiredMixin",
+    "WachtUser",
+    "WachtUserMiddleware",
     "aauth_state",
     "auth_state",
     "authenticator",
@@ -45,6 +49,7 @@ __all__ = [
     "require_permission",
     "require_scope",
     "require_workspace",
+    "sign_out",
     "webhook",
     "webhook_receiver",
 ]
@@ -123,20 +128,9 @@ async def aauth_state(
     return await _lazy(request).aget(required_permissions)
 
 
-def _with_headers(state: AuthState | None, response: HttpResponse) -> HttpResponse:
-    """The state's headers on the response: the gateway's rate-limit state, the cookies of a
-    session exchange (through ``response.cookies``: Django sends one value per header)."""
-    for name, value in state.response_headers if state is not None else ():
-        if name.lower() == "set-cookie":
-            response.cookies.load(value)
-        else:
-            response[name] = value
-    return response
-
-
-def _refuse(
-    request: HttpRequest, refusal: WachtAuthError | Redirect, state: AuthState
-) -> HttpResponse:
+def _refuse(request: HttpRequest, refusal: Refused, state: AuthState) -> HttpResponse:
+    if isinstance(refusal, PageError):  # Django's handler403 answers (the app's 403.html)
+        raise PermissionDenied(refusal.error.code)
     if isinstance(refusal, Redirect):
         return HttpResponseRedirect(refusal.location)  # the middleware adds the cookies
     return _json(refusal, state.token_presented)
@@ -169,14 +163,16 @@ class WachtMiddleware:
         """Attach the state; in async mode, resolve it first, then await the view. The
         state's headers (rate limits, an exchange's cookies) go on the response."""
         lazy = _lazy(request, self.layer)
-        if not self.is_async:
-            response = self.get_response(request)
-            state = lazy.state
+        if not self.is_async:  # a development-session link is exchanged and made clean first
+            early = lazy.get() if self.layer.dev_link(_View(request)) else None
+            clean = early and early.redirect and HttpResponseRedirect(early.redirect)
+            response, state = clean or self.get_response(request), lazy.state
             return response if state is None else _with_headers(state, response)
 
         async def respond() -> Any:
-            await lazy.aget()
-            return _with_headers(lazy.state, await self.get_response(request))
+            state = await lazy.aget()
+            clean = state.redirect and HttpResponseRedirect(state.redirect)
+            return _with_headers(state, clean or await self.get_response(request))
 
         return respond()
 

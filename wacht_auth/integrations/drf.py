@@ -18,7 +18,8 @@ from rest_framework.permissions import BasePermission  # type: ignore[import-unt
 
 from ..auth import Caller, Requirement
 from ..errors import PermissionDeniedError, TokenMissingError, WachtAuthError
-from ..session import PermissionScope, Session
+from ..session import PermissionScope
+from ._django_pages import WachtUser
 from .django import _json, auth_state
 
 __all__ = [
@@ -31,42 +32,6 @@ __all__ = [
     "WachtUser",
     "exception_handler",
 ]
-
-
-class WachtUser:
-    """The caller as ``request.user``: ids and permissions of a session token, or of an API
-    key or OAuth token Wacht's gateway accepted (then ``user_id`` is None and
-    ``owner_user_id`` names the key's owner)."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    is_superuser = False
-
-    def __init__(self, caller: Caller) -> None:
-        self.caller = caller
-        self.session = caller if isinstance(caller, Session) else None
-        self.id = self.pk = self.user_id = caller.user_id
-        self.owner_user_id: str | None
-        if isinstance(caller, Session):
-            self.token_type, self.owner_user_id = "session_token", caller.user_id
-        else:
-            self.token_type, self.owner_user_id = caller.token_type, caller.owner_user_id
-        self.session_id = caller.session_id
-        self.organization_id = caller.organization_id
-        self.workspace_id = caller.workspace_id
-        self.permissions = caller.permissions
-
-    def __repr__(self) -> str:
-        return f"<WachtUser {self}>"
-
-    def __str__(self) -> str:
-        return self.user_id or f"{self.token_type}:{getattr(self.caller, 'key_id', None)}"
-
-    def has_perm(self, perm: str, obj: object = None) -> bool:
-        """Whether the caller holds ``perm`` (organization or workspace, or granted to a key)."""
-        return self.caller.has_permission(perm)
 
 
 def _api_exception(error: WachtAuthError) -> Any:

@@ -17,7 +17,7 @@ from flask import (
     Flask,
     Request,
     Response,
-    after_this_request,
+    abort,
     current_app,
     has_request_context,
     redirect,
@@ -25,8 +25,10 @@ from flask import (
 )
 
 from ..auth import Authenticator, AuthState, Guards, LazyState, Redirect, configure, error_response
+from ..auth.state import PageError, Refused
 from ..config import Config
 from ..errors import ConfigurationError, WachtAuthError
+from ._flask_pages import _copy_headers, sign_out
 from ._wsgi import EnvironView
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ __all__ = [
     "require_permission",
     "require_scope",
     "require_workspace",
+    "sign_out",
     "webhook",
     "webhook_receiver",
 ]
@@ -99,7 +102,7 @@ class Wacht:
         # hook costs every request (Flask inspects it each time), even those never looking.
         app.request_class = type("Request", (app.request_class,), {"wacht": _Field(layer)})
         app.app_ctx_globals_class = _with_wacht(app.app_ctx_globals_class)
-        if layer.protect_all:
+        if layer.protect_all or layer.handshake.exchange:  # development-session links too
             app.before_request(functools.partial(_protect, layer))
         app.register_error_handler(WachtAuthError, _answer)
         if layer.prefetch:
@@ -147,18 +150,6 @@ def _state(req: Request, needs: tuple[str, ...] = (), layer: Any = None) -> Auth
     return state
 
 
-def _copy_headers(state: AuthState) -> None:
-    """Only requests whose state has headers to copy (an exchange's cookies, the gateway's
-    rate-limit state) register a hook; the others pay nothing."""
-
-    def add(response: Response) -> Response:
-        for name, value in state.response_headers:
-            response.headers.add(name, value)  # several Set-Cookie stay several
-        return response
-
-    after_this_request(add)
-
-
 def _with_wacht(base: type[_G]) -> type[_G]:
     """``g`` whose ``wacht`` is the current request's state (never stored in ``g``: an outer
     app context keeps one ``g`` across requests)."""
@@ -182,6 +173,9 @@ def _protect(layer: Authenticator) -> Any:
     """``before_request`` in protect-all mode: the layer decides; static files and unrouted
     URLs (answered 404/405 by Flask) count as public routes."""
     req: Request = request._get_current_object()  # type: ignore[attr-defined]  # not the proxy
+    if not layer.protect_all:  # a development-session link is exchanged and made clean
+        clean = layer.dev_link(_View(req)) and _state(req).redirect
+        return redirect(clean, 302) if clean else None
     endpoint = req.endpoint
     public_route = (
         endpoint is None
@@ -206,7 +200,9 @@ def _json(error: WachtAuthError, token_presented: bool = True) -> Response:
     return current_app.response_class(body, status=status, headers=headers)
 
 
-def _refuse(req: Request, refusal: WachtAuthError | Redirect, state: AuthState) -> Any:
+def _refuse(req: Request, refusal: Refused, state: AuthState) -> Any:
+    if isinstance(refusal, PageError):
+        abort(refusal.error.status)  # the app's errorhandler(403) answers (its HTML page)
     if isinstance(refusal, Redirect):
         return redirect(refusal.location, 302)  # the hook adds the state's cookies
     raise refusal  # answered by _answer, or by the app's own handler for that error

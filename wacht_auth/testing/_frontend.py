@@ -18,6 +18,8 @@ from ._signing import SigningKey, _json, _permissions
 SESSION_TOKEN_PATH = "/session/token"
 #: The fake accounts portal's sign-in page.
 SIGN_IN_PATH = "/sign-in"
+#: Where a Wacht frontend API ends a session (``POST``).
+SIGN_OUT_PATH = "/session/sign-out"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class FrontendAPI(Issuer):
       this issuer>, "expires": <unix ms>}}``; a development exchange also answers a renewed
       session in ``x-development-session``, and :meth:`set_exchange_cookies` adds
       ``Set-Cookie`` headers. An unknown or ended session gets 401.
+    * ``POST /session/sign-out``: ends the session of the transport token sent as the
+      exchange sends it (its exchanges answer 401 from then on) and clears ``__session``;
+      :attr:`sign_out_count` counts these requests.
     * ``GET /sign-in?redirect_uri=…``: the accounts portal. It signs ``sign_in_user`` in,
       sets ``__session`` (host-only, ``Path=/; HttpOnly; Secure; SameSite=Lax``) and answers
       302 to ``redirect_uri``; with ``dev_sign_in`` it appends ``__dev_session__=<token>`` to
@@ -89,6 +94,7 @@ class FrontendAPI(Issuer):
         self._exchange_count = 0
         self._exchange_requests: list[ExchangeRequest] = []
         self._sign_in_count = 0
+        self._sign_out_count = 0
         self._exchange_failure: _Answer | None = None
         self._exchange_delay = 0.0
         self._exchange_cookies: tuple[str, ...] = ()
@@ -233,6 +239,12 @@ class FrontendAPI(Issuer):
             return tuple(self._exchange_requests)
 
     @property
+    def sign_out_count(self) -> int:
+        """Requests to :data:`SIGN_OUT_PATH` received so far."""
+        with self._lock:
+            return self._sign_out_count
+
+    @property
     def sign_in_count(self) -> int:
         """Requests to the sign-in page received so far."""
         with self._lock:
@@ -254,7 +266,11 @@ class FrontendAPI(Issuer):
 
     def _handle(self, handler: _Handler) -> None:
         path = urlsplit(handler.path).path
-        if path == SESSION_TOKEN_PATH:
+        if handler.command == "POST" and path == SIGN_OUT_PATH:
+            self._sign_out(handler)
+        elif handler.command != "GET":
+            super()._handle(handler)
+        elif path == SESSION_TOKEN_PATH:
             self._exchange(handler)
         elif path == SIGN_IN_PATH:
             self._sign_in_page(handler)
@@ -310,6 +326,18 @@ class FrontendAPI(Issuer):
             extra.append(("x-development-session", renewed))
         body = _json({"data": {"token": token, "expires": expires}})
         _send(handler, _Answer(200, body, "application/json", tuple(extra)))
+
+    def _sign_out(self, handler: _Handler) -> None:
+        query = dict(parse_qsl(urlsplit(handler.path).query, keep_blank_values=True))
+        cookie = _cookie_from_header(handler.headers.get("cookie", ""), "__session")
+        transport = query.get("__dev_session__") or cookie
+        with self._lock:
+            self._sign_out_count += 1
+            if transport:
+                self._sessions.pop(transport, None)
+        cleared = "__session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+        body = _json({"data": {}})
+        _send(handler, _Answer(200, body, "application/json", (("Set-Cookie", cleared),)))
 
     def _sign_in_page(self, handler: _Handler) -> None:
         query = dict(parse_qsl(urlsplit(handler.path).query, keep_blank_values=True))

@@ -476,7 +476,7 @@ class Issuer(_Loopback):
 
     def _handle(self, handler: _Handler) -> None:
         """Answer one request (runs in a server thread)."""
-        if urlsplit(handler.path).path != JWKS_PATH:
+        if urlsplit(handler.path).path != JWKS_PATH or handler.command != "GET":
             _send(handler, _Answer(404, b'{"error":"not_found"}', "application/json"))
             return
         with self._lock:
