@@ -78,6 +78,8 @@ class FrontendAPI(Issuer):
         **kwargs: the arguments of :class:`Issuer`.
     """
 
+    _methods = frozenset({"GET", "POST"})  # POST: the sign-out
+
     def __init__(
         self,
         *,
