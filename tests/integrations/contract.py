@@ -305,7 +305,8 @@ def register_keys(gateway: Any, oauth: Any = None) -> dict[str, str]:
         "oat_no_scope": gateway.add_oauth_token(user_id=OAUTH_USER, scopes=["profile"]),
     }
     with Issuer() as other:
-        foreign = other.token(user_id=USER)
+        # An issuer no test runs: a loopback one could reuse a port a later deployment gets.
+        foreign = other.token(user_id=USER, claims={"iss": "https://unknown-issuer.example"})
     gateway.add_oauth_token(foreign, user_id=OAUTH_USER, scopes=scopes)
     credentials["unknown_issuer_jwt"] = foreign
     if oauth is not None:
