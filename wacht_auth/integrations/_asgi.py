@@ -1,6 +1,7 @@
-"""The ASGI protocol pieces every ASGI integration shares: the message types, the one writer
-of our answers (:func:`answer`, and :class:`Refusal` for Starlette endpoints and FastAPI
-exception handlers) and the wrapper that adds the state's headers to a response.
+"""The ASGI protocol pieces every ASGI integration shares: the message types, the request
+layer's view of a scope (:class:`ScopeView`), the one writer of our answers (:func:`answer`,
+and :class:`Refusal` for Starlette endpoints and FastAPI exception handlers) and the wrapper
+that adds the state's headers to a response.
 
 Starlette is optional: :func:`answer` speaks raw ASGI.
 """
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from ..auth import PageError, Redirect, error_response
+from ..auth import PageError, Redirect, cookie_reader, error_response
 from ..auth.pages import merged_header
 from ..errors import WachtAuthError
 
@@ -30,6 +31,7 @@ __all__ = [
     "Receive",
     "Refusal",
     "Scope",
+    "ScopeView",
     "Send",
     "adding",
     "answer",
@@ -41,6 +43,53 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ScopeView:
+    """The request layer's view of an ASGI scope (:class:`~wacht_auth.auth.RequestView`), for
+    any ASGI framework: HTTP and websocket connections alike."""
+
+    __slots__ = ("scope",)
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    @property
+    def method(self) -> str:
+        scope = self.scope
+        return "WEBSOCKET" if scope["type"] == "websocket" else scope.get("method", "GET")
+
+    @property
+    def path(self) -> str:
+        return str(self.scope.get("path", ""))
+
+    @property
+    def scheme(self) -> str:
+        return str(self.scope.get("scheme", "http"))
+
+    def header(self, name: str) -> str | None:
+        # Every line of a repeated header, joined in order (RFC 9110 §5.3).
+        key, found = name.encode("latin-1"), None
+        for header, value in self.scope["headers"]:
+            if header == key:
+                found = value if found is None else found + b", " + value
+        return None if found is None else found.decode("latin-1")
+
+    def cookie(self, name: str) -> str | None:
+        # HTTP/2 may split cookies over several fields (RFC 9113 §8.2.3).
+        raw = b";".join(value for header, value in self.scope["headers"] if header == b"cookie")
+        return cookie_reader(raw)(name) if raw else None
+
+    def host(self) -> str | None:
+        server = self.scope.get("server")
+        return self.header("host") or (f"{server[0]}:{server[1]}" if server else None)
+
+    def client_ip(self) -> str | None:
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
+
+    def query(self) -> str:
+        return bytes(self.scope.get("query_string", b"")).decode("latin-1")
 
 
 def _raw(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..auth import Redirect, signout
 from ..errors import WachtAuthError
-from ._asgi import Receive, Scope, Send, answer
+from ._asgi import Receive, Scope, ScopeView, Send, answer
 
 __all__ = ["SignOut", "sign_out"]
 
@@ -24,10 +24,10 @@ class SignOut:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one request."""
-        from .asgi import _layer, _View
+        from .asgi import _layer
 
         try:
-            done = await signout.asign_out(_layer(scope, None), _View(scope), self.next)
+            done = await signout.asign_out(_layer(scope, None), ScopeView(scope), self.next)
         except WachtAuthError as error:
             await answer(scope, send, error)
             return

@@ -20,14 +20,13 @@ from ..auth import (
     Guards,
     Refused,
     configure,
-    cookie_reader,
     request_argument,
 )
 from ..config import Config
 from ..credentials import Credential
 from ..errors import WachtAuthError
 from ..session import Session
-from ._asgi import ASGIApp, Message, Receive, Refusal, Scope, Send, adding, answer
+from ._asgi import ASGIApp, Message, Receive, Refusal, Scope, ScopeView, Send, adding, answer
 from ._cors import warn_if_inside
 
 if TYPE_CHECKING:
@@ -97,52 +96,6 @@ class WachtUser(BaseUser):
         return self.identity
 
 
-class _View:
-    """The request layer's view of an ASGI scope (:class:`~wacht_auth.auth.RequestView`)."""
-
-    __slots__ = ("scope",)
-
-    def __init__(self, scope: Scope) -> None:
-        self.scope = scope
-
-    @property
-    def method(self) -> str:
-        scope = self.scope
-        return "WEBSOCKET" if scope["type"] == "websocket" else scope.get("method", "GET")
-
-    @property
-    def path(self) -> str:
-        return str(self.scope.get("path", ""))
-
-    @property
-    def scheme(self) -> str:
-        return str(self.scope.get("scheme", "http"))
-
-    def header(self, name: str) -> str | None:
-        # Every line of a repeated header, joined in order (RFC 9110 §5.3).
-        key, found = name.encode("latin-1"), None
-        for header, value in self.scope["headers"]:
-            if header == key:
-                found = value if found is None else found + b", " + value
-        return None if found is None else found.decode("latin-1")
-
-    def cookie(self, name: str) -> str | None:
-        # HTTP/2 may split cookies over several fields (RFC 9113 §8.2.3).
-        raw = b";".join(value for header, value in self.scope["headers"] if header == b"cookie")
-        return cookie_reader(raw)(name) if raw else None
-
-    def host(self) -> str | None:
-        server = self.scope.get("server")
-        return self.header("host") or (f"{server[0]}:{server[1]}" if server else None)
-
-    def client_ip(self) -> str | None:
-        client = self.scope.get("client")
-        return str(client[0]) if client else None
-
-    def query(self) -> str:
-        return bytes(self.scope.get("query_string", b"")).decode("latin-1")
-
-
 class _Credentials(AuthCredentials):
     """``request.auth`` of a caller for Starlette's ``requires()``: ``authenticated``, the
     permissions and a credential's scopes, listed on each read (only ``requires()`` looks),
@@ -193,7 +146,7 @@ def get_auth_state(
     prior = scope.get("wacht")
     if verifier is None and type(prior) is AuthState:
         return prior  # what the middleware attached
-    state = _layer(scope, verifier).resolve(_View(scope), prior, required_permissions=needs)
+    state = _layer(scope, verifier).resolve(ScopeView(scope), prior, required_permissions=needs)
     return state if state is prior else _store(scope, state)
 
 
@@ -205,7 +158,7 @@ async def aget_auth_state(
     if verifier is None and type(prior) is AuthState:
         return prior  # what the middleware attached
     layer = _layer(scope, verifier)
-    state = await layer.aresolve(_View(scope), prior, required_permissions=needs)
+    state = await layer.aresolve(ScopeView(scope), prior, required_permissions=needs)
     return state if state is prior else _store(scope, state)
 
 
@@ -247,10 +200,10 @@ class WachtMiddleware:
                 text = value.decode("latin-1")
                 authorization = text if authorization is None else f"{authorization}, {text}"
         state = layer.lookup(authorization, scope.get("wacht"))
-        state = _store(scope, state or await layer.aresolve(_View(scope), looked_up=True))
+        state = _store(scope, state or await layer.aresolve(ScopeView(scope), looked_up=True))
         scope["wacht.authenticator"] = layer  # for page guards: where to sign in
         if state.redirect or (layer.protect_all and state.session is None):
-            refusal = layer.refusal(_View(scope), state)
+            refusal = layer.refusal(ScopeView(scope), state)
             if refusal is not None:
                 await answer(scope, send, refusal, token_presented=state.token_presented,
                              headers=state.response_headers, receive=receive)  # fmt: skip
@@ -293,7 +246,7 @@ _guards: Guards[HTTPConnection] = Guards(
     state=lambda conn, needs: get_auth_state(conn.scope, None, needs),
     astate=lambda conn, needs: aget_auth_state(conn.scope, None, needs),
     refuse=_refuse,
-    sign_in=lambda conn: _layer(conn.scope, None).handshake.sign_in_location(_View(conn.scope)),
+    sign_in=lambda conn: _layer(conn.scope, None).handshake.sign_in_location(ScopeView(conn.scope)),
     find=functools.partial(request_argument, first=False),
     params=lambda conn, kwargs: conn.path_params,
 )
