@@ -28,6 +28,7 @@ from .guards import (
     PathParam,
     Requirement,
     Requirements,
+    public,
     request_argument,
     requirement,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "is_preflight",
     "origin",
     "origin_of",
+    "public",
     "request_argument",
     "requirement",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "PathParam",
     "Requirement",
     "Requirements",
+    "public",
     "request_argument",
     "requirement",
 ]
@@ -479,6 +480,35 @@ class Guards(Requirements[Decorator], Generic[R]):
 
 
 _PASS: Any = object()  # the guard's "no refusal": the view runs
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def uncalled_refused(factory: F, injected: type) -> F:
+    """``factory`` (a requirement factory) as a dependency-injection framework cannot
+    mistake it for a guard: given uncalled (FastAPI's ``Depends(require_organization)``), the
+    framework fills the last parameter its signature declares, of type ``injected`` (the
+    connection), and the call raises ``TypeError``: a misused guard refuses, as the
+    decorators do, and never lets the route run."""
+    signature = inspect.signature(factory, eval_str=True)
+    last = inspect.Parameter("_injected", inspect.Parameter.KEYWORD_ONLY, default=None)
+
+    @functools.wraps(factory)
+    def checked(*args: Any, _injected: object = None, **kwargs: Any) -> Any:
+        if _injected is not None:
+            name = factory.__name__
+            raise TypeError(f"write Depends({name}(...)) with parentheses, not Depends({name})")
+        return factory(*args, **kwargs)
+
+    parameters = [*signature.parameters.values(), last.replace(annotation=injected)]
+    checked.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return cast("F", checked)
+
+
+def public(view: F) -> F:
+    """Leave ``view`` open under ``protect_all`` (like Django's ``login_not_required``): a
+    marker on the callable, so it may sit above or below a route decorator."""
+    view.wacht_public = True  # type: ignore[attr-defined]  # a marker on any callable
+    return view
 
 
 def _awaitable(

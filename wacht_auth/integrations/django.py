@@ -27,6 +27,7 @@ from ..auth import (
     Requirement,
     configure,
     error_response,
+    public,
 )
 from ..auth.state import PageError, Refused
 from ..errors import ConfigurationError, WachtAuthError
@@ -196,12 +197,6 @@ require_permission = _guards.require_permission
 require_scope = _guards.require_scope
 require_organization = _guards.require_organization
 require_workspace = _guards.require_workspace
-
-
-def public(view: _V) -> _V:
-    """Leave ``view`` open in protect-all mode (like Django's ``login_not_required``)."""
-    view.wacht_public = True  # type: ignore[attr-defined]  # a marker on any callable
-    return view
 
 
 class WachtRequiredMixin:

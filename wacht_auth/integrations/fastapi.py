@@ -10,16 +10,15 @@ OpenAPI schema shows it. :func:`install` wires an app in one call.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI
 from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..auth import AuthState, Caller, Requirement, Requirements, configure, requirement
+from ..auth.guards import uncalled_refused
 from ..config import Config
 from ..errors import WachtAuthError
 from ._asgi import Refusal
@@ -83,38 +82,16 @@ def _dependency(needed: Requirement) -> Callable[..., Awaitable[Caller]]:
     return dependency
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fails_closed(factory: F) -> F:
-    """``factory`` as FastAPI cannot mistake it for a dependency: given to ``Depends`` itself
-    (``Depends(require_organization)``, no parentheses), FastAPI fills the connection its
-    signature declares last, and the call refuses, so the route never runs."""
-    signature = inspect.signature(factory, eval_str=True)
-    last = inspect.Parameter("_connection", inspect.Parameter.KEYWORD_ONLY, default=None)
-
-    @functools.wraps(factory)
-    def checked(*args: Any, _connection: HTTPConnection | None = None, **kwargs: Any) -> Any:
-        if _connection is not None:
-            name = factory.__name__
-            raise TypeError(f"write Depends({name}(...)) with parentheses, not Depends({name})")
-        return factory(*args, **kwargs)
-
-    parameters = [*signature.parameters.values(), last.replace(annotation=HTTPConnection)]
-    checked.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    return cast("F", checked)
-
-
 _requirements = Requirements(_dependency)
 #: ``Depends(require_auth)``: the caller (the ``Session`` of a session token; a ``Credential``
 #: for an API key or OAuth token the app accepts), or 401 with the precise code
 #: (``token_expired`` …). To narrow the kinds a route takes, use :func:`require_caller`.
 require_auth = _dependency(requirement())
-require_caller = _fails_closed(_requirements.require_caller)
-require_permission = _fails_closed(_requirements.require_permission)
-require_scope = _fails_closed(_requirements.require_scope)
-require_organization = _fails_closed(_requirements.require_organization)
-require_workspace = _fails_closed(_requirements.require_workspace)
+require_caller = uncalled_refused(_requirements.require_caller, HTTPConnection)
+require_permission = uncalled_refused(_requirements.require_permission, HTTPConnection)
+require_scope = uncalled_refused(_requirements.require_scope, HTTPConnection)
+require_organization = uncalled_refused(_requirements.require_organization, HTTPConnection)
+require_workspace = uncalled_refused(_requirements.require_workspace, HTTPConnection)
 
 
 async def wacht_exception_handler(request: HTTPConnection, exc: Exception) -> Refusal:

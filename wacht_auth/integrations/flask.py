@@ -10,7 +10,6 @@ module only translates.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import (
@@ -24,8 +23,18 @@ from flask import (
     request,
 )
 
-from ..auth import Authenticator, AuthState, Guards, LazyState, Redirect, configure, error_response
-from ..auth.state import PageError, Refused
+from ..auth import (
+    Authenticator,
+    AuthState,
+    Guards,
+    LazyState,
+    PageError,
+    Redirect,
+    Refused,
+    configure,
+    error_response,
+    public,
+)
 from ..config import Config
 from ..errors import ConfigurationError, WachtAuthError
 from ._flask_pages import _copy_headers, sign_out
@@ -50,7 +59,6 @@ __all__ = [
     "webhook_receiver",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
 _G = TypeVar("_G")
 
 
@@ -221,13 +229,6 @@ require_permission = _guards.require_permission
 require_scope = _guards.require_scope
 require_organization = _guards.require_organization
 require_workspace = _guards.require_workspace
-
-
-def public(view: F) -> F:
-    """Leave ``view`` open in protect-all mode; marks the function, so it may sit above or
-    below ``@app.route``."""
-    view.wacht_public = True  # type: ignore[attr-defined]  # a marker on any callable
-    return view
 
 
 from ._flask_webhooks import webhook, webhook_receiver  # noqa: E402  # re-exported
