@@ -279,7 +279,7 @@ def test_threads_over_the_bound_get_a_quick_503(frontend: FrontendAPI) -> None:
 def test_a_development_link_is_made_clean_on_any_route(frontend: FrontendAPI) -> None:
     layer = _layer(frontend)  # no protect_all, no page_paths
     page = Page("/public", f"a=1&__dev_session__={frontend.dev_session()}&b=2")
-    assert layer.dev_link(page)
+    assert layer.dev_link(page.method, page.query())
     state = layer.resolve(page)
     assert state.user_id == "user_1"
     assert layer.refusal(page, state) == Redirect("http://app.test/public?a=1&b=2")
@@ -297,8 +297,8 @@ def test_a_development_link_wins_over_a_signed_in_cookie(frontend: FrontendAPI) 
 
 def test_no_link_no_redirect(frontend: FrontendAPI) -> None:
     layer = _layer(frontend)
-    assert not layer.dev_link(Page("/x", "q=__dev_session__"))
-    assert not layer.dev_link(Page("/x", "__dev_session__=abc", method="POST"))
+    assert not layer.dev_link("GET", "q=__dev_session__")
+    assert not layer.dev_link("POST", "__dev_session__=abc")
     assert layer.refusal(Page(), layer.resolve(Page())) is None
 
 

@@ -300,7 +300,11 @@ class Authenticator:
         OAuth token at the gateway, and, for a browser without a usable session token, the
         page handshake (see docs/architecture.md, "Request flow" and "Credential routing")."""
         source = self._source(request)
-        if source is not None and source.from_cookie and self.handshake.dev_link(request):
+        if (
+            source is not None
+            and source.from_cookie
+            and self.handshake.dev_link(request.method, request.query())
+        ):
             source = None  # a development-session link is exchanged and made clean first
         stale: AuthState | None = None
         if source is not None:
@@ -441,11 +445,12 @@ class Authenticator:
         framework, :func:`~wacht_auth.auth.view.is_preflight`)."""
         return public_route or request.path in self.public_paths or is_preflight(request)
 
-    def dev_link(self, request: RequestView) -> bool:
-        """Whether ``request`` carries a ``?__dev_session__=`` link: exchanged and redirected
-        to the clean URL on any route, so an adapter that resolves lazily resolves this
-        request before its route (a substring test; cheap on every request)."""
-        return self.handshake.dev_link(request)
+    def dev_link(self, method: str, query: str) -> bool:
+        """Whether a request (its ``method`` and raw ``query``) carries a
+        ``?__dev_session__=`` link: exchanged and redirected to the clean URL on any route,
+        so an adapter that resolves lazily resolves this request before its route (a
+        substring test; cheap on every request, no view needed)."""
+        return self.handshake.dev_link(method, query)
 
     def refusal(
         self, request: RequestView, state: AuthState, *, public_route: bool = False

@@ -328,11 +328,17 @@ class Handshake:
         headers = (*PRIVATE, *(("Set-Cookie", c) for c in cookies))
         return SignedIn(session, headers, self._clean(request) if from_query else None)
 
-    def dev_link(self, request: RequestView) -> bool:
-        """Whether ``request`` carries a ``?__dev_session__=`` link this handshake exchanges
-        (and then redirects to the clean URL, on any route): a substring test first, so
-        adapters that resolve lazily may ask on every request."""
-        return self.exchange is not None and self._dev_link(request) is not None
+    def dev_link(self, method: str, query: str) -> bool:
+        """Whether a request (its ``method`` and raw ``query``) carries a
+        ``?__dev_session__=`` link this handshake exchanges (and then redirects to the clean
+        URL, on any route): a substring test first, no view needed, so adapters that resolve
+        lazily may ask on every request."""
+        return (
+            self.exchange is not None
+            and DEV_SESSION_PARAM in query
+            and method in ("GET", "HEAD")
+            and dev_session_in_query(query) is not None
+        )
 
     @staticmethod
     def _dev_link(request: RequestView) -> Transport | None:

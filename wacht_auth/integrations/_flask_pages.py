@@ -1,17 +1,24 @@
-"""The page pieces of the Flask adapter: the state's headers on the response and the sign-out
-view (imported by :mod:`wacht_auth.integrations.flask` first; this module reaches back into
-the adapter only inside functions)."""
+"""The page pieces of the Flask adapter: the state's headers on the response, the
+development-session links and the sign-out view (imported by
+:mod:`wacht_auth.integrations.flask` first; this module reaches back into the adapter only
+inside functions)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import after_this_request, current_app, redirect, request
 from werkzeug.wrappers import Response
 
-from ..auth import AuthState, signout
+from ..auth import Authenticator, AuthState, signout
 from ..auth.pages import merged_header
 from ..errors import WachtAuthError
+from ._wsgi import EnvironView
 
-__all__ = ["sign_out"]
+WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+__all__ = ["dev_links", "sign_out"]
 
 
 def _copy_headers(state: AuthState) -> None:
@@ -27,6 +34,24 @@ def _copy_headers(state: AuthState) -> None:
         return response
 
     after_this_request(add)
+
+
+def dev_links(layer: Authenticator, wsgi_app: WSGIApp) -> WSGIApp:
+    """``wsgi_app`` behind the check of a ``?__dev_session__=`` link, for apps without
+    ``protect_all`` (whose hook does it): one substring test per request and no Flask hook;
+    a link is exchanged and the browser sent to the clean URL with the new cookies, on any
+    route, so the long-lived development session never stays in the address bar."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if layer.dev_link(environ.get("REQUEST_METHOD", "GET"), environ.get("QUERY_STRING", "")):
+            state = layer.resolve(EnvironView(environ, environ.get("PATH_INFO", "")))
+            if state.redirect:
+                headers = [("Location", state.redirect), ("Content-Length", "0")]
+                start_response("302 Found", [*headers, *state.response_headers])
+                return [b""]
+        return wsgi_app(environ, start_response)
+
+    return app
 
 
 def sign_out(next: str = "/") -> Response:

@@ -2,7 +2,8 @@
 ``request.environ`` carry a request the same way (PEP 3333), so one view reads both.
 
 Django's ASGI handler builds ``META`` with the same keys. An adapter gives the path it routes
-on and its parsed cookies, and may override :meth:`EnvironView.host` and
+on, and may override :meth:`EnvironView.cookie` (the framework's parsed cookies, read only
+when asked), :meth:`EnvironView.host` and
 :attr:`EnvironView.scheme` with what the framework validated (Django's ``ALLOWED_HOSTS`` and
 ``SECURE_PROXY_SSL_HEADER``, Werkzeug's trusted hosts).
 """
@@ -12,16 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..auth import cookie_reader
+
 __all__ = ["EnvironView"]
 
 
 class EnvironView:
     """A :class:`~wacht_auth.auth.RequestView` over a WSGI environ."""
 
-    __slots__ = ("_cookies", "environ", "method", "path")
+    __slots__ = ("environ", "method", "path")
 
-    def __init__(self, environ: Mapping[str, Any], path: str, cookies: Mapping[str, str]) -> None:
-        self.environ, self.path, self._cookies = environ, path, cookies
+    def __init__(self, environ: Mapping[str, Any], path: str) -> None:
+        self.environ, self.path = environ, path
         self.method = str(environ.get("REQUEST_METHOD") or "GET").upper()
 
     @property
@@ -34,8 +37,9 @@ class EnvironView:
         return self.environ.get("HTTP_" + name.upper().replace("-", "_"))
 
     def cookie(self, name: str) -> str | None:
-        """A cookie, as the framework parsed it."""
-        return self._cookies.get(name)
+        """A cookie of ``HTTP_COOKIE`` (adapters read the framework's parsed cookies)."""
+        raw = self.environ.get("HTTP_COOKIE")
+        return cookie_reader(raw)(name) if raw else None
 
     def host(self) -> str | None:
         """``Host``, else the server's name and port."""

@@ -89,8 +89,11 @@ class _View(EnvironView):
     __slots__ = ("request",)
 
     def __init__(self, request: HttpRequest) -> None:
-        super().__init__(request.META, request.path_info, request.COOKIES)
+        super().__init__(request.META, request.path_info)
         self.request = request
+
+    def cookie(self, name: str) -> str | None:
+        return self.request.COOKIES.get(name)
 
     @property
     def scheme(self) -> str:
@@ -165,7 +168,8 @@ class WachtMiddleware:
         state's headers (rate limits, an exchange's cookies) go on the response."""
         lazy = _lazy(request, self.layer)
         if not self.is_async:  # a development-session link is exchanged and made clean first
-            early = lazy.get() if self.layer.dev_link(_View(request)) else None
+            query = request.META.get("QUERY_STRING", "")
+            early = lazy.get() if self.layer.dev_link(request.method or "", query) else None
             clean = early and early.redirect and HttpResponseRedirect(early.redirect)
             response, state = clean or self.get_response(request), lazy.state
             return response if state is None else _with_headers(state, response)

@@ -37,7 +37,7 @@ from ..auth import (
 )
 from ..config import Config
 from ..errors import ConfigurationError, WachtAuthError
-from ._flask_pages import _copy_headers, sign_out
+from ._flask_pages import _copy_headers, dev_links, sign_out
 from ._wsgi import EnvironView
 
 if TYPE_CHECKING:
@@ -110,8 +110,10 @@ class Wacht:
         # hook costs every request (Flask inspects it each time), even those never looking.
         app.request_class = type("Request", (app.request_class,), {"wacht": _Field(layer)})
         app.app_ctx_globals_class = _with_wacht(app.app_ctx_globals_class)
-        if layer.protect_all or layer.handshake.exchange:  # development-session links too
+        if layer.protect_all:
             app.before_request(functools.partial(_protect, layer))
+        elif layer.handshake.exchange:  # development-session links, checked before Flask
+            app.wsgi_app = dev_links(layer, app.wsgi_app)  # type: ignore[method-assign,assignment]
         app.register_error_handler(WachtAuthError, _answer)
         if layer.prefetch:
             layer.prefetch_keys()
@@ -125,8 +127,11 @@ class _View(EnvironView):
     __slots__ = ("req",)
 
     def __init__(self, req: Request) -> None:
-        super().__init__(req.environ, req.path, req.cookies)
+        super().__init__(req.environ, req.path)
         self.req = req
+
+    def cookie(self, name: str) -> str | None:
+        return self.req.cookies.get(name)
 
     def host(self) -> str | None:
         return self.req.host
@@ -181,9 +186,6 @@ def _protect(layer: Authenticator) -> Any:
     """``before_request`` in protect-all mode: the layer decides; static files and unrouted
     URLs (answered 404/405 by Flask) count as public routes."""
     req: Request = request._get_current_object()  # type: ignore[attr-defined]  # not the proxy
-    if not layer.protect_all:  # a development-session link is exchanged and made clean
-        clean = layer.dev_link(_View(req)) and _state(req).redirect
-        return redirect(clean, 302) if clean else None
     endpoint = req.endpoint
     public_route = (
         endpoint is None
