@@ -115,7 +115,10 @@ class _Credentials(AuthCredentials):
 
 def _store(scope: Scope, state: AuthState) -> AuthState:
     scope["wacht"] = state
-    scope.setdefault("state", {})["wacht"] = state
+    states = scope.get("state")  # not setdefault: no dict made when the server gave one
+    if states is None:
+        states = scope["state"] = {}
+    states["wacht"] = state
     if (caller := state.session or state.credential) is None:
         scope["auth"], scope["user"] = AuthCredentials(), UnauthenticatedUser()
     else:  # built per connection: nothing a request changes reaches another
