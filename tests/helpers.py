@@ -1,10 +1,12 @@
-"""Test doubles shared by the core tests: a settable clock, an event recorder, and a plain
+"""Test doubles shared by the core tests: a settable clock, an event recorder, a request view
+with a bearer, and a plain
 reference model of key selection (rule 5) that ``KeyIndex.select`` is checked against."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from wacht_auth.errors import AlgorithmNotAllowedError, KeyNotFoundError
@@ -57,3 +59,33 @@ def select_keys(keys: Sequence[Key], alg: str, kid: str | None, limit: int = 4) 
             f"the token algorithm {alg} does not match its key's alg {same[0].alg}"
         )
     return [k for k in same if alg in k.algorithms]
+
+
+@dataclass
+class BearerRequest:
+    """A :class:`~wacht_auth.auth.RequestView` for the core tests: a bearer (or none) on
+    ``https://app.example``."""
+
+    token: str | None
+    method: str = "GET"
+    path: str = "/invoices"
+    headers: dict[str, str] = field(default_factory=dict)
+    peer: str = "203.0.113.9"
+    scheme: str = "https"
+
+    def header(self, name: str) -> str | None:
+        if name == "authorization" and self.token is not None:
+            return f"Bearer {self.token}"
+        return self.headers.get(name)
+
+    def cookie(self, name: str) -> str | None:
+        return None
+
+    def host(self) -> str | None:
+        return "app.example"
+
+    def client_ip(self) -> str | None:
+        return self.peer
+
+    def query(self) -> str:
+        return ""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from tests.helpers import BearerRequest
 from wacht_auth import ConfigurationError, Verifier
 from wacht_auth.auth import Authenticator, AuthState, configure, requirement
 from wacht_auth.errors import WachtAuthError
@@ -40,32 +41,10 @@ def oauth() -> Iterator[OAuthServer]:
 
 
 @dataclass
-class Request:
-    """A :class:`~wacht_auth.auth.RequestView` for the core tests."""
+class Request(BearerRequest):
+    """A bearer from a peer inside the proxies' network (``10.0.0.2``)."""
 
-    token: str | None
-    method: str = "GET"
-    path: str = "/invoices"
-    headers: dict[str, str] = field(default_factory=dict)
     peer: str = "10.0.0.2"
-    scheme: str = "https"
-
-    def header(self, name: str) -> str | None:
-        if name == "authorization" and self.token is not None:
-            return f"Bearer {self.token}"
-        return self.headers.get(name)
-
-    def cookie(self, name: str) -> str | None:
-        return None
-
-    def host(self) -> str | None:
-        return "app.example"
-
-    def client_ip(self) -> str | None:
-        return self.peer
-
-    def query(self) -> str:
-        return ""
 
 
 def layer(

@@ -9,11 +9,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from tests.helpers import BearerRequest
 from wacht_auth import ConfigurationError, Verifier
 from wacht_auth.auth import Authenticator, AuthState, Requirement
 from wacht_auth.gateway import Credential, Gateway, judge
@@ -133,33 +133,7 @@ def gateway() -> Iterator[FakeGateway]:
         yield started
 
 
-@dataclass
-class Request:
-    """A :class:`~wacht_auth.auth.RequestView` for the core tests."""
-
-    token: str | None
-    method: str = "GET"
-    path: str = "/invoices"
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def header(self, name: str) -> str | None:
-        if name == "authorization" and self.token is not None:
-            return f"Bearer {self.token}"
-        return self.headers.get(name)
-
-    def cookie(self, name: str) -> str | None:
-        return None
-
-    scheme = "https"
-
-    def host(self) -> str | None:
-        return "app.example"
-
-    def client_ip(self) -> str | None:
-        return "203.0.113.9"
-
-    def query(self) -> str:
-        return ""
+Request = BearerRequest
 
 
 def layer(issuer: Issuer, gateway: FakeGateway, *accept: str, **config: Any) -> Authenticator:
