@@ -1,6 +1,6 @@
 """Test doubles shared by the core tests: a settable clock, an event recorder, a request view
-with a bearer, and a plain
-reference model of key selection (rule 5) that ``KeyIndex.select`` is checked against."""
+with a bearer, and a plain reference model of key selection (rule 5) that ``KeyIndex.select``
+is checked against."""
 
 from __future__ import annotations
 
