@@ -51,7 +51,10 @@ class StatePlanter:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         scope["wacht"] = self.state
-        scope.setdefault("state", {})["wacht"] = self.state
+        states = scope.get("state")  # as ours does: no dict made when the server gave one
+        if states is None:
+            states = scope["state"] = {}
+        states["wacht"] = self.state
         await self.app(scope, receive, send)
 
 
