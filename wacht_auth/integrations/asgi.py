@@ -141,27 +141,29 @@ def _layer(scope: Scope, verifier: Verifier | None) -> Authenticator:
 
 
 def get_auth_state(
-    scope: Scope, verifier: Verifier | None = None, needs: Collection[str] = ()
+    scope: Scope, verifier: Verifier | None = None, required_permissions: Collection[str] = ()
 ) -> AuthState:
     """The request's auth state: the one attached (by ``verifier``, when given), else
-    verified now and attached (an API key checked with the permissions the route ``needs``).
+    verified now and attached (an API key checked with ``required_permissions``).
     For sync endpoints (run in a thread)."""
     prior = scope.get("wacht")
     if verifier is None and type(prior) is AuthState:
         return prior  # what the middleware attached
-    state = _layer(scope, verifier).resolve(ScopeView(scope), prior, required_permissions=needs)
+    state = _layer(scope, verifier).resolve(
+        ScopeView(scope), prior, required_permissions=required_permissions
+    )
     return state if state is prior else _store(scope, state)
 
 
 async def aget_auth_state(
-    scope: Scope, verifier: Verifier | None = None, needs: Collection[str] = ()
+    scope: Scope, verifier: Verifier | None = None, required_permissions: Collection[str] = ()
 ) -> AuthState:
     """The async twin of :func:`get_auth_state` (keys fetched without blocking the loop)."""
     prior = scope.get("wacht")
     if verifier is None and type(prior) is AuthState:
         return prior  # what the middleware attached
     layer = _layer(scope, verifier)
-    state = await layer.aresolve(ScopeView(scope), prior, required_permissions=needs)
+    state = await layer.aresolve(ScopeView(scope), prior, required_permissions=required_permissions)
     return state if state is prior else _store(scope, state)
 
 
