@@ -4,10 +4,13 @@ that got through before its fix."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
 from tests.test_pages_network import Page, _layer
+from wacht_auth.auth import Authenticator
+from wacht_auth.auth.pages import SignedIn
 from wacht_auth.auth.signout import sign_out
 from wacht_auth.testing import FrontendAPI
 
@@ -34,3 +37,30 @@ def test_sign_out_next_refuses_control_characters(frontend: FrontendAPI, bad: st
     with pytest.raises(ValueError):
         sign_out(_layer(frontend), post, next=bad)
     assert sign_out(_layer(frontend), post, next="/bye?x=1").location == "/bye?x=1"
+
+
+def _signed_in(layer: Authenticator, page: Page) -> SignedIn | None:
+    """The handshake's answer for ``page``, its steps performed by ``layer``."""
+    flow = layer.handshake.flow(page)
+    try:
+        step = next(flow)
+        while True:
+            step = flow.send(layer._perform(step))
+    except StopIteration as stop:
+        return cast("SignedIn | None", stop.value)
+
+
+def test_the_handshakes_answer_never_shows_its_cookies_in_a_repr(frontend: FrontendAPI) -> None:
+    layer = _layer(frontend)
+    name = f"__dev_session___{(frontend.config().cookie_name or '')[len('__auth_') :]}"
+    for page in (
+        Page(cookies={"__session": frontend.sign_in()}),
+        Page(cookies={name: frontend.dev_session()}),
+    ):
+        signed = _signed_in(layer, page)
+        assert signed is not None and signed.session is not None
+        values = [v.split(";")[0].partition("=")[2] for k, v in signed.headers if k == "Set-Cookie"]
+        assert values and all(values)
+        text = repr(signed)
+        for value in values:
+            assert value not in text
