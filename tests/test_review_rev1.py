@@ -9,10 +9,12 @@ from typing import cast
 import pytest
 
 from tests.test_pages_network import Page, _layer
-from wacht_auth.auth import Authenticator
+from wacht_auth import Verifier
+from wacht_auth.auth import Authenticator, AuthState, PathParam, requirement
 from wacht_auth.auth.pages import SignedIn
 from wacht_auth.auth.signout import sign_out
-from wacht_auth.testing import FrontendAPI
+from wacht_auth.errors import OrganizationRequiredError, WorkspaceRequiredError
+from wacht_auth.testing import FrontendAPI, Issuer
 
 
 @pytest.fixture
@@ -64,3 +66,18 @@ def test_the_handshakes_answer_never_shows_its_cookies_in_a_repr(frontend: Front
         text = repr(signed)
         for value in values:
             assert value not in text
+
+
+def test_an_empty_path_parameter_is_no_organization_nor_workspace() -> None:
+    # Starlette's {org_id:path} (".*") and a Django re_path may match an empty segment: the
+    # guard must compare with "" (no caller's id), not fall back to "any active one".
+    both = requirement(organization=PathParam("org_id"), workspace=PathParam("ws_id"))
+    with Issuer() as issuer:
+        verifier = Verifier(issuer.config())
+        claims = {"organization_id": "77", "workspace_id": "5"}
+        state = AuthState(verifier.verify(issuer.token("42", **claims)))
+    assert both.check(state, {"org_id": "77", "ws_id": "5"}).user_id == "42"
+    with pytest.raises(OrganizationRequiredError):
+        both.check(state, {"org_id": "", "ws_id": "5"})
+    with pytest.raises(WorkspaceRequiredError):
+        both.check(state, {"org_id": "77", "ws_id": ""})
