@@ -13,7 +13,9 @@ from wacht_auth import Verifier
 from wacht_auth.auth import Authenticator, AuthState, PathParam, requirement
 from wacht_auth.auth.pages import SignedIn
 from wacht_auth.auth.signout import sign_out
+from wacht_auth.auth.view import origin
 from wacht_auth.errors import OrganizationRequiredError, WorkspaceRequiredError
+from wacht_auth.proxies import authority, public_url
 from wacht_auth.testing import FrontendAPI, Issuer
 
 
@@ -81,3 +83,16 @@ def test_an_empty_path_parameter_is_no_organization_nor_workspace() -> None:
         both.check(state, {"org_id": "", "ws_id": "5"})
     with pytest.raises(WorkspaceRequiredError):
         both.check(state, {"org_id": "77", "ws_id": ""})
+
+
+@pytest.mark.parametrize(
+    "host", ["[fe80::1%x@evil.example]:8080", "[::1%@evil.example]", "[fe80::1%eth0]"]
+)
+def test_the_host_rule_refuses_an_ipv6_zone_id(host: str) -> None:
+    # ipaddress accepts any zone id, "@" included: urlsplit then reads the host as
+    # "evil.example]" in the redirect built from it.
+    assert authority(host, "http") is None
+    with pytest.raises(ValueError):
+        public_url(scheme="http", host=host, path="/page")
+    assert origin(Page(host_header=host)) is None
+    assert authority("[fe80::1]:8080", "http") == "[fe80::1]:8080"
