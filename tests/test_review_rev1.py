@@ -96,3 +96,23 @@ def test_the_host_rule_refuses_an_ipv6_zone_id(host: str) -> None:
         public_url(scheme="http", host=host, path="/page")
     assert origin(Page(host_header=host)) is None
     assert authority("[fe80::1]:8080", "http") == "[fe80::1]:8080"
+
+
+def test_the_flask_development_link_wrapper_keeps_flasks_trusted_hosts(
+    frontend: FrontendAPI,
+) -> None:
+    # The WSGI wrapper answers before Flask checks TRUSTED_HOSTS: a Host Flask refuses must
+    # not get a redirect there (nor an exchange); Flask answers it with its 400.
+    flask = pytest.importorskip("flask")
+    from wacht_auth.integrations.flask import Wacht
+
+    app = flask.Flask(__name__)
+    app.config["TRUSTED_HOSTS"] = ["app.test"]
+    Wacht(app, config=frontend.config())
+    app.add_url_rule("/page", "page", lambda: "ok")
+    client = app.test_client()
+    link = f"/page?__dev_session__={frontend.dev_session()}"
+    foreign = client.get(link, base_url="http://evil.example")
+    assert foreign.status_code == 400 and "Location" not in foreign.headers
+    ours = client.get(link, base_url="http://app.test")
+    assert (ours.status_code, ours.headers["Location"]) == (302, "http://app.test/page")
