@@ -184,6 +184,8 @@ def authority(host: str, scheme: str) -> str | None:
     host = host.strip()
     if host.startswith("["):
         literal, _, rest = host[1:].partition("]")
+        if "%" in literal:  # a zone id: no URI host (RFC 6874), and ipaddress takes "@" in one
+            return None
         try:
             name = f"[{ipaddress.IPv6Address(literal).compressed}]"
         except ValueError:

@@ -144,7 +144,9 @@ class Requirement:
             )
         if self.organization is not False:
             wanted = _wanted(self.organization, params, "require_organization")
-            if session.organization_id is None or (wanted and session.organization_id != wanted):
+            if session.organization_id is None or (
+                wanted is not None and session.organization_id != wanted
+            ):
                 raise OrganizationRequiredError(
                     f"this endpoint requires the active organization {wanted}"
                     if wanted
@@ -152,7 +154,9 @@ class Requirement:
                 )
         if self.workspace is not False:
             wanted = _wanted(self.workspace, params, "require_workspace")
-            if session.workspace_id is None or (wanted and session.workspace_id != wanted):
+            if session.workspace_id is None or (
+                wanted is not None and session.workspace_id != wanted
+            ):
                 raise WorkspaceRequiredError(
                     f"this endpoint requires the active workspace {wanted}"
                     if wanted

@@ -246,6 +246,10 @@ class SignedIn(NamedTuple):
     headers: tuple[tuple[str, str], ...]
     redirect: str | None = None
 
+    def __repr__(self) -> str:
+        names = [name for name, _ in self.headers]  # never the values: they hold the tokens
+        return f"SignedIn(session={self.session!r}, headers={names!r}, redirect={self.redirect!r})"
+
 
 class Handshake:
     """Wacht's session handshake for the pages of one app (framework-free).

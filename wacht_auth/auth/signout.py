@@ -46,6 +46,10 @@ class SignedOut(NamedTuple):
 def _plan(layer: Authenticator, request: RequestView, next: str) -> Transport | None:
     """Check the request and ``next``; the transport token to end upstream, if any."""
     target = urlsplit(next)
+    # Browsers drop tabs and newlines from a URL ("/\t/evil" is "//evil") and urlsplit drops
+    # them before parsing; in a Location header CR/LF would start a header of its own.
+    if any(c <= " " or c == "\x7f" for c in next):
+        raise ValueError(f"next must not hold spaces or control characters, got {next!r}")
     if not (next.startswith("/") and not next.startswith("//") and "\\" not in next) and not (
         target.scheme in ("http", "https") and target.hostname
     ):

@@ -5,11 +5,13 @@ inside functions)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from flask import after_this_request, current_app, redirect, request
+from werkzeug.exceptions import SecurityError
 from werkzeug.wrappers import Response
+from werkzeug.wsgi import get_host
 
 from ..auth import Authenticator, AuthState, signout
 from ..auth.pages import merged_header
@@ -36,14 +38,20 @@ def _copy_headers(state: AuthState) -> None:
     after_this_request(add)
 
 
-def dev_links(layer: Authenticator, wsgi_app: WSGIApp) -> WSGIApp:
+def dev_links(
+    layer: Authenticator,
+    wsgi_app: WSGIApp,
+    trusted_hosts: Callable[[], Collection[str] | None] = lambda: None,
+) -> WSGIApp:
     """``wsgi_app`` behind the check of a ``?__dev_session__=`` link, for apps without
     ``protect_all`` (whose hook does it): one substring test per request and no Flask hook;
     a link is exchanged and the browser sent to the clean URL with the new cookies, on any
-    route, so the long-lived development session never stays in the address bar."""
+    route, so the long-lived development session never stays in the address bar. A Host
+    that Flask's ``TRUSTED_HOSTS`` (``trusted_hosts()``) refuses is left to Flask (its 400)."""
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if layer.dev_link(environ.get("REQUEST_METHOD", "GET"), environ.get("QUERY_STRING", "")):
+        method, query = environ.get("REQUEST_METHOD", "GET"), environ.get("QUERY_STRING", "")
+        if layer.dev_link(method, query) and _trusted_host(environ, trusted_hosts()):
             state = layer.resolve(EnvironView(environ, environ.get("PATH_INFO", "")))
             if state.redirect:
                 headers = [("Location", state.redirect), ("Content-Length", "0")]
@@ -52,6 +60,16 @@ def dev_links(layer: Authenticator, wsgi_app: WSGIApp) -> WSGIApp:
         return wsgi_app(environ, start_response)
 
     return app
+
+
+def _trusted_host(environ: dict[str, Any], trusted: Collection[str] | None) -> bool:
+    if trusted is None:
+        return True
+    try:
+        get_host(environ, trusted)
+    except SecurityError:
+        return False
+    return True
 
 
 def sign_out(next: str = "/") -> Response:

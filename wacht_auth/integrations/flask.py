@@ -113,7 +113,8 @@ class Wacht:
         if layer.protect_all:
             app.before_request(functools.partial(_protect, layer))
         elif layer.handshake.exchange:  # development-session links, checked before Flask
-            app.wsgi_app = dev_links(layer, app.wsgi_app)  # type: ignore[method-assign,assignment]
+            hosts = lambda: app.config.get("TRUSTED_HOSTS")  # noqa: E731  # read when a link comes
+            app.wsgi_app = dev_links(layer, app.wsgi_app, hosts)  # type: ignore[method-assign,assignment]
         app.register_error_handler(WachtAuthError, _answer)
         if layer.prefetch:
             layer.prefetch_keys()
