@@ -80,6 +80,30 @@ def test_only_safe_headers_are_copied() -> None:
     assert checked.headers == (("X-RateLimit-Remaining", "9"),)
 
 
+def test_the_gateway_cannot_set_framing_cookie_or_redirect_headers() -> None:
+    # Copied onto our response, these would change its framing (a Content-Length or
+    # Transfer-Encoding that disagrees with the body desyncs a keep-alive connection), plant
+    # a cookie or redirect the client: only the rate-limit state is the gateway's to add.
+    headers = {
+        "Content-Length": "0",
+        "Transfer-Encoding": "chunked",
+        "Connection": "close",
+        "Set-Cookie": "__session=planted; Path=/",
+        "Location": "https://evil.example/",
+        "Content-Type": "text/html",
+        "Access-Control-Allow-Origin": "*",
+        "X-RateLimit-Remaining": "9",
+        "RateLimit-Policy": "100;w=60",
+        "Retry-After": "3",
+    }
+    checked = judge("api_key", 200, answer(allowed=True, identity=IDENTITY, headers=headers))
+    assert checked.headers == (
+        ("X-RateLimit-Remaining", "9"),
+        ("RateLimit-Policy", "100;w=60"),
+        ("Retry-After", "3"),
+    )
+
+
 def test_a_credential_is_read_only_and_answers_like_a_session() -> None:
     body = answer(
         allowed=True,
