@@ -212,6 +212,19 @@ def test_a_jwt_of_another_issuer_never_reaches_the_gateway(
     assert gateway.checks == ()
 
 
+@pytest.mark.parametrize("damage", ["{}.", '"{}"', "{}..x", " x.{}"])
+def test_a_damaged_session_token_never_reaches_the_gateway(
+    issuer: Issuer, gateway: FakeGateway, damage: str
+) -> None:
+    # No API key nor opaque OAuth token has a dot (Wacht's formats): a dotted value that is
+    # not a well-formed JWS is a JWT a client or proxy mangled (a trailing dot, quotes, a
+    # header cut off), and it carries a live session token: it is judged here, never sent.
+    token = damage.format(issuer.token(user_id="7")).strip()
+    state = layer(issuer, gateway).resolve(Request(token))
+    assert state.error is not None and state.error.code == "token_malformed"
+    assert gateway.checks == ()
+
+
 def test_kinds_not_accepted_are_never_tried(issuer: Issuer, gateway: FakeGateway) -> None:
     key = gateway.add_key()
     sessions_only = Authenticator(
