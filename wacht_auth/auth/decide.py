@@ -379,7 +379,8 @@ class Authenticator:
             cast("CredentialKind", kind), token, self._about(request, needed)
         )
         found, refused = checked.credential, checked.error
-        if found is not None and self._audiences and found.resource not in self._audiences:
+        audiences = self._audiences if kind == "oauth_token" else ()  # a key has no resource
+        if found is not None and audiences and found.resource not in audiences:
             message = "the OAuth grant's resource is not one of the accepted audiences"
             found, refused = None, AudienceInvalidError(message)
         return AuthState(
