@@ -413,6 +413,18 @@ def test_an_oversized_answer_is_gateway_unavailable() -> None:
     assert fits.credential is not None
 
 
+@pytest.mark.parametrize(
+    "url", ["http://gateway.wacht.dev", "http://10.0.0.5:8080", "ftp://gateway.wacht.dev", "x"]
+)
+def test_a_gateway_is_reached_over_https_only(url: str) -> None:
+    # Every check sends a live API key or OAuth token: plain http only to a loopback host.
+    with pytest.raises(ConfigurationError):
+        Gateway(url, deployment_id=1)
+    assert Gateway("https://gateway.wacht.dev/", deployment_id=1).url == (
+        "https://gateway.wacht.dev"
+    )
+
+
 def test_gateway_settings_are_checked() -> None:
     with pytest.raises(ConfigurationError):
         Gateway("http://127.0.0.1:1", deployment_id="  ")

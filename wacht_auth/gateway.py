@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .config import strings
+from .config import _check_fetch_url, strings
 from .credentials import (
     CREDENTIAL_KINDS,
     Credential,
@@ -265,7 +265,8 @@ class Gateway:
         httpx = _httpx()
         from . import __version__
 
-        self.url = url.rstrip("/")
+        # Every check carries a live credential: https, or http to a loopback host only.
+        self.url = _check_fetch_url(url.strip().rstrip("/"), "the gateway URL")
         self.timeout = timeout
         if isinstance(deployment_id, bool) or (
             deployment_id is not None and not str(deployment_id).strip()
