@@ -293,6 +293,15 @@ def test_the_allow_lists_apply_to_both_formats(
         assert auth.resolve(Request(token)).is_authenticated
 
 
+def test_the_oauth_audiences_do_not_refuse_api_keys(
+    issuer: Issuer, gateway: FakeGateway, oauth: OAuthServer
+) -> None:
+    # An API key names no OAuth resource: the OAuth allow-list is not its to pass.
+    auth = layer(issuer, gateway, oauth, oauth_audiences=["urn:wacht:user:42"])
+    state = auth.resolve(Request(gateway.add_key()))
+    assert state.error is None and state.token_type == "api_key"
+
+
 def test_a_key_of_another_deployment_is_refused_and_logged_without_it(
     issuer: Issuer, gateway: FakeGateway, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -80,6 +80,30 @@ def test_only_safe_headers_are_copied() -> None:
     assert checked.headers == (("X-RateLimit-Remaining", "9"),)
 
 
+def test_the_gateway_cannot_set_framing_cookie_or_redirect_headers() -> None:
+    # Copied onto our response, these would change its framing (a Content-Length or
+    # Transfer-Encoding that disagrees with the body desyncs a keep-alive connection), plant
+    # a cookie or redirect the client: only the rate-limit state is the gateway's to add.
+    headers = {
+        "Content-Length": "0",
+        "Transfer-Encoding": "chunked",
+        "Connection": "close",
+        "Set-Cookie": "__session=planted; Path=/",
+        "Location": "https://evil.example/",
+        "Content-Type": "text/html",
+        "Access-Control-Allow-Origin": "*",
+        "X-RateLimit-Remaining": "9",
+        "RateLimit-Policy": "100;w=60",
+        "Retry-After": "3",
+    }
+    checked = judge("api_key", 200, answer(allowed=True, identity=IDENTITY, headers=headers))
+    assert checked.headers == (
+        ("X-RateLimit-Remaining", "9"),
+        ("RateLimit-Policy", "100;w=60"),
+        ("Retry-After", "3"),
+    )
+
+
 def test_a_credential_is_read_only_and_answers_like_a_session() -> None:
     body = answer(
         allowed=True,
@@ -185,6 +209,19 @@ def test_a_jwt_of_another_issuer_never_reaches_the_gateway(
     state = layer(issuer, gateway).resolve(Request(token))
     # Wacht's gateway knows opaque tokens only: a JWT of no trusted issuer is refused here.
     assert state.error is not None and state.error.code == "issuer_invalid"
+    assert gateway.checks == ()
+
+
+@pytest.mark.parametrize("damage", ["{}.", '"{}"', "{}..x", " x.{}"])
+def test_a_damaged_session_token_never_reaches_the_gateway(
+    issuer: Issuer, gateway: FakeGateway, damage: str
+) -> None:
+    # No API key nor opaque OAuth token has a dot (Wacht's formats): a dotted value that is
+    # not a well-formed JWS is a JWT a client or proxy mangled (a trailing dot, quotes, a
+    # header cut off), and it carries a live session token: it is judged here, never sent.
+    token = damage.format(issuer.token(user_id="7")).strip()
+    state = layer(issuer, gateway).resolve(Request(token))
+    assert state.error is not None and state.error.code == "token_malformed"
     assert gateway.checks == ()
 
 
@@ -374,6 +411,18 @@ def test_an_oversized_answer_is_gateway_unavailable() -> None:
         assert checked.error is not None
         assert (checked.error.code, checked.error.status) == ("gateway_unavailable", 503)
     assert fits.credential is not None
+
+
+@pytest.mark.parametrize(
+    "url", ["http://gateway.wacht.dev", "http://10.0.0.5:8080", "ftp://gateway.wacht.dev", "x"]
+)
+def test_a_gateway_is_reached_over_https_only(url: str) -> None:
+    # Every check sends a live API key or OAuth token: plain http only to a loopback host.
+    with pytest.raises(ConfigurationError):
+        Gateway(url, deployment_id=1)
+    assert Gateway("https://gateway.wacht.dev/", deployment_id=1).url == (
+        "https://gateway.wacht.dev"
+    )
 
 
 def test_gateway_settings_are_checked() -> None:

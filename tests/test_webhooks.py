@@ -253,6 +253,19 @@ def test_the_body_cap() -> None:
     assert raised.value.code == "webhook_payload_too_large"
 
 
+@pytest.mark.parametrize("length", ["\u00b2", "\u0661\u0660\u0661", "abc"])
+def test_a_content_length_that_is_no_ascii_number_is_not_read_as_one(length: str) -> None:
+    # "²".isdigit() is true yet int("²") raises: a header a WSGI server passes on as
+    # latin-1 must not turn a delivery into a 500; the body cap still applies.
+    receiver = Receiver(SECRET, clock=clock)
+    event = receiver.receive("POST", {**headers(), "Content-Length": length}, BODY)
+    assert event.id == "msg_1"
+    small = Receiver(SECRET, max_bytes=10, clock=clock)
+    with pytest.raises(WebhookError) as raised:
+        small.receive("POST", {**headers(), "Content-Length": length}, BODY)
+    assert raised.value.code == "webhook_payload_too_large"
+
+
 async def test_areceive_stops_reading_at_the_cap() -> None:
     receiver = Receiver(SECRET, max_bytes=100, clock=clock)
     read: list[bytes] = []

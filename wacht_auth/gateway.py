@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .config import strings
+from .config import _check_fetch_url, strings
 from .credentials import (
     CREDENTIAL_KINDS,
     Credential,
@@ -67,6 +67,9 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # (RFC 9110 §5.1, §5.5): anything else could split our response.
 _NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}\Z")
 _VALUE = re.compile(r"[\t\x20-\x7e]{0,512}\Z")
+# Only the rate-limit state is the gateway's to add: any other header (Content-Length,
+# Transfer-Encoding, Set-Cookie, Location ...) would reframe, redirect or plant on our answer.
+_RATE_HEADER = re.compile(r"(?:x-)?rate-?limit|retry-after\Z", re.IGNORECASE)
 _MAX_HEADERS = 32
 # Statuses meaning "the gateway does not know this value"; other 4xx mean our request was
 # wrong, which the caller cannot fix: the gateway is then as good as unavailable.
@@ -92,6 +95,7 @@ def _headers(value: object) -> tuple[tuple[str, str], ...]:
         if isinstance(name, str)
         and isinstance(item, str)
         and _NAME.match(name)
+        and _RATE_HEADER.match(name)
         and _VALUE.match(item)
     ]
     return tuple(safe[:_MAX_HEADERS])
@@ -261,7 +265,8 @@ class Gateway:
         httpx = _httpx()
         from . import __version__
 
-        self.url = url.rstrip("/")
+        # Every check carries a live credential: https, or http to a loopback host only.
+        self.url = _check_fetch_url(url.strip().rstrip("/"), "the gateway URL")
         self.timeout = timeout
         if isinstance(deployment_id, bool) or (
             deployment_id is not None and not str(deployment_id).strip()

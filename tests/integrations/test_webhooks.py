@@ -271,3 +271,58 @@ def test_starlette_receiver_fails_at_start_up_naming_the_variable(
     with pytest.raises(ConfigurationError) as missing:
         webhook_apps.starlette_app()
     assert "WACHT_WEBHOOK_SECRET" in str(missing.value)
+
+
+class _Endless:
+    """A request body of unknown length (chunked): counts what the receiver reads of it."""
+
+    def __init__(self, size: int) -> None:
+        self.left, self.read_bytes = size, 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        self.left -= n
+        self.read_bytes += n
+        return b" " * n
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+CAP = 4096
+HUGE = 8 << 20  # 8 MiB sent without Content-Length
+
+
+def test_flask_reads_a_chunked_body_only_up_to_the_cap() -> None:
+    from werkzeug.test import EnvironBuilder
+
+    app = webhook_apps.flask_app()
+    app.config["WACHT_WEBHOOK_MAX_BYTES"] = CAP
+    delivery = NEW.delivery()
+    environ = EnvironBuilder(path="/sync/webhooks", method="POST", headers=delivery.headers)
+    env = environ.get_environ()
+    body = _Endless(HUGE)
+    env.pop("CONTENT_LENGTH", None)
+    # A server that de-chunks the body (gunicorn, Werkzeug's own) says the stream ends.
+    env.update({"wsgi.input": body, "wsgi.input_terminated": True})
+    answer: list[str] = []
+    content = b"".join(app.wsgi_app(env, lambda status, headers: answer.append(status)))
+    assert answer[0].startswith("413")
+    assert json.loads(content)["error"]["code"] == "webhook_payload_too_large"
+    assert body.read_bytes <= CAP + 1  # not the 8 MiB
+
+
+def test_flask_still_takes_a_chunked_delivery_under_the_cap() -> None:
+    import io
+
+    from werkzeug.test import EnvironBuilder
+
+    app = webhook_apps.flask_app()
+    delivery = NEW.delivery()
+    env = EnvironBuilder(path="/sync/webhooks", method="POST", headers=delivery.headers)
+    environ = env.get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update({"wsgi.input": io.BytesIO(delivery.body), "wsgi.input_terminated": True})
+    answer: list[str] = []
+    b"".join(app.wsgi_app(environ, lambda status, headers: answer.append(status)))
+    assert answer[0].startswith("204") and SEEN[-1].body == delivery.body

@@ -379,7 +379,8 @@ class Authenticator:
             cast("CredentialKind", kind), token, self._about(request, needed)
         )
         found, refused = checked.credential, checked.error
-        if found is not None and self._audiences and found.resource not in self._audiences:
+        audiences = self._audiences if kind == "oauth_token" else ()  # a key has no resource
+        if found is not None and audiences and found.resource not in audiences:
             message = "the OAuth grant's resource is not one of the accepted audiences"
             found, refused = None, AudienceInvalidError(message)
         return AuthState(
@@ -411,9 +412,11 @@ class Authenticator:
         """Which credential a bearer is, by Wacht's formats, first match: a JWT of this
         deployment is a session token (as is any bearer on a layer taking session tokens
         only, and the cookie); a JWT of an OAuth issuer an OAuth access token
-        (``oauth_jwt``); any other JWT is ``foreign_jwt`` (refused, sent nowhere); ``oat_…``
-        an opaque OAuth token; anything else an API key. A JWT whose ``iss`` cannot be read
-        is verified as a session token, so the verifier names the fault precisely."""
+        (``oauth_jwt``); any other JWT is ``foreign_jwt`` (refused, sent nowhere); another
+        dotted value a damaged JWT (a session token, refused here: no key has a dot);
+        ``oat_…`` an opaque OAuth token; anything else an API key. A JWT whose ``iss``
+        cannot be read is verified as a session token, so the verifier names the fault
+        precisely."""
         token = source.token
         if not self._routes or source.from_cookie:
             return "session_token"
@@ -422,6 +425,8 @@ class Authenticator:
             if iss is None or iss in self._issuers:
                 return "session_token"
             return "oauth_jwt" if iss in self._oauth_issuers else "foreign_jwt"
+        if "." in token:  # no API key or oat_ token has a dot: a damaged JWT, never sent out
+            return "session_token"
         return "oauth_token" if token.startswith("oat_") else "api_key"
 
     def _about(self, request: RequestView, required_permissions: Collection[str]) -> dict[str, Any]:

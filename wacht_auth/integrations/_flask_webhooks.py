@@ -38,6 +38,25 @@ def webhook_receiver(app: Flask | None = None) -> Receiver:
     return hooks
 
 
+def _body(receiver: Receiver | None) -> bytes:
+    """The raw body, never more than the cap + 1 bytes of it: with a ``Content-Length``
+    (checked against the cap already) Werkzeug's cached ``get_data()``; without one (a
+    chunked body, which Werkzeug reads to its end when the server terminates the stream and
+    ``MAX_CONTENT_LENGTH`` is unset) the stream read in pieces up to the cap."""
+    cap = (receiver or webhook_receiver()).max_bytes
+    length = request.content_length
+    if length is not None and length <= cap:
+        return request.get_data()
+    stream, parts, size = request.stream, [], 0
+    while size <= cap:
+        chunk = stream.read(min(1 << 16, cap + 1 - size))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
 def webhook(view: F | None = None, /, *, receiver: Receiver | None = None) -> Any:
     """Make a view a Wacht webhook receiver (``@app.post("/webhooks")`` above it): POST
     only, ``view(event, **url_values)`` called with the verified
@@ -48,7 +67,7 @@ def webhook(view: F | None = None, /, *, receiver: Receiver | None = None) -> An
         return webhook_view(  # type: ignore[return-value]
             view,
             receiver=(lambda: receiver) if receiver else webhook_receiver,
-            read=lambda args: (request.method, request.headers, lambda: request.get_data()),
+            read=lambda args: (request.method, request.headers, lambda: _body(receiver)),
             respond=lambda result: current_app.make_response(
                 ("", 204) if result is None else result
             ),

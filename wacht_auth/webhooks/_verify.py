@@ -352,7 +352,8 @@ class Receiver:
                 f"webhook deliveries are POST requests, got {shown(method)}"
             )
         length = _header(headers, "content-length")
-        if length is not None and length.strip().isdigit() and int(length) > self.max_bytes:
+        length = length.strip() if length is not None else None
+        if length and length.isascii() and length.isdigit() and int(length) > self.max_bytes:
             raise self._too_large()
 
     def receive(

@@ -1,5 +1,5 @@
-"""The security review of the request layer and the page handshake: each test is an attack
-that got through before its fix."""
+"""Hostile input to the request layer and the page handshake (a security review): each test
+is an attack that got through before its fix."""
 
 from __future__ import annotations
 
