@@ -16,6 +16,7 @@ from werkzeug.wsgi import get_host
 from ..auth import Authenticator, AuthState, signout
 from ..auth.pages import merged_header
 from ..errors import WachtAuthError
+from ..exchange import DEV_SESSION_PARAM
 from ._wsgi import EnvironView
 
 WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
@@ -50,8 +51,12 @@ def dev_links(
     that Flask's ``TRUSTED_HOSTS`` (``trusted_hosts()``) refuses is left to Flask (its 400)."""
 
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        method, query = environ.get("REQUEST_METHOD", "GET"), environ.get("QUERY_STRING", "")
-        if layer.dev_link(method, query) and _trusted_host(environ, trusted_hosts()):
+        query = environ.get("QUERY_STRING", "")
+        if (
+            DEV_SESSION_PARAM in query  # the quick test, inline: this runs on every request
+            and layer.dev_link(environ.get("REQUEST_METHOD", "GET"), query)
+            and _trusted_host(environ, trusted_hosts())
+        ):
             state = layer.resolve(EnvironView(environ, environ.get("PATH_INFO", "")))
             if state.redirect:
                 headers = [("Location", state.redirect), ("Content-Length", "0")]

@@ -154,7 +154,9 @@ def _state(req: Request, needs: tuple[str, ...] = (), layer: Any = None) -> Auth
     state = req.__dict__.get("wacht")  # not the descriptor
     if isinstance(state, AuthState):
         return state
-    layer = layer or current_app.extensions.get("wacht")
+    if layer is None:  # the request class knows its app's layer: no proxy lookup
+        field = getattr(type(req), "wacht", None)
+        layer = field.layer if isinstance(field, _Field) else current_app.extensions.get("wacht")
     if layer is None:
         raise RuntimeError("Wacht is not set up on this app: call Wacht(app) or init_app(app)")
     state = layer.lookup(req.environ.get("HTTP_AUTHORIZATION"))
