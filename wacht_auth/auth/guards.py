@@ -142,25 +142,18 @@ class Requirement:
                 f"this endpoint does not accept {state.token_type} credentials; it takes "
                 f"{', '.join(self.accept)}"
             )
-        if self.organization is not False:
-            wanted = _wanted(self.organization, params, "require_organization")
-            if session.organization_id is None or (
-                wanted is not None and session.organization_id != wanted
-            ):
-                raise OrganizationRequiredError(
-                    f"this endpoint requires the active organization {wanted}"
+        for place, required, active, refusal in (
+            ("organization", self.organization, session.organization_id, OrganizationRequiredError),
+            ("workspace", self.workspace, session.workspace_id, WorkspaceRequiredError),
+        ):
+            if required is False:
+                continue
+            wanted = _wanted(required, params, f"require_{place}")
+            if active is None or (wanted is not None and active != wanted):
+                raise refusal(
+                    f"this endpoint requires the active {place} {wanted}"
                     if wanted
-                    else "this endpoint requires an active organization"
-                )
-        if self.workspace is not False:
-            wanted = _wanted(self.workspace, params, "require_workspace")
-            if session.workspace_id is None or (
-                wanted is not None and session.workspace_id != wanted
-            ):
-                raise WorkspaceRequiredError(
-                    f"this endpoint requires the active workspace {wanted}"
-                    if wanted
-                    else "this endpoint requires an active workspace"
+                    else f"this endpoint requires an active {place}"
                 )
         if self.permissions:
             held = [p for p in self.permissions if session.has_permission(p, self.scope)]
