@@ -25,6 +25,7 @@ issuer, whose JWKS the verifier fetches over loopback before any round starts.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable
 from itertools import repeat
 from typing import Any
@@ -53,6 +54,12 @@ LOOKUP_TARGET_US = 1.0
 #: Tokens live long enough for any run; the verifier re-checks exp on every call anyway.
 TOKEN_LIFETIME = 3600
 _LABEL = {"RS256": "RS256-2048", "ES256": "ES256 (P-256)"}
+
+
+def _row(label: str, r: Measured, *, floor: Measured, ratio: bool = True) -> tuple[str, str, str]:
+    """A table row: the median and, against ``floor``, the ratio (paired per round)."""
+    note = f"{r.ratio(floor):5.2f}x floor" if ratio else " " * 11
+    return (label, f"{r.us:9.3f} µs", f"{note}   IQR {r.spread:4.1f}%")
 
 
 def tamper(token: str) -> str:
@@ -263,9 +270,7 @@ def _bench(issuer: Issuer, alg: str, plan: Plan) -> Report:
     m = {r.name: r for r in measure(cases, plan.rounds)}
     floor = m["floor"]
 
-    def row(label: str, r: Measured, ratio: bool = True) -> tuple[str, str, str]:
-        note = f"{r.ratio(floor):5.2f}x floor" if ratio else " " * 11
-        return (label, f"{r.us:9.3f} µs", f"{note}   IQR {r.spread:4.1f}%")
+    row = functools.partial(_row, floor=floor)
 
     report = Report(
         f"Core, {_LABEL[alg]}: kid-less tokens, {plan.rounds} rounds, median µs/op "
@@ -378,9 +383,7 @@ def _bench_oauth(server: OAuthServer, plan: Plan) -> Report:
     m = {r.name: r for r in measure(cases, plan.rounds)}
     floor = m["floor"]
 
-    def row(label: str, r: Measured, ratio: bool = True) -> tuple[str, str, str]:
-        note = f"{r.ratio(floor):5.2f}x floor" if ratio else " " * 11
-        return (label, f"{r.us:9.3f} µs", f"{note}   IQR {r.spread:4.1f}%")
+    row = functools.partial(_row, floor=floor)
 
     report = Report(
         f"Core, OAuth JWT access tokens (RS256-2048, kid): {plan.rounds} rounds, median µs/op "
